@@ -1,0 +1,92 @@
+/* Sizes, offsets and status names shared by the float and double cores. */
+#include "streamrnn.h"
+
+const char *srnn_status_name(int status)
+{
+    switch (status) {
+    case SRNN_OK: return "ok";
+    case SRNN_ERR_NULL: return "a required buffer is NULL";
+    case SRNN_ERR_DIMS: return "invalid sizes";
+    case SRNN_ERR_CELL: return "unknown cell kind";
+    case SRNN_ERR_NONFINITE_X: return "the input holds NaN or inf";
+    case SRNN_ERR_INDEX_RANGE: return "a stream index is out of range";
+    case SRNN_ERR_INDEX_DUP: return "a stream index appears twice";
+    case SRNN_ERR_NONFINITE_Y: return "a target holds inf";
+    case SRNN_ERR_CLASS_RANGE: return "a class index is out of range";
+    case SRNN_ERR_CONFIG: return "invalid trainer or optimizer settings";
+    default: return "unknown status";
+    }
+}
+
+int srnn_gates(int cell)
+{
+    switch (cell) {
+    case SRNN_RNN_TANH:
+    case SRNN_RNN_RELU: return 1;
+    case SRNN_LSTM: return 4;
+    case SRNN_GRU: return 3;
+    default: return 0;
+    }
+}
+
+/* Sizes must keep every product below 2^31 (the BLAS integer) and a flat buffer
+ * length below SIZE_MAX; 2^30 per dimension product is ample for a streaming RNN. */
+#define SRNN_MAX_DIM (1 << 20)
+
+int srnn_check_dims(const srnn_dims *d)
+{
+    if (!d) return SRNN_ERR_NULL;
+    if (srnn_gates(d->cell) == 0) return SRNN_ERR_CELL;
+    if (d->num_layers < 1 || d->input_size < 1 || d->hidden_size < 1 || d->output_size < 0)
+        return SRNN_ERR_DIMS;
+    if (d->num_layers > 4096 || d->input_size > SRNN_MAX_DIM || d->hidden_size > SRNN_MAX_DIM / 4
+        || d->output_size > SRNN_MAX_DIM)
+        return SRNN_ERR_DIMS;
+    {
+        /* every weight matrix must be addressable with a BLAS int */
+        double gh = 4.0 * d->hidden_size;
+        double big = gh * (d->input_size > d->hidden_size ? d->input_size : d->hidden_size);
+        if (big > 2147483647.0 || (double)d->output_size * d->hidden_size > 2147483647.0)
+            return SRNN_ERR_DIMS;
+    }
+    return SRNN_OK;
+}
+
+static size_t layer_params(const srnn_dims *d, int layer)
+{
+    size_t gh = (size_t)srnn_gates(d->cell) * (size_t)d->hidden_size;
+    size_t din = layer == 0 ? (size_t)d->input_size : (size_t)d->hidden_size;
+    return gh * din + gh * (size_t)d->hidden_size + 2 * gh;
+}
+
+size_t srnn_layer_offset(const srnn_dims *d, int layer)
+{
+    size_t off = 0;
+    int k;
+    for (k = 0; k < layer && k < d->num_layers; ++k) off += layer_params(d, k);
+    return off;
+}
+
+size_t srnn_num_params(const srnn_dims *d)
+{
+    size_t n = srnn_layer_offset(d, d->num_layers);
+    if (d->output_size > 0) n += (size_t)d->output_size * ((size_t)d->hidden_size + 1);
+    return n;
+}
+
+int srnn_out_size(const srnn_dims *d) { return d->output_size > 0 ? d->output_size : d->hidden_size; }
+
+int srnn_has_c(const srnn_dims *d) { return d->cell == SRNN_LSTM; }
+
+/* Single step: gates (G*H) and, for GRU, the recurrent part kept apart (G*H). */
+size_t srnn_step_work(const srnn_dims *d)
+{
+    return 2 * (size_t)srnn_gates(d->cell) * (size_t)d->hidden_size;
+}
+
+/* m streams: gates (m, 2*G*H), layer input (m, H), h (m, H), c (m, H), top h (m, H). */
+size_t srnn_many_work(const srnn_dims *d, size_t m)
+{
+    size_t H = (size_t)d->hidden_size;
+    return m * (2 * (size_t)srnn_gates(d->cell) * H + 4 * H);
+}

@@ -1,0 +1,164 @@
+/*
+ * streamrnn C core: single-timestep recurrent networks (Elman RNN, LSTM, GRU),
+ * stacked layers and a linear head, in float (suffix _f32) and double (_f64).
+ *
+ * Plain C99. No Python, no global state, no allocation, no abort(): every
+ * entry point returns an srnn_status. All buffers are owned by the caller.
+ *
+ * Conventions (identical to PyTorch and to streamrnn/reference.py):
+ *   gates G: RNN 1, LSTM 4 (rows i, f, g, o), GRU 3 (rows r, z, n).
+ *   Layer k (input width D_k = D for k = 0, H above):
+ *     weight_ih (G*H, D_k), weight_hh (G*H, H), bias_ih (G*H), bias_hh (G*H),
+ *   row-major (C order), stored one after another in that order, layer 0 first,
+ *   then the optional head: weight (O, H), bias (O). One flat buffer holds all.
+ *   A row-major (r, c) matrix with row stride ld is, to Fortran BLAS, the
+ *   column-major (c, r) matrix with lda = ld: W @ x is gemv('T', m=c, n=r).
+ *
+ * The BLAS integer type is srnn_blas_int so that an ILP64 SciPy can be followed.
+ */
+#ifndef STREAMRNN_H
+#define STREAMRNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int srnn_blas_int;
+
+/* Fortran BLAS, as exported by scipy.linalg.cython_blas (all arguments by pointer). */
+typedef void (*srnn_sgemv_t)(char *trans, srnn_blas_int *m, srnn_blas_int *n, float *alpha,
+                             float *a, srnn_blas_int *lda, float *x, srnn_blas_int *incx,
+                             float *beta, float *y, srnn_blas_int *incy);
+typedef void (*srnn_dgemv_t)(char *trans, srnn_blas_int *m, srnn_blas_int *n, double *alpha,
+                             double *a, srnn_blas_int *lda, double *x, srnn_blas_int *incx,
+                             double *beta, double *y, srnn_blas_int *incy);
+typedef void (*srnn_sgemm_t)(char *ta, char *tb, srnn_blas_int *m, srnn_blas_int *n,
+                             srnn_blas_int *k, float *alpha, float *a, srnn_blas_int *lda,
+                             float *b, srnn_blas_int *ldb, float *beta, float *c,
+                             srnn_blas_int *ldc);
+typedef void (*srnn_dgemm_t)(char *ta, char *tb, srnn_blas_int *m, srnn_blas_int *n,
+                             srnn_blas_int *k, double *alpha, double *a, srnn_blas_int *lda,
+                             double *b, srnn_blas_int *ldb, double *beta, double *c,
+                             srnn_blas_int *ldc);
+typedef void (*srnn_sger_t)(srnn_blas_int *m, srnn_blas_int *n, float *alpha, float *x,
+                            srnn_blas_int *incx, float *y, srnn_blas_int *incy, float *a,
+                            srnn_blas_int *lda);
+typedef void (*srnn_dger_t)(srnn_blas_int *m, srnn_blas_int *n, double *alpha, double *x,
+                            srnn_blas_int *incx, double *y, srnn_blas_int *incy, double *a,
+                            srnn_blas_int *lda);
+typedef void (*srnn_saxpy_t)(srnn_blas_int *n, float *a, float *x, srnn_blas_int *incx,
+                             float *y, srnn_blas_int *incy);
+typedef void (*srnn_daxpy_t)(srnn_blas_int *n, double *a, double *x, srnn_blas_int *incx,
+                             double *y, srnn_blas_int *incy);
+typedef float (*srnn_sdot_t)(srnn_blas_int *n, float *x, srnn_blas_int *incx, float *y,
+                             srnn_blas_int *incy);
+typedef double (*srnn_ddot_t)(srnn_blas_int *n, double *x, srnn_blas_int *incx, double *y,
+                              srnn_blas_int *incy);
+
+typedef struct srnn_blas {
+    srnn_sgemv_t sgemv;
+    srnn_dgemv_t dgemv;
+    srnn_sgemm_t sgemm;
+    srnn_dgemm_t dgemm;
+    srnn_sger_t sger;
+    srnn_dger_t dger;
+    srnn_saxpy_t saxpy;
+    srnn_daxpy_t daxpy;
+    srnn_sdot_t sdot;
+    srnn_ddot_t ddot;
+} srnn_blas;
+
+/* Status codes. New values only at the end. */
+typedef enum srnn_status {
+    SRNN_OK = 0,
+    SRNN_ERR_NULL = -1,          /* a required pointer is NULL */
+    SRNN_ERR_DIMS = -2,          /* a size is < 1 (output_size < 0) or too large */
+    SRNN_ERR_CELL = -3,          /* unknown cell kind */
+    SRNN_ERR_NONFINITE_X = -4,   /* the input holds NaN or inf */
+    SRNN_ERR_INDEX_RANGE = -5,   /* a stream index outside [0, n) */
+    SRNN_ERR_INDEX_DUP = -6,     /* the same stream twice in one many-stream step */
+    SRNN_ERR_NONFINITE_Y = -7,   /* a target holds inf (NaN means "no target") */
+    SRNN_ERR_CLASS_RANGE = -8,   /* a class index outside [0, O) */
+    SRNN_ERR_CONFIG = -9         /* an invalid trainer/optimizer setting */
+} srnn_status;
+
+const char *srnn_status_name(int status);
+
+typedef enum srnn_cell {
+    SRNN_RNN_TANH = 0,
+    SRNN_RNN_RELU = 1,
+    SRNN_LSTM = 2,
+    SRNN_GRU = 3
+} srnn_cell;
+
+/* Sizes of a network. output_size 0 means no head (the output is the top h). */
+typedef struct srnn_dims {
+    int cell;
+    int num_layers;   /* L >= 1 */
+    int input_size;   /* D >= 1 */
+    int hidden_size;  /* H >= 1 */
+    int output_size;  /* O >= 0 */
+} srnn_dims;
+
+int srnn_check_dims(const srnn_dims *d);
+int srnn_gates(int cell);                     /* G, or 0 for an unknown cell */
+size_t srnn_num_params(const srnn_dims *d);   /* length of the flat buffer */
+size_t srnn_layer_offset(const srnn_dims *d, int layer);  /* start of layer's weight_ih;
+                                                             layer == L: start of the head */
+int srnn_out_size(const srnn_dims *d);        /* O if O > 0 else H */
+int srnn_has_c(const srnn_dims *d);           /* 1 for LSTM */
+/* Scratch (elements, not bytes) that srnn_step / srnn_run need. */
+size_t srnn_step_work(const srnn_dims *d);
+/* Scratch that srnn_step_many needs for m streams. */
+size_t srnn_many_work(const srnn_dims *d, size_t m);
+
+/*
+ * Forward, one timestep of the whole network (templated: _f32 and _f64).
+ *   params  flat parameters (srnn_num_params)
+ *   x       (D,)          must be finite (checked before anything is written)
+ *   h       (L, H)        in/out, updated in place
+ *   c       (L, H)        in/out for LSTM, ignored (may be NULL) otherwise
+ *   y       (O|H,)        out: head output, or the new top-layer h without a head
+ *   work    (srnn_step_work,) scratch; must not alias anything else
+ * NumPy: see streamrnn/reference.py, Net.step.
+ */
+int srnn_step_f32(const srnn_blas *b, const srnn_dims *d, const float *params, const float *x,
+                  float *h, float *c, float *y, float *work);
+int srnn_step_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
+                  const double *x, double *h, double *c, double *y, double *work);
+
+/*
+ * T timesteps: X (T, D) row stride ldx >= D, Y (T, O|H) row stride ldy >= O|H.
+ * X is checked finite in full before the first step, so an error leaves h, c, Y untouched.
+ */
+int srnn_run_f32(const srnn_blas *b, const srnn_dims *d, const float *params, size_t T,
+                 const float *X, size_t ldx, float *h, float *c, float *Y, size_t ldy,
+                 float *work);
+int srnn_run_f64(const srnn_blas *b, const srnn_dims *d, const double *params, size_t T,
+                 const double *X, size_t ldx, double *h, double *c, double *Y, size_t ldy,
+                 double *work);
+
+/*
+ * One timestep for m of n independent streams with matrix-matrix products.
+ *   X      (m, D) rows, row i is the input of stream index[i] (or of stream i if index is NULL,
+ *          then m == n)
+ *   H      (n, L, H) all streams' hidden states, C (n, L, H) for LSTM
+ *   index  (m,) distinct stream numbers in [0, n), or NULL
+ *   Y      (m, O|H)
+ *   work   (srnn_many_work(d, m),) plus mark (n,) bytes used to find duplicates
+ * Validates X finite and index before writing anything.
+ */
+int srnn_step_many_f32(const srnn_blas *b, const srnn_dims *d, const float *params, size_t n,
+                       size_t m, const float *X, const int64_t *index, float *H, float *C,
+                       float *Y, float *work, unsigned char *mark);
+int srnn_step_many_f64(const srnn_blas *b, const srnn_dims *d, const double *params, size_t n,
+                       size_t m, const double *X, const int64_t *index, double *H, double *C,
+                       double *Y, double *work, unsigned char *mark);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,13 @@
+"""streamrnn: recurrent networks stepped one sample at a time, with a C core.
+
+>>> import numpy as np, streamrnn as sr
+>>> net = sr.LSTM(input_size=8, hidden_size=64, output_size=1, seed=0)
+>>> state = net.new_state()
+>>> y = net.step(np.zeros(8, dtype=np.float32), state)
+"""
+from ._core import State, StateBatch
+from .network import GRU, LSTM, RNN, Head, Layer
+
+__version__ = "0.1.0"
+
+__all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "__version__"]

@@ -1,0 +1,137 @@
+# Every C declaration of the core, mirrored from src_c/streamrnn.h (one place).
+from libc.stdint cimport int64_t
+
+cdef extern from "streamrnn.h" nogil:
+    ctypedef int srnn_blas_int
+
+    ctypedef void (*srnn_sgemv_t)(char*, srnn_blas_int*, srnn_blas_int*, float*, float*,
+                                  srnn_blas_int*, float*, srnn_blas_int*, float*, float*,
+                                  srnn_blas_int*) noexcept nogil
+    ctypedef void (*srnn_dgemv_t)(char*, srnn_blas_int*, srnn_blas_int*, double*, double*,
+                                  srnn_blas_int*, double*, srnn_blas_int*, double*, double*,
+                                  srnn_blas_int*) noexcept nogil
+    ctypedef void (*srnn_sgemm_t)(char*, char*, srnn_blas_int*, srnn_blas_int*, srnn_blas_int*,
+                                  float*, float*, srnn_blas_int*, float*, srnn_blas_int*,
+                                  float*, float*, srnn_blas_int*) noexcept nogil
+    ctypedef void (*srnn_dgemm_t)(char*, char*, srnn_blas_int*, srnn_blas_int*, srnn_blas_int*,
+                                  double*, double*, srnn_blas_int*, double*, srnn_blas_int*,
+                                  double*, double*, srnn_blas_int*) noexcept nogil
+    ctypedef void (*srnn_sger_t)(srnn_blas_int*, srnn_blas_int*, float*, float*, srnn_blas_int*,
+                                 float*, srnn_blas_int*, float*, srnn_blas_int*) noexcept nogil
+    ctypedef void (*srnn_dger_t)(srnn_blas_int*, srnn_blas_int*, double*, double*,
+                                 srnn_blas_int*, double*, srnn_blas_int*, double*,
+                                 srnn_blas_int*) noexcept nogil
+    ctypedef void (*srnn_saxpy_t)(srnn_blas_int*, float*, float*, srnn_blas_int*, float*,
+                                  srnn_blas_int*) noexcept nogil
+    ctypedef void (*srnn_daxpy_t)(srnn_blas_int*, double*, double*, srnn_blas_int*, double*,
+                                  srnn_blas_int*) noexcept nogil
+    ctypedef float (*srnn_sdot_t)(srnn_blas_int*, float*, srnn_blas_int*, float*,
+                                  srnn_blas_int*) noexcept nogil
+    ctypedef double (*srnn_ddot_t)(srnn_blas_int*, double*, srnn_blas_int*, double*,
+                                   srnn_blas_int*) noexcept nogil
+
+    ctypedef struct srnn_blas:
+        srnn_sgemv_t sgemv
+        srnn_dgemv_t dgemv
+        srnn_sgemm_t sgemm
+        srnn_dgemm_t dgemm
+        srnn_sger_t sger
+        srnn_dger_t dger
+        srnn_saxpy_t saxpy
+        srnn_daxpy_t daxpy
+        srnn_sdot_t sdot
+        srnn_ddot_t ddot
+
+    enum:
+        SRNN_OK
+        SRNN_ERR_NULL
+        SRNN_ERR_DIMS
+        SRNN_ERR_CELL
+        SRNN_ERR_NONFINITE_X
+        SRNN_ERR_INDEX_RANGE
+        SRNN_ERR_INDEX_DUP
+        SRNN_ERR_NONFINITE_Y
+        SRNN_ERR_CLASS_RANGE
+        SRNN_ERR_CONFIG
+
+    enum:
+        SRNN_RNN_TANH
+        SRNN_RNN_RELU
+        SRNN_LSTM
+        SRNN_GRU
+
+    ctypedef struct srnn_dims:
+        int cell
+        int num_layers
+        int input_size
+        int hidden_size
+        int output_size
+
+    const char *srnn_status_name(int status)
+    int srnn_check_dims(const srnn_dims *d)
+    int srnn_gates(int cell)
+    size_t srnn_num_params(const srnn_dims *d)
+    size_t srnn_layer_offset(const srnn_dims *d, int layer)
+    int srnn_out_size(const srnn_dims *d)
+    int srnn_has_c(const srnn_dims *d)
+    size_t srnn_step_work(const srnn_dims *d)
+    size_t srnn_many_work(const srnn_dims *d, size_t m)
+
+    int srnn_step_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
+                      const float *x, float *h, float *c, float *y, float *work)
+    int srnn_step_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
+                      const double *x, double *h, double *c, double *y, double *work)
+    int srnn_run_f32(const srnn_blas *b, const srnn_dims *d, const float *params, size_t T,
+                     const float *X, size_t ldx, float *h, float *c, float *Y, size_t ldy,
+                     float *work)
+    int srnn_run_f64(const srnn_blas *b, const srnn_dims *d, const double *params, size_t T,
+                     const double *X, size_t ldx, double *h, double *c, double *Y, size_t ldy,
+                     double *work)
+    int srnn_step_many_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
+                           size_t n, size_t m, const float *X, const int64_t *index, float *H,
+                           float *C, float *Y, float *work, unsigned char *mark)
+    int srnn_step_many_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
+                           size_t n, size_t m, const double *X, const int64_t *index,
+                           double *H, double *C, double *Y, double *work, unsigned char *mark)
+
+
+cdef class _Guard:
+    cdef int busy
+
+
+cdef class State:
+    cdef srnn_dims dims
+    cdef int typenum
+    cdef object _h
+    cdef object _c
+    cdef object _work
+    cdef _Guard guard
+    cdef object _batch
+    cdef void *hptr
+    cdef void *cptr
+    cdef void *wptr
+
+
+cdef class StateBatch:
+    cdef srnn_dims dims
+    cdef int typenum
+    cdef Py_ssize_t n
+    cdef object _h
+    cdef object _c
+    cdef object _work
+    cdef object _mark
+    cdef _Guard guard
+
+
+cdef class _Network:
+    cdef srnn_dims dims
+    cdef srnn_blas blas
+    cdef int typenum
+    cdef object _params
+    cdef void *pptr
+    cdef Py_ssize_t out_size
+    cdef Py_ssize_t nparams
+    cdef int inflight
+
+    cdef int _enter(self, State s) except -1
+    cdef void _leave(self, _Guard g) noexcept

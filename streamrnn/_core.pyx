@@ -1,0 +1,664 @@
+# cython: language_level=3
+"""Compiled core of streamrnn: owns the memory, validates, releases the GIL, raises.
+
+The numerics live in src_c/ (plain C99); this module hands them raw pointers into
+NumPy arrays it owns, plus a table of BLAS function pointers taken from
+``scipy.linalg.cython_blas`` (so the extension links no BLAS of its own).
+
+Ownership and aliasing rules (checked here, assumed by the C code):
+* a network owns one flat, C-contiguous parameter array; the per-weight arrays are views;
+* a State owns (or, for a view into a StateBatch, shares) ``h`` (L, H) and ``c`` (L, H)
+  and owns a private scratch buffer, so different states can step in parallel threads;
+* ``out`` never overlaps the parameters or the state it is computed from.
+"""
+cimport cython
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uintptr_t
+from scipy.linalg.cython_blas cimport (sgemv, dgemv, sgemm, dgemm, sger, dger, saxpy, daxpy,
+                                       sdot, ddot)
+
+import numpy as np
+
+cnp.import_array()
+
+CELL_CODES = {"rnn_tanh": SRNN_RNN_TANH, "rnn_relu": SRNN_RNN_RELU, "lstm": SRNN_LSTM,
+              "gru": SRNN_GRU}
+CELL_NAMES = {v: k for k, v in CELL_CODES.items()}
+_DTYPES = {cnp.NPY_FLOAT32: np.dtype(np.float32), cnp.NPY_FLOAT64: np.dtype(np.float64)}
+
+
+cdef int _fill_blas(srnn_blas *b) noexcept:
+    b.sgemv = <srnn_sgemv_t>sgemv
+    b.dgemv = <srnn_dgemv_t>dgemv
+    b.sgemm = <srnn_sgemm_t>sgemm
+    b.dgemm = <srnn_dgemm_t>dgemm
+    b.sger = <srnn_sger_t>sger
+    b.dger = <srnn_dger_t>dger
+    b.saxpy = <srnn_saxpy_t>saxpy
+    b.daxpy = <srnn_daxpy_t>daxpy
+    b.sdot = <srnn_sdot_t>sdot
+    b.ddot = <srnn_ddot_t>ddot
+    return 0
+
+
+def status_name(int status):
+    """The C core's name for a status code."""
+    return srnn_status_name(status).decode("ascii")
+
+
+cdef object _dtype_of(int typenum):
+    return _DTYPES[typenum]
+
+
+cdef int _typenum_of(object dtype) except -1:
+    dt = np.dtype(dtype)
+    if dt == np.float32:
+        return cnp.NPY_FLOAT32
+    if dt == np.float64:
+        return cnp.NPY_FLOAT64
+    raise TypeError(f"dtype must be 'float32' or 'float64', got {dt}")
+
+
+cdef inline void *_ptr(object a):
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline bint _overlaps(object a, object b):
+    """True when the memory of ndarrays a and b (C-contiguous) intersects."""
+    if a is None or b is None:
+        return False
+    cdef uintptr_t a0 = <uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef uintptr_t a1 = a0 + <uintptr_t>cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    cdef uintptr_t b0 = <uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef uintptr_t b1 = b0 + <uintptr_t>cnp.PyArray_NBYTES(<cnp.ndarray>b)
+    return a0 < b1 and b0 < a1
+
+
+cdef inline bint _is_exact_vec(object x, int typenum, Py_ssize_t n):
+    """The fast path: an aligned C-contiguous 1-D ndarray of the right dtype and length."""
+    if not cnp.PyArray_CheckExact(x):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_NDIM(a) == 1
+            and cnp.PyArray_DIM(a, 0) == n and cnp.PyArray_ISCARRAY_RO(a))
+
+
+def _as_input(x, str name, dtype, tuple shape):
+    """Validate an input array and return it as an aligned C-contiguous ndarray.
+
+    ndarrays must already have the network's dtype (no silent casts); Python numbers and
+    sequences are converted. Shape ``-1`` entries accept any length. Copies only when the
+    given array is not contiguous or not aligned.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+        if arr.dtype != dtype:
+            raise TypeError(f"{name} must be an array of dtype {np.dtype(dtype).name} "
+                            f"(the network's dtype), got dtype {arr.dtype}; "
+                            f"convert it with .astype(np.{np.dtype(dtype).name})")
+    else:
+        if isinstance(x, (str, bytes)) or x is None:
+            raise TypeError(f"{name} must be a sequence of numbers or an array of shape "
+                            f"{_shape_str(shape)}, got {type(x).__name__}")
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{name} must be a sequence of numbers of shape "
+                            f"{_shape_str(shape)}, got {type(x).__name__} ({e})") from None
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must hold real numbers, got {type(x).__name__} "
+                            f"of dtype {arr.dtype}")
+        arr = arr.astype(dtype)
+        if arr.ndim == 0 and len(shape) == 1 and shape[0] == 1:
+            arr = arr.reshape(1)
+    if arr.ndim != len(shape) or any(s != -1 and s != g for s, g in zip(shape, arr.shape)):
+        raise ValueError(f"{name} must have shape {_shape_str(shape)}, got shape {arr.shape}")
+    if not (arr.flags.c_contiguous and arr.flags.aligned):
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def _shape_str(tuple shape):
+    parts = ["any" if s == -1 else str(s) for s in shape]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+cdef object _check_out(object out, int typenum, tuple shape):
+    """Validate a caller-given output array: exact dtype and shape, C-contiguous, writable."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray or None, got {type(out).__name__}")
+    dt = _dtype_of(typenum)
+    if out.dtype != dt:
+        raise TypeError(f"out must have dtype {dt.name}, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+    if not (out.flags.c_contiguous and out.flags.aligned):
+        raise ValueError("out must be C-contiguous and aligned")
+    if not out.flags.writeable:
+        raise ValueError("out must be writable, got a read-only array")
+    return out
+
+
+cdef object _status_error(int st, str context):
+    if st == SRNN_ERR_NONFINITE_X:
+        return ValueError(f"{context} must be finite, got NaN or inf")
+    if st == SRNN_ERR_INDEX_RANGE:
+        return ValueError(f"{context}: an index is out of range")
+    if st == SRNN_ERR_INDEX_DUP:
+        return ValueError(f"{context}: a stream index appears more than once")
+    return RuntimeError(f"streamrnn core error {st} ({srnn_status_name(st).decode()}) in {context}")
+
+
+cdef class _Guard:
+    """Marks an object in use by a C call that runs without the GIL.
+
+    Set and cleared with the GIL held, so the check and the set cannot interleave.
+    """
+    def __cinit__(self):
+        self.busy = 0
+
+
+cdef inline int _acquire(_Guard g) except -1:
+    if g.busy:
+        raise RuntimeError("this state is being stepped by another thread; "
+                           "a State (or StateBatch) may be used by one thread at a time")
+    g.busy = 1
+    return 0
+
+
+cdef str _state_desc(const srnn_dims *d, int typenum):
+    return (f"cell={CELL_NAMES[d.cell]!r}, num_layers={d.num_layers}, "
+            f"hidden_size={d.hidden_size}, dtype={_dtype_of(typenum).name}")
+
+
+cdef State _new_state(const srnn_dims *d, int typenum, object h, object c, _Guard guard,
+                      object batch):
+    """Build a State around given h/c arrays (owned or views into a batch)."""
+    cdef State s = State.__new__(State)
+    s.dims = d[0]
+    s.typenum = typenum
+    s._h = h
+    s._c = c
+    s._work = np.empty(srnn_step_work(d), dtype=_dtype_of(typenum))
+    s.guard = guard
+    s._batch = batch
+    s.hptr = _ptr(h)
+    s.cptr = _ptr(c) if c is not None else NULL
+    s.wptr = _ptr(s._work)
+    return s
+
+
+def _make_state(str cell, int num_layers, int hidden_size, dtype, h=None, c=None):
+    """A fresh State (zeros unless h/c are given; they are copied). Used by unpickling."""
+    cdef srnn_dims d
+    d.cell = CELL_CODES[cell]
+    d.num_layers = num_layers
+    d.hidden_size = hidden_size
+    d.input_size = 1
+    d.output_size = 0
+    if srnn_check_dims(&d) != SRNN_OK:
+        raise ValueError(f"invalid state sizes: num_layers={num_layers}, "
+                         f"hidden_size={hidden_size}")
+    cdef int typenum = _typenum_of(dtype)
+    dt = _dtype_of(typenum)
+    shape = (num_layers, hidden_size)
+    hh = np.zeros(shape, dtype=dt)
+    cc = np.zeros(shape, dtype=dt) if d.cell == SRNN_LSTM else None
+    if h is not None:
+        hh[...] = _checked_copy(h, "h", dt, shape)
+    if c is not None:
+        if cc is None:
+            raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
+        cc[...] = _checked_copy(c, "c", dt, shape)
+    return _new_state(&d, typenum, hh, cc, _Guard(), None)
+
+
+def _checked_copy(a, str name, dt, tuple shape):
+    arr = np.asarray(a)
+    if arr.dtype != dt:
+        raise TypeError(f"{name} must have dtype {dt.name}, got {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    return arr
+
+
+@cython.final
+cdef class State:
+    """The recurrent state of one stream: ``h`` (num_layers, H) and, for LSTM, ``c``.
+
+    Made by ``net.new_state()`` (zeros) or as a view ``batch[i]`` into a StateBatch.
+    ``h`` and ``c`` are writable NumPy arrays; the network updates them in place.
+    A state works with any network of the same cell kind, layer count, hidden size and
+    dtype. One thread at a time may step a state; a second thread raises RuntimeError.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("States are made by net.new_state() or net.new_states(n)")
+
+    @property
+    def h(self):
+        """Hidden state, ndarray (num_layers, hidden_size), updated in place by steps."""
+        return self._h
+
+    @property
+    def c(self):
+        """LSTM cell state, ndarray (num_layers, hidden_size); None for RNN and GRU."""
+        return self._c
+
+    @property
+    def cell(self):
+        return CELL_NAMES[self.dims.cell]
+
+    @property
+    def num_layers(self):
+        return self.dims.num_layers
+
+    @property
+    def hidden_size(self):
+        return self.dims.hidden_size
+
+    @property
+    def dtype(self):
+        return _dtype_of(self.typenum)
+
+    @property
+    def is_view(self):
+        """True when this state shares memory with a StateBatch (``batch[i]``)."""
+        return self._batch is not None
+
+    def reset(self):
+        """Set h (and c) to zero in place."""
+        _acquire(self.guard)
+        self._h[...] = 0
+        if self._c is not None:
+            self._c[...] = 0
+        self.guard.busy = 0
+
+    def copy(self):
+        """An independent State with copies of h and c (never a view)."""
+        return _make_state(self.cell, self.dims.num_layers, self.dims.hidden_size,
+                           self.dtype, self._h, self._c)
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __reduce__(self):
+        return (_make_state, (self.cell, self.dims.num_layers, self.dims.hidden_size,
+                              self.dtype.name, self._h.copy(),
+                              None if self._c is None else self._c.copy()))
+
+    def __repr__(self):
+        view = ", view" if self._batch is not None else ""
+        return f"State({_state_desc(&self.dims, self.typenum)}{view})"
+
+
+def _make_batch(str cell, int num_layers, int hidden_size, dtype, Py_ssize_t n,
+                h=None, c=None):
+    """A StateBatch of n zero streams (or copies of given h/c). Used by unpickling."""
+    cdef srnn_dims d
+    if n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n}")
+    d.cell = CELL_CODES[cell]
+    d.num_layers = num_layers
+    d.hidden_size = hidden_size
+    d.input_size = 1
+    d.output_size = 0
+    if srnn_check_dims(&d) != SRNN_OK:
+        raise ValueError(f"invalid state sizes: num_layers={num_layers}, "
+                         f"hidden_size={hidden_size}")
+    cdef int typenum = _typenum_of(dtype)
+    dt = _dtype_of(typenum)
+    shape = (n, num_layers, hidden_size)
+    cdef StateBatch b = StateBatch.__new__(StateBatch)
+    b.dims = d
+    b.typenum = typenum
+    b.n = n
+    b._h = np.zeros(shape, dtype=dt)
+    b._c = np.zeros(shape, dtype=dt) if d.cell == SRNN_LSTM else None
+    if h is not None:
+        b._h[...] = _checked_copy(h, "h", dt, shape)
+    if c is not None:
+        if b._c is None:
+            raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
+        b._c[...] = _checked_copy(c, "c", dt, shape)
+    b._work = np.empty(srnn_many_work(&d, n), dtype=dt)
+    b._mark = np.zeros(n, dtype=np.uint8)
+    b.guard = _Guard()
+    return b
+
+
+@cython.final
+cdef class StateBatch:
+    """The states of n independent streams, stored together: ``h`` (n, num_layers, H).
+
+    ``batch[i]`` is a State *view* of stream i: it shares memory (and the one-thread-at-a-time
+    guard) with the batch, so stepping it updates the batch. Use ``batch[i].copy()`` for an
+    independent State. ``net.step_many(X, batch)`` steps all streams with matrix products.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("StateBatch objects are made by net.new_states(n)")
+
+    @property
+    def h(self):
+        """Hidden states, ndarray (n, num_layers, hidden_size)."""
+        return self._h
+
+    @property
+    def c(self):
+        """LSTM cell states, ndarray (n, num_layers, hidden_size); None otherwise."""
+        return self._c
+
+    @property
+    def cell(self):
+        return CELL_NAMES[self.dims.cell]
+
+    @property
+    def num_layers(self):
+        return self.dims.num_layers
+
+    @property
+    def hidden_size(self):
+        return self.dims.hidden_size
+
+    @property
+    def dtype(self):
+        return _dtype_of(self.typenum)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        """State view of stream i (negative i counts from the end)."""
+        if not isinstance(i, (int, np.integer)) or isinstance(i, (bool, np.bool_)):
+            raise TypeError(f"stream index must be an integer, got {type(i).__name__}")
+        cdef Py_ssize_t k = i
+        if k < 0:
+            k += self.n
+        if k < 0 or k >= self.n:
+            raise IndexError(f"stream index must be in [-{self.n}, {self.n}), got {i}")
+        return _new_state(&self.dims, self.typenum, self._h[k],
+                          None if self._c is None else self._c[k], self.guard, self)
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield self[i]
+
+    def reset(self, index=None):
+        """Zero every stream, or only the streams in ``index``."""
+        _acquire(self.guard)
+        try:
+            if index is None:
+                self._h[...] = 0
+                if self._c is not None:
+                    self._c[...] = 0
+            else:
+                idx = _as_index(index, self.n)
+                self._h[idx] = 0
+                if self._c is not None:
+                    self._c[idx] = 0
+        finally:
+            self.guard.busy = 0
+
+    def copy(self):
+        """An independent StateBatch with copies of every stream."""
+        return _make_batch(self.cell, self.dims.num_layers, self.dims.hidden_size, self.dtype,
+                           self.n, self._h, self._c)
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __reduce__(self):
+        return (_make_batch, (self.cell, self.dims.num_layers, self.dims.hidden_size,
+                              self.dtype.name, self.n, self._h.copy(),
+                              None if self._c is None else self._c.copy()))
+
+    def __repr__(self):
+        return f"StateBatch(n={self.n}, {_state_desc(&self.dims, self.typenum)})"
+
+
+def _as_index(index, Py_ssize_t n):
+    """Validate a stream index array: 1-D integers in [0, n), no repeats -> int64 array."""
+    if isinstance(index, np.ndarray):
+        idx = index
+    else:
+        try:
+            idx = np.asarray(index)
+        except (ValueError, TypeError):
+            raise TypeError(f"index must be a 1-D array of integers, got "
+                            f"{type(index).__name__}") from None
+    if idx.dtype.kind not in "iu" or idx.dtype == np.bool_:
+        if not (idx.dtype.kind == "f" and idx.size == 0):
+            raise TypeError(f"index must hold integers, got dtype {idx.dtype}")
+    if idx.ndim != 1:
+        raise ValueError(f"index must be 1-D, got shape {idx.shape}")
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= n:
+            raise ValueError(f"index values must be in [0, {n}), got values in [{lo}, {hi}]")
+        if np.unique(idx).size != idx.size:
+            raise ValueError("index must not repeat a stream in one step")
+    return idx
+
+
+cdef class _Network:
+    """Compiled part of every network: sizes, BLAS table, flat parameters, the step loops.
+
+    Public classes (streamrnn.LSTM/GRU/RNN) are pure Python subclasses.
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        _fill_blas(&self.blas)
+        self.inflight = 0
+        self.nparams = 0
+        self._params = None
+
+    def _init_core(self, str cell, int input_size, int hidden_size, int num_layers,
+                   int output_size, dtype):
+        """Allocate the flat parameter buffer (zeros). Called once by __init__."""
+        if self._params is not None:
+            raise RuntimeError("network already initialised")
+        cdef srnn_dims d
+        d.cell = CELL_CODES[cell]
+        d.input_size = input_size
+        d.hidden_size = hidden_size
+        d.num_layers = num_layers
+        d.output_size = output_size
+        st = srnn_check_dims(&d)
+        if st != SRNN_OK:
+            raise ValueError(f"invalid network sizes (input_size={input_size}, "
+                             f"hidden_size={hidden_size}, num_layers={num_layers}, "
+                             f"output_size={output_size}): {srnn_status_name(st).decode()}")
+        self.typenum = _typenum_of(dtype)
+        self.dims = d
+        self.nparams = srnn_num_params(&d)
+        self.out_size = srnn_out_size(&d)
+        self._params = np.zeros(self.nparams, dtype=_dtype_of(self.typenum))
+        self.pptr = _ptr(self._params)
+
+    def parameters(self):
+        """All parameters as one flat writable 1-D view (PyTorch's parameters() order)."""
+        return self._params
+
+    def _layer_offset(self, int layer):
+        return srnn_layer_offset(&self.dims, layer)
+
+    def _begin_write(self):
+        """Called before parameters are replaced: refuses while a step runs without the GIL."""
+        if self.inflight != 0:
+            raise RuntimeError("the network's parameters cannot be replaced while another "
+                               "thread is stepping it")
+        self.inflight = -1
+
+    def _end_write(self):
+        self.inflight = 0
+
+    cdef int _enter(self, State s) except -1:
+        if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
+                or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
+            raise ValueError(f"state does not fit this network: expected a state with "
+                             f"{_state_desc(&self.dims, self.typenum)}, got {s!r}")
+        if self.inflight < 0:
+            raise RuntimeError("the network's parameters are being replaced")
+        _acquire(s.guard)
+        self.inflight += 1
+        return 0
+
+    cdef void _leave(self, _Guard g) noexcept:
+        g.busy = 0
+        self.inflight -= 1
+
+    def step(self, x, State state not None, out=None):
+        """One timestep: update ``state`` in place and return the output.
+
+        Parameters
+        ----------
+        x : ndarray (input_size,) of the network's dtype, or a sequence of numbers
+        state : State of this network (updated in place)
+        out : optional ndarray (output_size or hidden_size,), C-contiguous, writable
+
+        Returns
+        -------
+        ndarray (output_size,) with a head, else the new top-layer h (hidden_size,)
+        """
+        cdef int st
+        cdef cnp.npy_intp osz = self.out_size
+        if not _is_exact_vec(x, self.typenum, self.dims.input_size):
+            x = _as_input(x, "x", _dtype_of(self.typenum), (self.dims.input_size,))
+        if out is None:
+            out = cnp.PyArray_EMPTY(1, &osz, self.typenum, 0)
+        else:
+            _check_out(out, self.typenum, (self.out_size,))
+            if _overlaps(out, self._params) or _overlaps(out, state._h) or _overlaps(out, state._c):
+                raise ValueError("out must not share memory with the parameters or the state")
+        self._enter(state)
+        cdef void *xp = _ptr(x)
+        cdef void *yp = _ptr(out)
+        if self.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_step_f32(&self.blas, &self.dims, <float*>self.pptr, <float*>xp,
+                                   <float*>state.hptr, <float*>state.cptr, <float*>yp,
+                                   <float*>state.wptr)
+        else:
+            with nogil:
+                st = srnn_step_f64(&self.blas, &self.dims, <double*>self.pptr, <double*>xp,
+                                   <double*>state.hptr, <double*>state.cptr, <double*>yp,
+                                   <double*>state.wptr)
+        self._leave(state.guard)
+        if st != SRNN_OK:
+            raise _status_error(st, "x")
+        return out
+
+    def run(self, X, State state not None, out=None):
+        """T timesteps: X (T, input_size) -> (T, output_size or hidden_size).
+
+        Exactly T ``step`` calls, run in C without the GIL. X is checked finite before the
+        first step, so a bad X leaves the state unchanged.
+        """
+        cdef int st
+        X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
+        cdef Py_ssize_t T = X.shape[0]
+        shape = (T, self.out_size)
+        if out is None:
+            out = np.empty(shape, dtype=_dtype_of(self.typenum))
+        else:
+            _check_out(out, self.typenum, shape)
+            if _overlaps(out, self._params) or _overlaps(out, state._h) or _overlaps(out, state._c):
+                raise ValueError("out must not share memory with the parameters or the state")
+        self._enter(state)
+        cdef void *xp = _ptr(X)
+        cdef void *yp = _ptr(out)
+        cdef size_t ldx = self.dims.input_size, ldy = self.out_size
+        if self.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_run_f32(&self.blas, &self.dims, <float*>self.pptr, T, <float*>xp, ldx,
+                                  <float*>state.hptr, <float*>state.cptr, <float*>yp, ldy,
+                                  <float*>state.wptr)
+        else:
+            with nogil:
+                st = srnn_run_f64(&self.blas, &self.dims, <double*>self.pptr, T, <double*>xp,
+                                  ldx, <double*>state.hptr, <double*>state.cptr, <double*>yp,
+                                  ldy, <double*>state.wptr)
+        self._leave(state.guard)
+        if st != SRNN_OK:
+            raise _status_error(st, "X")
+        return out
+
+    def new_state(self):
+        """A zero State for this network (h (num_layers, H), c for LSTM)."""
+        dt = _dtype_of(self.typenum)
+        shape = (self.dims.num_layers, self.dims.hidden_size)
+        return _new_state(&self.dims, self.typenum, np.zeros(shape, dtype=dt),
+                          np.zeros(shape, dtype=dt) if self.dims.cell == SRNN_LSTM else None,
+                          _Guard(), None)
+
+    def new_states(self, n):
+        """A StateBatch of n zero streams; ``batch[i]`` is a State view of stream i."""
+        if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
+            raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
+        return _make_batch(CELL_NAMES[self.dims.cell], self.dims.num_layers,
+                           self.dims.hidden_size, _dtype_of(self.typenum), n)
+
+    def step_many(self, X, StateBatch states not None, index=None, out=None):
+        """One timestep for many streams: X (m, input_size) -> (m, output_size or H).
+
+        Without ``index``, m == len(states) and row i steps stream i. With ``index`` (m,)
+        of distinct stream numbers, row i steps stream index[i]; other streams are untouched.
+        The same numbers as m ``step`` calls, computed with matrix-matrix products.
+        """
+        cdef int st
+        cdef Py_ssize_t m
+        cdef int64_t *ip = NULL
+        cdef StateBatch b = states
+        if (b.dims.cell != self.dims.cell or b.dims.num_layers != self.dims.num_layers
+                or b.dims.hidden_size != self.dims.hidden_size or b.typenum != self.typenum):
+            raise ValueError(f"states do not fit this network: expected states with "
+                             f"{_state_desc(&self.dims, self.typenum)}, got {b!r}")
+        if index is None:
+            X = _as_input(X, "X", _dtype_of(self.typenum), (b.n, self.dims.input_size))
+            m = b.n
+            idx = None
+        else:
+            idx = _as_index(index, b.n)
+            m = idx.shape[0]
+            X = _as_input(X, "X", _dtype_of(self.typenum), (m, self.dims.input_size))
+            ip = <int64_t*>_ptr(idx)
+        shape = (m, self.out_size)
+        if out is None:
+            out = np.empty(shape, dtype=_dtype_of(self.typenum))
+        else:
+            _check_out(out, self.typenum, shape)
+            if _overlaps(out, self._params) or _overlaps(out, b._h) or _overlaps(out, b._c):
+                raise ValueError("out must not share memory with the parameters or the states")
+        if self.inflight < 0:
+            raise RuntimeError("the network's parameters are being replaced")
+        _acquire(b.guard)
+        self.inflight += 1
+        cdef void *xp = _ptr(X)
+        cdef void *yp = _ptr(out)
+        cdef void *hp = _ptr(b._h)
+        cdef void *cp = _ptr(b._c) if b._c is not None else NULL
+        cdef void *wp = _ptr(b._work)
+        cdef unsigned char *mp = <unsigned char*>_ptr(b._mark)
+        cdef size_t nn = b.n, mm = m
+        if self.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_step_many_f32(&self.blas, &self.dims, <float*>self.pptr, nn, mm,
+                                        <float*>xp, ip, <float*>hp, <float*>cp, <float*>yp,
+                                        <float*>wp, mp)
+        else:
+            with nogil:
+                st = srnn_step_many_f64(&self.blas, &self.dims, <double*>self.pptr, nn, mm,
+                                        <double*>xp, ip, <double*>hp, <double*>cp,
+                                        <double*>yp, <double*>wp, mp)
+        self._leave(b.guard)
+        if st != SRNN_OK:
+            raise _status_error(st, "X" if st == SRNN_ERR_NONFINITE_X else "index")
+        return out

@@ -1,0 +1,319 @@
+"""Public network classes: LSTM, GRU and RNN (pure Python around the compiled core)."""
+from __future__ import annotations
+
+import operator
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["LSTM", "GRU", "RNN", "Layer", "Head"]
+
+
+def _check_size(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} "
+                        f"{value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dt}")
+    return dt
+
+
+def _check_seed(seed: Any) -> Optional[int]:
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be None or an integer >= 0, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed}")
+    return int(seed)
+
+
+class Layer:
+    """One recurrent layer's parameters: writable views into the network's flat buffer.
+
+    Attributes
+    ----------
+    weight_ih : ndarray (G*H, D_k)   rows in PyTorch gate order
+    weight_hh : ndarray (G*H, H)
+    bias_ih : ndarray (G*H,)
+    bias_hh : ndarray (G*H,)
+    """
+
+    __slots__ = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+    def __init__(self, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray,
+                 bias_hh: np.ndarray) -> None:
+        self.weight_ih = weight_ih
+        self.weight_hh = weight_hh
+        self.bias_ih = bias_ih
+        self.bias_hh = bias_hh
+
+    def __repr__(self) -> str:
+        return (f"Layer(weight_ih={self.weight_ih.shape}, weight_hh={self.weight_hh.shape}, "
+                f"bias_ih={self.bias_ih.shape}, bias_hh={self.bias_hh.shape})")
+
+
+class Head:
+    """The linear head on the top layer's h: ``y = weight @ h + bias``.
+
+    Attributes
+    ----------
+    weight : ndarray (O, H), writable view
+    bias : ndarray (O,), writable view
+    """
+
+    __slots__ = ("weight", "bias")
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        self.weight = weight
+        self.bias = bias
+
+    def __repr__(self) -> str:
+        return f"Head(weight={self.weight.shape}, bias={self.bias.shape})"
+
+
+def _rebuild(cls: type, kwargs: Dict[str, Any], params: np.ndarray) -> "_Recurrent":
+    net = cls(**kwargs)
+    net.parameters()[...] = params
+    return net
+
+
+class _Recurrent(_core._Network):
+    """Shared implementation of LSTM, GRU and RNN. Not public: use the subclasses."""
+
+    _cell: str = ""
+    _torch_name: str = ""
+
+    def _setup(self, input_size: Any, hidden_size: Any, num_layers: Any, output_size: Any,
+               dtype: Any, seed: Any) -> None:
+        D = _check_size(input_size, "input_size")
+        H = _check_size(hidden_size, "hidden_size")
+        L = _check_size(num_layers, "num_layers")
+        O = 0 if output_size is None else _check_size(output_size, "output_size")
+        dt = _check_dtype(dtype)
+        seed = _check_seed(seed)
+        self._init_core(self._cell, D, H, L, O, dt)
+        self.input_size = D
+        self.hidden_size = H
+        self.num_layers = L
+        self.output_size: Optional[int] = O or None
+        self.dtype = dt
+        self.seed = seed
+        flat = self.parameters()
+        # PyTorch's init: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)); the head's bound
+        # is 1/sqrt(in_features) = 1/sqrt(H) too. Drawn in float64, then cast.
+        bound = 1.0 / np.sqrt(H)
+        flat[...] = np.random.default_rng(seed).uniform(-bound, bound, flat.shape[0])
+        self.layers: List[Layer] = []
+        self.head: Optional[Head] = None
+        self._views: Dict[str, np.ndarray] = {}
+        G = {"lstm": 4, "gru": 3}.get(self._cell, 1)
+        for k in range(L):
+            din = D if k == 0 else H
+            off = self._layer_offset(k)
+            shapes = [("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
+                      ("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+            views = []
+            for name, shape in shapes:
+                size = int(np.prod(shape))
+                v = flat[off:off + size].reshape(shape)
+                off += size
+                views.append(v)
+                self._views[f"{name}_l{k}"] = v
+            self.layers.append(Layer(*views))
+        if O:
+            off = self._layer_offset(L)
+            w = flat[off:off + O * H].reshape(O, H)
+            b = flat[off + O * H:off + O * H + O]
+            self.head = Head(w, b)
+            self._views["head.weight"] = w
+            self._views["head.bias"] = b
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def cell(self) -> str:
+        """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
+        return self._cell
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, output_size=self.output_size,
+                    dtype=self.dtype.name, seed=self.seed)
+
+    def __repr__(self) -> str:
+        kw = self._kwargs()
+        kw.pop("seed")
+        args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+        return f"{type(self).__name__}({args})"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self._kwargs(), self.parameters().copy()))
+
+    def __copy__(self) -> "_Recurrent":
+        return _rebuild(type(self), self._kwargs(), self.parameters())
+
+    def __deepcopy__(self, memo: Any) -> "_Recurrent":
+        return self.__copy__()
+
+    # ------------------------------------------------------------------ state dict
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Copies of every parameter under PyTorch's key names.
+
+        Keys: ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (as
+        ``torch.nn.LSTM/GRU/RNN``) and, with a head, ``head.weight`` and ``head.bias``.
+        """
+        return {k: v.copy() for k, v in self._views.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Replace every parameter, strictly and atomically.
+
+        Values may be NumPy arrays, array-likes or torch tensors of any real floating dtype;
+        they are converted to the network's dtype (like ``torch.nn.Module.load_state_dict``).
+
+        Raises
+        ------
+        TypeError
+            ``state_dict`` is not a mapping, or a value is not a real floating array.
+        ValueError
+            A key is missing or unexpected, a shape differs, or a value is NaN/inf.
+            Nothing is changed when anything raises.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        expected = set(self._views)
+        given = set(state_dict)
+        missing = sorted(expected - given)
+        unexpected = sorted(map(str, given - expected))
+        if missing or unexpected:
+            raise ValueError(f"state_dict keys do not match this {type(self).__name__}: "
+                             f"missing {missing}, unexpected {unexpected}")
+        staged = {}
+        for key, view in self._views.items():
+            value = state_dict[key]
+            if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            try:
+                arr = np.asarray(value)
+            except Exception:
+                raise TypeError(f"state_dict[{key!r}] must be an array, got "
+                                f"{type(value).__name__}") from None
+            if arr.dtype.kind != "f":
+                raise TypeError(f"state_dict[{key!r}] must be a real floating array, got dtype "
+                                f"{arr.dtype}")
+            if arr.shape != view.shape:
+                raise ValueError(f"state_dict[{key!r}] must have shape {view.shape}, got "
+                                 f"{arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"state_dict[{key!r}] must be finite, got NaN or inf")
+            staged[key] = arr.astype(self.dtype)
+        self._begin_write()
+        try:
+            for key, arr in staged.items():
+                self._views[key][...] = arr
+        finally:
+            self._end_write()
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory network stepped one sample at a time (PyTorch's ``nn.LSTM``).
+
+    Gates in PyTorch's row order i, f, g, o: ``c' = f*c + i*g``, ``h' = o*tanh(c')``.
+
+    Parameters
+    ----------
+    input_size : int >= 1
+        D, the length of each input vector x.
+    hidden_size : int >= 1
+        H, the length of every layer's h (and c).
+    num_layers : int >= 1
+        Stacked layers; layer k+1 reads layer k's new h.
+    output_size : int >= 1 or None
+        O, a linear head ``y = W h_top + b``; None returns the top layer's h.
+    dtype : 'float32' (default) or 'float64'
+    seed : int or None
+        Seed of the PyTorch-style init ``U(-1/sqrt(H), 1/sqrt(H))``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A size that is not an integer >= 1, an unknown dtype, a negative seed.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> net = sr.LSTM(3, 16, output_size=1, seed=0)
+    >>> s = net.new_state()
+    >>> y = net.step(np.zeros(3, np.float32), s)
+    >>> y.shape, s.h.shape, s.c.shape
+    ((1,), (1, 16), (1, 16))
+    """
+
+    _cell = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 output_size: Optional[int] = None, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed)
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit network (PyTorch's ``nn.GRU``), gates r, z, n.
+
+    ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h' = (1-z)*n + z*h``.
+    Parameters as :class:`LSTM`; states have no ``c``.
+
+    Examples
+    --------
+    >>> import streamrnn as sr
+    >>> net = sr.GRU(2, 8, num_layers=2, dtype="float64", seed=1)
+    >>> net.run([[0.5, -1.0], [0.0, 2.0]], net.new_state()).shape
+    (2, 8)
+    """
+
+    _cell = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 output_size: Optional[int] = None, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed)
+
+
+class RNN(_Recurrent):
+    """Elman network (PyTorch's ``nn.RNN``): ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
+
+    Parameters as :class:`LSTM`, plus ``nonlinearity``: 'tanh' (default) or 'relu'.
+
+    Examples
+    --------
+    >>> import streamrnn as sr
+    >>> net = sr.RNN(1, 4, nonlinearity="relu", seed=2)
+    >>> net.cell
+    'rnn_relu'
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 output_size: Optional[int] = None, nonlinearity: str = "tanh",
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self._cell = "rnn_" + nonlinearity
+        self.nonlinearity = nonlinearity
+        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed)
+
+    def _kwargs(self) -> Dict[str, Any]:
+        kw = super()._kwargs()
+        kw["nonlinearity"] = self.nonlinearity
+        return kw
