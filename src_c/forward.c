@@ -1,31 +1,15 @@
-/* Forward pass for float and double, from the one templated source forward.inc. */
+/* Forward pass for float and double, from the one templated source cell.inc + forward.inc. */
 #include <math.h>
 #include "streamrnn.h"
 
-#define REAL float
-#define FN(name) name##_f32
-#define GEMV sgemv
-#define GEMM sgemm
-#define EXP expf
-#define TANH tanhf
+#define SRNN_DOUBLE 0
+#include "real.h"
+#include "cell.inc"
 #include "forward.inc"
-#undef REAL
-#undef FN
-#undef GEMV
-#undef GEMM
-#undef EXP
-#undef TANH
+#include "real_undef.h"
 
-#define REAL double
-#define FN(name) name##_f64
-#define GEMV dgemv
-#define GEMM dgemm
-#define EXP exp
-#define TANH tanh
+#define SRNN_DOUBLE 1
+#include "real.h"
+#include "cell.inc"
 #include "forward.inc"
-#undef REAL
-#undef FN
-#undef GEMV
-#undef GEMM
-#undef EXP
-#undef TANH
+#include "real_undef.h"

@@ -158,6 +158,76 @@ int srnn_step_many_f64(const srnn_blas *b, const srnn_dims *d, const double *par
                        size_t m, const double *X, const int64_t *index, double *H, double *C,
                        double *Y, double *work, unsigned char *mark);
 
+/* ------------------------------------------------------------------ online training */
+
+typedef enum srnn_loss { SRNN_LOSS_MSE = 0, SRNN_LOSS_XENT = 1 } srnn_loss;
+typedef enum srnn_opt { SRNN_OPT_SGD = 0, SRNN_OPT_ADAM = 1, SRNN_OPT_RMSPROP = 2 } srnn_opt;
+
+/*
+ * A trainer's settings and counters. Plain data: copying it (with the buffers below) is a
+ * complete snapshot, which is how trainers are pickled.
+ */
+typedef struct srnn_trainer {
+    /* settings (checked by srnn_train_check) */
+    int loss;             /* srnn_loss */
+    int k1, k2;           /* update every k1 steps, backprop through k2 steps; 1 <= k1 <= k2 */
+    double clip_value;    /* > 0: clamp each gradient component to [-v, v]; 0: off */
+    double clip_norm;     /* > 0: scale the gradient to L2 norm <= t (torch formula); 0: off */
+    int opt;              /* srnn_opt */
+    int nesterov;         /* SGD */
+    double lr, momentum, weight_decay, beta1, beta2, eps, alpha;
+    /* counters */
+    int64_t steps;        /* steps since reset */
+    int64_t since_update; /* steps since the last update point, < k1 */
+    int64_t filled;       /* valid ring slots, <= k2 */
+    int64_t head;         /* ring slot of the newest step */
+    int64_t updates;      /* applied updates (since creation) */
+    int64_t skipped;      /* updates skipped for a non-finite loss, gradient or result */
+    int64_t opt_steps;    /* the optimizer's step count (Adam's t) */
+    int64_t loss_count;   /* targeted steps since reset */
+    double loss_sum;      /* sum of their per-step losses */
+    double last_loss;     /* loss of the last attempted update (NaN before any) */
+    double last_grad_norm;/* its pre-clip gradient L2 norm (NaN before any) */
+} srnn_trainer;
+
+int srnn_train_check(const srnn_dims *d, const srnn_trainer *t);
+/* Elements of one ring slot (the activations of one step), of the scratch, and of the
+ * buffers a trainer owns: ring (k2 * slot), tags (k2 int64), grad, m1, m2 (num_params). */
+size_t srnn_record_size(const srnn_dims *d);
+size_t srnn_train_work(const srnn_dims *d);
+void srnn_train_reset(srnn_trainer *t);   /* counters since reset; optimizer state kept */
+
+/*
+ * T online-learning steps (learn_one is T = 1). For each t: step the trainer's stream
+ * (h, c) with X[t], recording the activations in the ring; Ypred[t] = the output (made
+ * before any learning at this step); record the target; every k1 steps run TBPTT(k1, k2)
+ * and the optimizer on params (see reference.py for the exact semantics).
+ *   X      (T, D)                    must be finite
+ *   Yt     (T, O|H) mse targets      a row with a NaN: no target; inf: error. NULL for xent
+ *   cls    (T,) class indices        -1: no target; else in [0, O|H). NULL for mse
+ *   ring   (k2, srnn_record_size)    tags (k2,)
+ *   grad, m1, m2  (num_params,)      gradient scratch, optimizer moments
+ *   Ypred  (T, O|H)
+ *   work   (srnn_train_work,)
+ * All inputs are validated before anything is written. Updates that meet a non-finite loss,
+ * gradient or result leave params, m1, m2 unchanged and count in t->skipped.
+ */
+int srnn_learn_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
+                   size_t T, const float *X, const float *Yt, const int64_t *cls, float *h,
+                   float *c, float *ring, int64_t *tags, float *grad, float *m1, float *m2,
+                   float *Ypred, float *work);
+int srnn_learn_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
+                   size_t T, const double *X, const double *Yt, const int64_t *cls, double *h,
+                   double *c, double *ring, int64_t *tags, double *grad, double *m1,
+                   double *m2, double *Ypred, double *work);
+
+/* The prediction for x from (h, c) without changing them: y (O|H). work: srnn_train_work. */
+int srnn_predict_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
+                     const float *x, const float *h, const float *c, float *y, float *work);
+int srnn_predict_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
+                     const double *x, const double *h, const double *c, double *y,
+                     double *work);
+
 #ifdef __cplusplus
 }
 #endif

@@ -94,6 +94,59 @@ cdef extern from "streamrnn.h" nogil:
                            size_t n, size_t m, const double *X, const int64_t *index,
                            double *H, double *C, double *Y, double *work, unsigned char *mark)
 
+    enum:
+        SRNN_LOSS_MSE
+        SRNN_LOSS_XENT
+    enum:
+        SRNN_OPT_SGD
+        SRNN_OPT_ADAM
+        SRNN_OPT_RMSPROP
+
+    ctypedef struct srnn_trainer:
+        int loss
+        int k1
+        int k2
+        double clip_value
+        double clip_norm
+        int opt
+        int nesterov
+        double lr
+        double momentum
+        double weight_decay
+        double beta1
+        double beta2
+        double eps
+        double alpha
+        int64_t steps
+        int64_t since_update
+        int64_t filled
+        int64_t head
+        int64_t updates
+        int64_t skipped
+        int64_t opt_steps
+        int64_t loss_count
+        double loss_sum
+        double last_loss
+        double last_grad_norm
+
+    int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
+    size_t srnn_record_size(const srnn_dims *d)
+    size_t srnn_train_work(const srnn_dims *d)
+    void srnn_train_reset(srnn_trainer *t)
+    int srnn_learn_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
+                       size_t T, const float *X, const float *Yt, const int64_t *cls, float *h,
+                       float *c, float *ring, int64_t *tags, float *grad, float *m1, float *m2,
+                       float *Ypred, float *work)
+    int srnn_learn_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
+                       size_t T, const double *X, const double *Yt, const int64_t *cls,
+                       double *h, double *c, double *ring, int64_t *tags, double *grad,
+                       double *m1, double *m2, double *Ypred, double *work)
+    int srnn_predict_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
+                         const float *x, const float *h, const float *c, float *y, float *work)
+    int srnn_predict_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
+                         const double *x, const double *h, const double *c, double *y,
+                         double *work)
+
 
 cdef class _Guard:
     cdef int busy
@@ -135,3 +188,22 @@ cdef class _Network:
 
     cdef int _enter(self, State s) except -1
     cdef void _leave(self, _Guard g) noexcept
+
+
+cdef class _Trainer:
+    cdef srnn_trainer t
+    cdef _Network _net
+    cdef State _state
+    cdef object _ring
+    cdef object _tags
+    cdef object _grad
+    cdef object _m1
+    cdef object _m2
+    cdef object _work
+    cdef object _ybuf
+    cdef object _cbuf
+    cdef Py_ssize_t out_size
+
+    cdef object _target_row(self, y)
+    cdef int64_t _class_of(self, y) except -2
+    cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out) except -1

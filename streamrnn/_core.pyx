@@ -662,3 +662,293 @@ cdef class _Network:
         if st != SRNN_OK:
             raise _status_error(st, "X" if st == SRNN_ERR_NONFINITE_X else "index")
         return out
+
+
+_TRAINER_COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped",
+                     "opt_steps", "loss_count", "loss_sum", "last_loss", "last_grad_norm")
+
+_CONFIG_ERROR = "invalid trainer settings"
+
+
+cdef class _Trainer:
+    """Compiled part of OnlineTrainer: the C trainer struct and every buffer it needs.
+
+    Buffers (all allocated once, here): ring (k2, record) of recorded activations, tags (k2,),
+    gradient (P,), optimizer moments m1, m2 (P,), scratch. The public class is pure Python.
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        self._net = None
+
+    def _init_trainer(self, _Network net not None, int loss, int opt, double lr,
+                      double momentum, bint nesterov, double weight_decay, double beta1,
+                      double beta2, double eps, double alpha, int k1, int k2,
+                      double clip_value, double clip_norm):
+        if self._net is not None:
+            raise RuntimeError("trainer already initialised")
+        cdef srnn_trainer t
+        t.loss = loss
+        t.opt = opt
+        t.lr = lr
+        t.momentum = momentum
+        t.nesterov = nesterov
+        t.weight_decay = weight_decay
+        t.beta1 = beta1
+        t.beta2 = beta2
+        t.eps = eps
+        t.alpha = alpha
+        t.k1 = k1
+        t.k2 = k2
+        t.clip_value = clip_value
+        t.clip_norm = clip_norm
+        t.updates = 0
+        t.skipped = 0
+        t.opt_steps = 0
+        t.last_loss = float("nan")
+        t.last_grad_norm = float("nan")
+        srnn_train_reset(&t)
+        st = srnn_train_check(&net.dims, &t)
+        if st != SRNN_OK:
+            raise ValueError(f"{_CONFIG_ERROR}: {srnn_status_name(st).decode()}")
+        dt = _dtype_of(net.typenum)
+        self.t = t
+        self._net = net
+        self._state = net.new_state()
+        self.out_size = net.out_size
+        self._ring = np.zeros((k2, srnn_record_size(&net.dims)), dtype=dt)
+        self._tags = np.full(k2, -1, dtype=np.int64)
+        self._grad = np.zeros(net.nparams, dtype=dt)
+        self._m1 = np.zeros(net.nparams, dtype=dt)
+        self._m2 = np.zeros(net.nparams, dtype=dt)
+        self._work = np.zeros(srnn_train_work(&net.dims), dtype=dt)
+        self._ybuf = np.empty(self.out_size, dtype=dt)
+        self._cbuf = np.empty(1, dtype=np.int64)
+
+    @property
+    def state(self):
+        """The trainer's own stream state (a State; stepped by learn_one)."""
+        return self._state
+
+    def _stats(self):
+        return {name: getattr(self, "_c_" + name)() for name in _TRAINER_COUNTERS}
+
+    def _c_steps(self): return self.t.steps
+    def _c_since_update(self): return self.t.since_update
+    def _c_filled(self): return self.t.filled
+    def _c_head(self): return self.t.head
+    def _c_updates(self): return self.t.updates
+    def _c_skipped(self): return self.t.skipped
+    def _c_opt_steps(self): return self.t.opt_steps
+    def _c_loss_count(self): return self.t.loss_count
+    def _c_loss_sum(self): return self.t.loss_sum
+    def _c_last_loss(self): return self.t.last_loss
+    def _c_last_grad_norm(self): return self.t.last_grad_norm
+
+    cdef object _target_row(self, y):
+        """The mse target of one step as a (OUT,) array (NaN row for None)."""
+        if y is None:
+            self._ybuf[...] = np.nan
+            return self._ybuf
+        if _is_exact_vec(y, self._net.typenum, self.out_size):
+            return y
+        return _as_input(y, "y", _dtype_of(self._net.typenum), (self.out_size,))
+
+    cdef int64_t _class_of(self, y) except -2:
+        if y is None:
+            return -1
+        if isinstance(y, (bool, np.bool_)):
+            raise TypeError(f"y must be a class index (int) or None, got {type(y).__name__}")
+        if isinstance(y, (int, np.integer)):
+            if y < 0 or y >= self.out_size:
+                raise ValueError(f"y must be a class index in [0, {self.out_size}), got {y}")
+            return y
+        if isinstance(y, (float, np.floating)) and y != y:
+            return -1
+        raise TypeError(f"y must be a class index (int), None or NaN, got "
+                        f"{type(y).__name__} {y!r}")
+
+    cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out) except -1:
+        cdef _Network net = self._net
+        cdef State s = self._state
+        cdef int st
+        cdef void *xp = _ptr(X)
+        cdef void *yp = _ptr(Yt) if Yt is not None else NULL
+        cdef int64_t *cp = <int64_t*>_ptr(cls) if cls is not None else NULL
+        cdef void *op = _ptr(out)
+        cdef void *rp = _ptr(self._ring)
+        cdef int64_t *tp = <int64_t*>_ptr(self._tags)
+        cdef void *gp = _ptr(self._grad)
+        cdef void *m1 = _ptr(self._m1)
+        cdef void *m2 = _ptr(self._m2)
+        cdef void *wp = _ptr(self._work)
+        net._enter(s)
+        if net.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_learn_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t, T,
+                                    <float*>xp, <float*>yp, cp, <float*>s.hptr, <float*>s.cptr,
+                                    <float*>rp, tp, <float*>gp, <float*>m1, <float*>m2,
+                                    <float*>op, <float*>wp)
+        else:
+            with nogil:
+                st = srnn_learn_f64(&net.blas, &net.dims, <double*>net.pptr, &self.t, T,
+                                    <double*>xp, <double*>yp, cp, <double*>s.hptr,
+                                    <double*>s.cptr, <double*>rp, tp, <double*>gp,
+                                    <double*>m1, <double*>m2, <double*>op, <double*>wp)
+        net._leave(s.guard)
+        if st == SRNN_ERR_NONFINITE_Y:
+            raise ValueError("y must not hold inf (NaN marks a step without a target)")
+        if st == SRNN_ERR_CLASS_RANGE:
+            raise ValueError(f"y must hold class indices in [0, {self.out_size}) or -1")
+        if st != SRNN_OK:
+            raise _status_error(st, "x")
+        return 0
+
+    def learn_one(self, x, y=None):
+        """Step the trainer's stream with x, learn from target y; return the prediction.
+
+        The returned prediction (O,) or (H,) is the output for x made before any learning
+        at this step. ``y``: mse — array (O|H,) (None or any NaN: no target); cross_entropy —
+        a class index (None or NaN: no target). Every k1 steps the weights are updated.
+        """
+        cdef _Network net = self._net
+        cdef cnp.npy_intp osz = self.out_size
+        if not _is_exact_vec(x, net.typenum, net.dims.input_size):
+            x = _as_input(x, "x", _dtype_of(net.typenum), (net.dims.input_size,))
+        if self.t.loss == SRNN_LOSS_MSE:
+            Yt = self._target_row(y)
+            cls = None
+        else:
+            self._cbuf[0] = self._class_of(y)
+            Yt = None
+            cls = self._cbuf
+        out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
+        self._run(1, x, Yt, cls, out)
+        return out
+
+    def learn_many(self, X, Y):
+        """learn_one over the rows of X (T, D) and targets Y, with the loop in C.
+
+        Y: mse — (T, O|H) (rows with NaN: no target) or None; cross_entropy — (T,) integer
+        class indices with -1 for no target, or None. Returns the predictions (T, O|H).
+        The same numbers as T learn_one calls.
+        """
+        cdef _Network net = self._net
+        dt = _dtype_of(net.typenum)
+        X = _as_input(X, "X", dt, (-1, net.dims.input_size))
+        T = X.shape[0]
+        if self.t.loss == SRNN_LOSS_MSE:
+            if Y is None:
+                Yt = np.full((T, self.out_size), np.nan, dtype=dt)
+            else:
+                Yt = _as_input(Y, "Y", dt, (T, self.out_size))
+            cls = None
+        else:
+            Yt = None
+            if Y is None:
+                cls = np.full(T, -1, dtype=np.int64)
+            else:
+                arr = np.asarray(Y)
+                if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+                    raise TypeError(f"Y must hold integer class indices (-1: no target), got "
+                                    f"dtype {arr.dtype}")
+                if arr.shape != (T,):
+                    raise ValueError(f"Y must have shape ({T},), got {arr.shape}")
+                if T and (arr.min() < -1 or arr.max() >= self.out_size):
+                    raise ValueError(f"Y must hold class indices in [0, {self.out_size}) or -1, "
+                                     f"got values in [{arr.min()}, {arr.max()}]")
+                cls = np.ascontiguousarray(arr, dtype=np.int64)
+        out = np.empty((T, self.out_size), dtype=dt)
+        if T:
+            self._run(T, X, Yt, cls, out)
+        return out
+
+    def predict_one(self, x):
+        """The prediction for x from the trainer's state, changing nothing."""
+        cdef _Network net = self._net
+        cdef State s = self._state
+        cdef int st
+        cdef cnp.npy_intp osz = self.out_size
+        if not _is_exact_vec(x, net.typenum, net.dims.input_size):
+            x = _as_input(x, "x", _dtype_of(net.typenum), (net.dims.input_size,))
+        out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
+        cdef void *xp = _ptr(x)
+        cdef void *yp = _ptr(out)
+        cdef void *wp = _ptr(self._work)
+        net._enter(s)
+        if net.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_predict_f32(&net.blas, &net.dims, <float*>net.pptr, <float*>xp,
+                                      <float*>s.hptr, <float*>s.cptr, <float*>yp, <float*>wp)
+        else:
+            with nogil:
+                st = srnn_predict_f64(&net.blas, &net.dims, <double*>net.pptr, <double*>xp,
+                                      <double*>s.hptr, <double*>s.cptr, <double*>yp,
+                                      <double*>wp)
+        net._leave(s.guard)
+        if st != SRNN_OK:
+            raise _status_error(st, "x")
+        return out
+
+    def reset(self):
+        """Zero the stream state, empty the ring buffer, clear the since-reset counters.
+
+        The weights and the optimizer's moments and step count are kept.
+        """
+        _acquire(self._state.guard)
+        try:
+            self._state._h[...] = 0
+            if self._state._c is not None:
+                self._state._c[...] = 0
+            self._tags[...] = -1
+            self._ring[...] = 0
+            srnn_train_reset(&self.t)
+        finally:
+            self._state.guard.busy = 0
+
+    def _snapshot(self):
+        """Everything that makes this trainer continue bit-for-bit (weights excluded)."""
+        return {
+            "counters": self._stats(),
+            "h": self._state._h.copy(),
+            "c": None if self._state._c is None else self._state._c.copy(),
+            "ring": self._ring.copy(),
+            "tags": self._tags.copy(),
+            "m1": self._m1.copy(),
+            "m2": self._m2.copy(),
+        }
+
+    def _restore(self, snap):
+        """Load a _snapshot() (validated in full before anything is written)."""
+        counters = snap["counters"]
+        cdef srnn_trainer t = self.t
+        t.steps = counters["steps"]
+        t.since_update = counters["since_update"]
+        t.filled = counters["filled"]
+        t.head = counters["head"]
+        t.updates = counters["updates"]
+        t.skipped = counters["skipped"]
+        t.opt_steps = counters["opt_steps"]
+        t.loss_count = counters["loss_count"]
+        t.loss_sum = counters["loss_sum"]
+        t.last_loss = counters["last_loss"]
+        t.last_grad_norm = counters["last_grad_norm"]
+        if srnn_train_check(&self._net.dims, &t) != SRNN_OK:
+            raise ValueError("trainer snapshot has inconsistent counters")
+        arrays = {}
+        for name, ref in (("h", self._state._h), ("c", self._state._c), ("ring", self._ring),
+                          ("tags", self._tags), ("m1", self._m1), ("m2", self._m2)):
+            if ref is None:
+                continue
+            arrays[name] = _checked_copy(snap[name], name, ref.dtype, ref.shape)
+        _acquire(self._state.guard)
+        try:
+            self._state._h[...] = arrays["h"]
+            if self._state._c is not None:
+                self._state._c[...] = arrays["c"]
+            self._ring[...] = arrays["ring"]
+            self._tags[...] = arrays["tags"]
+            self._m1[...] = arrays["m1"]
+            self._m2[...] = arrays["m2"]
+            self.t = t
+        finally:
+            self._state.guard.busy = 0

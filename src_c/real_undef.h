@@ -1,0 +1,10 @@
+/* Undo real.h (see there). */
+#undef REAL
+#undef FN
+#undef GEMV
+#undef GEMM
+#undef GER
+#undef EXP
+#undef TANH
+#undef SQRT
+#undef SRNN_DOUBLE

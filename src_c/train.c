@@ -1,0 +1,114 @@
+/* Online training (TBPTT, losses, clipping, optimizers) for float and double, from the
+ * templated sources cell.inc + backward.inc + train.inc. */
+#include <math.h>
+#include "streamrnn.h"
+
+/*
+ * Layout of one ring slot (one recorded step), in elements:
+ *   x (D) | y (OUT) prediction | tgt (OUT) mse target | layer 0 | ... | layer L-1
+ * and of each layer's part (per_layer = 4H + G*H):
+ *   hp (H) h_{t-1} | cp (H) c_{t-1} | g (G*H) gates | ex (H) LSTM tanh(c_t), GRU W_hn h+b_hn
+ *   | hn (H) h_t
+ * Layout of the training scratch, in elements (w_* offsets).
+ */
+typedef struct rec_layout {
+    int out, GH;
+    size_t x, y, tgt, layer0, per_layer, size;
+    size_t hp, cp, g, ex, hn;
+    size_t w_gh, w_carry_h, w_carry_c, w_dup, w_dtot, w_direct, w_dai, w_dah, w_dy;
+    size_t w_ph, w_pc, w_pwork, w_size;
+} rec_layout;
+
+static rec_layout make_layout(const srnn_dims *d)
+{
+    rec_layout l;
+    const size_t H = (size_t)d->hidden_size, LH = (size_t)d->num_layers * H;
+    l.out = srnn_out_size(d);
+    l.GH = srnn_gates(d->cell) * d->hidden_size;
+    l.x = 0;
+    l.y = (size_t)d->input_size;
+    l.tgt = l.y + (size_t)l.out;
+    l.layer0 = l.tgt + (size_t)l.out;
+    l.per_layer = 4 * H + (size_t)l.GH;
+    l.size = l.layer0 + (size_t)d->num_layers * l.per_layer;
+    l.hp = 0;
+    l.cp = H;
+    l.g = 2 * H;
+    l.ex = 2 * H + (size_t)l.GH;
+    l.hn = l.ex + H;
+    l.w_gh = 0;
+    l.w_carry_h = l.w_gh + (size_t)l.GH;
+    l.w_carry_c = l.w_carry_h + LH;
+    l.w_dup = l.w_carry_c + LH;
+    l.w_dtot = l.w_dup + H;
+    l.w_direct = l.w_dtot + H;
+    l.w_dai = l.w_direct + H;
+    l.w_dah = l.w_dai + (size_t)l.GH;
+    l.w_dy = l.w_dah + (size_t)l.GH;
+    l.w_ph = l.w_dy + (size_t)l.out;
+    l.w_pc = l.w_ph + LH;
+    l.w_pwork = l.w_pc + LH;
+    l.w_size = l.w_pwork + srnn_step_work(d);
+    return l;
+}
+
+size_t srnn_record_size(const srnn_dims *d) { return make_layout(d).size; }
+
+size_t srnn_train_work(const srnn_dims *d) { return make_layout(d).w_size; }
+
+static int finite_nonneg(double v) { return isfinite(v) && v >= 0; }
+
+int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
+{
+    int st;
+    if (!d || !t) return SRNN_ERR_NULL;
+    if ((st = srnn_check_dims(d)) != SRNN_OK) return st;
+    if (t->loss != SRNN_LOSS_MSE && t->loss != SRNN_LOSS_XENT) return SRNN_ERR_CONFIG;
+    if (t->k1 < 1 || t->k2 < t->k1) return SRNN_ERR_CONFIG;
+    if (!finite_nonneg(t->clip_value) || !finite_nonneg(t->clip_norm)) return SRNN_ERR_CONFIG;
+    if (!finite_nonneg(t->lr) || !finite_nonneg(t->momentum) || !finite_nonneg(t->weight_decay))
+        return SRNN_ERR_CONFIG;
+    switch (t->opt) {
+    case SRNN_OPT_SGD:
+        if (t->nesterov && t->momentum <= 0) return SRNN_ERR_CONFIG;
+        break;
+    case SRNN_OPT_ADAM:
+        if (!(t->beta1 >= 0 && t->beta1 < 1 && t->beta2 >= 0 && t->beta2 < 1)) return SRNN_ERR_CONFIG;
+        if (!(isfinite(t->eps) && t->eps > 0)) return SRNN_ERR_CONFIG;
+        break;
+    case SRNN_OPT_RMSPROP:
+        if (!(t->alpha >= 0 && t->alpha < 1)) return SRNN_ERR_CONFIG;
+        if (!(isfinite(t->eps) && t->eps > 0)) return SRNN_ERR_CONFIG;
+        break;
+    default:
+        return SRNN_ERR_CONFIG;
+    }
+    if (t->head < 0 || t->head >= t->k2 || t->filled < 0 || t->filled > t->k2
+        || t->since_update < 0 || t->since_update >= t->k1)
+        return SRNN_ERR_CONFIG;
+    return SRNN_OK;
+}
+
+void srnn_train_reset(srnn_trainer *t)
+{
+    t->steps = 0;
+    t->since_update = 0;
+    t->filled = 0;
+    t->head = t->k2 - 1;
+    t->loss_count = 0;
+    t->loss_sum = 0;
+}
+
+#define SRNN_DOUBLE 0
+#include "real.h"
+#include "cell.inc"
+#include "backward.inc"
+#include "train.inc"
+#include "real_undef.h"
+
+#define SRNN_DOUBLE 1
+#include "real.h"
+#include "cell.inc"
+#include "backward.inc"
+#include "train.inc"
+#include "real_undef.h"

@@ -1,0 +1,189 @@
+"""Online training: OnlineTrainer, truncated BPTT(k1, k2) on one live stream."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+
+from . import _core
+from .network import _Recurrent
+from .optim import SGD, Adam, RMSprop
+
+__all__ = ["OnlineTrainer"]
+
+_LOSSES = {"mse": 0, "cross_entropy": 1}
+_OPTS = {"sgd": 0, "adam": 1, "rmsprop": 2}
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} "
+                        f"{value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_clip(value: Any, name: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name} must be None or a finite number > 0, got "
+                        f"{type(value).__name__} {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be None or a finite number > 0, got {value!r}")
+    return v
+
+
+def _rebuild(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any]) -> "OnlineTrainer":
+    tr = OnlineTrainer(net, **kwargs)
+    tr._restore(snap)
+    return tr
+
+
+class OnlineTrainer(_core._Trainer):
+    """Learn from a live stream one sample at a time with truncated BPTT(k1, k2).
+
+    The trainer owns one stream state. ``learn_one(x, y)`` steps it with x, returns the
+    prediction made before learning (so progressive validation is honest), records y as that
+    step's target and, every ``k1`` steps, backpropagates the mean loss of the targeted steps
+    among the k1 newest through the last ``k2`` steps, using the activations recorded when
+    those steps ran (no forward recompute) and the current weights. Then gradient clipping
+    (by value, then by norm) and the optimizer update the network's weights in place.
+
+    Parameters
+    ----------
+    net : LSTM, GRU or RNN
+        The network to train (its weights are updated in place).
+    loss : {'mse', 'cross_entropy'}
+        'mse': mean over output components of the squared error. 'cross_entropy': softmax
+        over the output vector, the target a class index.
+    optimizer : SGD, Adam or RMSprop, default ``Adam()``
+        Update formulas of torch.optim (see :mod:`streamrnn.optim`).
+    k1 : int >= 1
+        Update every k1 steps.
+    k2 : int >= k1
+        Backpropagate through the last k2 steps (the ring buffer's length).
+    clip_value : float > 0 or None
+        Clamp every gradient component to [-clip_value, clip_value].
+    clip_norm : float > 0 or None
+        Scale the gradient to L2 norm <= clip_norm (``torch.nn.utils.clip_grad_norm_``).
+
+    Notes
+    -----
+    A non-finite loss or gradient, or an update whose result would not be finite, is
+    skipped: weights and optimizer moments are unchanged, and ``skipped`` counts it.
+    With ``k1 == k2 == K`` the trainer equals the loop "run K steps from a detached state,
+    mean loss, backward, clip, optimizer step" written with PyTorch.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad settings; in learn_one / learn_many, bad x or y (nothing is changed then).
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> net = sr.LSTM(1, 16, output_size=1, seed=0)
+    >>> tr = sr.OnlineTrainer(net, optimizer=sr.Adam(lr=1e-2), k1=1, k2=16, clip_norm=1.0)
+    >>> for t in range(100):
+    ...     y_pred = tr.learn_one([np.sin(0.1 * t)], [np.sin(0.1 * (t + 1))])
+    >>> tr.steps, tr.updates
+    (100, 100)
+    """
+
+    def __init__(self, net: _Recurrent, loss: str = "mse",
+                 optimizer: Optional[Union[SGD, Adam, RMSprop]] = None, k1: int = 1,
+                 k2: int = 32, clip_value: Optional[float] = None,
+                 clip_norm: Optional[float] = None) -> None:
+        if not isinstance(net, _Recurrent):
+            raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
+        if optimizer is None:
+            optimizer = Adam()
+        if not isinstance(optimizer, (SGD, Adam, RMSprop)):
+            raise TypeError(f"optimizer must be streamrnn.SGD, Adam or RMSprop, got "
+                            f"{type(optimizer).__name__}")
+        k1 = _check_int(k1, "k1", 1)
+        k2 = _check_int(k2, "k2", 1)
+        if k2 < k1:
+            raise ValueError(f"k2 must be >= k1 (= {k1}), got {k2}")
+        cv = _check_clip(clip_value, "clip_value")
+        cn = _check_clip(clip_norm, "clip_norm")
+        if loss == "cross_entropy" and (net.output_size or net.hidden_size) < 2:
+            raise ValueError("loss 'cross_entropy' needs at least 2 outputs (classes), got "
+                             f"{net.output_size or net.hidden_size}")
+        betas = getattr(optimizer, "betas", (0.9, 0.999))
+        self._init_trainer(net, _LOSSES[loss], _OPTS[optimizer.kind], float(optimizer.lr),
+                           float(getattr(optimizer, "momentum", 0.0)),
+                           bool(getattr(optimizer, "nesterov", False)),
+                           float(getattr(optimizer, "weight_decay", 0.0)),
+                           float(betas[0]), float(betas[1]),
+                           float(getattr(optimizer, "eps", 1e-8)),
+                           float(getattr(optimizer, "alpha", 0.99)), k1, k2, cv, cn)
+        self.net = net
+        self.loss = loss
+        self.optimizer = optimizer
+        self.k1 = k1
+        self.k2 = k2
+        self.clip_value = clip_value
+        self.clip_norm = clip_norm
+
+    # statistics -----------------------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        """Steps (learn_one calls) since creation or reset()."""
+        return int(self._c_steps())
+
+    @property
+    def updates(self) -> int:
+        """Applied weight updates since creation."""
+        return int(self._c_updates())
+
+    @property
+    def skipped_updates(self) -> int:
+        """Updates skipped for a non-finite loss, gradient or result."""
+        return int(self._c_skipped())
+
+    @property
+    def last_grad_norm(self) -> float:
+        """Pre-clip L2 norm of the last attempted update's gradient (NaN before any)."""
+        return float(self._c_last_grad_norm())
+
+    @property
+    def last_loss(self) -> float:
+        """Loss of the last attempted update (NaN before any)."""
+        return float(self._c_last_loss())
+
+    @property
+    def running_loss(self) -> float:
+        """Mean per-step loss of the predictions over all targeted steps since reset."""
+        n = self._c_loss_count()
+        return float(self._c_loss_sum()) / n if n else float("nan")
+
+    def stats(self) -> Dict[str, float]:
+        """All statistics in one dict."""
+        return {"steps": self.steps, "updates": self.updates,
+                "skipped_updates": self.skipped_updates, "last_grad_norm": self.last_grad_norm,
+                "last_loss": self.last_loss, "running_loss": self.running_loss}
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return dict(loss=self.loss, optimizer=self.optimizer, k1=self.k1, k2=self.k2,
+                    clip_value=self.clip_value, clip_norm=self.clip_norm)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (self.net, self._kwargs(), self._snapshot()))
+
+    def __deepcopy__(self, memo: Any) -> "OnlineTrainer":
+        import copy
+
+        net = copy.deepcopy(self.net, memo)
+        return _rebuild(net, self._kwargs(), self._snapshot())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items())
+        return f"OnlineTrainer({self.net!r}, {args})"
