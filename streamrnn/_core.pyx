@@ -83,6 +83,15 @@ cdef inline bint _is_exact_vec(object x, int typenum, Py_ssize_t n):
             and cnp.PyArray_DIM(a, 0) == n and cnp.PyArray_ISCARRAY_RO(a))
 
 
+cdef inline bint _is_exact_out(object out, int typenum, Py_ssize_t n):
+    """The fast path for out: a writable aligned C-contiguous 1-D ndarray, right dtype/length."""
+    if not cnp.PyArray_Check(out):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>out
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_NDIM(a) == 1
+            and cnp.PyArray_DIM(a, 0) == n and cnp.PyArray_ISCARRAY(a))
+
+
 def _as_input(x, str name, dtype, tuple shape):
     """Validate an input array and return it as an aligned C-contiguous ndarray.
 
@@ -535,7 +544,8 @@ cdef class _Network:
         if out is None:
             out = cnp.PyArray_EMPTY(1, &osz, self.typenum, 0)
         else:
-            _check_out(out, self.typenum, (self.out_size,))
+            if not _is_exact_out(out, self.typenum, osz):
+                _check_out(out, self.typenum, (self.out_size,))
             if _overlaps(out, self._params) or _overlaps(out, state._h) or _overlaps(out, state._c):
                 raise ValueError("out must not share memory with the parameters or the state")
         self._enter(state)
