@@ -1,6 +1,7 @@
 /* Forward pass for float and double, from the one templated source cell.inc + forward.inc. */
 #include <math.h>
 #include "streamrnn.h"
+#include "fastmath.h"
 
 #define SRNN_DOUBLE 0
 #include "real.h"

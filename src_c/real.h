@@ -1,4 +1,5 @@
-/* Type macros for the templated sources (*.inc). Define SRNN_DOUBLE to 0 or 1, include this,
+/* Type macros for the templated sources (*.inc). SIGM and TANHV are the activation functions:
+ * vectorisable approximations for float (fastmath.h), libm for double (exact). Define SRNN_DOUBLE to 0 or 1, include this,
  * include the .inc files, then include real_undef.h. Not an ordinary header: no guard. */
 #if SRNN_DOUBLE
 #define REAL double
@@ -9,6 +10,8 @@
 #define EXP exp
 #define TANH tanh
 #define SQRT sqrt
+#define SIGM(x) srnn_sigmoid_f64(x)
+#define TANHV(x) tanh(x)
 #else
 #define REAL float
 #define FN(name) name##_f32
@@ -18,4 +21,6 @@
 #define EXP expf
 #define TANH tanhf
 #define SQRT sqrtf
+#define SIGM(x) srnn_sigmoidf(x)
+#define TANHV(x) srnn_tanhf(x)
 #endif

@@ -8,3 +8,5 @@
 #undef TANH
 #undef SQRT
 #undef SRNN_DOUBLE
+#undef SIGM
+#undef TANHV

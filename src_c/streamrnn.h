@@ -28,6 +28,13 @@ extern "C" {
 
 typedef int srnn_blas_int;
 
+/* C99 restrict, spelled the way MSVC knows it too. */
+#if defined(_MSC_VER)
+#define SRNN_RESTRICT __restrict
+#else
+#define SRNN_RESTRICT restrict
+#endif
+
 /* Fortran BLAS, as exported by scipy.linalg.cython_blas (all arguments by pointer). */
 typedef void (*srnn_sgemv_t)(char *trans, srnn_blas_int *m, srnn_blas_int *n, float *alpha,
                              float *a, srnn_blas_int *lda, float *x, srnn_blas_int *incx,

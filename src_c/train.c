@@ -2,6 +2,7 @@
  * templated sources cell.inc + backward.inc + train.inc. */
 #include <math.h>
 #include "streamrnn.h"
+#include "fastmath.h"
 
 /*
  * Layout of one ring slot (one recorded step), in elements:
