@@ -18,8 +18,10 @@ class BuildExt(build_ext):
             # Never -march=native (wheels run on other CPUs) and never -ffast-math
             # (it can switch the whole process to flush-to-zero). -fno-trapping-math only
             # lets the compiler evaluate both sides of a select, which the branch-free float
-            # activations (src_c/fastmath.h) need to vectorise; results stay IEEE-exact.
-            args = ["-O3", "-std=c99", "-fno-strict-aliasing", "-fno-trapping-math"]
+            # activations (src_c/fastmath.h) need to vectorise; -fno-math-errno lets sqrt
+            # vectorise (the core never reads errno). Results stay IEEE-exact.
+            args = ["-O3", "-std=c99", "-fno-strict-aliasing", "-fno-trapping-math",
+                    "-fno-math-errno"]
         for ext in self.extensions:
             ext.extra_compile_args = args + list(ext.extra_compile_args)
         super().build_extensions()

@@ -11,6 +11,8 @@
 #define TANH tanh
 #define SQRT sqrt
 #define SIGM(x) srnn_sigmoid_f64(x)
+#define UREAL uint64_t
+#define REAL_EXP_MASK UINT64_C(0x7ff0000000000000)
 #define TANHV(x) tanh(x)
 #else
 #define REAL float
@@ -22,5 +24,7 @@
 #define TANH tanhf
 #define SQRT sqrtf
 #define SIGM(x) srnn_sigmoidf(x)
+#define UREAL uint32_t
+#define REAL_EXP_MASK UINT32_C(0x7f800000)
 #define TANHV(x) srnn_tanhf(x)
 #endif

@@ -10,3 +10,5 @@
 #undef SRNN_DOUBLE
 #undef SIGM
 #undef TANHV
+#undef UREAL
+#undef REAL_EXP_MASK

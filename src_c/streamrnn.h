@@ -199,9 +199,10 @@ typedef struct srnn_trainer {
 
 int srnn_train_check(const srnn_dims *d, const srnn_trainer *t);
 /* Elements of one ring slot (the activations of one step), of the scratch, and of the
- * buffers a trainer owns: ring (k2 * slot), tags (k2 int64), grad, m1, m2 (num_params). */
+ * buffers a trainer owns: ring (k2 * slot), tags (k2 int64), grad (3 * num_params), m1, m2
+ * (num_params). */
 size_t srnn_record_size(const srnn_dims *d);
-size_t srnn_train_work(const srnn_dims *d);
+size_t srnn_train_work(const srnn_dims *d, int k2);
 void srnn_train_reset(srnn_trainer *t);   /* counters since reset; optimizer state kept */
 
 /*
@@ -213,9 +214,10 @@ void srnn_train_reset(srnn_trainer *t);   /* counters since reset; optimizer sta
  *   Yt     (T, O|H) mse targets      a row with a NaN: no target; inf: error. NULL for xent
  *   cls    (T,) class indices        -1: no target; else in [0, O|H). NULL for mse
  *   ring   (k2, srnn_record_size)    tags (k2,)
- *   grad, m1, m2  (num_params,)      gradient scratch, optimizer moments
+ *   grad   (3 * num_params,)         scratch: gradient, then the candidate update
+ *   m1, m2 (num_params,)             optimizer moments
  *   Ypred  (T, O|H)
- *   work   (srnn_train_work,)
+ *   work   (srnn_train_work(d, t->k2),)
  * All inputs are validated before anything is written. Updates that meet a non-finite loss,
  * gradient or result leave params, m1, m2 unchanged and count in t->skipped.
  */
@@ -228,7 +230,8 @@ int srnn_learn_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_
                    double *c, double *ring, int64_t *tags, double *grad, double *m1,
                    double *m2, double *Ypred, double *work);
 
-/* The prediction for x from (h, c) without changing them: y (O|H). work: srnn_train_work. */
+/* The prediction for x from (h, c) without changing them: y (O|H).
+ * work: srnn_train_work(d, k2) for any k2 >= 1. */
 int srnn_predict_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
                      const float *x, const float *h, const float *c, float *y, float *work);
 int srnn_predict_f64(const srnn_blas *b, const srnn_dims *d, const double *params,

@@ -1,6 +1,7 @@
 /* Online training (TBPTT, losses, clipping, optimizers) for float and double, from the
  * templated sources cell.inc + backward.inc + train.inc. */
 #include <math.h>
+#include <string.h>
 #include "streamrnn.h"
 #include "fastmath.h"
 
@@ -10,7 +11,7 @@
  * and of each layer's part (per_layer = 4H + G*H):
  *   hp (H) h_{t-1} | cp (H) c_{t-1} | g (G*H) gates | ex (H) LSTM tanh(c_t), GRU W_hn h+b_hn
  *   | hn (H) h_t
- * Layout of the training scratch, in elements (w_* offsets).
+ * Layout of the training scratch, in elements (w_* offsets); it depends on k2.
  */
 typedef struct rec_layout {
     int out, GH;
@@ -20,7 +21,7 @@ typedef struct rec_layout {
     size_t w_ph, w_pc, w_pwork, w_size;
 } rec_layout;
 
-static rec_layout make_layout(const srnn_dims *d)
+static rec_layout make_layout(const srnn_dims *d, int k2)
 {
     rec_layout l;
     const size_t H = (size_t)d->hidden_size, LH = (size_t)d->num_layers * H;
@@ -43,9 +44,11 @@ static rec_layout make_layout(const srnn_dims *d)
     l.w_dup = l.w_carry_c + LH;
     l.w_dtot = l.w_dup + H;
     l.w_direct = l.w_dtot + H;
+    /* every layer's dLoss/d(pre-activation) of every ring slot: (L, k2, G*H) each, so that
+     * the weight gradients of a whole window are two matrix products per layer */
     l.w_dai = l.w_direct + H;
-    l.w_dah = l.w_dai + (size_t)l.GH;
-    l.w_dy = l.w_dah + (size_t)l.GH;
+    l.w_dah = l.w_dai + (size_t)d->num_layers * (size_t)k2 * (size_t)l.GH;
+    l.w_dy = l.w_dah + (size_t)d->num_layers * (size_t)k2 * (size_t)l.GH;
     l.w_ph = l.w_dy + (size_t)l.out;
     l.w_pc = l.w_ph + LH;
     l.w_pwork = l.w_pc + LH;
@@ -53,9 +56,9 @@ static rec_layout make_layout(const srnn_dims *d)
     return l;
 }
 
-size_t srnn_record_size(const srnn_dims *d) { return make_layout(d).size; }
+size_t srnn_record_size(const srnn_dims *d) { return make_layout(d, 1).size; }
 
-size_t srnn_train_work(const srnn_dims *d) { return make_layout(d).w_size; }
+size_t srnn_train_work(const srnn_dims *d, int k2) { return make_layout(d, k2 < 1 ? 1 : k2).w_size; }
 
 static int finite_nonneg(double v) { return isfinite(v) && v >= 0; }
 

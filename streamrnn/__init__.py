@@ -7,7 +7,10 @@
 """
 from ._core import State, StateBatch
 from .network import GRU, LSTM, RNN, Head, Layer
+from .optim import SGD, Adam, RMSprop
+from .trainer import OnlineTrainer
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "__version__"]
+__all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "OnlineTrainer",
+           "SGD", "Adam", "RMSprop", "__version__"]

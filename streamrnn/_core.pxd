@@ -131,7 +131,7 @@ cdef extern from "streamrnn.h" nogil:
 
     int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
     size_t srnn_record_size(const srnn_dims *d)
-    size_t srnn_train_work(const srnn_dims *d)
+    size_t srnn_train_work(const srnn_dims *d, int k2)
     void srnn_train_reset(srnn_trainer *t)
     int srnn_learn_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
                        size_t T, const float *X, const float *Yt, const int64_t *cls, float *h,

@@ -727,10 +727,10 @@ cdef class _Trainer:
         self.out_size = net.out_size
         self._ring = np.zeros((k2, srnn_record_size(&net.dims)), dtype=dt)
         self._tags = np.full(k2, -1, dtype=np.int64)
-        self._grad = np.zeros(net.nparams, dtype=dt)
+        self._grad = np.zeros(3 * net.nparams, dtype=dt)
         self._m1 = np.zeros(net.nparams, dtype=dt)
         self._m2 = np.zeros(net.nparams, dtype=dt)
-        self._work = np.zeros(srnn_train_work(&net.dims), dtype=dt)
+        self._work = np.zeros(srnn_train_work(&net.dims, k2), dtype=dt)
         self._ybuf = np.empty(self.out_size, dtype=dt)
         self._cbuf = np.empty(1, dtype=np.int64)
 
