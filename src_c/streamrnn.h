@@ -158,6 +158,9 @@ int srnn_run_f64(const srnn_blas *b, const srnn_dims *d, const double *params, s
  *   work   (srnn_many_work(d, m),) plus mark (n,) bytes used to find duplicates
  * Validates X finite and index before writing anything.
  */
+/* Below this many streams srnn_step_many steps each stream with matrix-vector products. */
+#define SRNN_MANY_GEMM_MIN 8
+
 int srnn_step_many_f32(const srnn_blas *b, const srnn_dims *d, const float *params, size_t n,
                        size_t m, const float *X, const int64_t *index, float *H, float *C,
                        float *Y, float *work, unsigned char *mark);

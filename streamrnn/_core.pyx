@@ -92,6 +92,17 @@ cdef inline bint _is_exact_out(object out, int typenum, Py_ssize_t n):
             and cnp.PyArray_DIM(a, 0) == n and cnp.PyArray_ISCARRAY(a))
 
 
+cdef inline bint _is_exact_mat(object x, int typenum, Py_ssize_t rows, Py_ssize_t cols):
+    """Fast path for 2-D inputs: aligned C-contiguous ndarray, right dtype and shape
+    (rows == -1: any number of rows)."""
+    if not cnp.PyArray_CheckExact(x):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_NDIM(a) == 2
+            and (rows == -1 or cnp.PyArray_DIM(a, 0) == rows) and cnp.PyArray_DIM(a, 1) == cols
+            and cnp.PyArray_ISCARRAY_RO(a))
+
+
 def _as_input(x, str name, dtype, tuple shape):
     """Validate an input array and return it as an aligned C-contiguous ndarray.
 
@@ -573,7 +584,8 @@ cdef class _Network:
         first step, so a bad X leaves the state unchanged.
         """
         cdef int st
-        X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
+        if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
+            X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
         cdef Py_ssize_t T = X.shape[0]
         shape = (T, self.out_size)
         if out is None:
@@ -632,19 +644,23 @@ cdef class _Network:
             raise ValueError(f"states do not fit this network: expected states with "
                              f"{_state_desc(&self.dims, self.typenum)}, got {b!r}")
         if index is None:
-            X = _as_input(X, "X", _dtype_of(self.typenum), (b.n, self.dims.input_size))
+            if not _is_exact_mat(X, self.typenum, b.n, self.dims.input_size):
+                X = _as_input(X, "X", _dtype_of(self.typenum), (b.n, self.dims.input_size))
             m = b.n
             idx = None
         else:
             idx = _as_index(index, b.n)
             m = idx.shape[0]
-            X = _as_input(X, "X", _dtype_of(self.typenum), (m, self.dims.input_size))
+            if not _is_exact_mat(X, self.typenum, m, self.dims.input_size):
+                X = _as_input(X, "X", _dtype_of(self.typenum), (m, self.dims.input_size))
             ip = <int64_t*>_ptr(idx)
         shape = (m, self.out_size)
         if out is None:
             out = np.empty(shape, dtype=_dtype_of(self.typenum))
         else:
-            _check_out(out, self.typenum, shape)
+            if not (_is_exact_mat(out, self.typenum, m, self.out_size)
+                    and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)):
+                _check_out(out, self.typenum, shape)
             if _overlaps(out, self._params) or _overlaps(out, b._h) or _overlaps(out, b._c):
                 raise ValueError("out must not share memory with the parameters or the states")
         if self.inflight < 0:

@@ -1,0 +1,330 @@
+"""streamrnn benchmarks: per-step latency, many streams, online training, memory.
+
+Every figure is the median over repeated rounds, and every ratio compares numbers measured
+side by side in this one run. BLAS is limited to one thread (set below, before NumPy loads)
+and torch to one thread, so latency figures are single-core.
+
+    python benchmarks/bench.py                 # the default table (a few minutes)
+    python benchmarks/bench.py --full          # every D, H, dtype of the step grid
+    python benchmarks/bench.py --only step     # one section: step, many, train, memory
+
+Columns: ours = ``net.step(x, s, out)`` from Python; C floor = the same C core over a whole
+sequence without returning to Python (``net.run`` time / T); ref = the NumPy reference's
+step; torch = ``torch.nn.LSTMCell/GRUCell/RNNCell`` under ``torch.inference_mode()``.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from typing import Callable, List, Optional
+
+import numpy as np
+
+import streamrnn as sr
+from streamrnn import reference
+
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # torch is optional
+    torch = None
+
+CLASSES = {"lstm": sr.LSTM, "gru": sr.GRU, "rnn": sr.RNN}
+REF_CELL = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}
+
+
+def median_time(fn: Callable[[], object], inner: int, rounds: int) -> float:
+    """Median over rounds of the mean seconds per call (after one warm-up round)."""
+    for _ in range(max(1, inner // 10)):
+        fn()
+    times: List[float] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times)
+
+
+def inner_for(seconds_per_call: float, budget: float = 0.02) -> int:
+    return int(max(3, min(20000, budget / max(seconds_per_call, 1e-8))))
+
+
+def calibrate(fn: Callable[[], object]) -> int:
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < 0.005:
+        fn()
+        n += 1
+    return inner_for((time.perf_counter() - t0) / n)
+
+
+def us(t: Optional[float]) -> str:
+    return "—" if t is None else f"{t * 1e6:.2f}"
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> str:
+    return "—" if a is None or b is None else f"{a / b:.1f}×"
+
+
+def bench_step(args: argparse.Namespace) -> None:
+    print("\n### Per-step latency from Python (µs per step, median)\n")
+    print("| cell | dtype | D | H | ours | C floor | Python overhead | NumPy ref | torch cell "
+          "| ours vs ref | ours vs torch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    cells = ["lstm", "gru", "rnn"]
+    if args.full:
+        grid = [(D, H) for D in (1, 8, 32) for H in (16, 64, 128, 256, 512)]
+        dtypes = ["float32", "float64"]
+    else:
+        grid = [(8, 16), (8, 64), (8, 128), (8, 256), (8, 512), (1, 64), (32, 64)]
+        dtypes = ["float32", "float64"] if not args.quick else ["float32"]
+    rng = np.random.default_rng(0)
+    for cell in cells:
+        for dtype in dtypes:
+            for D, H in grid:
+                net = CLASSES[cell](D, H, dtype=dtype, seed=0)
+                s = net.new_state()
+                x = rng.normal(size=D).astype(dtype)
+                out = np.empty(H, dtype=dtype)
+                step = lambda: net.step(x, s, out)  # noqa: E731
+                t_ours = median_time(step, calibrate(step), args.rounds)
+                T = 4000
+                X = rng.normal(size=(T, D)).astype(dtype)
+                Y = np.empty((T, H), dtype=dtype)
+                s2 = net.new_state()
+                run = lambda: net.run(X, s2, Y)  # noqa: E731
+                t_floor = median_time(run, max(1, calibrate(run) // 4), args.rounds) / T
+                ref = reference.Net(REF_CELL[cell], D, H, 1, None, params=net.parameters().copy())
+                h, c = ref.zero_state()
+                rstep = lambda: ref.step(x, h, c)  # noqa: E731
+                t_ref = median_time(rstep, calibrate(rstep), args.rounds)
+                t_torch = None
+                if torch is not None:
+                    tdt = torch.float32 if dtype == "float32" else torch.float64
+                    tc = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell,
+                          "rnn": torch.nn.RNNCell}[cell](D, H).to(tdt)
+                    tx = torch.from_numpy(x)[None, :]
+                    th = torch.zeros(1, H, dtype=tdt)
+                    tstate = (th, th.clone()) if cell == "lstm" else th
+
+                    def tstep() -> None:
+                        with torch.inference_mode():
+                            tc(tx, tstate)
+
+                    t_torch = median_time(tstep, calibrate(tstep), args.rounds)
+                print(f"| {cell} | {dtype} | {D} | {H} | {us(t_ours)} | {us(t_floor)} | "
+                      f"{(t_ours / t_floor - 1) * 100:.0f}% | {us(t_ref)} | {us(t_torch)} | "
+                      f"{ratio(t_ref, t_ours)} | {ratio(t_torch, t_ours)} |", flush=True)
+
+
+def bench_many(args: argparse.Namespace) -> None:
+    print("\n### Many streams: LSTM float32, D=8, H=64 (µs per stream-step, median)\n")
+    print("| n streams | step_many | n × step | torch LSTMCell batch of n | step_many vs torch |")
+    print("|---|---|---|---|---|")
+    D, H = 8, 64
+    rng = np.random.default_rng(1)
+    net = sr.LSTM(D, H, seed=0)
+    for n in (1, 64, 1024):
+        b = net.new_states(n)
+        X = rng.normal(size=(n, D)).astype(np.float32)
+        out = np.empty((n, H), np.float32)
+        many = lambda: net.step_many(X, b, out=out)  # noqa: E731
+        t_many = median_time(many, calibrate(many), args.rounds) / n
+        states = [net.new_state() for _ in range(n)]
+        o1 = np.empty(H, np.float32)
+
+        def loop() -> None:
+            for i in range(n):
+                net.step(X[i], states[i], o1)
+
+        t_loop = median_time(loop, calibrate(loop), args.rounds) / n
+        t_torch = None
+        if torch is not None:
+            tc = torch.nn.LSTMCell(D, H)
+            tX = torch.from_numpy(X)
+            hc = (torch.zeros(n, H), torch.zeros(n, H))
+
+            def tmany() -> None:
+                with torch.inference_mode():
+                    tc(tX, hc)
+
+            t_torch = median_time(tmany, calibrate(tmany), args.rounds) / n
+        print(f"| {n} | {us(t_many)} | {us(t_loop)} | {us(t_torch)} | {ratio(t_torch, t_many)} |",
+              flush=True)
+
+
+def _torch_k1k2_equal(series: np.ndarray, K: int, H: int) -> Callable[[], None]:
+    """Best online torch loop for k1 = k2 = K: one LSTMCell step per sample, graph kept,
+    prediction read off it, backward/clip/step/detach every K samples."""
+    cell = torch.nn.LSTMCell(1, H)
+    head = torch.nn.Linear(H, 1)
+    params = list(cell.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    st = {"hc": (torch.zeros(1, H), torch.zeros(1, H)), "t": 0, "losses": []}
+    xs = torch.from_numpy(series.astype(np.float32)).reshape(-1, 1, 1)
+
+    def one() -> None:
+        t = st["t"] % (len(series) - 1)
+        h, c = cell(xs[t], st["hc"])
+        y = head(h)
+        float(y.detach()[0, 0])  # the prediction, read before learning
+        st["losses"].append((y[0, 0] - xs[t + 1][0, 0]) ** 2)
+        st["hc"] = (h, c)
+        st["t"] += 1
+        if len(st["losses"]) == K:
+            loss = torch.stack(st["losses"]).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            st["hc"] = (h.detach(), c.detach())
+            st["losses"] = []
+
+    return one
+
+
+def _torch_k1_1(series: np.ndarray, K: int, H: int) -> Callable[[], None]:
+    """Best online torch loop for k1 = 1, k2 = K: overlapping windows, which autograd cannot
+    keep, so every sample re-runs the last K steps from the saved state with one nn.LSTM call
+    and backpropagates; the saved state then advances one step."""
+    lstm = torch.nn.LSTM(1, H)
+    head = torch.nn.Linear(H, 1)
+    params = list(lstm.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    xs = torch.from_numpy(series.astype(np.float32)).reshape(-1, 1, 1)
+    st = {"start": (torch.zeros(1, 1, H), torch.zeros(1, 1, H)), "lo": 0, "t": 0}
+
+    def one() -> None:
+        t = st["t"] % (len(series) - 1)
+        if t == 0:
+            st["start"] = (torch.zeros(1, 1, H), torch.zeros(1, 1, H))
+            st["lo"] = 0
+        if t - st["lo"] + 1 > K:  # advance the saved state past the sample leaving the window
+            with torch.no_grad():
+                _, st["start"] = lstm(xs[st["lo"]:st["lo"] + 1], st["start"])
+            st["lo"] += 1
+        out, _ = lstm(xs[st["lo"]:t + 1], st["start"])
+        y = head(out[-1])
+        float(y.detach()[0, 0])  # the prediction, read before learning
+        loss = (y[0, 0] - xs[t + 1][0, 0]) ** 2
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        st["t"] += 1
+
+    return one
+
+
+def bench_train(args: argparse.Namespace) -> None:
+    print("\n### Online training: LSTM float32, D=1, H=64, Adam, clip_norm=1 "
+          "(µs per learned sample, median)\n")
+    print("| TBPTT | ours learn_one | ours learn_many | torch loop | ours vs torch |")
+    print("|---|---|---|---|---|")
+    H = 64
+    series = np.sin(0.05 * np.arange(5000)).astype(np.float32)
+    for k1, k2 in ((32, 32), (1, 32)):
+        net = sr.LSTM(1, H, output_size=1, seed=0)
+        tr = sr.OnlineTrainer(net, optimizer=sr.Adam(lr=1e-3), k1=k1, k2=k2, clip_norm=1.0)
+        X = series[:-1].reshape(-1, 1).copy()
+        Y = series[1:].reshape(-1, 1).copy()
+        st = {"t": 0}
+
+        def one() -> None:
+            t = st["t"] % len(X)
+            tr.learn_one(X[t], Y[t])
+            st["t"] += 1
+
+        inner = 256
+        t_one = median_time(one, inner, args.rounds)
+        net2 = sr.LSTM(1, H, output_size=1, seed=0)
+        tr2 = sr.OnlineTrainer(net2, optimizer=sr.Adam(lr=1e-3), k1=k1, k2=k2, clip_norm=1.0)
+        Xb, Yb = X[:1024], Y[:1024]
+        t_many = median_time(lambda: tr2.learn_many(Xb, Yb), 1, args.rounds) / len(Xb)
+        t_torch = None
+        if torch is not None:
+            fn = _torch_k1k2_equal(series, 32, H) if k1 == 32 else _torch_k1_1(series, 32, H)
+            t_torch = median_time(fn, 64 if k1 == 32 else 16, args.rounds)
+        print(f"| k1={k1}, k2={k2} | {us(t_one)} | {us(t_many)} | {us(t_torch)} | "
+              f"{ratio(t_torch, t_one)} |", flush=True)
+
+
+def bench_memory(args: argparse.Namespace) -> None:
+    print("\n### Memory\n")
+    print("| network | bytes per State (h, c, scratch) | bytes per stream in a StateBatch |")
+    print("|---|---|---|")
+    for cls, name in ((sr.LSTM, "LSTM"), (sr.GRU, "GRU"), (sr.RNN, "RNN")):
+        net = cls(8, 64, seed=0)
+        s = net.new_state()
+        nbytes = s.h.nbytes + (s.c.nbytes if s.c is not None else 0)
+        scratch = 2 * {"LSTM": 4, "GRU": 3, "RNN": 1}[name] * 64 * 4
+        b = net.new_states(1024)
+        per = (b.h.nbytes + (b.c.nbytes if b.c is not None else 0)) / 1024
+        print(f"| {name} f32 H=64 | {nbytes} + {scratch} scratch | {per:.0f} + shared scratch |")
+    net = sr.LSTM(8, 64, output_size=1, seed=0)
+    s = net.new_state()
+    x = np.ones(8, np.float32)
+    out = np.empty(1, np.float32)
+    steps = args.memory_steps
+    tracemalloc.start()
+    for _ in range(1000):
+        net.step(x, s, out)
+    snap0 = tracemalloc.take_snapshot()
+    rss0 = _rss_kib()
+    for _ in range(steps):
+        net.step(x, s, out)
+    snap1 = tracemalloc.take_snapshot()
+    rss1 = _rss_kib()
+    tracemalloc.stop()
+    grown = sum(st.size_diff for st in snap1.compare_to(snap0, "filename"))
+    print(f"\n{steps:,} steps with `out=`: traced Python allocations grew by {grown} bytes, "
+          f"RSS {rss0} KiB → {rss1} KiB.")
+
+
+def _rss_kib() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="the whole D × H × dtype grid")
+    ap.add_argument("--quick", action="store_true", help="float32 only, fewer rounds")
+    ap.add_argument("--only", choices=["step", "many", "train", "memory"], action="append")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--memory-steps", type=int, default=1_000_000)
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 5)
+    print(f"streamrnn {sr.__version__}, numpy {np.__version__}, "
+          f"torch {torch.__version__ if torch is not None else 'not installed'}, "
+          f"Python {platform.python_version()}, {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}")
+    print(f"command: python benchmarks/bench.py {' '.join(sys.argv[1:])}".rstrip())
+    sections = args.only or ["step", "many", "train", "memory"]
+    for name in sections:
+        globals()["bench_" + name](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
