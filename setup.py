@@ -21,7 +21,7 @@ class BuildExt(build_ext):
             # activations (src_c/fastmath.h) need to vectorise; -fno-math-errno lets sqrt
             # vectorise (the core never reads errno). Results stay IEEE-exact.
             args = ["-O3", "-std=c99", "-fno-strict-aliasing", "-fno-trapping-math",
-                    "-fno-math-errno"]
+                    "-fno-math-errno", "-Wno-psabi"]
         for ext in self.extensions:
             ext.extra_compile_args = args + list(ext.extra_compile_args)
         super().build_extensions()

@@ -74,6 +74,11 @@ size_t srnn_num_params(const srnn_dims *d)
     return n;
 }
 
+int srnn_fused_rows(int cell, int H)
+{
+    return cell == SRNN_GRU ? 2 * H : srnn_gates(cell) * H;
+}
+
 int srnn_out_size(const srnn_dims *d) { return d->output_size > 0 ? d->output_size : d->hidden_size; }
 
 int srnn_has_c(const srnn_dims *d) { return d->cell == SRNN_LSTM; }

@@ -1,5 +1,6 @@
 /* Forward pass for float and double, from the one templated source cell.inc + forward.inc. */
 #include <math.h>
+#include <string.h>
 #include "streamrnn.h"
 #include "fastmath.h"
 

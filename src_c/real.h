@@ -3,6 +3,8 @@
  * include the .inc files, then include real_undef.h. Not an ordinary header: no guard. */
 #if SRNN_DOUBLE
 #define REAL double
+#define VREAL srnn_v4df
+#define VLEN 4
 #define FN(name) name##_f64
 #define GEMV dgemv
 #define GEMM dgemm
@@ -16,6 +18,8 @@
 #define TANHV(x) tanh(x)
 #else
 #define REAL float
+#define VREAL srnn_v8sf
+#define VLEN 8
 #define FN(name) name##_f32
 #define GEMV sgemv
 #define GEMM sgemm

@@ -12,3 +12,5 @@
 #undef TANHV
 #undef UREAL
 #undef REAL_EXP_MASK
+#undef VREAL
+#undef VLEN

@@ -28,6 +28,31 @@ extern "C" {
 
 typedef int srnn_blas_int;
 
+/* Hot kernels get an AVX2 clone next to the baseline one, picked at load time by the CPU
+ * (GCC's target_clones, ELF x86-64 only); elsewhere the baseline build alone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(SRNN_NO_MULTIVERSION)
+#define SRNN_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define SRNN_MULTIVERSION
+#endif
+
+/* 32-byte vectors of GCC/Clang's vector extension for the hand-written kernels (other
+ * compilers get plain loops). */
+#if defined(__GNUC__)
+#define SRNN_HAVE_VECTOR_EXT 1
+typedef float srnn_v8sf __attribute__((vector_size(32)));
+typedef double srnn_v4df __attribute__((vector_size(32)));
+#else
+#define SRNN_HAVE_VECTOR_EXT 0
+#endif
+
+/* Matrix-vector products with at most this many elements use the core's own kernel instead
+ * of BLAS gemv (measured: BLAS call overhead dominates below it). */
+#ifndef SRNN_OWN_GEMV_MAX
+#define SRNN_OWN_GEMV_MAX 65536
+#endif
+
 /* C99 restrict, spelled the way MSVC knows it too. */
 #if defined(_MSC_VER)
 #define SRNN_RESTRICT __restrict
@@ -115,7 +140,10 @@ int srnn_gates(int cell);                     /* G, or 0 for an unknown cell */
 size_t srnn_num_params(const srnn_dims *d);   /* length of the flat buffer */
 size_t srnn_layer_offset(const srnn_dims *d, int layer);  /* start of layer's weight_ih;
                                                              layer == L: start of the head */
-int srnn_out_size(const srnn_dims *d);        /* O if O > 0 else H */
+int srnn_out_size(const srnn_dims *d);
+/* Rows of a layer's pre-activation that take W_hh h + b_hh summed with the input part: all,
+ * except GRU's n rows (the reset gate multiplies their recurrent part): 2H for GRU, else G*H. */
+int srnn_fused_rows(int cell, int H);        /* O if O > 0 else H */
 int srnn_has_c(const srnn_dims *d);           /* 1 for LSTM */
 /* Scratch (elements, not bytes) that srnn_step / srnn_run need. */
 size_t srnn_step_work(const srnn_dims *d);

@@ -17,7 +17,13 @@ def _check_size(value: Any, name: str, minimum: int = 1) -> int:
                         f"{value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if value > _MAX_SIZE:
+        raise ValueError(f"{name} must be an integer <= {_MAX_SIZE}, got {value}")
     return int(value)
+
+
+# Sizes beyond this cannot be addressed by a BLAS int (the C core checks products too).
+_MAX_SIZE = 2**20
 
 
 def _check_dtype(dtype: Any) -> np.dtype:
@@ -218,7 +224,12 @@ class _Recurrent(_core._Network):
                                  f"{arr.shape}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"state_dict[{key!r}] must be finite, got NaN or inf")
-            staged[key] = arr.astype(self.dtype)
+            with np.errstate(over="ignore"):
+                converted = arr.astype(self.dtype)
+            if not np.all(np.isfinite(converted)):
+                raise ValueError(f"state_dict[{key!r}] holds values too large for "
+                                 f"{self.dtype.name} (max {np.finfo(self.dtype).max:.3g})")
+            staged[key] = converted
         self._begin_write()
         try:
             for key, arr in staged.items():
