@@ -27,6 +27,8 @@ _MAX_SIZE = 2**20
 
 
 def _check_dtype(dtype: Any) -> np.dtype:
+    if dtype is None:  # np.dtype(None) would silently mean float64
+        raise TypeError("dtype must be 'float32' or 'float64', got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:

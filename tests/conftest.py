@@ -1,0 +1,83 @@
+"""Shared test configuration: hypothesis profiles and small helpers.
+
+Hypothesis profile: set ``STREAMRNN_HYPOTHESIS_PROFILE`` to ``dev`` (default: few examples,
+quick local runs) or ``ci`` (more examples). Both have no deadline (the C core is fast, but
+the NumPy reference and first-call overheads are not predictable enough for one).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "dev", max_examples=50, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", max_examples=500, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("STREAMRNN_HYPOTHESIS_PROFILE", "dev"))
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+DTYPES = ("float32", "float64")
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+def make_net(cell, input_size, hidden_size, num_layers=1, output_size=None, dtype="float64",
+             seed=None):
+    """The public network of a cell name ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')."""
+    import streamrnn as sr
+    if cell == "lstm":
+        return sr.LSTM(input_size, hidden_size, num_layers, output_size, dtype=dtype, seed=seed)
+    if cell == "gru":
+        return sr.GRU(input_size, hidden_size, num_layers, output_size, dtype=dtype, seed=seed)
+    if cell in ("rnn_tanh", "rnn_relu"):
+        return sr.RNN(input_size, hidden_size, num_layers, output_size,
+                      nonlinearity=cell[4:], dtype=dtype, seed=seed)
+    raise ValueError(cell)
+
+
+def tol(dtype):
+    """(rtol, atol-per-unit-magnitude) for comparing the core with a float64 computation."""
+    return (1e-12, 1e-12) if np.dtype(dtype) == np.float64 else (1e-5, 1e-5)
+
+
+def assert_close(actual, desired, dtype, what=""):
+    """assert_allclose with the dtype's tolerance; atol scaled to the magnitude of desired."""
+    rtol, atol = tol(dtype)
+    desired = np.asarray(desired, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(desired)))) if desired.size else 1.0
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, rtol=rtol,
+                               atol=atol * scale, err_msg=what)
+
+
+def snapshot(*objs):
+    """Copies of everything that must not change: nets' parameters, states' h/c, batches."""
+    out = []
+    for o in objs:
+        if hasattr(o, "parameters"):
+            out.append(o.parameters().copy())
+        else:
+            out.append(o.h.copy())
+            out.append(None if o.c is None else o.c.copy())
+    return out
+
+
+def assert_unchanged(before, *objs):
+    """Bit-for-bit equality with a snapshot() of the same objects."""
+    after = snapshot(*objs)
+    assert len(before) == len(after)
+    for b, a in zip(before, after):
+        if b is None:
+            assert a is None
+        else:
+            assert a.dtype == b.dtype and a.shape == b.shape
+            # compare bytes: equal even for -0.0 vs 0.0 differences, which must not occur
+            assert a.tobytes() == b.tobytes(), "an object changed after an error"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

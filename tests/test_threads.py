@@ -1,0 +1,305 @@
+"""Threads: different states step in parallel (GIL released) with exactly the sequential
+results; one state used by two threads at once raises RuntimeError instead of racing and
+stays consistent; parameters cannot be replaced while a step is in flight."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import streamrnn as sr
+
+from conftest import make_net
+
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+def run_threads(targets):
+    """Start one thread per callable, released together by a barrier; return exceptions."""
+    barrier = threading.Barrier(len(targets))
+    errors = [None] * len(targets)
+
+    def wrap(i, fn):
+        try:
+            barrier.wait()
+            fn()
+        except BaseException as e:  # reported to the main thread
+            errors[i] = e
+
+    threads = [threading.Thread(target=wrap, args=(i, fn)) for i, fn in enumerate(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive()
+    return errors
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_separate_states_in_parallel_equal_sequential(cell):
+    N, D, H, L, T = 4, 8, 256, 2, 40
+    net = make_net(cell, D, H, L, output_size=3, dtype="float64", seed=3)
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((T, D)) for _ in range(N)]
+    # sequential results first
+    expect = []
+    for i in range(N):
+        s = net.new_state()
+        ys = [net.step(Xs[i][t], s) for t in range(T)]
+        Y2 = net.run(Xs[i][::-1].copy(), s)
+        expect.append((np.stack(ys), Y2, s))
+    for _ in range(3):
+        states = [net.new_state() for _ in range(N)]
+        got = [None] * N
+
+        def work(i):
+            ys = [net.step(Xs[i][t], states[i]) for t in range(T)]
+            Y2 = net.run(Xs[i][::-1].copy(), states[i])
+            got[i] = (np.stack(ys), Y2)
+
+        errors = run_threads([lambda i=i: work(i) for i in range(N)])
+        assert errors == [None] * N
+        for i in range(N):
+            assert np.array_equal(got[i][0], expect[i][0])
+            assert np.array_equal(got[i][1], expect[i][1])
+            assert np.array_equal(states[i].h, expect[i][2].h)
+            if cell == "lstm":
+                assert np.array_equal(states[i].c, expect[i][2].c)
+
+
+def test_separate_batches_in_parallel_equal_sequential():
+    N, D, H, n = 3, 4, 256, 6
+    net = sr.LSTM(D, H, 2, dtype="float64", seed=4)
+    rng = np.random.default_rng(1)
+    Xs = [rng.standard_normal((10, n, D)) for _ in range(N)]
+
+    def go(b, X):
+        ys = []
+        for t in range(X.shape[0]):
+            ys.append(net.step_many(X[t], b) if t % 2 == 0 else
+                      net.step_many(X[t][:3], b, index=[5, 0, 2]))
+        return ys
+
+    expect = []
+    for i in range(N):
+        b = net.new_states(n)
+        expect.append((go(b, Xs[i]), b))
+    batches = [net.new_states(n) for _ in range(N)]
+    got = [None] * N
+
+    def work(i):
+        got[i] = go(batches[i], Xs[i])
+
+    errors = run_threads([lambda i=i: work(i) for i in range(N)])
+    assert errors == [None] * N
+    for i in range(N):
+        for a, b in zip(got[i], expect[i][0]):
+            assert np.array_equal(a, b)
+        assert np.array_equal(batches[i].h, expect[i][1].h)
+        assert np.array_equal(batches[i].c, expect[i][1].c)
+
+
+def test_gil_released_during_run():
+    """While one thread is inside a long run, another thread keeps executing Python."""
+    net = sr.LSTM(16, 512, 3, dtype="float64", seed=0)
+    X = np.random.default_rng(0).standard_normal((150, 16))
+    s = net.new_state()
+    times = {}
+
+    def long_run():
+        times["start"] = time.perf_counter()
+        net.run(X, s)
+        times["end"] = time.perf_counter()
+
+    stamps = []
+    t = threading.Thread(target=long_run)
+    t.start()
+    while t.is_alive():
+        stamps.append(time.perf_counter())
+    t.join()
+    start, end = times["start"], times["end"]
+    assert end - start > 0.05, "the run was too short to observe anything"
+    inside = [x for x in stamps if start + 0.2 * (end - start) < x < end - 0.2 * (end - start)]
+    assert len(inside) > 100, (len(inside), end - start)
+
+
+def _replay(net, X, s0, k):
+    """k sequential runs of X from a copy of s0."""
+    s = s0.copy()
+    for _ in range(k):
+        net.run(X, s)
+    return s
+
+
+def test_same_state_two_threads_raises_and_stays_consistent():
+    net = sr.LSTM(16, 512, 3, dtype="float64", seed=5)
+    X = np.random.default_rng(2).standard_normal((20, 16)) * 0.5
+    s = net.new_state()
+    s0 = s.copy()
+    ok = [0, 0]
+    busy_errors = [0]
+    lock = threading.Lock()
+
+    def hammer(i):
+        try:
+            net.run(X, s)
+        except RuntimeError as e:
+            assert "thread" in str(e)
+            with lock:
+                busy_errors[0] += 1
+            return
+        with lock:
+            ok[i] += 1
+
+    tries = 0
+    while tries < 30 and (busy_errors[0] < 1 or tries < 3):
+        tries += 1
+        errors = run_threads([lambda: hammer(0), lambda: hammer(1)])
+        assert errors == [None, None]
+    assert busy_errors[0] >= 1, f"no RuntimeError in {tries} tries"
+    k = sum(ok)
+    assert k >= tries  # at least one of the two calls of every try succeeded
+    assert k + busy_errors[0] == 2 * tries
+    # the state is k whole runs, never a torn mixture
+    ref = _replay(net, X, s0, k)
+    assert np.array_equal(s.h, ref.h) and np.array_equal(s.c, ref.c)
+
+
+def test_same_state_many_small_steps_stays_consistent():
+    """Two threads stepping one state with the same x: the final state is exactly as many
+    whole steps as calls succeeded, whatever the interleaving."""
+    net = sr.GRU(8, 256, 2, dtype="float64", seed=6)
+    x = np.linspace(-1, 1, 8)
+    s = net.new_state()
+    s0 = s.copy()
+    counts = [0, 0]
+    fails = [0, 0]
+    steps = 300
+
+    def worker(i):
+        for _ in range(steps):
+            try:
+                net.step(x, s)
+                counts[i] += 1
+            except RuntimeError:
+                fails[i] += 1
+
+    errors = run_threads([lambda: worker(0), lambda: worker(1)])
+    assert errors == [None, None]
+    k = sum(counts)
+    assert k + sum(fails) == 2 * steps and k >= steps // 2
+    ref = s0.copy()
+    for _ in range(k):
+        net.step(x, ref)
+    assert np.array_equal(s.h, ref.h)
+
+
+def test_batch_view_shares_the_guard():
+    """batch[i] in one thread while the batch itself is stepped in another: one must raise."""
+    net = sr.LSTM(8, 512, 3, dtype="float64", seed=7)
+    n = 64
+    b = net.new_states(n)
+    X = np.random.default_rng(3).standard_normal((n, 8))
+    view = b[0]
+    seen = []
+    for _ in range(20):
+        def many():
+            try:
+                net.step_many(X, b)
+            except RuntimeError:
+                seen.append("many")
+
+        def single():
+            try:
+                net.run(X[:10], view)
+            except RuntimeError:
+                seen.append("single")
+
+        assert run_threads([many, single]) == [None, None]
+        if seen:
+            break
+    assert seen, "the view and its batch were stepped at the same time without an error"
+
+
+def test_reset_while_running_raises():
+    net = sr.LSTM(16, 512, 3, dtype="float64", seed=8)
+    X = np.random.default_rng(4).standard_normal((100, 16))
+    s = net.new_state()
+    started = threading.Event()
+
+    def long_run():
+        started.set()
+        net.run(X, s)
+
+    t = threading.Thread(target=long_run)
+    t.start()
+    started.wait()
+    raised = False
+    while t.is_alive() and not raised:
+        try:
+            s.reset()
+        except RuntimeError:
+            raised = True
+        time.sleep(0.0005)  # let the worker take the GIL on a loaded machine
+    t.join()
+    assert raised
+    # the run completed undisturbed: the state is one whole run from zeros
+    ref = net.new_state()
+    net.run(X, ref)
+    assert np.array_equal(s.h, ref.h) and np.array_equal(s.c, ref.c)
+
+
+@pytest.mark.parametrize("mode", ["run", "step_many"])
+def test_load_state_dict_during_run_raises(mode):
+    net = sr.LSTM(16, 512, 3, output_size=2, dtype="float64", seed=9)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((120, 16))
+    sd_same = net.state_dict()
+    sd_new = {k: v * 0.5 for k, v in sd_same.items()}
+    params0 = net.parameters().copy()
+    # what the call must compute: the old parameters throughout
+    if mode == "run":
+        expect = net.run(X, net.new_state())
+        target = net.new_state()
+        call = lambda: net.run(X, target)  # noqa: E731
+    else:
+        Xm = rng.standard_normal((400, 16))
+        expect = net.step_many(Xm, net.new_states(400))
+        target = net.new_states(400)
+        call = lambda: net.step_many(Xm, target)  # noqa: E731
+    result = {}
+    started = threading.Event()
+
+    def worker():
+        started.set()
+        result["Y"] = call()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    started.wait()
+    # phase 1: same values, until the call is provably in flight
+    in_flight = False
+    while t.is_alive() and not in_flight:
+        try:
+            net.load_state_dict(sd_same)
+        except RuntimeError as e:
+            assert "thread" in str(e) or "replaced" in str(e)
+            in_flight = True
+        time.sleep(0.0005)  # let the worker take the GIL on a loaded machine
+    assert in_flight, "load_state_dict never raised while the call was running"
+    assert net.parameters().tobytes() == params0.tobytes()
+    # phase 2: new values; while the call runs every attempt must raise
+    loaded = False
+    while t.is_alive() and not loaded:
+        try:
+            net.load_state_dict(sd_new)
+            loaded = True  # only legitimate once the call has finished
+        except RuntimeError:
+            assert net.parameters().tobytes() == params0.tobytes()
+        time.sleep(0.0005)
+    t.join()
+    assert np.array_equal(result["Y"], expect)  # computed with the old parameters only
+    net.load_state_dict(sd_new)  # works once nothing is in flight
+    assert np.array_equal(net.layers[0].weight_ih, sd_new["weight_ih_l0"])
