@@ -9,8 +9,12 @@ from ._core import State, StateBatch
 from .network import GRU, LSTM, RNN, Head, Layer
 from .optim import SGD, Adam, RMSprop
 from .trainer import OnlineTrainer
+from .forecast import Forecaster
+from .evaluate import Evaluation, evaluate
+from .io import FileFormatError, load, save
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "OnlineTrainer",
-           "SGD", "Adam", "RMSprop", "__version__"]
+           "SGD", "Adam", "RMSprop", "Forecaster", "evaluate", "Evaluation", "save", "load", "FileFormatError",
+           "__version__"]

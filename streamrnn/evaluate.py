@@ -1,0 +1,199 @@
+"""Progressive validation of a forecaster against the persistence forecast.
+
+>>> import math, streamrnn as sr
+>>> series = [10 + 5 * math.sin(0.3 * t) for t in range(300)]
+>>> result = sr.evaluate(series, sr.Forecaster(hidden_size=16, seed=0), horizon=2)
+>>> result.mae[0] < result.persistence_mae[0]
+True
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from ._progress import progress_bar
+
+__all__ = ["evaluate", "Evaluation"]
+
+
+class Evaluation:
+    """The result of :func:`evaluate`: errors per horizon step, model and persistence.
+
+    Attributes
+    ----------
+    horizon : int
+    n : list of int
+        Scored forecasts per horizon step (step k forecasts the value k+1 ahead).
+    mae, rmse : list of float
+        The forecaster's mean absolute and root mean squared error per horizon step.
+    persistence_mae, persistence_rmse : list of float
+        The same for the persistence forecast (the last observed value, at every step).
+    forecasts : ndarray (T, horizon) or None
+        ``forecasts[t, k]``: the forecast of ``series[t + k]`` made before ``series[t]``
+        arrived (with ``return_forecasts=True``; NaN where none was made).
+    persistence : ndarray (T,) or None
+        The persistence forecast made at each t (the last observed value before t).
+    seconds : float
+        Wall time of the loop (forecast + learn).
+    """
+
+    def __init__(self, horizon: int, n: List[int], mae: List[float], rmse: List[float],
+                 persistence_mae: List[float], persistence_rmse: List[float],
+                 forecasts: Optional[np.ndarray], persistence: Optional[np.ndarray],
+                 seconds: float, steps: int) -> None:
+        self.horizon = horizon
+        self.n = n
+        self.mae = mae
+        self.rmse = rmse
+        self.persistence_mae = persistence_mae
+        self.persistence_rmse = persistence_rmse
+        self.forecasts = forecasts
+        self.persistence = persistence
+        self.seconds = seconds
+        self.steps = steps
+
+    @property
+    def skill(self) -> List[float]:
+        """``1 - mae / persistence_mae`` per horizon step (> 0: better than persistence)."""
+        return [1.0 - m / p if p > 0 else float("nan")
+                for m, p in zip(self.mae, self.persistence_mae)]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"horizon": self.horizon, "n": self.n, "mae": self.mae, "rmse": self.rmse,
+                "persistence_mae": self.persistence_mae,
+                "persistence_rmse": self.persistence_rmse, "skill": self.skill,
+                "seconds": self.seconds, "steps": self.steps}
+
+    def __repr__(self) -> str:
+        return (f"Evaluation(horizon={self.horizon}, n={self.n}, mae={self.mae}, "
+                f"persistence_mae={self.persistence_mae})")
+
+    def __str__(self) -> str:
+        lines = [f"{'step':>4s} {'n':>6s} {'MAE':>11s} {'RMSE':>11s} {'persist MAE':>12s} "
+                 f"{'persist RMSE':>12s} {'skill':>7s}"]
+        for k in range(self.horizon):
+            lines.append(f"{k + 1:4d} {self.n[k]:6d} {self.mae[k]:11.4g} {self.rmse[k]:11.4g} "
+                         f"{self.persistence_mae[k]:12.4g} {self.persistence_rmse[k]:12.4g} "
+                         f"{self.skill[k]:+7.1%}")
+        return "\n".join(lines)
+
+
+def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
+             x: Optional[Sequence[Any]] = None, key: Hashable = None, grace_period: int = 0,
+             return_forecasts: bool = False, progress: Optional[bool] = False,
+             ) -> Evaluation:
+    """Progressive validation: at each t, forecast ``horizon`` values, then learn series[t].
+
+    The forecast made before ``series[t]`` arrives is scored against ``series[t]``,
+    ``series[t+1]``, ... ``series[t+horizon-1]``; the persistence forecast (the last observed
+    value before t, for every step) is scored on exactly the same points. Points with a
+    missing value (NaN/None) or no forecast yet (before the first observation) are not
+    scored, and neither are the first ``grace_period`` time steps (they are still learned).
+
+    Parameters
+    ----------
+    series : iterable of float (NaN/None: missing)
+    forecaster : a streamrnn Forecaster, or any object with river's ``learn_one(y, x=None)``
+        and ``forecast(horizon, xs=None)`` (river's SNARIMAX, HoltWinters, ...)
+    horizon : int >= 1
+    x : sequence of feature sets (one per value) or None
+        ``x[t]`` is given with ``series[t]`` to learn_one; ``x[t:t+horizon]`` to forecast.
+    key : the stream key passed to a streamrnn Forecaster (ignored for other forecasters)
+    grace_period : int >= 0
+    return_forecasts : keep every forecast in the result
+    progress : None (a bar when stderr is a terminal), True or False (default)
+    """
+    import time
+
+    from .forecast import Forecaster
+
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+    if isinstance(grace_period, bool) or not isinstance(grace_period, (int, np.integer)) \
+            or grace_period < 0:
+        raise ValueError(f"grace_period must be an integer >= 0, got {grace_period!r}")
+    ys = np.array([np.nan if v is None else v for v in series], dtype=np.float64)
+    if ys.ndim != 1:
+        raise ValueError(f"series must be one-dimensional, got shape {ys.shape}")
+    if np.isinf(ys).any():
+        raise ValueError("series must not hold inf (NaN marks a missing value)")
+    T = ys.shape[0]
+    if x is not None and len(x) != T:
+        raise ValueError(f"x must hold one feature set per value ({T}), got {len(x)}")
+    ours = isinstance(forecaster, Forecaster)
+    kw = {"key": key} if ours else {}
+    h = int(horizon)
+    abs_m = np.zeros(h)
+    sq_m = np.zeros(h)
+    abs_p = np.zeros(h)
+    sq_p = np.zeros(h)
+    cnt = np.zeros(h, dtype=np.int64)
+    F = np.full((T, h), np.nan) if return_forecasts else None
+    P = np.full(T, np.nan) if return_forecasts else None
+    last = np.nan
+    seen = False
+    bar = progress_bar(T, "evaluate", enabled=progress)
+    t0 = time.perf_counter()
+    try:
+        for t in range(T):
+            if seen:
+                xs = None if x is None else list(x[t:t + h])
+                if xs is not None and len(xs) < h:
+                    xs = xs + [None] * (h - len(xs))
+                if ours:
+                    f = forecaster.forecast(h, xs, **kw)
+                else:
+                    f = _foreign_forecast(forecaster, h, xs)
+                if F is not None:
+                    F[t] = f
+                    P[t] = last
+                if t >= grace_period:
+                    for k in range(min(h, T - t)):
+                        yk = ys[t + k]
+                        fk = f[k]
+                        if yk == yk and fk == fk and last == last:
+                            e = fk - yk
+                            ep = last - yk
+                            abs_m[k] += abs(e)
+                            sq_m[k] += e * e
+                            abs_p[k] += abs(ep)
+                            sq_p[k] += ep * ep
+                            cnt[k] += 1
+            y = ys[t]
+            if ours:
+                forecaster.learn_one(y, None if x is None else x[t], **kw)
+            elif y == y:
+                if x is None:
+                    forecaster.learn_one(float(y))
+                else:
+                    forecaster.learn_one(float(y), x[t])
+            if y == y:
+                last = y
+                seen = True
+            bar.update(1)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = [int(c) for c in cnt]
+
+        def mean(a: np.ndarray) -> List[float]:
+            return [float(a[k] / cnt[k]) if cnt[k] else math.nan for k in range(h)]
+
+        mae, pmae = mean(abs_m), mean(abs_p)
+        rmse = [math.sqrt(v) if v == v else v for v in mean(sq_m)]
+        prmse = [math.sqrt(v) if v == v else v for v in mean(sq_p)]
+    return Evaluation(h, n, mae, rmse, pmae, prmse, F, P, seconds, T)
+
+
+def _foreign_forecast(model: Any, horizon: int, xs: Optional[List[Any]]) -> List[float]:
+    """river-style forecast as a list of floats (NaN where the model gives none)."""
+    try:
+        f = model.forecast(horizon=horizon) if xs is None else model.forecast(horizon, xs)
+    except Exception:
+        # river's models raise before they have seen enough data
+        return [math.nan] * horizon
+    out = [math.nan if v is None else float(v) for v in f]
+    return (out + [math.nan] * horizon)[:horizon]

@@ -1,0 +1,688 @@
+"""Saving and loading: :func:`save` and :func:`load` (no pickle, nothing executed on load).
+
+File format, version 1 (all integers little-endian)::
+
+    offset  size  content
+    0       8     magic b"\\x89SRN\\r\\n\\x1a\\n"  (catches text-mode transfers, like PNG's)
+    8       4     uint32 format version (1)
+    12      4     uint32 reserved (0)
+    16      8     uint64 N, the length of the JSON header
+    24      32    SHA-256 of the JSON header
+    56      N     JSON header (UTF-8)
+    ...           zero padding to a multiple of 64 bytes: the data section starts here
+                  the arrays, each at a multiple of 64 bytes from the data section's start
+
+The header::
+
+    {"format": "streamrnn", "version": 1, "streamrnn": "0.1.0", "type": "Forecaster",
+     "meta": {...type-specific settings...}, "data_size": bytes of the data section,
+     "arrays": {"name": {"dtype": "<f4", "shape": [..], "offset": .., "nbytes": ..,
+                         "sha256": ".."}, ...}}
+
+Types: networks (``LSTM``, ``GRU``, ``RNN``), ``State``, ``StateBatch``, ``OnlineTrainer``
+(weights, optimizer settings and moments, the stream state, the TBPTT ring buffer and every
+counter) and ``Forecaster`` (all of that for every stream, plus scalers), so a loaded trainer
+or forecaster continues bit for bit as if it had never stopped.
+
+Writing is atomic: a temporary file in the target's directory, fsync, ``os.replace``, fsync
+of the directory; a crash leaves either the old file or the new one. Loading validates
+before it allocates: the magic, the version, every length against the real file size (a
+header claiming a huge array is refused, not allocated), the header and every array
+checksum, dtypes, shapes and the type's own invariants. Any problem raises
+:class:`FileFormatError` naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple, Type
+
+import numpy as np
+
+from . import _core
+from .forecast import Forecaster, _Stream
+from .network import GRU, LSTM, RNN, _Recurrent
+from .optim import SGD, Adam, RMSprop
+from .trainer import OnlineTrainer
+
+__all__ = ["save", "load", "FileFormatError", "FORMAT_VERSION"]
+
+MAGIC = b"\x89SRN\r\n\x1a\n"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sIIQ32s")     # magic, version, reserved, header length, sha256
+_ALIGN = 64
+_MAX_HEADER = 1 << 30
+_DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
+_COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped", "opt_steps",
+             "loss_count")
+_FCOUNTERS = ("loss_sum", "last_loss", "last_grad_norm")
+_NETS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
+_OPTS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+
+
+class FileFormatError(ValueError):
+    """A file that is not a valid streamrnn save file (truncated, corrupted, wrong version,
+    wrong content)."""
+
+
+# ---------------------------------------------------------------------- writing
+def _align(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
+            ) -> Tuple[bytes, List[Tuple[int, np.ndarray]]]:
+    """The prefix + header bytes and the (offset, little-endian array) list of the data."""
+    from . import __version__
+
+    table: Dict[str, Any] = {}
+    blobs: List[Tuple[int, np.ndarray]] = []
+    off = 0
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        if a.dtype == np.float32:
+            code = "<f4"
+        elif a.dtype == np.float64:
+            code = "<f8"
+        elif a.dtype.kind in "iu":
+            code = "<i8"
+        else:  # pragma: no cover - internal misuse
+            raise TypeError(f"cannot save an array of dtype {a.dtype}")
+        le = np.ascontiguousarray(a, dtype=np.dtype(code))
+        off = _align(off)
+        table[name] = {"dtype": code, "shape": list(le.shape), "offset": off,
+                       "nbytes": le.nbytes, "sha256": hashlib.sha256(le.tobytes()).hexdigest()}
+        blobs.append((off, le))
+        off += le.nbytes
+    header = {"format": "streamrnn", "version": FORMAT_VERSION, "streamrnn": __version__,
+              "type": type_name, "meta": meta, "data_size": off, "arrays": table}
+    hbytes = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(hbytes),
+                          hashlib.sha256(hbytes).digest())
+    head = prefix + hbytes
+    head += b"\0" * (_align(len(head)) - len(head))
+    return head, blobs
+
+
+def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
+                  blobs: List[Tuple[int, np.ndarray]]) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(head)
+            pos = 0
+            for off, a in blobs:
+                if off > pos:
+                    f.write(b"\0" * (off - pos))
+                f.write(a.data if a.size else b"")
+                pos = off + a.nbytes
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _net_meta(net: _Recurrent) -> Dict[str, Any]:
+    meta: Dict[str, Any] = {"class": type(net).__name__, "input_size": net.input_size,
+                            "hidden_size": net.hidden_size, "num_layers": net.num_layers,
+                            "output_size": net.output_size, "dtype": net.dtype.name,
+                            "seed": net.seed}
+    if isinstance(net, RNN):
+        meta["nonlinearity"] = net.nonlinearity
+    return meta
+
+
+def _opt_meta(opt: Any) -> Dict[str, Any]:
+    d: Dict[str, Any] = {"kind": opt.kind}
+    for f in opt._fields:
+        v = getattr(opt, f)
+        d[f] = list(v) if isinstance(v, tuple) else v
+    return d
+
+
+def _trainer_meta(tr: OnlineTrainer) -> Dict[str, Any]:
+    return {"loss": tr.loss, "optimizer": _opt_meta(tr.optimizer), "k1": tr.k1, "k2": tr.k2,
+            "clip_value": tr.clip_value, "clip_norm": tr.clip_norm}
+
+
+def _trainer_arrays(snap: Dict[str, Any], prefix: str = "") -> Dict[str, np.ndarray]:
+    c = snap["counters"]
+    out = {prefix + "counters": np.array([c[k] for k in _COUNTERS], dtype=np.int64),
+           prefix + "fcounters": np.array([c[k] for k in _FCOUNTERS], dtype=np.float64),
+           prefix + "h": snap["h"], prefix + "ring": snap["ring"], prefix + "tags": snap["tags"],
+           prefix + "m1": snap["m1"], prefix + "m2": snap["m2"]}
+    if snap["c"] is not None:
+        out[prefix + "c"] = snap["c"]
+    return out
+
+
+def _check_key(key: Any) -> Any:
+    if key is None or isinstance(key, str) or (isinstance(key, int)
+                                               and not isinstance(key, bool)):
+        return key
+    if isinstance(key, np.integer):
+        return int(key)
+    raise TypeError(f"only streams keyed by str, int or None can be saved, got key {key!r} "
+                    f"of type {type(key).__name__}")
+
+
+def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    settings = f._settings()
+    settings["optimizer"] = _opt_meta(f.optimizer)
+    keys = [_check_key(k) for k in f._streams]
+    meta: Dict[str, Any] = {"settings": settings, "feature_names": f.feature_names,
+                            "keys": keys}
+    arrays: Dict[str, np.ndarray] = {}
+    streams = list(f._streams.values())
+    if f.net is not None:
+        meta["net"] = _net_meta(f.net)
+        arrays["net.parameters"] = f.net.parameters()
+    if streams:
+        snaps = [s.trainer._snapshot() for s in streams]
+        per = [_trainer_arrays(sn) for sn in snaps]
+        for name in per[0]:
+            arrays["streams." + name] = np.stack([p[name] for p in per])
+        if f.weights == "per_key":
+            meta["net"] = _net_meta(streams[0].trainer.net)
+            arrays["streams.parameters"] = np.stack([s.trainer.net.parameters()
+                                                     for s in streams])
+        arrays["streams.sy"] = np.array([s.sy.pack() for s in streams], dtype=np.float64)
+        arrays["streams.sd"] = np.array([s.sd.pack() for s in streams], dtype=np.float64)
+        arrays["streams.sx"] = np.stack([s.sx.pack() for s in streams]).astype(np.float64)
+        arrays["streams.u"] = np.stack([s.u for s in streams])
+        arrays["streams.last_y"] = np.array([s.last_y for s in streams], dtype=np.float64)
+        arrays["streams.counts"] = np.array([[s.n_seen, s.n_obs, s.n_missing]
+                                             for s in streams], dtype=np.int64)
+    return meta, arrays
+
+
+def save(obj: Any, path: "os.PathLike[str] | str", *,
+         metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``obj`` to ``path`` atomically in streamrnn's file format (see the module doc).
+
+    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
+    metadata : optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``)
+
+    A Forecaster can be saved when its stream keys are str, int or None.
+    """
+    user = {} if metadata is None else metadata
+    if not isinstance(user, dict):
+        raise TypeError(f"metadata must be a dict or None, got {type(user).__name__}")
+    try:
+        json.dumps(user, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
+    if isinstance(obj, OnlineTrainer):
+        type_name = "OnlineTrainer"
+        meta = {"net": _net_meta(obj.net), "trainer": _trainer_meta(obj)}
+        arrays = {"net.parameters": obj.net.parameters()}
+        arrays.update(_trainer_arrays(obj._snapshot(), "trainer."))
+    elif isinstance(obj, _Recurrent):
+        type_name = type(obj).__name__
+        meta = _net_meta(obj)
+        arrays = {"parameters": obj.parameters()}
+    elif isinstance(obj, _core.State):
+        type_name = "State"
+        meta = {"cell": obj.cell, "num_layers": obj.num_layers,
+                "hidden_size": obj.hidden_size, "dtype": obj.dtype.name}
+        arrays = {"h": obj.h}
+        if obj.c is not None:
+            arrays["c"] = obj.c
+    elif isinstance(obj, _core.StateBatch):
+        type_name = "StateBatch"
+        meta = {"cell": obj.cell, "num_layers": obj.num_layers,
+                "hidden_size": obj.hidden_size, "dtype": obj.dtype.name, "n": len(obj)}
+        arrays = {"h": obj.h}
+        if obj.c is not None:
+            arrays["c"] = obj.c
+    elif isinstance(obj, Forecaster):
+        type_name = "Forecaster"
+        meta, arrays = _forecaster_payload(obj)
+    else:
+        raise TypeError(f"cannot save a {type(obj).__name__}: expected an LSTM, GRU, RNN, "
+                        f"State, StateBatch, OnlineTrainer or Forecaster")
+    meta["user"] = user
+    head, blobs = _encode(type_name, meta, arrays)
+    _write_atomic(path, head, blobs)
+
+
+# ---------------------------------------------------------------------- reading
+class _Reader:
+    """A validated view of one file: header, and arrays read (and checked) on demand."""
+
+    def __init__(self, path: "os.PathLike[str] | str") -> None:
+        self.path = os.fspath(path)
+        self.f = open(self.path, "rb")
+        try:
+            self._read_header()
+        except BaseException:
+            self.f.close()
+            raise
+
+    def error(self, msg: str) -> FileFormatError:
+        return FileFormatError(f"{self.path}: {msg}")
+
+    def _read_header(self) -> None:
+        size = os.fstat(self.f.fileno()).st_size
+        raw = self.f.read(_PREFIX.size)
+        if raw[:len(MAGIC)] != MAGIC[:len(raw)] or not raw:
+            raise self.error("not a streamrnn file (bad magic bytes)" if raw else
+                             "empty file, not a streamrnn file")
+        if len(raw) < _PREFIX.size:
+            raise self.error(f"truncated: {size} bytes, shorter than the "
+                             f"{_PREFIX.size}-byte file header")
+        _, version, _, hlen, hsum = _PREFIX.unpack(raw)
+        if version != FORMAT_VERSION:
+            raise self.error(f"format version {version} is not supported (this streamrnn "
+                             f"reads version {FORMAT_VERSION})"
+                             + ("; it was written by a newer streamrnn"
+                                if version > FORMAT_VERSION else ""))
+        if hlen > size - _PREFIX.size or hlen > _MAX_HEADER:
+            raise self.error(f"truncated or corrupted: the header claims {hlen} bytes, the "
+                             f"file has {size - _PREFIX.size} after the prefix")
+        hbytes = self.f.read(hlen)
+        if hashlib.sha256(hbytes).digest() != hsum:
+            raise self.error("corrupted: header checksum mismatch")
+        try:
+            header = json.loads(hbytes.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise self.error(f"corrupted: header is not valid JSON ({e})") from None
+        if not isinstance(header, dict) or header.get("format") != "streamrnn":
+            raise self.error("corrupted: not a streamrnn header")
+        for k, typ in (("type", str), ("meta", dict), ("arrays", dict), ("data_size", int)):
+            if not isinstance(header.get(k), typ) or isinstance(header.get(k), bool):
+                raise self.error(f"corrupted: header field {k!r} missing or not a "
+                                 f"{typ.__name__}")
+        self.data_start = _align(_PREFIX.size + hlen)
+        data_size = header["data_size"]
+        expected = self.data_start + data_size
+        if data_size < 0:
+            raise self.error("corrupted: negative data size")
+        if size < expected:
+            raise self.error(f"truncated: {size} bytes, expected {expected}")
+        if size > expected:
+            raise self.error(f"corrupted: {size - expected} unexpected bytes after the data")
+        self.data_size = data_size
+        for name, spec in header["arrays"].items():
+            self._check_spec(name, spec)
+        self.header = header
+        self.type = header["type"]
+        self.meta = header["meta"]
+
+    def _check_spec(self, name: str, spec: Any) -> None:
+        if not isinstance(spec, dict):
+            raise self.error(f"corrupted: array {name!r} has no description")
+        code = spec.get("dtype")
+        shape = spec.get("shape")
+        off = spec.get("offset")
+        nbytes = spec.get("nbytes")
+        if code not in _DTYPES:
+            raise self.error(f"array {name!r} has unsupported dtype {code!r}")
+        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                  and s >= 0 for s in shape) or len(shape) > 8:
+            raise self.error(f"corrupted: array {name!r} has an invalid shape {shape!r}")
+        if not isinstance(off, int) or not isinstance(nbytes, int) or off < 0 \
+                or off % _ALIGN:
+            raise self.error(f"corrupted: array {name!r} has an invalid offset")
+        count = 1
+        for s in shape:
+            count *= s
+        if nbytes != count * np.dtype(_DTYPES[code]).itemsize:
+            raise self.error(f"corrupted: array {name!r} of shape {shape} cannot have "
+                             f"{nbytes} bytes")
+        if off + nbytes > self.data_size:
+            raise self.error(f"corrupted: array {name!r} extends past the end of the data")
+        if not isinstance(spec.get("sha256"), str):
+            raise self.error(f"corrupted: array {name!r} has no checksum")
+
+    def has(self, name: str) -> bool:
+        return name in self.header["arrays"]
+
+    def array(self, name: str, dtype: Any = None, shape: Optional[Tuple[int, ...]] = None
+              ) -> np.ndarray:
+        """Array ``name`` (checked: present, checksum, optionally dtype and shape)."""
+        spec = self.header["arrays"].get(name)
+        if spec is None:
+            raise self.error(f"array {name!r} is missing")
+        dt = np.dtype(_DTYPES[spec["dtype"]])
+        if dtype is not None and dt != np.dtype(dtype):
+            raise self.error(f"array {name!r} has dtype {dt}, expected {np.dtype(dtype)}")
+        if shape is not None and tuple(spec["shape"]) != tuple(shape):
+            raise self.error(f"array {name!r} has shape {tuple(spec['shape'])}, expected "
+                             f"{tuple(shape)}")
+        self.f.seek(self.data_start + spec["offset"])
+        raw = self.f.read(spec["nbytes"])
+        if len(raw) != spec["nbytes"]:
+            raise self.error(f"truncated while reading array {name!r}")
+        if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
+            raise self.error(f"corrupted: checksum mismatch in array {name!r}")
+        return np.frombuffer(raw, dtype=dt).reshape(spec["shape"]).astype(dt.newbyteorder("="))
+
+    def shape(self, name: str) -> Tuple[int, ...]:
+        spec = self.header["arrays"].get(name)
+        if spec is None:
+            raise self.error(f"array {name!r} is missing")
+        return tuple(spec["shape"])
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _gates(cell: str) -> int:
+    return {"lstm": 4, "gru": 3}.get(cell, 1)
+
+
+def _num_params(meta: Dict[str, Any]) -> int:
+    cls = meta["class"]
+    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}[cls]
+    D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
+    G = _gates(cell)
+    n = 0
+    for k in range(L):
+        din = D if k == 0 else H
+        n += G * H * (din + H + 2)
+    if O:
+        n += O * H + O
+    return n
+
+
+def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
+    if not isinstance(meta, dict) or meta.get("class") not in _NETS:
+        raise r.error(f"invalid network description {meta!r}")
+    for k in ("input_size", "hidden_size", "num_layers"):
+        v = meta.get(k)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise r.error(f"invalid network {k}: {v!r}")
+    O = meta.get("output_size")
+    if O is not None and (not isinstance(O, int) or isinstance(O, bool) or O < 1):
+        raise r.error(f"invalid network output_size: {O!r}")
+    if meta.get("dtype") not in ("float32", "float64"):
+        raise r.error(f"invalid network dtype {meta.get('dtype')!r}")
+    # the sizes must match the parameters actually in the file before anything is allocated
+    expected = _num_params(meta)
+    if params.ndim != 1 or params.shape[0] != expected:
+        raise r.error(f"network parameters have shape {params.shape}, the sizes in the header "
+                      f"need ({expected},)")
+    if params.dtype != np.dtype(meta["dtype"]):
+        raise r.error(f"network parameters have dtype {params.dtype}, the header says "
+                      f"{meta['dtype']}")
+    if not np.all(np.isfinite(params)):
+        raise r.error("network parameters hold NaN or inf")
+    kwargs = {k: meta[k] for k in ("input_size", "hidden_size", "num_layers", "output_size",
+                                   "dtype")}
+    kwargs["seed"] = meta.get("seed")
+    if meta["class"] == "RNN":
+        kwargs["nonlinearity"] = meta.get("nonlinearity")
+    try:
+        # seed=None skips nothing: the init draw is overwritten right after
+        net = _NETS[meta["class"]](**kwargs)
+    except (TypeError, ValueError) as e:
+        raise r.error(f"invalid network settings: {e}") from None
+    net.parameters()[...] = params
+    return net
+
+
+def _build_opt(r: _Reader, meta: Any) -> Any:
+    if not isinstance(meta, dict) or meta.get("kind") not in _OPTS:
+        raise r.error(f"invalid optimizer description {meta!r}")
+    kw = {k: v for k, v in meta.items() if k != "kind"}
+    if "betas" in kw and isinstance(kw["betas"], list):
+        kw["betas"] = tuple(kw["betas"])
+    try:
+        return _OPTS[meta["kind"]](**kw)
+    except (TypeError, ValueError) as e:
+        raise r.error(f"invalid optimizer settings: {e}") from None
+
+
+def _snap_from(r: _Reader, tr: OnlineTrainer, counters: np.ndarray, fcounters: np.ndarray,
+               arrays: Dict[str, Optional[np.ndarray]]) -> Dict[str, Any]:
+    if counters.shape != (len(_COUNTERS),) or fcounters.shape != (len(_FCOUNTERS),):
+        raise r.error("trainer counters have the wrong length")
+    snap: Dict[str, Any] = {"counters": {k: int(v) for k, v in zip(_COUNTERS, counters)}}
+    snap["counters"].update({k: float(v) for k, v in zip(_FCOUNTERS, fcounters)})
+    ref = tr._snapshot()
+    for name in ("h", "c", "ring", "tags", "m1", "m2"):
+        a = arrays.get(name)
+        if ref[name] is None:
+            if a is not None:
+                raise r.error(f"trainer array {name!r} is not expected for this cell")
+            snap[name] = None
+            continue
+        if a is None:
+            raise r.error(f"trainer array {name!r} is missing")
+        if a.shape != ref[name].shape or a.dtype != ref[name].dtype:
+            raise r.error(f"trainer array {name!r} has shape {a.shape} and dtype {a.dtype}, "
+                          f"expected {ref[name].shape} and {ref[name].dtype}")
+        snap[name] = a
+    out = tr.net.output_size or tr.net.hidden_size
+    tags = snap["tags"]
+    hi = 0 if tr.loss == "mse" else out - 1
+    if tags.size and (tags.min() < -1 or tags.max() > hi):
+        raise r.error("trainer ring tags out of range")
+    for name in ("h", "c", "ring", "m1", "m2"):
+        if snap[name] is not None and name != "ring" and not np.all(np.isfinite(snap[name])):
+            raise r.error(f"trainer array {name!r} holds NaN or inf")
+    return snap
+
+
+def _restore(r: _Reader, tr: OnlineTrainer, snap: Dict[str, Any]) -> None:
+    try:
+        tr._restore(snap)
+    except (TypeError, ValueError, KeyError) as e:
+        raise r.error(f"invalid trainer state: {e}") from None
+
+
+def _load_trainer(r: _Reader) -> OnlineTrainer:
+    meta = r.meta
+    tmeta = meta.get("trainer")
+    if not isinstance(tmeta, dict):
+        raise r.error("missing trainer settings")
+    net = _build_net(r, meta.get("net"), r.array("net.parameters"))
+    k2 = tmeta.get("k2")
+    if not isinstance(k2, int) or isinstance(k2, bool) or k2 < 1 \
+            or r.shape("trainer.ring")[:1] != (k2,):
+        raise r.error(f"trainer k2 {k2!r} does not match its ring buffer")
+    try:
+        tr = OnlineTrainer(net, loss=tmeta.get("loss"), optimizer=_build_opt(r, tmeta.get(
+            "optimizer")), k1=tmeta.get("k1"), k2=k2, clip_value=tmeta.get("clip_value"),
+            clip_norm=tmeta.get("clip_norm"))
+    except (TypeError, ValueError) as e:
+        raise r.error(f"invalid trainer settings: {e}") from None
+    arrays = {n: (r.array("trainer." + n) if r.has("trainer." + n) else None)
+              for n in ("h", "c", "ring", "tags", "m1", "m2")}
+    snap = _snap_from(r, tr, r.array("trainer.counters", np.int64),
+                      r.array("trainer.fcounters", np.float64), arrays)
+    _restore(r, tr, snap)
+    return tr
+
+
+def _state_meta(r: _Reader) -> Tuple[str, int, int, str]:
+    m = r.meta
+    cell, L, H, dt = m.get("cell"), m.get("num_layers"), m.get("hidden_size"), m.get("dtype")
+    if cell not in _core.CELL_CODES or dt not in ("float32", "float64"):
+        raise r.error(f"invalid state description (cell {cell!r}, dtype {dt!r})")
+    for v in (L, H):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise r.error(f"invalid state sizes: num_layers={L!r}, hidden_size={H!r}")
+    return cell, L, H, dt
+
+
+def _load_state(r: _Reader) -> Any:
+    cell, L, H, dt = _state_meta(r)
+    h = r.array("h", dt, (L, H))
+    c = r.array("c", dt, (L, H)) if cell == "lstm" else None
+    if r.has("c") and cell != "lstm":
+        raise r.error(f"a {cell} state has no c")
+    if not np.all(np.isfinite(h)) or (c is not None and not np.all(np.isfinite(c))):
+        raise r.error("state holds NaN or inf")
+    return _core._make_state(cell, L, H, dt, h, c)
+
+
+def _load_batch(r: _Reader) -> Any:
+    cell, L, H, dt = _state_meta(r)
+    n = r.meta.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise r.error(f"invalid number of streams {n!r}")
+    h = r.array("h", dt, (n, L, H))
+    c = r.array("c", dt, (n, L, H)) if cell == "lstm" else None
+    if r.has("c") and cell != "lstm":
+        raise r.error(f"a {cell} state batch has no c")
+    if not np.all(np.isfinite(h)) or (c is not None and not np.all(np.isfinite(c))):
+        raise r.error("state batch holds NaN or inf")
+    return _core._make_batch(cell, L, H, dt, n, h, c)
+
+
+def _load_forecaster(r: _Reader) -> Forecaster:
+    meta = r.meta
+    settings = meta.get("settings")
+    if not isinstance(settings, dict):
+        raise r.error("missing forecaster settings")
+    settings = dict(settings)
+    settings["optimizer"] = _build_opt(r, settings.get("optimizer"))
+    try:
+        f = Forecaster(**settings)
+    except (TypeError, ValueError) as e:
+        raise r.error(f"invalid forecaster settings: {e}") from None
+    names = meta.get("feature_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
+                or len(names) != f.n_features:
+            raise r.error("invalid feature names")
+        f.feature_names = names
+    keys = meta.get("keys")
+    if not isinstance(keys, list):
+        raise r.error("missing stream keys")
+    for k in keys:
+        if not (k is None or isinstance(k, str) or (isinstance(k, int)
+                                                    and not isinstance(k, bool))):
+            raise r.error(f"invalid stream key {k!r}")
+    if len(set(keys)) != len(keys):
+        raise r.error("repeated stream keys")
+    n = len(keys)
+    if n and f.n_features is None:
+        raise r.error("streams without a known number of features")
+    if f.weights == "shared" and r.has("net.parameters"):
+        f.net = _build_net(r, meta.get("net"), r.array("net.parameters"))
+        if f.net.input_size != f.input_size or f.net.hidden_size != f.hidden_size:
+            raise r.error("the network does not match the forecaster's settings")
+    elif f.weights == "shared" and n:
+        raise r.error("streams without their shared network")
+    if not n:
+        return f
+    D = f.input_size
+    assert D is not None
+    pk = None
+    if f.weights == "per_key":
+        if r.shape("streams.parameters")[:1] != (n,):
+            raise r.error("per-key parameters do not match the number of streams")
+        pk = r.array("streams.parameters")
+    if r.shape("streams.ring")[:2] != (n, f.k2):
+        raise r.error("stream ring buffers do not match the settings")
+    get = {name: r.array("streams." + name) for name in
+           ("counters", "fcounters", "h", "ring", "tags", "m1", "m2")}
+    get["c"] = r.array("streams.c") if r.has("streams.c") else None
+    sy = r.array("streams.sy", np.float64, (n, 3))
+    sd = r.array("streams.sd", np.float64, (n, 3))
+    sx = r.array("streams.sx", np.float64, (n, 3, f.n_features))
+    u = r.array("streams.u", f.dtype, (n, D))
+    last_y = r.array("streams.last_y", np.float64, (n,))
+    counts = r.array("streams.counts", np.int64, (n, 3))
+    for name, a in (("sy", sy), ("sd", sd), ("sx", sx), ("u", u)):
+        if not np.all(np.isfinite(a)):
+            raise r.error(f"stream {name} holds NaN or inf")
+    if (counts < 0).any() or np.isinf(last_y).any():
+        raise r.error("invalid stream counters")
+    for name in ("counters", "fcounters", "h", "ring", "tags", "m1", "m2", "c"):
+        a = get[name]
+        if a is not None and a.shape[:1] != (n,):
+            raise r.error(f"stream array {name!r} does not have one row per stream")
+    for i, key in enumerate(keys):
+        if pk is not None:
+            net = _build_net(r, meta.get("net"), pk[i])
+            if net.input_size != D or net.hidden_size != f.hidden_size:
+                raise r.error("a per-key network does not match the forecaster's settings")
+            tr = OnlineTrainer(net, loss="mse", optimizer=f.optimizer, k1=f.k1, k2=f.k2,
+                               clip_norm=f.clip_norm)
+            s = _Stream(tr, f._alpha, f.n_features, f.dtype, D)
+        else:
+            s = f._new_stream()
+        arrays = {name: (None if get[name] is None else get[name][i])
+                  for name in ("h", "c", "ring", "tags", "m1", "m2")}
+        snap = _snap_from(r, s.trainer, get["counters"][i], get["fcounters"][i], arrays)
+        _restore(r, s.trainer, snap)
+        s.sy.unpack(sy[i])
+        s.sd.unpack(sd[i])
+        s.sx.unpack(sx[i])
+        s.u[...] = u[i]
+        s.last_y = float(last_y[i])
+        s.n_seen, s.n_obs, s.n_missing = (int(v) for v in counts[i])
+        f._streams[key] = s
+    return f
+
+
+_LOADERS = {"State": _load_state, "StateBatch": _load_batch, "OnlineTrainer": _load_trainer,
+            "Forecaster": _load_forecaster}
+_TYPES: Dict[str, Type[Any]] = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN, "State": _core.State,
+                                "StateBatch": _core.StateBatch,
+                                "OnlineTrainer": OnlineTrainer, "Forecaster": Forecaster}
+
+
+def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
+         with_metadata: bool = False) -> Any:
+    """Read an object written by :func:`save`.
+
+    expect : a class (e.g. ``sr.Forecaster``, ``sr.LSTM``) or None
+        When given, a file holding anything else raises TypeError before it is decoded.
+    with_metadata : return ``(obj, metadata)`` with the ``metadata`` dict given to save.
+
+    Raises
+    ------
+    FileFormatError (a ValueError)
+        Not a streamrnn file, truncated, corrupted (checksums), an unsupported format
+        version, or content that fails validation.
+    TypeError
+        The file holds another type than ``expect``.
+    OSError
+        The file cannot be opened.
+    """
+    r = _Reader(path)
+    try:
+        t = r.type
+        if t not in _TYPES:
+            raise r.error(f"unknown object type {t!r}")
+        if expect is not None and not issubclass(_TYPES[t], expect):
+            raise TypeError(f"{r.path} holds a {t}, expected a {expect.__name__}")
+        try:
+            if t in _NETS:
+                obj = _build_net(r, {**r.meta, "class": t}, r.array("parameters"))
+            else:
+                obj = _LOADERS[t](r)
+        except FileFormatError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise r.error(f"invalid {t} content: {e}") from None
+        user = r.meta.get("user", {})
+    finally:
+        r.close()
+    return (obj, user) if with_metadata else obj

@@ -1,0 +1,378 @@
+"""sr.Forecaster and sr.evaluate: learning, forecasting without side effects, scaling,
+missing values, exogenous features, keyed streams, progressive validation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import streamrnn as sr
+from streamrnn.datasets import load_sunspots
+
+
+def sine(n, scale=1.0, offset=0.0, period=20.0):
+    return [offset + scale * math.sin(2 * math.pi * t / period) for t in range(n)]
+
+
+def snapshot(f, key=None):
+    """Everything that forecast() must leave untouched."""
+    s = f._streams[key]
+    snap = s.trainer._snapshot()
+    return (f.network(key).parameters().copy(), snap["h"], snap["c"], snap["ring"],
+            snap["tags"], snap["m1"], snap["m2"], dict(snap["counters"]), s.u.copy(),
+            s.last_y, s.sy.pack(), s.sd.pack(), s.sx.pack().copy(), s.n_seen)
+
+
+def same(a, b):
+    for x, y in zip(a, b):
+        if isinstance(x, np.ndarray):
+            assert np.array_equal(x, y, equal_nan=True)
+        elif isinstance(x, dict):
+            assert x.keys() == y.keys()
+            for k in x:
+                assert x[k] == y[k] or (x[k] != x[k] and y[k] != y[k]), k
+        elif x is None:
+            assert y is None
+        else:
+            assert x == y or (x != x and y != y)
+
+
+# ---------------------------------------------------------------------- basics
+def test_learns_a_sine_better_than_persistence():
+    f = sr.Forecaster(hidden_size=16, seed=0)
+    res = sr.evaluate(sine(600), f, horizon=3)
+    assert res.n[0] == 599 and res.n[2] == 597
+    for k in range(3):
+        assert res.mae[k] < 0.5 * res.persistence_mae[k]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("differencing", [True, False])
+def test_every_cell_and_mode_forecasts_finite(cell, differencing):
+    f = sr.Forecaster(cell=cell, hidden_size=8, seed=1, differencing=differencing)
+    for y in sine(120, 3.0, 50.0):
+        f.learn_one(y)
+    out = f.forecast(5)
+    assert len(out) == 5 and all(math.isfinite(v) for v in out)
+    assert all(isinstance(v, float) for v in out)
+    assert max(abs(v - 50) for v in out) < 10
+
+
+def test_forecast_before_any_value_is_nan():
+    f = sr.Forecaster(seed=0)
+    assert all(math.isnan(v) for v in f.forecast(3))
+    f.learn_one(float("nan"))
+    assert all(math.isnan(v) for v in f.forecast(2))
+    f.learn_one(4.0)
+    assert f.forecast(1)[0] == pytest.approx(4.0, abs=5.0)
+
+
+def test_forecast_leaves_state_weights_and_scalers_untouched():
+    f = sr.Forecaster(hidden_size=8, seed=3, n_features=1)
+    for t, y in enumerate(sine(80, 2.0, 7.0)):
+        f.learn_one(y, [t % 5])
+    before = snapshot(f)
+    a = f.forecast(1)
+    b = f.forecast(7, xs=[[1.0]] * 7)
+    c = f.forecast(7)
+    same(before, snapshot(f))
+    assert f.forecast(1) == a
+    assert f.forecast(7, xs=[[1.0]] * 7) == b and f.forecast(7) == c
+
+
+def test_forecast_one_is_the_prediction_learn_one_learns_from():
+    # the horizon-1 path (predict_one) and the rollout path (step on a copy) agree, and the
+    # next learn_one scores exactly that prediction
+    f = sr.Forecaster(hidden_size=8, seed=3, dtype="float64")
+    for y in sine(50):
+        f.learn_one(y)
+    one = f.forecast(1)[0]
+    assert f.forecast(4)[0] == pytest.approx(one, rel=1e-12, abs=1e-12)
+    tr = f.trainer()
+    s = f._streams[None]
+    pending = float(tr.predict_one(s.u)[0])     # no features: u is the pending input
+    assert f._unscale(s, pending, s.last_y) == one
+    count, total = tr._c_loss_count(), tr._c_loss_sum()
+    y_new = 0.25
+    target = f._target(s, y_new)
+    f.learn_one(y_new)
+    assert tr._c_loss_count() == count + 1
+    assert tr._c_loss_sum() - total == pytest.approx((pending - target) ** 2, rel=1e-9)
+
+
+def test_one_forward_step_per_value():
+    f = sr.Forecaster(hidden_size=8, seed=0)
+    for y in sine(30):
+        f.learn_one(y)
+        f.forecast(1)
+    assert f.trainer().steps == 29   # the first value has nothing to learn from
+
+
+# ---------------------------------------------------------------------- scaling
+def test_raw_airline_scale_series_does_not_diverge():
+    # AirlinePassengers-like magnitudes (a trend from 100 to 600 with seasonality), and the
+    # same series times 1e6: scaling makes the runs nearly identical
+    t = np.arange(144)
+    y = 100 + 3.5 * t + (20 + 0.6 * t) * np.sin(2 * np.pi * t / 12)
+    res = []
+    for scale in (1.0, 1e6):
+        f = sr.Forecaster(seed=0)
+        r = sr.evaluate(y * scale, f, horizon=1)
+        assert np.all(np.isfinite(f.net.parameters()))
+        assert f.trainer().skipped_updates == 0
+        res.append(r.mae[0] / scale)
+        assert r.mae[0] < r.persistence_mae[0]
+    assert res[1] == pytest.approx(res[0], rel=1e-2)
+
+
+def test_constant_series_and_jump():
+    f = sr.Forecaster(hidden_size=8, seed=0)
+    for _ in range(50):
+        f.learn_one(5.0)
+    assert all(abs(v - 5.0) < 1.0 for v in f.forecast(3))
+    f.learn_one(1e9)          # a huge jump after a constant: clipped, never NaN
+    for _ in range(10):
+        f.learn_one(5.0)
+    assert all(math.isfinite(v) for v in f.forecast(3))
+    assert np.all(np.isfinite(f.net.parameters()))
+
+
+def test_scale_halflife_and_no_scaling():
+    y = sine(600, 0.5)
+    for kw in ({"scale_halflife": 30.0}, {"scale": False}, {"differencing": False},
+               {"scale": False, "differencing": False}):
+        f = sr.Forecaster(hidden_size=8, seed=0, **kw)
+        r = sr.evaluate(y, f, grace_period=300)
+        assert r.mae[0] < r.persistence_mae[0], kw
+
+
+# ---------------------------------------------------------------------- missing values
+@pytest.mark.parametrize("missing", [float("nan"), None, np.float32("nan")])
+def test_missing_value_advances_without_learning(missing):
+    f = sr.Forecaster(hidden_size=8, seed=0)
+    for y in sine(40):
+        f.learn_one(y)
+    params = f.net.parameters().copy()
+    updates = f.trainer().updates
+    expected = f.forecast(2)
+    f.learn_one(missing)
+    assert np.array_equal(params, f.net.parameters())      # k1=1: no update from it
+    assert f.trainer().updates == updates
+    # the model's own forecast stood in for the missing value
+    assert f._streams[None].last_y == pytest.approx(expected[0], rel=1e-6)
+    assert f.forecast(1)[0] == pytest.approx(expected[1], rel=1e-4, abs=1e-4)
+    assert f.stats()["missing"] == 1 and f.stats()["observations"] == 40
+
+
+def test_long_gap_of_missing_values_never_poisons():
+    f = sr.Forecaster(hidden_size=8, seed=0, k1=4, k2=8)
+    ys = sine(300)
+    for i in range(100, 200):
+        ys[i] = float("nan")
+    r = sr.evaluate(ys, f)
+    assert np.all(np.isfinite(f.net.parameters()))
+    assert r.n[0] == 199
+    assert r.mae[0] < r.persistence_mae[0]
+
+
+def test_bad_values_raise_and_change_nothing():
+    f = sr.Forecaster(hidden_size=8, seed=0)
+    for y in sine(20):
+        f.learn_one(y)
+    before = snapshot(f)
+    with pytest.raises(ValueError, match="y must be finite"):
+        f.learn_one(float("inf"))
+    with pytest.raises(TypeError, match="y must be a number"):
+        f.learn_one("3.0")
+    with pytest.raises(TypeError, match="y must be a number"):
+        f.learn_one(True)
+    with pytest.raises(ValueError, match="x must have 0 features"):
+        f.learn_one(1.0, [1.0])
+    with pytest.raises(ValueError, match="horizon"):
+        f.forecast(0)
+    same(before, snapshot(f))
+
+
+# ---------------------------------------------------------------------- features
+def test_exogenous_features_help():
+    # y follows a feature that is known one step ahead (a calendar-like signal)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=400).astype(float)
+    y = 10 * x + rng.normal(0, 0.1, 400)
+    plain = sr.evaluate(y, sr.Forecaster(hidden_size=8, seed=0))
+    withx = sr.evaluate(y, sr.Forecaster(hidden_size=8, seed=0), x=[[v] for v in x])
+    assert withx.mae[0] < 0.5 * plain.mae[0]
+
+
+def test_feature_dicts():
+    f = sr.Forecaster(hidden_size=8, seed=0)
+    f.learn_one(1.0, {"a": 1, "b": 2})
+    assert f.n_features == 2 and f.feature_names == ["a", "b"]
+    f.learn_one(2.0, {"b": 1, "a": float("nan")})   # order free, NaN missing
+    f.learn_one(3.0, {"a": 1})                       # absent key: missing
+    with pytest.raises(ValueError, match="unknown feature 'c'"):
+        f.learn_one(3.0, {"c": 1})
+    with pytest.raises(ValueError, match="must not hold inf"):
+        f.learn_one(3.0, [1.0, float("inf")])
+    assert len(f.forecast(3, xs=[{"a": 1, "b": 2}, None, {"a": 0}])) == 3
+    with pytest.raises(TypeError):
+        f.forecast(2, xs="ab")
+    with pytest.raises(ValueError, match="one feature set per forecast value"):
+        f.forecast(2, xs=[None])
+
+
+def test_features_fixed_by_first_call_only_on_success():
+    f = sr.Forecaster(hidden_size=4)
+    with pytest.raises(TypeError):
+        f.learn_one(1.0, {"a": "x"})
+    assert f.n_features is None and f.feature_names is None
+    f.learn_one(1.0, [1, 2, 3])
+    assert f.n_features == 3 and f.input_size == 5
+
+
+# ---------------------------------------------------------------------- keyed streams
+def test_keyed_streams_share_weights_but_not_state():
+    f = sr.Forecaster(hidden_size=8, seed=0)
+    for t in range(60):
+        f.learn_one(math.sin(0.3 * t), key="a")
+        f.learn_one(100 + 10 * math.cos(0.2 * t), key=7)
+    assert f.keys() == ["a", 7] and len(f) == 2 and "a" in f
+    assert f.network("a") is f.network(7) is f.net
+    assert f.trainer("a") is not f.trainer(7)
+    fa, f7 = f.forecast(1, key="a")[0], f.forecast(1, key=7)[0]
+    assert abs(fa) < 2 and abs(f7 - 100) < 15
+    assert math.isnan(f.forecast(1, key="unseen")[0])
+    f.forget("a")
+    assert f.keys() == [7]
+    with pytest.raises(KeyError):
+        f.forget("a")
+    with pytest.raises(TypeError, match="hashable"):
+        f.learn_one(1.0, key=[1])
+
+
+def test_keyed_streams_per_key_weights():
+    f = sr.Forecaster(hidden_size=8, seed=0, weights="per_key")
+    for t in range(30):
+        for k in range(3):
+            f.learn_one(math.sin((0.1 + 0.1 * k) * t), key=k)
+    nets = [f.network(k) for k in range(3)]
+    assert len({id(n) for n in nets}) == 3 and f.net is None
+    assert not np.array_equal(nets[0].parameters(), nets[1].parameters())
+
+
+def test_per_key_equals_independent_forecasters():
+    f = sr.Forecaster(hidden_size=8, seed=5, weights="per_key")
+    singles = {k: sr.Forecaster(hidden_size=8, seed=5) for k in ("x", "y")}
+    for t in range(40):
+        for k, g in singles.items():
+            v = math.sin(0.2 * t + (k == "y"))
+            f.learn_one(v, key=k)
+            g.learn_one(v)
+    for k, g in singles.items():
+        assert f.forecast(4, key=k) == g.forecast(4)
+
+
+def test_memory_per_stream_reported():
+    shared = sr.Forecaster(hidden_size=32, seed=0, n_features=0)
+    per_key = sr.Forecaster(hidden_size=32, seed=0, n_features=0, weights="per_key")
+    b_shared = shared.memory_per_stream()
+    b_per_key = per_key.memory_per_stream()
+    P = shared.net.parameters().nbytes
+    assert 5 * P < b_shared < 50 * P        # gradient + moments + ring + scratch
+    assert b_per_key > b_shared + P // 2
+    with pytest.raises(RuntimeError):
+        sr.Forecaster().memory_per_stream()
+
+
+def test_many_streams():
+    f = sr.Forecaster(hidden_size=4, k2=4, seed=0)
+    for t in range(3):
+        for k in range(1000):
+            f.learn_one(float(k + t), key=k)
+    assert len(f) == 1000
+    assert all(math.isfinite(f.forecast(1, key=k)[0]) for k in (0, 500, 999))
+
+
+# ---------------------------------------------------------------------- settings
+@pytest.mark.parametrize("kw, exc", [
+    ({"cell": "transformer"}, ValueError), ({"hidden_size": 0}, ValueError),
+    ({"k1": 4, "k2": 2}, ValueError), ({"optimizer": "adam"}, TypeError),
+    ({"clip_norm": -1.0}, ValueError), ({"seed": -1}, ValueError),
+    ({"differencing": 1}, TypeError), ({"scale_halflife": 0}, ValueError),
+    ({"scale_halflife": "x"}, TypeError), ({"n_features": -1}, ValueError),
+    ({"dtype": "int8"}, TypeError), ({"weights": "global"}, ValueError),
+])
+def test_bad_settings(kw, exc):
+    with pytest.raises(exc):
+        sr.Forecaster(**kw)
+
+
+def test_repr_and_float64():
+    f = sr.Forecaster(dtype="float64", hidden_size=4, seed=0)
+    assert "hidden_size=4" in repr(f)
+    for y in sine(30):
+        f.learn_one(np.float64(y))
+    assert f.net.dtype == np.float64
+
+
+# ---------------------------------------------------------------------- evaluate
+def test_evaluate_persistence_is_exact():
+    y = [1.0, 3.0, float("nan"), 2.0, 6.0, 5.0]
+    res = sr.evaluate(y, sr.Forecaster(hidden_size=4, seed=0), horizon=2,
+                      return_forecasts=True)
+    # persistence at t (last observed before t) vs y[t], y[t+1], skipping missing values
+    # (last observed, y): t=0 has no forecast; missing values are not scored
+    pairs1 = [(1, 3), (3, 2), (2, 6), (6, 5)]
+    pairs2 = [(3, 2), (3, 6), (2, 5)]
+    assert res.n == [4, 3]
+    assert res.persistence_mae[0] == pytest.approx(np.mean([abs(a - b) for a, b in pairs1]))
+    assert res.persistence_mae[1] == pytest.approx(np.mean([abs(a - b) for a, b in pairs2]))
+    assert res.persistence_rmse[1] == pytest.approx(
+        math.sqrt(np.mean([(a - b) ** 2 for a, b in pairs2])))
+    assert res.forecasts.shape == (6, 2) and np.isnan(res.forecasts[0]).all()
+    assert np.array_equal(res.persistence, [np.nan, 1, 3, 3, 2, 6], equal_nan=True)
+    assert "persist MAE" in str(res) and res.to_dict()["n"] == [4, 3]
+
+
+def test_evaluate_grace_period_and_errors():
+    y = sine(50)
+    r = sr.evaluate(y, sr.Forecaster(hidden_size=4, seed=0), grace_period=10)
+    assert r.n == [40]
+    with pytest.raises(ValueError):
+        sr.evaluate(y, sr.Forecaster(), horizon=0)
+    with pytest.raises(ValueError):
+        sr.evaluate(y, sr.Forecaster(), x=[[1.0]] * 3)
+    with pytest.raises(ValueError):
+        sr.evaluate([1.0, float("inf")], sr.Forecaster())
+
+
+class MeanForecaster:
+    """A river-style forecaster (learn_one(y, x=None), forecast(horizon, xs=None))."""
+
+    def __init__(self):
+        self.n, self.total = 0, 0.0
+
+    def learn_one(self, y, x=None):
+        self.n += 1
+        self.total += y
+
+    def forecast(self, horizon, xs=None):
+        if not self.n:
+            raise RuntimeError("no data")
+        return [self.total / self.n] * horizon
+
+
+def test_evaluate_foreign_forecaster():
+    y = [1.0, 2.0, 3.0, 4.0]
+    r = sr.evaluate(y, MeanForecaster(), horizon=1)
+    assert r.n == [3]
+    assert r.mae[0] == pytest.approx(np.mean([1.0, 1.5, 2.0]))
+
+
+def test_sunspots_dataset_and_model_beats_persistence():
+    years, values = load_sunspots()
+    assert len(values) == len(years) == 309 and years[0] == 1700
+    f = sr.Forecaster(seed=0)
+    r = sr.evaluate(values, f)
+    assert r.mae[0] < 0.85 * r.persistence_mae[0]
