@@ -57,6 +57,28 @@ def median_time(fn: Callable[[], object], inner: int, rounds: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(fns: "dict[str, Callable[[], object]]", rounds: int,
+                divisors: "Optional[dict[str, float]]" = None,
+                inner: "Optional[dict[str, int]]" = None) -> "dict[str, float]":
+    """Median seconds per call of each function, measured round-robin: every round times each
+    function once, so all of them see the same machine load and their ratios stay honest on
+    a shared, noisy machine."""
+    inners = {k: (inner or {}).get(k) or calibrate(f) for k, f in fns.items()}
+    for k, f in fns.items():  # warm-up
+        for _ in range(max(1, inners[k] // 10)):
+            f()
+    samples: "dict[str, List[float]]" = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            n = inners[k]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            samples[k].append((time.perf_counter() - t0) / n)
+    div = divisors or {}
+    return {k: statistics.median(v) / div.get(k, 1.0) for k, v in samples.items()}
+
+
 def inner_for(seconds_per_call: float, budget: float = 0.02) -> int:
     return int(max(3, min(20000, budget / max(seconds_per_call, 1e-8))))
 
@@ -98,19 +120,15 @@ def bench_step(args: argparse.Namespace) -> None:
                 s = net.new_state()
                 x = rng.normal(size=D).astype(dtype)
                 out = np.empty(H, dtype=dtype)
-                step = lambda: net.step(x, s, out)  # noqa: E731
-                t_ours = median_time(step, calibrate(step), args.rounds)
-                T = 4000
+                T = 1000
                 X = rng.normal(size=(T, D)).astype(dtype)
                 Y = np.empty((T, H), dtype=dtype)
                 s2 = net.new_state()
-                run = lambda: net.run(X, s2, Y)  # noqa: E731
-                t_floor = median_time(run, max(1, calibrate(run) // 4), args.rounds) / T
                 ref = reference.Net(REF_CELL[cell], D, H, 1, None, params=net.parameters().copy())
                 h, c = ref.zero_state()
-                rstep = lambda: ref.step(x, h, c)  # noqa: E731
-                t_ref = median_time(rstep, calibrate(rstep), args.rounds)
-                t_torch = None
+                fns = {"ours": lambda: net.step(x, s, out),
+                       "floor": lambda: net.run(X, s2, Y),
+                       "ref": lambda: ref.step(x, h, c)}
                 if torch is not None:
                     tdt = torch.float32 if dtype == "float32" else torch.float64
                     tc = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell,
@@ -123,7 +141,10 @@ def bench_step(args: argparse.Namespace) -> None:
                         with torch.inference_mode():
                             tc(tx, tstate)
 
-                    t_torch = median_time(tstep, calibrate(tstep), args.rounds)
+                    fns["torch"] = tstep
+                m = interleaved(fns, args.rounds, {"floor": T})
+                t_ours, t_floor, t_ref = m["ours"], m["floor"], m["ref"]
+                t_torch = m.get("torch")
                 print(f"| {cell} | {dtype} | {D} | {H} | {us(t_ours)} | {us(t_floor)} | "
                       f"{(t_ours / t_floor - 1) * 100:.0f}% | {us(t_ref)} | {us(t_torch)} | "
                       f"{ratio(t_ref, t_ours)} | {ratio(t_torch, t_ours)} |", flush=True)
@@ -140,8 +161,6 @@ def bench_many(args: argparse.Namespace) -> None:
         b = net.new_states(n)
         X = rng.normal(size=(n, D)).astype(np.float32)
         out = np.empty((n, H), np.float32)
-        many = lambda: net.step_many(X, b, out=out)  # noqa: E731
-        t_many = median_time(many, calibrate(many), args.rounds) / n
         states = [net.new_state() for _ in range(n)]
         o1 = np.empty(H, np.float32)
 
@@ -149,8 +168,7 @@ def bench_many(args: argparse.Namespace) -> None:
             for i in range(n):
                 net.step(X[i], states[i], o1)
 
-        t_loop = median_time(loop, calibrate(loop), args.rounds) / n
-        t_torch = None
+        fns = {"many": lambda: net.step_many(X, b, out=out), "loop": loop}
         if torch is not None:
             tc = torch.nn.LSTMCell(D, H)
             tX = torch.from_numpy(X)
@@ -160,7 +178,9 @@ def bench_many(args: argparse.Namespace) -> None:
                 with torch.inference_mode():
                     tc(tX, hc)
 
-            t_torch = median_time(tmany, calibrate(tmany), args.rounds) / n
+            fns["torch"] = tmany
+        m = interleaved(fns, args.rounds, {k: n for k in fns})
+        t_many, t_loop, t_torch = m["many"], m["loop"], m.get("torch")
         print(f"| {n} | {us(t_many)} | {us(t_loop)} | {us(t_torch)} | {ratio(t_torch, t_many)} |",
               flush=True)
 
@@ -235,7 +255,7 @@ def bench_train(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|")
     H = 64
     series = np.sin(0.05 * np.arange(5000)).astype(np.float32)
-    for k1, k2 in ((32, 32), (1, 32)):
+    for k1, k2 in ((32, 32), (1, 32)):  # noqa: B007
         net = sr.LSTM(1, H, output_size=1, seed=0)
         tr = sr.OnlineTrainer(net, optimizer=sr.Adam(lr=1e-3), k1=k1, k2=k2, clip_norm=1.0)
         X = series[:-1].reshape(-1, 1).copy()
@@ -247,16 +267,17 @@ def bench_train(args: argparse.Namespace) -> None:
             tr.learn_one(X[t], Y[t])
             st["t"] += 1
 
-        inner = 256
-        t_one = median_time(one, inner, args.rounds)
         net2 = sr.LSTM(1, H, output_size=1, seed=0)
         tr2 = sr.OnlineTrainer(net2, optimizer=sr.Adam(lr=1e-3), k1=k1, k2=k2, clip_norm=1.0)
-        Xb, Yb = X[:1024], Y[:1024]
-        t_many = median_time(lambda: tr2.learn_many(Xb, Yb), 1, args.rounds) / len(Xb)
-        t_torch = None
+        Xb, Yb = X[:256], Y[:256]
+        fns = {"one": one, "many": lambda: tr2.learn_many(Xb, Yb)}
         if torch is not None:
-            fn = _torch_k1k2_equal(series, 32, H) if k1 == 32 else _torch_k1_1(series, 32, H)
-            t_torch = median_time(fn, 64 if k1 == 32 else 16, args.rounds)
+            fns["torch"] = (_torch_k1k2_equal(series, 32, H) if k1 == 32
+                            else _torch_k1_1(series, 32, H))
+        # whole update windows per round (k1 = 32: one backward every 32 samples)
+        m = interleaved(fns, args.rounds, {"many": len(Xb)},
+                        {"one": 256, "many": 1, "torch": 64 if k1 == 32 else 16})
+        t_one, t_many, t_torch = m["one"], m["many"], m.get("torch")
         print(f"| k1={k1}, k2={k2} | {us(t_one)} | {us(t_many)} | {us(t_torch)} | "
               f"{ratio(t_torch, t_one)} |", flush=True)
 
