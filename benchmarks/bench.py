@@ -6,7 +6,7 @@ and torch to one thread, so latency figures are single-core.
 
     python benchmarks/bench.py                 # the default table (a few minutes)
     python benchmarks/bench.py --full          # every D, H, dtype of the step grid
-    python benchmarks/bench.py --only step     # one section: step, many, train, memory
+    python benchmarks/bench.py --only step     # one section: step, many, train, flops, memory
 
 Columns: ours = ``net.step(x, s, out)`` from Python; C floor = the same C core over a whole
 sequence without returning to Python (``net.run`` time / T); ref = the NumPy reference's
@@ -282,6 +282,40 @@ def bench_train(args: argparse.Namespace) -> None:
               f"{ratio(t_torch, t_one)} |", flush=True)
 
 
+def bench_flops(args: argparse.Namespace) -> None:
+    """Large layers are bound by memory bandwidth or arithmetic: compare the step's GFLOP/s
+    with this machine's single-thread BLAS gemm rate (measured here, same run)."""
+    from scipy.linalg import blas as sblas
+
+    print("\n### Large layers against the machine's single-core gemm rate\n")
+    print("| cell | dtype | D | H | C floor µs/step | GFLOP/s | weights MB | weights read GB/s "
+          "| gemm GFLOP/s (1 thread) | fraction of gemm |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(2)
+    gemm_rate = {}
+    for dtype, fn in (("float32", sblas.sgemm), ("float64", sblas.dgemm)):
+        a = np.asfortranarray(rng.normal(size=(512, 512)).astype(dtype))
+        t = median_time(lambda: fn(1.0, a, a), 5, args.rounds)
+        gemm_rate[dtype] = 2 * 512 ** 3 / t / 1e9
+    for dtype in ("float32", "float64"):
+        for H in (256, 512):
+            D = 8
+            net = sr.LSTM(D, H, dtype=dtype, seed=0)
+            T = 200
+            X = rng.normal(size=(T, D)).astype(dtype)
+            Y = np.empty((T, H), dtype=dtype)
+            s = net.new_state()
+            t = median_time(lambda: net.run(X, s, Y), 3, args.rounds) / T
+            flops = 2 * 4 * H * (D + H)
+            mb = net.parameters().nbytes / 1e6
+            print(f"| lstm | {dtype} | {D} | {H} | {t * 1e6:.2f} | {flops / t / 1e9:.1f} | "
+                  f"{mb:.2f} | {mb / 1e3 / t:.0f} | {gemm_rate[dtype]:.1f} | "
+                  f"{flops / t / 1e9 / gemm_rate[dtype]:.0%} |", flush=True)
+    print("\nA single stream's step is a matrix-vector product: every weight is read once per "
+          "step for 2 flops, so above ~256 units (weights beyond the 512 KB L2) it is bound by "
+          "memory bandwidth, not by arithmetic; gemm reuses each weight many times.")
+
+
 def bench_memory(args: argparse.Namespace) -> None:
     print("\n### Memory\n")
     print("| network | bytes per State (h, c, scratch) | bytes per stream in a StateBatch |")
@@ -330,7 +364,8 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="the whole D × H × dtype grid")
     ap.add_argument("--quick", action="store_true", help="float32 only, fewer rounds")
-    ap.add_argument("--only", choices=["step", "many", "train", "memory"], action="append")
+    ap.add_argument("--only", choices=["step", "many", "train", "flops", "memory"],
+                    action="append")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--memory-steps", type=int, default=1_000_000)
     args = ap.parse_args()
@@ -341,7 +376,7 @@ def main() -> int:
           f"Python {platform.python_version()}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs, BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}")
     print(f"command: python benchmarks/bench.py {' '.join(sys.argv[1:])}".rstrip())
-    sections = args.only or ["step", "many", "train", "memory"]
+    sections = args.only or ["step", "many", "train", "flops", "memory"]
     for name in sections:
         globals()["bench_" + name](args)
     return 0
