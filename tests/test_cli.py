@@ -1,0 +1,310 @@
+"""The command line: the demo, `forecast` on files and on a live pipe, save/resume, errors and
+exit codes, --help, selfcheck."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import streamrnn as sr
+from streamrnn import cli
+from streamrnn.datasets import load_sunspots, sunspots_path
+
+PY = [sys.executable, "-m", "streamrnn"]
+
+
+def run_cli(args, stdin=None, timeout=120):
+    return subprocess.run(PY + args, input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def write_csv(path, rows, header=("t", "load", "temp")):
+    with open(path, "w", newline="") as fh:
+        fh.write(",".join(header) + "\n")
+        for r in rows:
+            fh.write(",".join(str(v) for v in r) + "\n")
+
+
+def table(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], rows[1:]
+
+
+def demo_rows(n=80):
+    return [(t, round(50 + 10 * math.sin(0.4 * t), 4), t % 7) for t in range(n)]
+
+
+# ---------------------------------------------------------------------- demo
+def test_demo_in_process(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "demo.png"
+    assert cli.main(["--plot", str(png), "--horizon", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "sunspot" in out and "persistence" in out and str(png) in out
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_without_matplotlib(capsys, monkeypatch, tmp_path):
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import fails
+    assert cli.main(["--plot", str(tmp_path / "x.png")]) == 0
+    out = capsys.readouterr().out
+    assert "matplotlib is not installed" in out and not (tmp_path / "x.png").exists()
+
+
+def test_demo_beats_persistence_as_a_subprocess(tmp_path):
+    t0 = time.perf_counter()
+    r = subprocess.run(PY, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert time.perf_counter() - t0 < 30
+    line = [s for s in r.stdout.splitlines() if s.startswith("one-step-ahead MAE")][0]
+    assert "lower than persistence" in line
+    assert "\r" not in r.stderr                      # no progress bar into a pipe
+    _, values = load_sunspots()
+    assert str(len(values)) in r.stdout
+
+
+# ---------------------------------------------------------------------- forecast: files
+def test_forecast_file(tmp_path, capsys):
+    src = tmp_path / "d.csv"
+    write_csv(src, demo_rows())
+    assert cli.main(["forecast", str(src), "--column", "load", "-H", "3", "--keep", "t",
+                     "--features", "temp"]) == 0
+    captured = capsys.readouterr()
+    head, rows = table(captured.out)
+    assert head == ["line", "t", "value", "forecast_1", "forecast_2", "forecast_3"]
+    assert len(rows) == 80 and rows[0][:3] == ["2", "0", "50"]
+    assert all(math.isfinite(float(v)) for r in rows for v in r[3:])
+    assert "80 rows; one-step MAE" in captured.err
+
+
+def test_forecast_matches_the_python_api(tmp_path, capsys):
+    src = tmp_path / "d.csv"
+    write_csv(src, demo_rows(40))
+    assert cli.main(["forecast", str(src), "-c", "load", "-H", "2", "--hidden", "8",
+                     "--seed", "3", "--quiet"]) == 0
+    _, rows = table(capsys.readouterr().out)
+    f = sr.Forecaster(hidden_size=8, seed=3)
+    for (_, y, _), row in zip(demo_rows(40), rows):
+        f.learn_one(y)
+        assert [float(v) for v in row[2:]] == pytest.approx(f.forecast(2), rel=1e-9)
+
+
+def test_forecast_keyed_streams(tmp_path, capsys):
+    src = tmp_path / "k.csv"
+    rows = [(t, 100 * (t % 2) + math.sin(0.3 * t), f"s{t % 2}") for t in range(60)]
+    write_csv(src, rows, header=("t", "v", "id"))
+    assert cli.main(["forecast", str(src), "-c", "v", "--key", "id", "--quiet"]) == 0
+    head, out = table(capsys.readouterr().out)
+    assert head == ["line", "id", "value", "forecast_1"]
+    for r in out[10:]:
+        level = 100 if r[1] == "s1" else 0
+        assert abs(float(r[3]) - level) < 10
+
+
+def test_save_and_resume_equals_one_run(tmp_path):
+    rows = demo_rows(90)
+    whole, part1, part2 = (tmp_path / n for n in ("all.csv", "p1.csv", "p2.csv"))
+    write_csv(whole, rows)
+    write_csv(part1, rows[:50])
+    write_csv(part2, rows[50:])
+    ck = tmp_path / "ck.srnn"
+    common = ["-H", "2", "--features", "temp", "--hidden", "8"]
+    a = run_cli(["forecast", str(whole), "-c", "load"] + common)
+    b = run_cli(["forecast", str(part1), "-c", "load", "--save", str(ck)] + common)
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    assert ck.exists() and "saved" in b.stderr
+    # resume: the column and features come from the checkpoint
+    c = run_cli(["forecast", str(part2), "--load", str(ck), "-H", "2"])
+    assert c.returncode == 0, c.stderr
+    _, ra = table(a.stdout)
+    _, rb = table(b.stdout)
+    _, rc = table(c.stdout)
+    assert [r[1:] for r in ra] == [r[1:] for r in rb + rc]     # bit for bit (same text)
+
+
+def test_resume_with_other_features_is_a_usage_error(tmp_path):
+    src = tmp_path / "d.csv"
+    write_csv(src, demo_rows(10))
+    ck = tmp_path / "ck"
+    assert run_cli(["forecast", str(src), "-c", "load", "--save", str(ck)]).returncode == 0
+    r = run_cli(["forecast", str(src), "--load", str(ck), "--features", "temp"])
+    assert r.returncode == 2 and "differ from the checkpoint" in r.stderr
+
+
+@pytest.mark.parametrize("content, code, message", [
+    (b"not a checkpoint", 1, "not a streamrnn file"),
+    (None, 2, "cannot read checkpoint"),
+])
+def test_bad_checkpoint(tmp_path, content, code, message):
+    src = tmp_path / "d.csv"
+    write_csv(src, demo_rows(5))
+    ck = tmp_path / "ck"
+    if content is not None:
+        ck.write_bytes(content)
+    r = run_cli(["forecast", str(src), "-c", "load", "--load", str(ck)])
+    assert r.returncode == code and message in r.stderr
+
+
+def test_checkpoint_of_another_type(tmp_path):
+    src = tmp_path / "d.csv"
+    write_csv(src, demo_rows(5))
+    sr.save(sr.LSTM(1, 2), tmp_path / "net")
+    r = run_cli(["forecast", str(src), "-c", "load", "--load", str(tmp_path / "net")])
+    assert r.returncode == 1 and "expected a Forecaster" in r.stderr
+
+
+def test_forecast_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "p.png"
+    r = run_cli(["forecast", sunspots_path(), "-c", "sunspots", "--plot", str(png)])
+    assert r.returncode == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    assert str(png) in r.stderr
+
+
+# ---------------------------------------------------------------------- errors
+BAD = b"t,load,temp\n0,1.5,3\n1,abc,3\n2,2.5\n3,\"4,5\n\n4,inf,1\n5,NA,2\n6,3.5,x\n7,4.0,1\n"
+
+
+def test_bad_lines_are_reported_and_skipped():
+    r = run_cli(["forecast", "-", "-c", "load", "--features", "temp"], stdin=BAD.decode())
+    assert r.returncode == 0
+    err = r.stderr
+    assert "line 3: column 'load': 'abc' is not a number; treated as missing" in err
+    assert "line 4: expected 3 fields, got 2; skipped" in err
+    assert "line 5: malformed line" in err
+    assert "line 7: column 'load': 'inf' is not a finite number" in err
+    assert "line 9: column 'temp': 'x' is not a number" in err
+    assert "line 8" not in err                     # NA is an ordinary missing value
+    _, rows = table(r.stdout)
+    assert [row[0] for row in rows] == ["2", "3", "7", "8", "9", "10"]
+    assert rows[1][1] == "" and rows[3][1] == ""   # missing values: empty
+    assert all(math.isfinite(float(v)) for row in rows for v in row[2:])
+    assert "5 problem(s), first on line 3" in err
+
+
+def test_strict_stops_at_the_first_bad_line():
+    r = run_cli(["forecast", "-", "-c", "load", "--strict"], stdin=BAD.decode())
+    assert r.returncode == 1
+    assert "line 3: column 'load': 'abc' is not a number (--strict)" in r.stderr
+    assert len(r.stdout.splitlines()) == 2          # header + the one good row
+
+
+@pytest.mark.parametrize("stdin, message", [
+    ("", "empty input"),
+    ("t,load\n", "no data rows"),
+    ("t,x\n1,2\n", "line 1: no column 'load' (--column) in the header; columns: t, x"),
+    ("\n1,2\n", "empty header line"),
+])
+def test_data_errors(stdin, message):
+    r = run_cli(["forecast", "-", "--column", "load"], stdin=stdin)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["forecast", "-"], "--column NAME is required"),
+    (["forecast", "-", "-c", "x", "--horizon", "0"], "positive integer"),
+    (["forecast", "-", "-c", "x", "--bogus"], "unrecognized arguments"),
+    (["forecast", "/nonexistent/file.csv", "-c", "x"], "cannot open"),
+    (["forecast"], "required"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors(args, message):
+    r = run_cli(args, stdin="")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_help_documents_everything():
+    r = run_cli(["forecast", "--help"])
+    assert r.returncode == 0
+    for opt in ("--column", "--horizon", "--hidden", "--save", "--load", "--plot", "--strict",
+                "--features", "--key", "--keep", "exit codes", "tail -f"):
+        assert opt in r.stdout, opt
+    top = run_cli(["--help"])
+    assert top.returncode == 0
+    for cmd in ("demo", "forecast", "selfcheck"):
+        assert cmd in top.stdout
+
+
+def test_selfcheck(capsys):
+    assert cli.main(["selfcheck", "--rounds", "1"]) == 0
+    assert "C core vs NumPy reference" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- a live pipe
+def readline_within(stream, seconds=30.0):
+    ready, _, _ = select.select([stream], [], [], seconds)
+    assert ready, "no output line within the time limit: the CLI does not stream"
+    return stream.readline()
+
+
+def test_live_pipe_answers_each_line_before_the_next(tmp_path):
+    ck = tmp_path / "live.srnn"
+    p = subprocess.Popen(PY + ["forecast", "-", "--column", "v", "--save", str(ck)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        p.stdin.write("t,v\n")
+        p.stdin.flush()
+        assert readline_within(p.stdout).strip() == "line,value,forecast_1"
+        for t in range(25):
+            p.stdin.write(f"{t},{math.sin(0.5 * t):.6f}\n")
+            p.stdin.flush()
+            row = readline_within(p.stdout).strip().split(",")
+            assert row[0] == str(t + 2) and math.isfinite(float(row[2]))
+        p.stdin.close()
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    f = sr.load(ck, sr.Forecaster)
+    assert f.stats()["observations"] == 25
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
+def test_sigterm_saves_and_exits_130(tmp_path):
+    ck = tmp_path / "term.srnn"
+    p = subprocess.Popen(PY + ["forecast", "-", "-c", "v", "--save", str(ck)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        p.stdin.write("v\n1\n2\n3\n")
+        p.stdin.flush()
+        for _ in range(4):
+            readline_within(p.stdout)
+        p.send_signal(signal.SIGTERM)              # stdin still open: a tail -f pipeline
+        assert p.wait(timeout=60) == 130
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert sr.load(ck, sr.Forecaster).stats()["observations"] == 3
+
+
+def test_reader_going_away_is_not_an_error(tmp_path):
+    src = tmp_path / "big.csv"
+    write_csv(src, demo_rows(3000))
+    cmd = (f"{sys.executable} -m streamrnn forecast {src} -c load --hidden 4 | head -n 3")
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 3 and "Traceback" not in r.stderr
+
+
+def test_no_progress_bar_into_a_pipe(tmp_path):
+    src = tmp_path / "d.csv"
+    write_csv(src, demo_rows(30))
+    r = run_cli(["forecast", str(src), "-c", "load"])
+    assert "\r" not in r.stderr and "it/s" not in r.stderr
+    forced = run_cli(["forecast", str(src), "-c", "load", "--progress"])
+    assert "forecast" in forced.stderr and forced.returncode == 0
+    assert os.path.exists(src)
