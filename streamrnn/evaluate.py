@@ -83,7 +83,7 @@ class Evaluation:
 def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
              x: Optional[Sequence[Any]] = None, key: Hashable = None, grace_period: int = 0,
              return_forecasts: bool = False, progress: Optional[bool] = False,
-             ) -> Evaluation:
+             impute_missing: bool = True) -> Evaluation:
     """Progressive validation: at each t, forecast ``horizon`` values, then learn series[t].
 
     The forecast made before ``series[t]`` arrives is scored against ``series[t]``,
@@ -104,6 +104,9 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
     grace_period : int >= 0
     return_forecasts : keep every forecast in the result
     progress : None (a bar when stderr is a terminal), True or False (default)
+    impute_missing : for forecasters other than streamrnn's (which take NaN themselves):
+        at a missing value, learn the model's own forecast of it (the streamrnn policy);
+        False: skip the learn_one call
     """
     import time
 
@@ -164,11 +167,15 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
             y = ys[t]
             if ours:
                 forecaster.learn_one(y, None if x is None else x[t], **kw)
-            elif y == y:
-                if x is None:
-                    forecaster.learn_one(float(y))
-                else:
-                    forecaster.learn_one(float(y), x[t])
+            else:
+                v = y
+                if v != v and impute_missing and seen and f[0] == f[0]:
+                    v = f[0]
+                if v == v:
+                    if x is None:
+                        forecaster.learn_one(float(v))
+                    else:
+                        forecaster.learn_one(float(v), x[t])
             if y == y:
                 last = y
                 seen = True

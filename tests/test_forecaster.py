@@ -368,6 +368,13 @@ def test_evaluate_foreign_forecaster():
     r = sr.evaluate(y, MeanForecaster(), horizon=1)
     assert r.n == [3]
     assert r.mae[0] == pytest.approx(np.mean([1.0, 1.5, 2.0]))
+    # a missing value: the model learns its own forecast (default) or nothing
+    m = MeanForecaster()
+    sr.evaluate([2.0, float("nan"), 4.0], m)
+    assert (m.n, m.total) == (3, 8.0)
+    m = MeanForecaster()
+    sr.evaluate([2.0, float("nan"), 4.0], m, impute_missing=False)
+    assert (m.n, m.total) == (2, 6.0)
 
 
 def test_sunspots_dataset_and_model_beats_persistence():
