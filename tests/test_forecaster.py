@@ -383,3 +383,13 @@ def test_sunspots_dataset_and_model_beats_persistence():
     f = sr.Forecaster(seed=0)
     r = sr.evaluate(values, f)
     assert r.mae[0] < 0.85 * r.persistence_mae[0]
+
+
+def test_real_airline_passengers_raw_values():
+    # river's AirlinePassengers (raw values 104-622): must not diverge, and beats persistence
+    datasets = pytest.importorskip("river.datasets")
+    y = [v for _, v in datasets.AirlinePassengers()]
+    f = sr.Forecaster(seed=0)
+    r = sr.evaluate(y, f, horizon=3)
+    assert np.all(np.isfinite(f.net.parameters())) and f.trainer().skipped_updates == 0
+    assert r.mae[0] < r.persistence_mae[0] and r.mae[2] < r.persistence_mae[2]
