@@ -1,25 +1,18 @@
 """Public network classes: LSTM, GRU and RNN (pure Python around the compiled core)."""
 from __future__ import annotations
 
-import operator
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
 from . import _core
+from ._checks import check_int
 
 __all__ = ["LSTM", "GRU", "RNN", "Layer", "Head"]
 
 
 def _check_size(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} "
-                        f"{value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    if value > _MAX_SIZE:
-        raise ValueError(f"{name} must be an integer <= {_MAX_SIZE}, got {value}")
-    return int(value)
+    return check_int(value, name, minimum, _MAX_SIZE)
 
 
 # Sizes beyond this cannot be addressed by a BLAS int (the C core checks products too).

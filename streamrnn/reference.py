@@ -100,7 +100,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .optim import SGD, Adam, RMSprop
+from ._checks import LOSSES, check_int, check_trainer_settings
+from .optim import SGD, Adam, RMSprop  # noqa: F401  (the optimizers the reference implements)
 
 __all__ = [
     "CELLS", "LOSSES", "gate_count", "param_shapes", "num_params", "split_params",
@@ -109,7 +110,6 @@ __all__ = [
 ]
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-LOSSES = ("mse", "cross_entropy")
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 
@@ -124,12 +124,7 @@ def _check_cell(cell: Any) -> str:
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got "
-                        f"{type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
+    return check_int(value, name, minimum)
 
 
 def _check_output_size(output_size: Any) -> Optional[int]:
@@ -703,19 +698,6 @@ def _optimizer_step(opt: Any, p: np.ndarray, g: np.ndarray, m1: np.ndarray, m2: 
 # the online trainer
 # ---------------------------------------------------------------------------------------
 
-def _check_clip(value: Any, name: str) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be None or a finite number > 0, got "
-                        f"{type(value).__name__} {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be None or a finite number > 0, got {v!r}")
-    return v
-
-
 class Trainer:
     """Online TBPTT(k1, k2) on one stream (the reference of sr.OnlineTrainer).
 
@@ -749,27 +731,15 @@ class Trainer:
                  clip_norm: Optional[float] = None) -> None:
         if not isinstance(net, Net):
             raise TypeError(f"net must be a reference.Net, got {type(net).__name__}")
-        if not isinstance(loss, str) or loss not in LOSSES:
-            raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
-        if optimizer is None:
-            optimizer = Adam()
-        if not isinstance(optimizer, (SGD, Adam, RMSprop)):
-            raise TypeError(f"optimizer must be streamrnn.SGD, Adam or RMSprop, got "
-                            f"{type(optimizer).__name__}")
-        k1 = _check_int(k1, "k1", 1)
-        k2 = _check_int(k2, "k2", 1)
-        if k2 < k1:
-            raise ValueError(f"k2 must be >= k1 (= {k1}), got {k2}")
-        if loss == "cross_entropy" and net.out_size < 2:
-            raise ValueError(f"loss 'cross_entropy' needs at least 2 outputs (classes), got "
-                             f"{net.out_size}")
+        loss, optimizer, k1, k2, clip_value, clip_norm = check_trainer_settings(
+            loss, optimizer, k1, k2, clip_value, clip_norm, net.out_size)
         self.net = net
         self.loss = loss
         self.optimizer = optimizer
         self.k1 = k1
         self.k2 = k2
-        self.clip_value = _check_clip(clip_value, "clip_value")
-        self.clip_norm = _check_clip(clip_norm, "clip_norm")
+        self.clip_value = clip_value
+        self.clip_norm = clip_norm
         n = net.flat.shape[0]
         self.m1 = np.zeros(n, dtype=net.dtype)
         self.m2 = np.zeros(n, dtype=net.dtype)

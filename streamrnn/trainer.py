@@ -1,41 +1,21 @@
 """Online training: OnlineTrainer, truncated BPTT(k1, k2) on one live stream."""
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, Optional, Union
 
-import numpy as np
-
 from . import _core
+from ._checks import LOSSES, check_clip, check_int, check_trainer_settings
 from .network import _Recurrent
 from .optim import SGD, Adam, RMSprop
 
 __all__ = ["OnlineTrainer"]
 
-_LOSSES = {"mse": 0, "cross_entropy": 1}
+_LOSSES = {name: code for code, name in enumerate(LOSSES)}  # the C enum srnn_loss
 _OPTS = {"sgd": 0, "adam": 1, "rmsprop": 2}
 
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} "
-                        f"{value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_clip(value: Any, name: str) -> float:
-    if value is None:
-        return 0.0
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
-                                                                     np.floating)):
-        raise TypeError(f"{name} must be None or a finite number > 0, got "
-                        f"{type(value).__name__} {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be None or a finite number > 0, got {value!r}")
-    return v
+# older internal names, still imported by streamrnn.forecast
+_check_int = check_int
+_check_clip = check_clip
 
 
 def _rebuild(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any]) -> "OnlineTrainer":
@@ -101,22 +81,8 @@ class OnlineTrainer(_core._Trainer):
                  clip_norm: Optional[float] = None) -> None:
         if not isinstance(net, _Recurrent):
             raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
-        if loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
-        if optimizer is None:
-            optimizer = Adam()
-        if not isinstance(optimizer, (SGD, Adam, RMSprop)):
-            raise TypeError(f"optimizer must be streamrnn.SGD, Adam or RMSprop, got "
-                            f"{type(optimizer).__name__}")
-        k1 = _check_int(k1, "k1", 1)
-        k2 = _check_int(k2, "k2", 1)
-        if k2 < k1:
-            raise ValueError(f"k2 must be >= k1 (= {k1}), got {k2}")
-        cv = _check_clip(clip_value, "clip_value")
-        cn = _check_clip(clip_norm, "clip_norm")
-        if loss == "cross_entropy" and (net.output_size or net.hidden_size) < 2:
-            raise ValueError("loss 'cross_entropy' needs at least 2 outputs (classes), got "
-                             f"{net.output_size or net.hidden_size}")
+        loss, optimizer, k1, k2, cv, cn = check_trainer_settings(
+            loss, optimizer, k1, k2, clip_value, clip_norm, net.output_size or net.hidden_size)
         betas = getattr(optimizer, "betas", (0.9, 0.999))
         self._init_trainer(net, _LOSSES[loss], _OPTS[optimizer.kind], float(optimizer.lr),
                            float(getattr(optimizer, "momentum", 0.0)),
@@ -124,7 +90,8 @@ class OnlineTrainer(_core._Trainer):
                            float(getattr(optimizer, "weight_decay", 0.0)),
                            float(betas[0]), float(betas[1]),
                            float(getattr(optimizer, "eps", 1e-8)),
-                           float(getattr(optimizer, "alpha", 0.99)), k1, k2, cv, cn)
+                           float(getattr(optimizer, "alpha", 0.99)), k1, k2, cv or 0.0,
+                           cn or 0.0)
         self.net = net
         self.loss = loss
         self.optimizer = optimizer

@@ -1,0 +1,66 @@
+"""Argument checks shared by the public classes and the NumPy reference (pure Python).
+
+Every check raises TypeError for a wrong type and ValueError for a wrong value, with a message
+naming the argument, what was expected and what was given.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from .optim import SGD, Adam, RMSprop
+
+LOSSES = ("mse", "cross_entropy")
+
+
+def check_int(value: Any, name: str, minimum: int, maximum: Optional[int] = None) -> int:
+    """An integer (not a bool) in [minimum, maximum]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got "
+                        f"{type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
+    return int(value)
+
+
+def check_clip(value: Any, name: str) -> Optional[float]:
+    """None (off) or a finite number > 0."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be None or a finite number > 0, got "
+                        f"{type(value).__name__} {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be None or a finite number > 0, got {v!r}")
+    return v
+
+
+def check_trainer_settings(loss: Any, optimizer: Any, k1: Any, k2: Any, clip_value: Any,
+                           clip_norm: Any, out_size: int
+                           ) -> Tuple[str, Any, int, int, Optional[float], Optional[float]]:
+    """The settings of an online trainer (OnlineTrainer and reference.Trainer alike).
+
+    Returns (loss, optimizer (Adam() for None), k1, k2, clip_value, clip_norm).
+    """
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    if optimizer is None:
+        optimizer = Adam()
+    if not isinstance(optimizer, (SGD, Adam, RMSprop)):
+        raise TypeError(f"optimizer must be streamrnn.SGD, Adam or RMSprop, got "
+                        f"{type(optimizer).__name__}")
+    k1 = check_int(k1, "k1", 1)
+    k2 = check_int(k2, "k2", 1)
+    if k2 < k1:
+        raise ValueError(f"k2 must be >= k1 (= {k1}), got {k2}")
+    if loss == "cross_entropy" and out_size < 2:
+        raise ValueError(f"loss 'cross_entropy' needs at least 2 outputs (classes), got "
+                         f"{out_size}")
+    return (loss, optimizer, k1, k2, check_clip(clip_value, "clip_value"),
+            check_clip(clip_norm, "clip_norm"))
