@@ -14,6 +14,7 @@ const char *srnn_status_name(int status)
     case SRNN_ERR_NONFINITE_Y: return "a target holds inf";
     case SRNN_ERR_CLASS_RANGE: return "a class index is out of range";
     case SRNN_ERR_CONFIG: return "invalid trainer or optimizer settings";
+    case SRNN_ERR_NO_PENDING: return "no step is waiting for a target";
     default: return "unknown status";
     }
 }

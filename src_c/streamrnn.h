@@ -120,7 +120,8 @@ typedef enum srnn_status {
     SRNN_ERR_INDEX_DUP = -6,     /* the same stream twice in one many-stream step */
     SRNN_ERR_NONFINITE_Y = -7,   /* a target holds inf (NaN means "no target") */
     SRNN_ERR_CLASS_RANGE = -8,   /* a class index outside [0, O) */
-    SRNN_ERR_CONFIG = -9         /* an invalid trainer/optimizer setting */
+    SRNN_ERR_CONFIG = -9,        /* an invalid trainer/optimizer setting */
+    SRNN_ERR_NO_PENDING = -10    /* a target given when no step is waiting for one */
 } srnn_status;
 
 const char *srnn_status_name(int status);
@@ -229,6 +230,7 @@ typedef struct srnn_trainer {
     int64_t skipped;      /* updates skipped for a non-finite loss, gradient or result */
     int64_t opt_steps;    /* the optimizer's step count (Adam's t) */
     int64_t loss_count;   /* targeted steps since reset */
+    int64_t pending;      /* 1: the newest step awaits its target (srnn_advance) */
     double loss_sum;      /* sum of their per-step losses */
     double last_loss;     /* loss of the last attempted update (NaN before any) */
     double last_grad_norm;/* its pre-clip gradient L2 norm (NaN before any) */
@@ -266,6 +268,28 @@ int srnn_learn_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_
                    size_t T, const double *X, const double *Yt, const int64_t *cls, double *h,
                    double *c, double *ring, int64_t *tags, double *grad, double *m1,
                    double *m2, double *Ypred, double *work);
+
+/*
+ * learn_one in two halves, for callers whose target arrives after the next input is known
+ * (a forecaster predicts y[t+1] as soon as y[t] arrives): srnn_advance steps with x and
+ * records it with its target pending; srnn_target gives the pending step its target and runs
+ * the update when k1 steps are complete. advance then target gives exactly srnn_learn's
+ * numbers. An advance while a step is pending first closes that step without a target.
+ * srnn_target without a pending step returns SRNN_ERR_NO_PENDING; y: (O|H) mse target (a NaN:
+ * no target), cls: class or -1 for cross-entropy. Validation before any write.
+ */
+int srnn_advance_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
+                     const float *x, float *h, float *c, float *ring, int64_t *tags, float *grad,
+                     float *m1, float *m2, float *ypred, float *work);
+int srnn_advance_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
+                     const double *x, double *h, double *c, double *ring, int64_t *tags,
+                     double *grad, double *m1, double *m2, double *ypred, double *work);
+int srnn_target_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
+                    const float *y, int64_t cls, float *ring, int64_t *tags, float *grad,
+                    float *m1, float *m2, float *work);
+int srnn_target_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
+                    const double *y, int64_t cls, double *ring, int64_t *tags, double *grad,
+                    double *m1, double *m2, double *work);
 
 /* The prediction for x from (h, c) without changing them: y (O|H).
  * work: srnn_train_work(d, k2) for any k2 >= 1. */

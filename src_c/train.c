@@ -88,7 +88,8 @@ int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
         return SRNN_ERR_CONFIG;
     }
     if (t->head < 0 || t->head >= t->k2 || t->filled < 0 || t->filled > t->k2
-        || t->since_update < 0 || t->since_update >= t->k1)
+        || t->since_update < 0 || t->since_update >= t->k1
+        || (t->pending != 0 && t->pending != 1) || (t->pending && t->filled < 1))
         return SRNN_ERR_CONFIG;
     return SRNN_OK;
 }
@@ -97,6 +98,7 @@ void srnn_train_reset(srnn_trainer *t)
 {
     t->steps = 0;
     t->since_update = 0;
+    t->pending = 0;
     t->filled = 0;
     t->head = t->k2 - 1;
     t->loss_count = 0;

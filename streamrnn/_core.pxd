@@ -53,6 +53,7 @@ cdef extern from "streamrnn.h" nogil:
         SRNN_ERR_NONFINITE_Y
         SRNN_ERR_CLASS_RANGE
         SRNN_ERR_CONFIG
+        SRNN_ERR_NO_PENDING
 
     enum:
         SRNN_RNN_TANH
@@ -125,6 +126,7 @@ cdef extern from "streamrnn.h" nogil:
         int64_t skipped
         int64_t opt_steps
         int64_t loss_count
+        int64_t pending
         double loss_sum
         double last_loss
         double last_grad_norm
@@ -141,6 +143,19 @@ cdef extern from "streamrnn.h" nogil:
                        size_t T, const double *X, const double *Yt, const int64_t *cls,
                        double *h, double *c, double *ring, int64_t *tags, double *grad,
                        double *m1, double *m2, double *Ypred, double *work)
+    int srnn_advance_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
+                         const float *x, float *h, float *c, float *ring, int64_t *tags,
+                         float *grad, float *m1, float *m2, float *ypred, float *work)
+    int srnn_advance_f64(const srnn_blas *b, const srnn_dims *d, double *params,
+                         srnn_trainer *t, const double *x, double *h, double *c, double *ring,
+                         int64_t *tags, double *grad, double *m1, double *m2, double *ypred,
+                         double *work)
+    int srnn_target_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
+                        const float *y, int64_t cls, float *ring, int64_t *tags, float *grad,
+                        float *m1, float *m2, float *work)
+    int srnn_target_f64(const srnn_blas *b, const srnn_dims *d, double *params,
+                        srnn_trainer *t, const double *y, int64_t cls, double *ring,
+                        int64_t *tags, double *grad, double *m1, double *m2, double *work)
     int srnn_predict_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
                          const float *x, const float *h, const float *c, float *y, float *work)
     int srnn_predict_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
@@ -207,3 +222,4 @@ cdef class _Trainer:
     cdef object _target_row(self, y)
     cdef int64_t _class_of(self, y) except -2
     cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out) except -1
+    cdef int _raise_learn_status(self, int st) except -1

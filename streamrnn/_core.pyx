@@ -691,7 +691,8 @@ cdef class _Network:
 
 
 _TRAINER_COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped",
-                     "opt_steps", "loss_count", "loss_sum", "last_loss", "last_grad_norm")
+                     "opt_steps", "loss_count", "loss_sum", "last_loss", "last_grad_norm",
+                     "pending")
 
 _CONFIG_ERROR = "invalid trainer settings"
 
@@ -732,6 +733,7 @@ cdef class _Trainer:
         t.opt_steps = 0
         t.last_loss = float("nan")
         t.last_grad_norm = float("nan")
+        t.pending = 0
         srnn_train_reset(&t)
         st = srnn_train_check(&net.dims, &t)
         if st != SRNN_OK:
@@ -769,6 +771,7 @@ cdef class _Trainer:
     def _c_loss_sum(self): return self.t.loss_sum
     def _c_last_loss(self): return self.t.last_loss
     def _c_last_grad_norm(self): return self.t.last_grad_norm
+    def _c_pending(self): return self.t.pending
 
     cdef object _target_row(self, y):
         """The mse target of one step as a (OUT,) array (NaN row for None)."""
@@ -821,13 +824,95 @@ cdef class _Trainer:
                                     <double*>s.cptr, <double*>rp, tp, <double*>gp,
                                     <double*>m1, <double*>m2, <double*>op, <double*>wp)
         net._leave(s.guard)
+        return self._raise_learn_status(st)
+
+    cdef int _raise_learn_status(self, int st) except -1:
+        if st == SRNN_OK:
+            return 0
         if st == SRNN_ERR_NONFINITE_Y:
             raise ValueError("y must not hold inf (NaN marks a step without a target)")
         if st == SRNN_ERR_CLASS_RANGE:
             raise ValueError(f"y must hold class indices in [0, {self.out_size}) or -1")
-        if st != SRNN_OK:
-            raise _status_error(st, "x")
-        return 0
+        if st == SRNN_ERR_NO_PENDING:
+            raise ValueError("no step is waiting for a target: call advance(x) before "
+                             "observe(y)")
+        raise _status_error(st, "x")
+
+    def advance(self, x):
+        """Step the trainer's stream with x and return the prediction; its target comes later.
+
+        ``advance(x)`` then ``observe(y)`` gives exactly the numbers of ``learn_one(x, y)``,
+        for streams where the next input is known before the current target (a forecaster
+        predicts y[t+1] from y[t] as soon as y[t] arrives: one forward step per value). If the
+        previous step is still waiting for its target, it is closed without one.
+        """
+        cdef _Network net = self._net
+        cdef State s = self._state
+        cdef int st
+        cdef cnp.npy_intp osz = self.out_size
+        if not _is_exact_vec(x, net.typenum, net.dims.input_size):
+            x = _as_input(x, "x", _dtype_of(net.typenum), (net.dims.input_size,))
+        out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
+        cdef void *xp = _ptr(x)
+        cdef void *op = _ptr(out)
+        cdef void *rp = _ptr(self._ring)
+        cdef int64_t *tp = <int64_t*>_ptr(self._tags)
+        cdef void *gp = _ptr(self._grad)
+        cdef void *m1 = _ptr(self._m1)
+        cdef void *m2 = _ptr(self._m2)
+        cdef void *wp = _ptr(self._work)
+        net._enter(s)
+        if net.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_advance_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t,
+                                      <float*>xp, <float*>s.hptr, <float*>s.cptr, <float*>rp, tp,
+                                      <float*>gp, <float*>m1, <float*>m2, <float*>op,
+                                      <float*>wp)
+        else:
+            with nogil:
+                st = srnn_advance_f64(&net.blas, &net.dims, <double*>net.pptr, &self.t,
+                                      <double*>xp, <double*>s.hptr, <double*>s.cptr,
+                                      <double*>rp, tp, <double*>gp, <double*>m1, <double*>m2,
+                                      <double*>op, <double*>wp)
+        net._leave(s.guard)
+        self._raise_learn_status(st)
+        return out
+
+    def observe(self, y=None):
+        """Give the step made by the last ``advance`` its target y and learn (every k1 steps).
+
+        y as in ``learn_one`` (None or NaN: no target). Raises ValueError when no step is
+        waiting for a target; nothing changes then.
+        """
+        cdef _Network net = self._net
+        cdef State s = self._state
+        cdef int st
+        cdef int64_t cls = -1
+        cdef void *yp = NULL
+        if self.t.loss == SRNN_LOSS_MSE:
+            Yt = self._target_row(y)
+            yp = _ptr(Yt)
+        else:
+            cls = self._class_of(y)
+        cdef void *rp = _ptr(self._ring)
+        cdef int64_t *tp = <int64_t*>_ptr(self._tags)
+        cdef void *gp = _ptr(self._grad)
+        cdef void *m1 = _ptr(self._m1)
+        cdef void *m2 = _ptr(self._m2)
+        cdef void *wp = _ptr(self._work)
+        net._enter(s)
+        if net.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_target_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t,
+                                     <float*>yp, cls, <float*>rp, tp, <float*>gp, <float*>m1,
+                                     <float*>m2, <float*>wp)
+        else:
+            with nogil:
+                st = srnn_target_f64(&net.blas, &net.dims, <double*>net.pptr, &self.t,
+                                     <double*>yp, cls, <double*>rp, tp, <double*>gp,
+                                     <double*>m1, <double*>m2, <double*>wp)
+        net._leave(s.guard)
+        self._raise_learn_status(st)
 
     def learn_one(self, x, y=None):
         """Step the trainer's stream with x, learn from target y; return the prediction.
@@ -958,6 +1043,7 @@ cdef class _Trainer:
         t.loss_sum = counters["loss_sum"]
         t.last_loss = counters["last_loss"]
         t.last_grad_norm = counters["last_grad_norm"]
+        t.pending = counters.get("pending", 0)
         if srnn_train_check(&self._net.dims, &t) != SRNN_OK:
             raise ValueError("trainer snapshot has inconsistent counters")
         arrays = {}

@@ -57,7 +57,7 @@ _ALIGN = 64
 _MAX_HEADER = 1 << 30
 _DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
 _COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped", "opt_steps",
-             "loss_count")
+             "loss_count", "pending")
 _FCOUNTERS = ("loss_sum", "last_loss", "last_grad_norm")
 _NETS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 _OPTS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
