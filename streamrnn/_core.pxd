@@ -218,6 +218,12 @@ cdef class _Trainer:
     cdef object _ybuf
     cdef object _cbuf
     cdef Py_ssize_t out_size
+    cdef void *ring_p
+    cdef int64_t *tags_p
+    cdef void *grad_p
+    cdef void *m1_p
+    cdef void *m2_p
+    cdef void *work_p
 
     cdef object _target_row(self, y)
     cdef int64_t _class_of(self, y) except -2

@@ -697,6 +697,13 @@ _TRAINER_COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skip
 _CONFIG_ERROR = "invalid trainer settings"
 
 
+cdef inline int _ready(_Trainer tr) except -1:
+    if tr._net is None:
+        raise RuntimeError("this trainer was not initialised (make it with "
+                           "streamrnn.OnlineTrainer(net, ...))")
+    return 0
+
+
 cdef class _Trainer:
     """Compiled part of OnlineTrainer: the C trainer struct and every buffer it needs.
 
@@ -751,6 +758,14 @@ cdef class _Trainer:
         self._work = np.zeros(srnn_train_work(&net.dims, k2), dtype=dt)
         self._ybuf = np.empty(self.out_size, dtype=dt)
         self._cbuf = np.empty(1, dtype=np.int64)
+        # the buffers never move (reset and _restore write into them), so take their
+        # addresses once
+        self.ring_p = _ptr(self._ring)
+        self.tags_p = <int64_t*>_ptr(self._tags)
+        self.grad_p = _ptr(self._grad)
+        self.m1_p = _ptr(self._m1)
+        self.m2_p = _ptr(self._m2)
+        self.work_p = _ptr(self._work)
 
     @property
     def state(self):
@@ -804,12 +819,12 @@ cdef class _Trainer:
         cdef void *yp = _ptr(Yt) if Yt is not None else NULL
         cdef int64_t *cp = <int64_t*>_ptr(cls) if cls is not None else NULL
         cdef void *op = _ptr(out)
-        cdef void *rp = _ptr(self._ring)
-        cdef int64_t *tp = <int64_t*>_ptr(self._tags)
-        cdef void *gp = _ptr(self._grad)
-        cdef void *m1 = _ptr(self._m1)
-        cdef void *m2 = _ptr(self._m2)
-        cdef void *wp = _ptr(self._work)
+        cdef void *rp = self.ring_p
+        cdef int64_t *tp = self.tags_p
+        cdef void *gp = self.grad_p
+        cdef void *m1 = self.m1_p
+        cdef void *m2 = self.m2_p
+        cdef void *wp = self.work_p
         net._enter(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
@@ -846,6 +861,7 @@ cdef class _Trainer:
         predicts y[t+1] from y[t] as soon as y[t] arrives: one forward step per value). If the
         previous step is still waiting for its target, it is closed without one.
         """
+        _ready(self)
         cdef _Network net = self._net
         cdef State s = self._state
         cdef int st
@@ -855,12 +871,12 @@ cdef class _Trainer:
         out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
         cdef void *xp = _ptr(x)
         cdef void *op = _ptr(out)
-        cdef void *rp = _ptr(self._ring)
-        cdef int64_t *tp = <int64_t*>_ptr(self._tags)
-        cdef void *gp = _ptr(self._grad)
-        cdef void *m1 = _ptr(self._m1)
-        cdef void *m2 = _ptr(self._m2)
-        cdef void *wp = _ptr(self._work)
+        cdef void *rp = self.ring_p
+        cdef int64_t *tp = self.tags_p
+        cdef void *gp = self.grad_p
+        cdef void *m1 = self.m1_p
+        cdef void *m2 = self.m2_p
+        cdef void *wp = self.work_p
         net._enter(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
@@ -884,6 +900,7 @@ cdef class _Trainer:
         y as in ``learn_one`` (None or NaN: no target). Raises ValueError when no step is
         waiting for a target; nothing changes then.
         """
+        _ready(self)
         cdef _Network net = self._net
         cdef State s = self._state
         cdef int st
@@ -894,12 +911,12 @@ cdef class _Trainer:
             yp = _ptr(Yt)
         else:
             cls = self._class_of(y)
-        cdef void *rp = _ptr(self._ring)
-        cdef int64_t *tp = <int64_t*>_ptr(self._tags)
-        cdef void *gp = _ptr(self._grad)
-        cdef void *m1 = _ptr(self._m1)
-        cdef void *m2 = _ptr(self._m2)
-        cdef void *wp = _ptr(self._work)
+        cdef void *rp = self.ring_p
+        cdef int64_t *tp = self.tags_p
+        cdef void *gp = self.grad_p
+        cdef void *m1 = self.m1_p
+        cdef void *m2 = self.m2_p
+        cdef void *wp = self.work_p
         net._enter(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
@@ -921,6 +938,7 @@ cdef class _Trainer:
         at this step. ``y``: mse — array (O|H,) (None or any NaN: no target); cross_entropy —
         a class index (None or NaN: no target). Every k1 steps the weights are updated.
         """
+        _ready(self)
         cdef _Network net = self._net
         cdef cnp.npy_intp osz = self.out_size
         if not _is_exact_vec(x, net.typenum, net.dims.input_size):
@@ -943,6 +961,7 @@ cdef class _Trainer:
         class indices with -1 for no target, or None. Returns the predictions (T, O|H).
         The same numbers as T learn_one calls.
         """
+        _ready(self)
         cdef _Network net = self._net
         dt = _dtype_of(net.typenum)
         X = _as_input(X, "X", dt, (-1, net.dims.input_size))
@@ -975,6 +994,7 @@ cdef class _Trainer:
 
     def predict_one(self, x):
         """The prediction for x from the trainer's state, changing nothing."""
+        _ready(self)
         cdef _Network net = self._net
         cdef State s = self._state
         cdef int st
@@ -984,7 +1004,7 @@ cdef class _Trainer:
         out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
         cdef void *xp = _ptr(x)
         cdef void *yp = _ptr(out)
-        cdef void *wp = _ptr(self._work)
+        cdef void *wp = self.work_p
         net._enter(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
@@ -1005,6 +1025,7 @@ cdef class _Trainer:
 
         The weights and the optimizer's moments and step count are kept.
         """
+        _ready(self)
         _acquire(self._state.guard)
         try:
             self._state._h[...] = 0
@@ -1018,6 +1039,7 @@ cdef class _Trainer:
 
     def _snapshot(self):
         """Everything that makes this trainer continue bit-for-bit (weights excluded)."""
+        _ready(self)
         return {
             "counters": self._stats(),
             "h": self._state._h.copy(),
@@ -1030,6 +1052,7 @@ cdef class _Trainer:
 
     def _restore(self, snap):
         """Load a _snapshot() (validated in full before anything is written)."""
+        _ready(self)
         counters = snap["counters"]
         cdef srnn_trainer t = self.t
         t.steps = counters["steps"]
