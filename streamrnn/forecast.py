@@ -17,15 +17,28 @@ the scaled exogenous features that come *with* ``y_{t+1}`` (river's convention: 
 observed together with ``y``, and ``forecast`` receives the future ``xs``). Its output is the
 scaled forecast of ``y_{t+1}`` (with differencing: of the change ``y_{t+1} - y_t``).
 
-``learn_one(y_{t+1}, x_{t+1})`` runs exactly that step, once, with the trainer: its output is
-the prediction made before ``y_{t+1}`` arrived (the same weights, state and inputs that
-``forecast(1, xs=[x_{t+1}])`` used, so the two are the same number), the error trains the
-network with truncated BPTT(k1, k2), and ``y_{t+1}`` becomes the pending input of the next
-step. No second forward pass: ``forecast`` runs the pending step on a scratch copy of the
-state (``OnlineTrainer.predict_one`` for one step), feeding each forecast back as the next
-input; the live state, the weights and the scalers are never touched. (The pending step
-cannot run ahead inside ``learn_one``, because its input includes the features of the value
-it predicts, which only ``forecast(xs=...)`` or the next ``learn_one`` know.)
+Without exogenous features (``n_features == 0``) that step runs as soon as ``y_t`` is known,
+inside ``learn_one(y_t)``, with the trainer's two halves of a training step::
+
+    learn_one(y_t):  trainer.observe(target of y_t)   # scores the prediction made before
+                                                      # y_t arrived; TBPTT update every k1
+                     trainer.advance(u_t)             # the one forward step: predicts y_{t+1}
+
+so each value costs exactly one forward step. The output of ``advance`` is kept (in scaled
+units) as the stream's pending prediction: ``forecast(1)`` only scales it back, with no
+forward step at all, and it is exactly the number that the next ``learn_one`` scores.
+``forecast(h)`` for ``h > 1`` rolls out steps 2..h on a scratch copy of the (already
+advanced) state, feeding each forecast back as the next input; the live state, the weights
+and the scalers are never touched.
+
+With exogenous features the step that predicts ``y_{t+1}`` needs ``x_{t+1}``, which arrives
+only with ``learn_one(y_{t+1}, x_{t+1})`` (or as ``xs[0]`` of a forecast). That step is then
+run lazily: ``learn_one(y_{t+1}, x_{t+1})`` first advances the stream with the now complete
+input, then gives it its target (still one live forward step per value, the same numbers as
+``trainer.learn_one``); ``forecast`` runs the step on a scratch copy of the state with
+``xs[0]`` (``OnlineTrainer.predict_one`` for one step), so with features a forecast costs one
+extra forward pass on the copy. Either way, ``forecast(1, xs=[x_{t+1}])`` is the prediction
+that ``learn_one(y_{t+1}, x_{t+1})`` learns from.
 
 Scaling and missing values
 --------------------------
@@ -49,7 +62,10 @@ savable). ``weights="shared"`` (default) keeps one network whose weights every s
 (a global model: each stream has its own recurrent state, TBPTT ring buffer, optimizer
 moments and scalers); ``weights="per_key"`` gives each stream a network of its own (same
 initial weights from ``seed``). :meth:`Forecaster.memory_per_stream` measures the bytes one
-more stream costs.
+more stream costs. With shared weights and no features, a stream's one-step forecast is made
+when its newest value arrives, so it reflects the weights of that moment; updates that other
+streams make afterwards enter its forecasts from its next value on (and its rollout steps
+2..h, which run in ``forecast``, use the current weights).
 """
 from __future__ import annotations
 
@@ -171,11 +187,12 @@ def _clip(v: float) -> float:
 
 
 class _Stream:
-    """Everything one keyed stream owns: its trainer (state, ring, moments), its scalers and
-    the pending input of the step that will predict its next value."""
+    """Everything one keyed stream owns: its trainer (state, ring, moments), its scalers, the
+    input of the step that predicts its next value and, once that step has run (no
+    features), its output."""
 
     __slots__ = ("trainer", "sy", "sd", "sx", "u", "last_y", "n_obs", "n_missing",
-                 "n_seen")
+                 "n_seen", "o", "target")
 
     def __init__(self, trainer: OnlineTrainer, alpha: float, n_features: int,
                  dtype: np.dtype, input_size: int) -> None:
@@ -183,7 +200,11 @@ class _Stream:
         self.sy = _FloatScaler(alpha)
         self.sd = _FloatScaler(alpha)
         self.sx = _Scaler(n_features, alpha)
-        self.u = np.zeros(input_size, dtype=dtype)   # input of the pending step
+        self.u = np.zeros(input_size, dtype=dtype)   # input of the step predicting next
+        # scaled output of that step once it has run (trainer.advance, waiting for its
+        # target in the trainer); None while it has not run (features: it runs lazily)
+        self.o: Optional[float] = None
+        self.target = np.empty(1, dtype=dtype)       # buffer for trainer.observe
         self.last_y = _MISSING    # newest value (observed, or the model's stand-in)
         self.n_seen = 0           # learn_one calls (observed or missing)
         self.n_obs = 0            # observed (finite) values
@@ -535,10 +556,12 @@ class Forecaster:
     def learn_one(self, y: Any, x: Any = None, *, key: _Key = None) -> None:
         """Learn from the newest value y of stream ``key`` and advance the stream.
 
-        One forward step: the step that predicts y from the history and from x (the
-        features that come with y) runs with the trainer; its output is the forecast made
-        before y arrived, and its error trains the network (every k1 observations). Then y
-        becomes the pending input of the next step.
+        The prediction of y, made before y arrived by the step that read the history (and x,
+        the features that come with y), gets y as its target; its error trains the network
+        (every k1 observations). Then y becomes the input of the step that predicts the next
+        value. Without features that step runs here, so each value costs one forward step
+        and ``forecast(1)`` needs none; with features it runs in the next ``learn_one``, when
+        the features of the next value are known (see the module notes).
 
         y : float; NaN or None marks a missing value: no loss, and the model's own forecast
             stands in for it as the next input.
@@ -552,6 +575,7 @@ class Forecaster:
         s = self._stream(key)
         s.n_seen += 1
         prev = s.last_y
+        tr = s.trainer
         if prev != prev:
             # no observed value yet: nothing was predicted, nothing to learn
             if yv != yv:
@@ -560,10 +584,15 @@ class Forecaster:
                     s.sx.update(xv)
                 return
         else:
-            # the pending step: last value (+ change) and the features that come with y
-            self._fill_x(s, s.u, xv)
-            target = _MISSING if yv != yv else self._target(s, yv)
-            o = float(s.trainer.learn_one(s.u, [target])[0])
+            o = s.o
+            if o is None:
+                # the step that predicts y has not run yet (features: it needs x, which
+                # came with y): run it now, on the last value (+ change) and x
+                self._fill_x(s, s.u, xv)
+                o = float(tr.advance(s.u)[0])
+            s.o = None
+            s.target[0] = _MISSING if yv != yv else self._target(s, yv)
+            tr.observe(s.target)
             if yv != yv:
                 yv = self._unscale(s, o, prev)   # the model's forecast stands in
                 if not math.isfinite(yv):
@@ -579,6 +608,9 @@ class Forecaster:
             s.sx.update(xv)
         self._fill_y(s, s.u, yv, prev)
         s.last_y = yv
+        if not self.n_features:
+            # the one forward step of this value: it predicts the next value
+            s.o = float(tr.advance(s.u)[0])
 
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:
@@ -598,12 +630,15 @@ class Forecaster:
                  key: _Key = None) -> List[float]:
         """Forecasts of the next ``horizon`` values of stream ``key``, as a list of floats.
 
-        Autoregressive: each forecast is fed back as the next input, on a scratch copy of
-        the stream's state; nothing of the forecaster (state, weights, scalers) changes.
-        ``xs[k]`` are the exogenous features that come with the k-th forecast value (same
-        forms as ``x`` in learn_one; exactly ``horizon`` entries); without ``xs``, or for a
-        None entry or a NaN feature, the features' running means are used. Before the
-        stream's first observed value, every forecast is NaN.
+        The first forecast is the prediction that the next ``learn_one`` learns from. Without
+        features it was computed by the last ``learn_one`` (no forward step here); with
+        features it is computed on a scratch copy of the state with ``xs[0]``. Further
+        forecasts are autoregressive: each forecast is fed back as the next input, on a
+        scratch copy of the stream's state; nothing of the forecaster (state, weights,
+        scalers, counters) changes. ``xs[k]`` are the exogenous features that come with the
+        k-th forecast value (same forms as ``x`` in learn_one; exactly ``horizon`` entries);
+        without ``xs``, or for a None entry or a NaN feature, the features' running means are
+        used. Before the stream's first observed value, every forecast is NaN.
         """
         horizon = _check_int(horizon, "horizon", 1)
         feats: List[Optional[np.ndarray]] = [None] * horizon
@@ -621,16 +656,26 @@ class Forecaster:
         if s is None or s.last_y != s.last_y:
             return [_MISSING] * horizon
         tr = s.trainer
-        u = s.u.copy()
-        self._fill_x(s, u, feats[0])
-        if horizon == 1:
-            return [self._unscale(s, float(tr.predict_one(u)[0]), s.last_y)]
-        net = tr.net
-        state = tr.state.copy()
-        ybuf = np.empty(1, dtype=self.dtype)
-        net.step(u, state, out=ybuf)     # the pending step, on the copy
         prev = s.last_y
-        yhat = self._unscale(s, float(ybuf[0]), prev)
+        if s.o is not None:
+            # the step that predicts the next value has run (in learn_one): its output is
+            # the first forecast, and the trainer's state is the state after it
+            yhat = self._unscale(s, s.o, prev)
+            if horizon == 1:
+                return [yhat]
+            state = tr.state.copy()
+            u = s.u.copy()
+            ybuf = np.empty(1, dtype=self.dtype)
+        else:
+            u = s.u.copy()
+            self._fill_x(s, u, feats[0])
+            if horizon == 1:
+                return [self._unscale(s, float(tr.predict_one(u)[0]), prev)]
+            state = tr.state.copy()
+            ybuf = np.empty(1, dtype=self.dtype)
+            tr.net.step(u, state, out=ybuf)     # the pending step, on the copy
+            yhat = self._unscale(s, float(ybuf[0]), prev)
+        net = tr.net
         out = [yhat]
         for k in range(1, horizon):
             self._fill_y(s, u, yhat, prev)

@@ -21,8 +21,9 @@ The header::
 
 Types: networks (``LSTM``, ``GRU``, ``RNN``), ``State``, ``StateBatch``, ``OnlineTrainer``
 (weights, optimizer settings and moments, the stream state, the TBPTT ring buffer and every
-counter) and ``Forecaster`` (all of that for every stream, plus scalers), so a loaded trainer
-or forecaster continues bit for bit as if it had never stopped.
+counter) and ``Forecaster`` (all of that for every stream, plus scalers and the prediction
+of a step that waits for its target), so a loaded trainer or forecaster continues bit for bit
+as if it had never stopped.
 
 Writing is atomic: a temporary file in the target's directory, fsync, ``os.replace``, fsync
 of the directory; a crash leaves either the old file or the new one. Loading validates
@@ -212,6 +213,9 @@ def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.nda
         arrays["streams.sx"] = np.stack([s.sx.pack() for s in streams]).astype(np.float64)
         arrays["streams.u"] = np.stack([s.u for s in streams])
         arrays["streams.last_y"] = np.array([s.last_y for s in streams], dtype=np.float64)
+        # the scaled prediction of the step that ran ahead of its target (trainer pending)
+        arrays["streams.pending"] = np.array([np.nan if s.o is None else s.o
+                                              for s in streams], dtype=np.float64)
         arrays["streams.counts"] = np.array([[s.n_seen, s.n_obs, s.n_missing]
                                              for s in streams], dtype=np.int64)
     return meta, arrays
@@ -608,6 +612,11 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     u = r.array("streams.u", f.dtype, (n, D))
     last_y = r.array("streams.last_y", np.float64, (n,))
     counts = r.array("streams.counts", np.int64, (n, 3))
+    # absent in files of forecasters that never ran a step ahead of its target
+    pending = (r.array("streams.pending", np.float64, (n,)) if r.has("streams.pending")
+               else np.full(n, np.nan))
+    if np.isinf(pending).any():
+        raise r.error("stream pending prediction holds inf")
     for name, a in (("sy", sy), ("sd", sd), ("sx", sx), ("u", u)):
         if not np.all(np.isfinite(a)):
             raise r.error(f"stream {name} holds NaN or inf")
@@ -637,6 +646,10 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         s.u[...] = u[i]
         s.last_y = float(last_y[i])
         s.n_seen, s.n_obs, s.n_missing = (int(v) for v in counts[i])
+        if s.trainer._c_pending():
+            if not r.has("streams.pending") or s.last_y != s.last_y:
+                raise r.error("a stream's step waits for its target without its prediction")
+            s.o = float(pending[i])
         f._streams[key] = s
     return f
 

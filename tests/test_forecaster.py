@@ -82,16 +82,18 @@ def test_forecast_leaves_state_weights_and_scalers_untouched():
 
 
 def test_forecast_one_is_the_prediction_learn_one_learns_from():
-    # the horizon-1 path (predict_one) and the rollout path (step on a copy) agree, and the
-    # next learn_one scores exactly that prediction
+    # without features the step that predicts the next value runs in learn_one (advance);
+    # forecast(1) is its kept output, the rollout starts from it, and the next learn_one
+    # scores exactly that prediction
     f = sr.Forecaster(hidden_size=8, seed=3, dtype="float64")
     for y in sine(50):
         f.learn_one(y)
     one = f.forecast(1)[0]
-    assert f.forecast(4)[0] == pytest.approx(one, rel=1e-12, abs=1e-12)
+    assert f.forecast(4)[0] == one
     tr = f.trainer()
     s = f._streams[None]
-    pending = float(tr.predict_one(s.u)[0])     # no features: u is the pending input
+    assert tr._c_pending() == 1                 # the step waits for its target
+    pending = s.o                               # scaled output of that step
     assert f._unscale(s, pending, s.last_y) == one
     count, total = tr._c_loss_count(), tr._c_loss_sum()
     y_new = 0.25
@@ -101,12 +103,83 @@ def test_forecast_one_is_the_prediction_learn_one_learns_from():
     assert tr._c_loss_sum() - total == pytest.approx((pending - target) ** 2, rel=1e-9)
 
 
+def _count_calls(obj, names, calls):
+    for name in names:
+        fn = getattr(obj, name)
+
+        def wrapped(*a, _fn=fn, _name=name, **k):
+            calls[_name] = calls.get(_name, 0) + 1
+            out = _fn(*a, **k)
+            calls["last_" + _name] = out
+            return out
+        setattr(obj, name, wrapped)
+
+
 def test_one_forward_step_per_value():
+    # one forward step per observed value: learn_one advances the stream once (the step
+    # that predicts the next value), forecast(1) runs none and changes nothing
     f = sr.Forecaster(hidden_size=8, seed=0)
-    for y in sine(30):
+    ys = sine(30)
+    f.learn_one(ys[0])
+    tr, net = f.trainer(), f.net
+    calls = {}
+    _count_calls(tr, ("advance", "observe", "learn_one", "predict_one"), calls)
+    _count_calls(net, ("step",), calls)
+    for n, y in enumerate(ys[1:], start=2):
         f.learn_one(y)
-        f.forecast(1)
-    assert f.trainer().steps == 29   # the first value has nothing to learn from
+        assert tr.steps == n                   # one step per learn_one, the first included
+        before = (tr._stats(), tr.state.h.copy(), tr.state.c.copy(), net.parameters().copy())
+        out = f.forecast(1)
+        after = (tr._stats(), tr.state.h, tr.state.c, net.parameters())
+        assert before[0] == pytest.approx(after[0], nan_ok=True)
+        for a, b in zip(before[1:], after[1:]):
+            assert np.array_equal(a, b)
+        s = f._streams[None]
+        assert s.o == float(calls["last_advance"][0])
+        assert out == [f._unscale(s, s.o, s.last_y)]
+    assert calls["advance"] == calls["observe"] == len(ys) - 1
+    assert "learn_one" not in calls and "predict_one" not in calls and "step" not in calls
+    # a horizon of h runs h - 1 steps, on a copy of the state
+    f.forecast(5)
+    assert calls["step"] == 4 and tr.steps == len(ys)
+
+
+def test_one_forward_step_per_value_with_missing_values_and_keys():
+    f = sr.Forecaster(hidden_size=8, seed=0, k1=3, k2=6)
+    n = {"a": 0, "b": 0}
+    for t, y in enumerate(sine(40)):
+        for k in n:
+            f.learn_one(float("nan") if t % 7 == 3 else y, key=k)
+            n[k] += 1
+            f.forecast(1, key=k)
+    for k in n:
+        assert f.trainer(k).steps == n[k] == f.stats(k)["steps"]
+
+
+def test_features_step_lazily_when_they_arrive():
+    # with features the step that predicts y[t+1] needs x[t+1]: learn_one(y, x) runs it
+    # (one live step per value), forecast(1, xs=[x]) computes it on a copy, and the two
+    # agree with the prediction that learn_one scores
+    f = sr.Forecaster(hidden_size=8, seed=1, dtype="float64")
+    ys = sine(40)
+    for t, y in enumerate(ys):
+        f.learn_one(y, [t % 3])
+    tr = f.trainer()
+    assert tr.steps == len(ys) - 1 and tr._c_pending() == 0
+    s = f._streams[None]
+    assert s.o is None
+    x = [2.0]
+    one = f.forecast(1, xs=[x])[0]
+    assert f.forecast(3, xs=[x] * 3)[0] == pytest.approx(one, rel=1e-12, abs=1e-12)
+    u = s.u.copy()
+    f._fill_x(s, u, np.array(x))
+    scaled = float(tr.predict_one(u)[0])
+    assert f._unscale(s, scaled, s.last_y) == one
+    calls = {}
+    _count_calls(tr, ("advance",), calls)
+    f.learn_one(0.1, x)
+    assert calls["advance"] == 1 and tr.steps == len(ys)
+    assert float(calls["last_advance"][0]) == pytest.approx(scaled, rel=1e-12, abs=1e-12)
 
 
 # ---------------------------------------------------------------------- scaling

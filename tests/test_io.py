@@ -121,6 +121,28 @@ def test_forecaster_resumes_bit_for_bit(tmp_path, kw):
         assert f.stats(k) == pytest.approx(g.stats(k), nan_ok=True)
 
 
+@pytest.mark.parametrize("kw", [{}, {"weights": "per_key", "k1": 3, "k2": 7}])
+def test_forecaster_without_features_resumes_with_its_pending_step(tmp_path, kw):
+    # without features every stream has run the step that predicts its next value (the
+    # trainer waits for that step's target): the prediction is saved with it
+    f = sr.Forecaster(hidden_size=8, seed=2, **kw)
+    keys = ["a", 3]
+    for t in range(30):
+        for i, k in enumerate(keys):
+            f.learn_one(float("nan") if t == 11 else series(50, i)[t], key=k)
+    sr.save(f, tmp_path / "f.srnn")
+    g = sr.load(tmp_path / "f.srnn", sr.Forecaster)
+    for t in range(30, 50):
+        for i, k in enumerate(keys):
+            assert f.trainer(k)._c_pending() == g.trainer(k)._c_pending() == 1
+            assert f.forecast(3, key=k) == g.forecast(3, key=k)
+            f.learn_one(series(50, i)[t], key=k)
+            g.learn_one(series(50, i)[t], key=k)
+    for k in keys:
+        assert np.array_equal(f.network(k).parameters(), g.network(k).parameters())
+        assert f.stats(k) == pytest.approx(g.stats(k), nan_ok=True)
+
+
 def test_empty_forecaster_round_trip(tmp_path):
     f = sr.Forecaster(hidden_size=4, seed=0)
     sr.save(f, tmp_path / "e")
@@ -272,6 +294,7 @@ def test_lying_headers_are_refused_before_allocating(saved):
     (lambda h: h["meta"]["net"].update(hidden_size=10 ** 9), "sizes in the header need"),
     (lambda h: h["meta"]["settings"]["optimizer"].update(kind="eval"), "invalid optimizer"),
     (lambda h: h["meta"].update(keys=[None, None]), "repeated stream keys"),
+    (lambda h: h["arrays"].pop("streams.pending"), "without its prediction"),
     (lambda h: h.pop("data_size"), "data_size"),
 ])
 def test_invalid_content(saved, edit, match):
