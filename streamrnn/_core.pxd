@@ -227,5 +227,6 @@ cdef class _Trainer:
 
     cdef object _target_row(self, y)
     cdef int64_t _class_of(self, y) except -2
-    cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out) except -1
-    cdef int _raise_learn_status(self, int st) except -1
+    cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out,
+                  str xname) except -1
+    cdef int _raise_learn_status(self, int st, str xname=*) except -1

@@ -811,7 +811,8 @@ cdef class _Trainer:
         raise TypeError(f"y must be a class index (int), None or NaN, got "
                         f"{type(y).__name__} {y!r}")
 
-    cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out) except -1:
+    cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out,
+                  str xname) except -1:
         cdef _Network net = self._net
         cdef State s = self._state
         cdef int st
@@ -839,9 +840,9 @@ cdef class _Trainer:
                                     <double*>s.cptr, <double*>rp, tp, <double*>gp,
                                     <double*>m1, <double*>m2, <double*>op, <double*>wp)
         net._leave(s.guard)
-        return self._raise_learn_status(st)
+        return self._raise_learn_status(st, xname)
 
-    cdef int _raise_learn_status(self, int st) except -1:
+    cdef int _raise_learn_status(self, int st, str xname="x") except -1:
         if st == SRNN_OK:
             return 0
         if st == SRNN_ERR_NONFINITE_Y:
@@ -851,7 +852,7 @@ cdef class _Trainer:
         if st == SRNN_ERR_NO_PENDING:
             raise ValueError("no step is waiting for a target: call advance(x) before "
                              "observe(y)")
-        raise _status_error(st, "x")
+        raise _status_error(st, xname)
 
     def advance(self, x):
         """Step the trainer's stream with x and return the prediction; its target comes later.
@@ -951,7 +952,7 @@ cdef class _Trainer:
             Yt = None
             cls = self._cbuf
         out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
-        self._run(1, x, Yt, cls, out)
+        self._run(1, x, Yt, cls, out, "x")
         return out
 
     def learn_many(self, X, Y):
@@ -989,7 +990,7 @@ cdef class _Trainer:
                 cls = np.ascontiguousarray(arr, dtype=np.int64)
         out = np.empty((T, self.out_size), dtype=dt)
         if T:
-            self._run(T, X, Yt, cls, out)
+            self._run(T, X, Yt, cls, out, "X")
         return out
 
     def predict_one(self, x):
