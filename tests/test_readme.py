@@ -13,5 +13,6 @@ def test_readme_has_examples():
 
 
 @pytest.mark.parametrize("i", range(len(BLOCKS)))
-def test_readme_block_runs(i, capsys):
+def test_readme_block_runs(i, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples may write files (checkpoints, plots)
     exec(compile(BLOCKS[i], f"README.md python block {i}", "exec"), {"__name__": "__readme__"})
