@@ -77,7 +77,8 @@ import numpy as np
 
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
-from .trainer import OnlineTrainer, _check_clip, _check_int
+from ._checks import check_clip as _check_clip, check_int as _check_int
+from .trainer import OnlineTrainer
 
 __all__ = ["Forecaster"]
 

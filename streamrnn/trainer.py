@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Union
 
 from . import _core
-from ._checks import LOSSES, check_clip, check_int, check_trainer_settings
+from ._checks import LOSSES, check_trainer_settings
 from .network import _Recurrent
 from .optim import SGD, Adam, RMSprop
 
@@ -12,10 +12,6 @@ __all__ = ["OnlineTrainer"]
 
 _LOSSES = {name: code for code, name in enumerate(LOSSES)}  # the C enum srnn_loss
 _OPTS = {"sgd": 0, "adam": 1, "rmsprop": 2}
-
-# older internal names, still imported by streamrnn.forecast
-_check_int = check_int
-_check_clip = check_clip
 
 
 def _rebuild(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any]) -> "OnlineTrainer":
