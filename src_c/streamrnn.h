@@ -29,9 +29,10 @@ extern "C" {
 typedef int srnn_blas_int;
 
 /* Hot kernels get an x86-64-v3 (AVX2 + FMA) clone next to the baseline one, picked at load
- * time from the CPU's features (GCC's target_clones, ELF x86-64 only; GCC < 12 knows no
- * "arch=x86-64-v3" clone and gets an AVX2 one); elsewhere the baseline build alone. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+ * time from the CPU's features (GCC's target_clones, which needs glibc's ifunc: x86-64 with
+ * glibc only, so not musl; GCC < 12 knows no "arch=x86-64-v3" clone and gets an AVX2 one);
+ * elsewhere the baseline build alone. __GLIBC__ comes from <stdint.h> above. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) \
     && !defined(SRNN_NO_MULTIVERSION)
 #if __GNUC__ >= 12
 #define SRNN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
