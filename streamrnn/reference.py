@@ -106,7 +106,7 @@ from .optim import SGD, Adam, RMSprop  # noqa: F401  (the optimizers the referen
 __all__ = [
     "CELLS", "LOSSES", "gate_count", "param_shapes", "num_params", "split_params",
     "random_params", "sigmoid", "Net", "step_loss", "clip_gradient", "optimizer_step",
-    "window_loss_and_grad", "Trainer",
+    "window_loss_and_grad", "hidden_state_gradients", "Trainer",
 ]
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -535,17 +535,19 @@ def step_loss(loss: str, y_pred: Any, target: Any) -> float:
 
 
 def _backward(net: Net, records: Sequence[_StepRecord], dys: Sequence[Optional[np.ndarray]],
-              grad: np.ndarray) -> None:
+              grad: np.ndarray, dh_out: Optional[np.ndarray] = None) -> None:
     """Backpropagate through ``records`` (oldest first) given dLoss/dy per step (None: no
     output gradient at that step), accumulating into the flat vector ``grad``. Uses the
     recorded activations and the current weights ``net.p``; the state entering the oldest
-    record is a constant."""
+    record is a constant. ``dh_out`` (T, L, H), when given, receives dLoss/dh of every layer's
+    h leaving every step (the total: from the output or layer above and from the next step)."""
     L, H = net.num_layers, net.hidden_size
     p = net.p
     g = split_params(grad, net.cell, *net.sizes)
     carry_h = [np.zeros(H, dtype=net.dtype) for _ in range(L)]   # dLoss/dh from step t+1
     carry_c = [np.zeros(H, dtype=net.dtype) if net.cell == "lstm" else None for _ in range(L)]
-    for rec, dy in zip(reversed(records), reversed(dys)):
+    for t in reversed(range(len(records))):
+        rec, dy = records[t], dys[t]
         # dLoss/dh of the top layer from this step's output
         if dy is None:
             d_up = np.zeros(H, dtype=net.dtype)
@@ -558,6 +560,8 @@ def _backward(net: Net, records: Sequence[_StepRecord], dys: Sequence[Optional[n
         for k in reversed(range(L)):
             lrec = rec.layers[k]
             dh = carry_h[k] + d_up
+            if dh_out is not None:
+                dh_out[t, k] = dh
             dai, dah, direct, carry_c[k] = _cell_backward(net.cell, lrec, dh, carry_c[k])
             x_in = rec.x if k == 0 else rec.layers[k - 1].h
             g[f"weight_ih_l{k}"] += np.outer(dai, x_in)
@@ -626,6 +630,58 @@ def window_loss_and_grad(net: Net, h0: Any, c0: Any, X: Any, targets: Sequence[A
         records.append(rec)
     value, grad, _ = _loss_and_grad(net, records, loss, n_newest)
     return value, grad
+
+
+def hidden_state_gradients(net: Net, h0: Any, c0: Any, X: Any, target: Any,
+                           loss: str = "mse") -> np.ndarray:
+    """How the loss of the last step reaches back in time: dLoss/dh_t for every step.
+
+    Runs ``X`` (T, D) from the state (h0, c0) with the current weights, takes the per-step
+    loss of the *last* step's output against ``target`` (the rules of
+    :meth:`Trainer.learn_one` for y; it must be a real target) and backpropagates it
+    through the whole window (the backward of :func:`window_loss_and_grad`).
+
+    Returns
+    -------
+    ndarray (T, num_layers, H), the network's dtype
+        Row ``t`` holds dLoss/dh of every layer's h leaving step ``t``; its norm against
+        ``T - 1 - t`` is the vanishing/exploding-gradient curve
+        (``examples/gradient_flow.py`` plots it).
+
+    Raises
+    ------
+    ValueError
+        Bad ``loss``, ``X`` of the wrong shape, an empty window or a missing target.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamrnn import reference as ref
+    >>> net = ref.Net("rnn_tanh", 1, 4, output_size=1,
+    ...               params=ref.random_params("rnn_tanh", 1, 4, 1, 1, seed=0))
+    >>> h0, c0 = net.zero_state()
+    >>> ref.hidden_state_gradients(net, h0, c0, np.ones((5, 1)), [0.0]).shape
+    (5, 1, 4)
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    X = np.asarray(X, dtype=net.dtype)
+    if X.ndim != 2 or X.shape[1] != net.input_size or X.shape[0] < 1:
+        raise ValueError(f"X must have shape (T, {net.input_size}) with T >= 1, got {X.shape}")
+    h, c = net._check_state(h0, c0)
+    records: List[_StepRecord] = []
+    for t in range(X.shape[0]):
+        rec, h, c = net._record_step(net._check_x(X[t], "X[t]"), h, c)
+        records.append(rec)
+    tgt, has = _parse_target(net, loss, target)
+    if not has:
+        raise ValueError(f"target must be a real target for the last step, got {target!r}")
+    dys: List[Optional[np.ndarray]] = [None] * len(records)
+    dys[-1] = _loss_and_dy(loss, records[-1].y, tgt, 1.0)[1]
+    dh = np.zeros((len(records), net.num_layers, net.hidden_size), dtype=net.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _backward(net, records, dys, np.zeros(net.flat.shape[0], dtype=net.dtype), dh)
+    return dh
 
 
 def _l2(g: np.ndarray) -> float:
