@@ -75,6 +75,7 @@ from typing import Any, Dict, Hashable, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from ._signals import critical
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
 from ._checks import check_clip as _check_clip, check_int as _check_int
@@ -570,7 +571,13 @@ class Forecaster:
             numbers (length fixed by the first call); NaN marks a missing feature.
 
         Raises ValueError/TypeError (nothing changed) for an infinite or non-numeric y or x.
+        A Ctrl-C (KeyboardInterrupt) arriving during the call is raised when it returns,
+        so the stream is never left half-way (see RELIABILITY.md).
         """
+        with critical:
+            self._learn_one(y, x, key)
+
+    def _learn_one(self, y: Any, x: Any, key: _Key) -> None:
         yv = self._number(y, "y")
         xv = self._features(x, "x")
         s = self._stream(key)
@@ -615,16 +622,24 @@ class Forecaster:
 
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:
-        """``learn_one`` over a sequence of values (and feature sets) of one stream."""
-        if xs is None:
-            for y in ys:
-                self.learn_one(y, key=key)
-        else:
-            if len(xs) != len(ys):
-                raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
-                                 f"{len(xs)}")
-            for y, x in zip(ys, xs):
-                self.learn_one(y, x, key=key)
+        """``learn_one`` over a sequence of values (and feature sets) of one stream.
+
+        A Ctrl-C (KeyboardInterrupt) stops it between two values: the values before were
+        learned exactly as by ``learn_one``, the rest not at all (``stats(key)['steps']``
+        counts the values learned).
+        """
+        if xs is not None and len(xs) != len(ys):
+            raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
+                             f"{len(xs)}")
+        with critical:
+            if xs is None:
+                for y in ys:
+                    self._learn_one(y, None, key)
+                    critical.check()
+            else:
+                for y, x in zip(ys, xs):
+                    self._learn_one(y, x, key)
+                    critical.check()
 
     # ------------------------------------------------------------------ forecasting
     def forecast(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
