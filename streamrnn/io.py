@@ -115,7 +115,12 @@ def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
                                suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             f.write(head)
             pos = 0
             for off, a in blobs:
@@ -126,11 +131,15 @@ def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            # a full disk or a file-size limit: say which save failed (same OSError subclass)
+            raise type(e)(e.errno, f"{e.strerror}: cannot save {path} (the previous file, "
+                                   f"if any, is unchanged)", path) from e
         raise
     try:
         dfd = os.open(directory, os.O_RDONLY)
