@@ -691,6 +691,8 @@ cdef class _Network:
         """A StateBatch of n zero streams; ``batch[i]`` is a State view of stream i."""
         if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
             raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
+        if n > 2147483647:
+            raise ValueError(f"n must be an integer <= 2147483647, got {n}")
         return _make_batch(CELL_NAMES[self.dims.cell], self.dims.num_layers,
                            self.dims.hidden_size, _dtype_of(self.typenum), n)
 

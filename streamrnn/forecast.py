@@ -78,7 +78,7 @@ import numpy as np
 from ._signals import critical
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
-from ._checks import check_clip as _check_clip, check_int as _check_int
+from ._checks import MAX_WINDOW, check_clip as _check_clip, check_int as _check_int
 from .trainer import OnlineTrainer
 
 __all__ = ["Forecaster"]
@@ -278,8 +278,8 @@ class Forecaster:
             raise ValueError(f"cell must be one of {list(_CELLS)}, got {cell!r}")
         hidden_size = _check_size(hidden_size, "hidden_size")
         num_layers = _check_size(num_layers, "num_layers")
-        k1 = _check_int(k1, "k1", 1)
-        k2 = _check_int(k2, "k2", 1)
+        k1 = _check_int(k1, "k1", 1, MAX_WINDOW)
+        k2 = _check_int(k2, "k2", 1, MAX_WINDOW)
         if k2 < k1:
             raise ValueError(f"k2 must be >= k1 (= {k1}), got {k2}")
         if optimizer is None:
@@ -363,12 +363,11 @@ class Forecaster:
         return _Stream(tr, self._alpha, self.n_features, self.dtype, self.input_size)
 
     def _stream(self, key: _Key) -> _Stream:
-        s = self._streams.get(key)
+        try:
+            s = self._streams.get(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
         if s is None:
-            try:
-                hash(key)
-            except TypeError:
-                raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
             s = self._new_stream()
             self._streams[key] = s
         return s

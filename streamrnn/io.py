@@ -688,6 +688,9 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
     OSError
         The file cannot be opened.
     """
+    if expect is not None and not isinstance(expect, type):
+        raise TypeError(f"expect must be a class (e.g. streamrnn.Forecaster) or None, got "
+                        f"{type(expect).__name__} {expect!r}")
     r = _Reader(path)
     try:
         t = r.type
