@@ -6,9 +6,14 @@ import os
 import sys
 import tempfile
 
+from pathlib import Path
+
 import numpy as np
 
-import streamrnn as sr
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))      # this checkout's streamrnn
+import streamrnn as sr  # noqa: E402
+
+assert Path(sr.__file__).resolve().parents[1] == Path(__file__).resolve().parents[2], sr.__file__
 
 rng = np.random.default_rng(0)
 for cls, kw in ((sr.LSTM, {}), (sr.GRU, {}), (sr.RNN, {"nonlinearity": "relu"})):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import atheris
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))      # this checkout's streamrnn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # tests/ helpers
 
 with atheris.instrument_imports(include=["streamrnn"]):
