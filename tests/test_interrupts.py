@@ -18,6 +18,8 @@ import pytest
 
 import streamrnn as sr
 
+from _figures import record
+
 pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX only")
 
 TRIALS = 12 if os.environ.get("STREAMRNN_LONG") else 3
@@ -78,6 +80,7 @@ def test_run_interrupted_at_a_step_boundary():
         # the state is free again: no guard left set
         net.step(X[0], s)
     assert hits >= 1, "no run was interrupted"
+    record("net.run interrupted mid-way by SIGINT, state whole", hits)
 
 
 def test_chunked_run_equals_single_steps():
@@ -123,6 +126,7 @@ def test_learn_many_interrupted_at_a_step_boundary():
         hits += n < T
         tr.learn_one(X[0], Y[0])       # the trainer works on
     assert hits >= 1
+    record("learn_many interrupted mid-way by SIGINT, trainer whole", hits)
 
 
 def series(n):
@@ -158,3 +162,4 @@ def test_forecaster_interrupted_between_values(tmp_path, how):
         assert f.forecast(3) == ref.forecast(3)
         hits += n < len(ys)
     assert hits >= 1
+    record(f"Forecaster {how} interrupted mid-way by SIGINT, forecaster whole", hits)

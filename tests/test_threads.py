@@ -12,6 +12,7 @@ import pytest
 import streamrnn as sr
 
 from conftest import make_net
+from _figures import record
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
@@ -441,3 +442,4 @@ def test_many_threads_separate_states_small_steps():
     assert run_threads([lambda i=i: work(i) for i in range(N)]) == [None] * N
     for i in range(N):
         assert np.array_equal(got[i], expect[i])
+    record("threads at once in the thread tests (max)", THREADS_USED["max"])
