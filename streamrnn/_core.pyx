@@ -628,7 +628,9 @@ cdef class _Network:
         """T timesteps: X (T, input_size) -> (T, output_size or hidden_size).
 
         Exactly T ``step`` calls, run in C without the GIL. X is checked finite before the
-        first step, so a bad X leaves the state unchanged.
+        first step, so a bad X leaves the state unchanged. Ctrl-C (KeyboardInterrupt) stops
+        it between chunks of whole steps: the state is then exactly as after the steps done,
+        whose rows of ``out`` are written (see RELIABILITY.md).
         """
         cdef int st
         if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
@@ -1059,7 +1061,8 @@ cdef class _Trainer:
 
         Y: mse — (T, O|H) (rows with NaN: no target) or None; cross_entropy — (T,) integer
         class indices with -1 for no target, or None. Returns the predictions (T, O|H).
-        The same numbers as T learn_one calls.
+        The same numbers as T learn_one calls. Ctrl-C (KeyboardInterrupt) stops it between
+        whole steps: the trainer and the weights are then exactly as after ``steps`` calls.
         """
         _ready(self)
         cdef _Network net = self._net
