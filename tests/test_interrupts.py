@@ -65,7 +65,7 @@ def test_run_interrupted_at_a_step_boundary():
     T = 200000
     X = np.random.default_rng(0).standard_normal((T, 4))
     hits = 0
-    for d in delays(1, 0.005, 0.1):
+    for d in delays(1, 0.005, 0.06):
         s = net.new_state()
         out = np.full((T, 2), np.nan)
         interrupt_during(lambda: net.run(X, s, out=out), d)
@@ -110,13 +110,13 @@ def same_trainer(a, b):
 
 
 def test_learn_many_interrupted_at_a_step_boundary():
-    T = 30000
+    T = 80000
     rng = np.random.default_rng(2)
     X = rng.standard_normal((T, 3))
     Y = np.sin(X[:, :1])
     Y[::7] = np.nan
     hits = 0
-    for d in delays(2, 0.005, 0.2):
+    for d in delays(2, 0.005, 0.06):
         tr = trainer_pair()
         interrupt_during(lambda: tr.learn_many(X, Y), d)
         n = tr.steps
@@ -144,7 +144,7 @@ def fc_bytes(f, tmp_path, name):
 def test_forecaster_interrupted_between_values(tmp_path, how):
     ys = series(20000)
     hits = 0
-    for d in delays(3, 0.005, 0.2):
+    for d in delays(3, 0.005, 0.1):
         f = sr.Forecaster(hidden_size=8, seed=0)
         if how == "learn_many":
             call = lambda: f.learn_many(ys)     # noqa: E731
