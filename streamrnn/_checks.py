@@ -13,6 +13,7 @@ import numpy as np
 from .optim import SGD, Adam, RMSprop
 
 LOSSES = ("mse", "cross_entropy")
+MAX_WINDOW = 1 << 20     # k1, k2 above this are absurd (and would overflow the C int)
 
 
 def check_int(value: Any, name: str, minimum: int, maximum: Optional[int] = None) -> int:
@@ -55,8 +56,8 @@ def check_trainer_settings(loss: Any, optimizer: Any, k1: Any, k2: Any, clip_val
     if not isinstance(optimizer, (SGD, Adam, RMSprop)):
         raise TypeError(f"optimizer must be streamrnn.SGD, Adam or RMSprop, got "
                         f"{type(optimizer).__name__}")
-    k1 = check_int(k1, "k1", 1)
-    k2 = check_int(k2, "k2", 1)
+    k1 = check_int(k1, "k1", 1, MAX_WINDOW)
+    k2 = check_int(k2, "k2", 1, MAX_WINDOW)
     if k2 < k1:
         raise ValueError(f"k2 must be >= k1 (= {k1}), got {k2}")
     if loss == "cross_entropy" and out_size < 2:

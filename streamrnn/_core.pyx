@@ -14,8 +14,11 @@ Ownership and aliasing rules (checked here, assumed by the C code):
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uintptr_t
+from cpython.exc cimport PyErr_CheckSignals
 from scipy.linalg.cython_blas cimport (sgemv, dgemv, sgemm, dgemm, sger, dger, saxpy, daxpy,
                                        sdot, ddot)
+
+import sys
 
 import numpy as np
 
@@ -167,6 +170,20 @@ cdef object _status_error(int st, str context):
     if st == SRNN_ERR_INDEX_DUP:
         return ValueError(f"{context}: a stream index appears more than once")
     return RuntimeError(f"streamrnn core error {st} ({srnn_status_name(st).decode()}) in {context}")
+
+
+# Long C loops (net.run, trainer.learn_many) run in chunks of whole steps: between chunks
+# the GIL is taken back and pending signals are handled (PyErr_CheckSignals), so Ctrl-C
+# raises KeyboardInterrupt at a step boundary, with the finished steps committed and the
+# state, trainer and weights exactly as after that many sequential steps. A chunk is about
+# _CHUNK_WORK parameter reads (a few milliseconds), at least one step.
+cdef enum:
+    _CHUNK_WORK = 4194304
+
+
+cdef inline Py_ssize_t _chunk_steps(Py_ssize_t nparams) noexcept:
+    cdef Py_ssize_t k = _CHUNK_WORK // (nparams if nparams > 0 else 1)
+    return k if k > 0 else 1
 
 
 cdef class _Guard:
@@ -468,6 +485,10 @@ def _as_index(index, Py_ssize_t n):
     return idx
 
 
+_WRITING = ("the network's weights are being replaced or updated by a trainer in another "
+            "thread; a network may be trained (or loaded) or stepped, not both at once")
+
+
 cdef class _Network:
     """Compiled part of every network: sizes, BLAS table, flat parameters, the step loops.
 
@@ -526,7 +547,7 @@ cdef class _Network:
             raise ValueError(f"state does not fit this network: expected a state with "
                              f"{_state_desc(&self.dims, self.typenum)}, got {s!r}")
         if self.inflight < 0:
-            raise RuntimeError("the network's parameters are being replaced")
+            raise RuntimeError(_WRITING)
         _acquire(s.guard)
         self.inflight += 1
         return 0
@@ -534,6 +555,32 @@ cdef class _Network:
     cdef void _leave(self, _Guard g) noexcept:
         g.busy = 0
         self.inflight -= 1
+
+    cdef int _enter_write(self, State s) except -1:
+        """Like _enter, but exclusive: for trainer calls, which may update the weights.
+
+        Weights follow a readers/writer rule without waiting: steps are readers (inflight
+        > 0), a trainer call is the one writer (inflight == -1). A writer that finds readers,
+        or a reader that finds the writer, raises RuntimeError; nobody ever reads
+        half-updated weights.
+        """
+        if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
+                or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
+            raise ValueError(f"state does not fit this network: expected a state with "
+                             f"{_state_desc(&self.dims, self.typenum)}, got {s!r}")
+        if self.inflight < 0:
+            raise RuntimeError(_WRITING)
+        if self.inflight > 0:
+            raise RuntimeError("a trainer cannot update the network's weights while another "
+                               "thread is stepping the network; step and train one network "
+                               "from one thread at a time (or train a copy)")
+        _acquire(s.guard)
+        self.inflight = -1
+        return 0
+
+    cdef void _leave_write(self, _Guard g) noexcept:
+        g.busy = 0
+        self.inflight = 0
 
     def step(self, x, State state not None, out=None):
         """One timestep: update ``state`` in place and return the output.
@@ -581,7 +628,9 @@ cdef class _Network:
         """T timesteps: X (T, input_size) -> (T, output_size or hidden_size).
 
         Exactly T ``step`` calls, run in C without the GIL. X is checked finite before the
-        first step, so a bad X leaves the state unchanged.
+        first step, so a bad X leaves the state unchanged. Ctrl-C (KeyboardInterrupt) stops
+        it between chunks of whole steps: the state is then exactly as after the steps done,
+        whose rows of ``out`` are written (see RELIABILITY.md).
         """
         cdef int st
         if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
@@ -594,21 +643,40 @@ cdef class _Network:
             _check_out(out, self.typenum, shape)
             if _overlaps(out, self._params) or _overlaps(out, state._h) or _overlaps(out, state._c):
                 raise ValueError("out must not share memory with the parameters or the state")
+        cdef Py_ssize_t chunk = _chunk_steps(self.nparams)
+        if T > chunk and not np.isfinite(X).all():
+            # the C call checks each chunk; check all of X first so nothing is stepped
+            raise _status_error(SRNN_ERR_NONFINITE_X, "X")
         self._enter(state)
-        cdef void *xp = _ptr(X)
-        cdef void *yp = _ptr(out)
+        cdef char *xp = <char*>_ptr(X)
+        cdef char *yp = <char*>_ptr(out)
         cdef size_t ldx = self.dims.input_size, ldy = self.out_size
-        if self.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_run_f32(&self.blas, &self.dims, <float*>self.pptr, T, <float*>xp, ldx,
-                                  <float*>state.hptr, <float*>state.cptr, <float*>yp, ldy,
-                                  <float*>state.wptr)
-        else:
-            with nogil:
-                st = srnn_run_f64(&self.blas, &self.dims, <double*>self.pptr, T, <double*>xp,
-                                  ldx, <double*>state.hptr, <double*>state.cptr, <double*>yp,
-                                  ldy, <double*>state.wptr)
-        self._leave(state.guard)
+        cdef size_t isz = cnp.PyArray_ITEMSIZE(<cnp.ndarray>X)
+        cdef Py_ssize_t done = 0, n
+        st = SRNN_OK
+        try:
+            # chunks of whole steps; signals (Ctrl-C) are handled between chunks
+            while done < T and st == SRNN_OK:
+                if done:
+                    PyErr_CheckSignals()
+                n = min(chunk, T - done)
+                if self.typenum == cnp.NPY_FLOAT32:
+                    with nogil:
+                        st = srnn_run_f32(&self.blas, &self.dims, <float*>self.pptr, n,
+                                          <float*>(xp + done * ldx * isz), ldx,
+                                          <float*>state.hptr, <float*>state.cptr,
+                                          <float*>(yp + done * ldy * isz), ldy,
+                                          <float*>state.wptr)
+                else:
+                    with nogil:
+                        st = srnn_run_f64(&self.blas, &self.dims, <double*>self.pptr, n,
+                                          <double*>(xp + done * ldx * isz), ldx,
+                                          <double*>state.hptr, <double*>state.cptr,
+                                          <double*>(yp + done * ldy * isz), ldy,
+                                          <double*>state.wptr)
+                done += n
+        finally:
+            self._leave(state.guard)
         if st != SRNN_OK:
             raise _status_error(st, "X")
         return out
@@ -625,6 +693,8 @@ cdef class _Network:
         """A StateBatch of n zero streams; ``batch[i]`` is a State view of stream i."""
         if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
             raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
+        if n > 2147483647:
+            raise ValueError(f"n must be an integer <= 2147483647, got {n}")
         return _make_batch(CELL_NAMES[self.dims.cell], self.dims.num_layers,
                            self.dims.hidden_size, _dtype_of(self.typenum), n)
 
@@ -664,7 +734,7 @@ cdef class _Network:
             if _overlaps(out, self._params) or _overlaps(out, b._h) or _overlaps(out, b._c):
                 raise ValueError("out must not share memory with the parameters or the states")
         if self.inflight < 0:
-            raise RuntimeError("the network's parameters are being replaced")
+            raise RuntimeError(_WRITING)
         _acquire(b.guard)
         self.inflight += 1
         cdef void *xp = _ptr(X)
@@ -693,6 +763,8 @@ cdef class _Network:
 _TRAINER_COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped",
                      "opt_steps", "loss_count", "loss_sum", "last_loss", "last_grad_norm",
                      "pending")
+
+_COUNTER_GETTERS = tuple((name, sys.intern("_c_" + name)) for name in _TRAINER_COUNTERS)
 
 _CONFIG_ERROR = "invalid trainer settings"
 
@@ -773,7 +845,9 @@ cdef class _Trainer:
         return self._state
 
     def _stats(self):
-        return {name: getattr(self, "_c_" + name)() for name in _TRAINER_COUNTERS}
+        # interned getter names: a fresh "_c_" + name string per call would sit in the
+        # type attribute cache (bounded, but it shows up as allocation growth in leak checks)
+        return {name: getattr(self, attr)() for name, attr in _COUNTER_GETTERS}
 
     def _c_steps(self): return self.t.steps
     def _c_since_update(self): return self.t.since_update
@@ -815,31 +889,58 @@ cdef class _Trainer:
                   str xname) except -1:
         cdef _Network net = self._net
         cdef State s = self._state
-        cdef int st
-        cdef void *xp = _ptr(X)
-        cdef void *yp = _ptr(Yt) if Yt is not None else NULL
+        cdef int st = SRNN_OK
+        cdef Py_ssize_t chunk = _chunk_steps(3 * net.nparams)
+        if T > chunk:
+            # the C call validates each chunk; validate all first so an error changes nothing
+            if not np.isfinite(X).all():
+                raise _status_error(SRNN_ERR_NONFINITE_X, xname)
+            if Yt is not None and np.isinf(Yt).any():
+                return self._raise_learn_status(SRNN_ERR_NONFINITE_Y)
+            if cls is not None and (cls.min() < -1 or cls.max() >= self.out_size):
+                return self._raise_learn_status(SRNN_ERR_CLASS_RANGE)
+        cdef Py_ssize_t D = net.dims.input_size, O = self.out_size
+        cdef size_t isz = cnp.PyArray_ITEMSIZE(<cnp.ndarray>X)
+        cdef char *xp = <char*>_ptr(X)
+        cdef char *yp = <char*>_ptr(Yt) if Yt is not None else NULL
         cdef int64_t *cp = <int64_t*>_ptr(cls) if cls is not None else NULL
-        cdef void *op = _ptr(out)
+        cdef char *op = <char*>_ptr(out)
         cdef void *rp = self.ring_p
         cdef int64_t *tp = self.tags_p
         cdef void *gp = self.grad_p
         cdef void *m1 = self.m1_p
         cdef void *m2 = self.m2_p
         cdef void *wp = self.work_p
-        net._enter(s)
-        if net.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_learn_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t, T,
-                                    <float*>xp, <float*>yp, cp, <float*>s.hptr, <float*>s.cptr,
-                                    <float*>rp, tp, <float*>gp, <float*>m1, <float*>m2,
-                                    <float*>op, <float*>wp)
-        else:
-            with nogil:
-                st = srnn_learn_f64(&net.blas, &net.dims, <double*>net.pptr, &self.t, T,
-                                    <double*>xp, <double*>yp, cp, <double*>s.hptr,
-                                    <double*>s.cptr, <double*>rp, tp, <double*>gp,
-                                    <double*>m1, <double*>m2, <double*>op, <double*>wp)
-        net._leave(s.guard)
+        cdef Py_ssize_t done = 0, n
+        net._enter_write(s)
+        try:
+            # chunks of whole steps; signals (Ctrl-C) are handled between chunks, so an
+            # interrupted learn_many leaves the trainer exactly as after `steps` learn_one calls
+            while done < T and st == SRNN_OK:
+                if done:
+                    PyErr_CheckSignals()
+                n = min(chunk, T - done)
+                if net.typenum == cnp.NPY_FLOAT32:
+                    with nogil:
+                        st = srnn_learn_f32(
+                            &net.blas, &net.dims, <float*>net.pptr, &self.t, n,
+                            <float*>(xp + done * D * isz),
+                            <float*>(yp + done * O * isz) if yp != NULL else NULL,
+                            cp + done if cp != NULL else NULL, <float*>s.hptr, <float*>s.cptr,
+                            <float*>rp, tp, <float*>gp, <float*>m1, <float*>m2,
+                            <float*>(op + done * O * isz), <float*>wp)
+                else:
+                    with nogil:
+                        st = srnn_learn_f64(
+                            &net.blas, &net.dims, <double*>net.pptr, &self.t, n,
+                            <double*>(xp + done * D * isz),
+                            <double*>(yp + done * O * isz) if yp != NULL else NULL,
+                            cp + done if cp != NULL else NULL, <double*>s.hptr,
+                            <double*>s.cptr, <double*>rp, tp, <double*>gp, <double*>m1,
+                            <double*>m2, <double*>(op + done * O * isz), <double*>wp)
+                done += n
+        finally:
+            net._leave_write(s.guard)
         return self._raise_learn_status(st, xname)
 
     cdef int _raise_learn_status(self, int st, str xname="x") except -1:
@@ -878,7 +979,7 @@ cdef class _Trainer:
         cdef void *m1 = self.m1_p
         cdef void *m2 = self.m2_p
         cdef void *wp = self.work_p
-        net._enter(s)
+        net._enter_write(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
                 st = srnn_advance_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t,
@@ -891,7 +992,7 @@ cdef class _Trainer:
                                       <double*>xp, <double*>s.hptr, <double*>s.cptr,
                                       <double*>rp, tp, <double*>gp, <double*>m1, <double*>m2,
                                       <double*>op, <double*>wp)
-        net._leave(s.guard)
+        net._leave_write(s.guard)
         self._raise_learn_status(st)
         return out
 
@@ -918,7 +1019,7 @@ cdef class _Trainer:
         cdef void *m1 = self.m1_p
         cdef void *m2 = self.m2_p
         cdef void *wp = self.work_p
-        net._enter(s)
+        net._enter_write(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
                 st = srnn_target_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t,
@@ -929,7 +1030,7 @@ cdef class _Trainer:
                 st = srnn_target_f64(&net.blas, &net.dims, <double*>net.pptr, &self.t,
                                      <double*>yp, cls, <double*>rp, tp, <double*>gp,
                                      <double*>m1, <double*>m2, <double*>wp)
-        net._leave(s.guard)
+        net._leave_write(s.guard)
         self._raise_learn_status(st)
 
     def learn_one(self, x, y=None):
@@ -960,7 +1061,8 @@ cdef class _Trainer:
 
         Y: mse — (T, O|H) (rows with NaN: no target) or None; cross_entropy — (T,) integer
         class indices with -1 for no target, or None. Returns the predictions (T, O|H).
-        The same numbers as T learn_one calls.
+        The same numbers as T learn_one calls. Ctrl-C (KeyboardInterrupt) stops it between
+        whole steps: the trainer and the weights are then exactly as after ``steps`` calls.
         """
         _ready(self)
         cdef _Network net = self._net

@@ -117,7 +117,18 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
     if isinstance(grace_period, bool) or not isinstance(grace_period, (int, np.integer)) \
             or grace_period < 0:
         raise ValueError(f"grace_period must be an integer >= 0, got {grace_period!r}")
-    ys = np.array([np.nan if v is None else v for v in series], dtype=np.float64)
+    if not (isinstance(forecaster, Forecaster) or (callable(getattr(forecaster, "learn_one", None))
+                                                  and callable(getattr(forecaster, "forecast",
+                                                                       None)))):
+        raise TypeError(f"forecaster must be a streamrnn Forecaster or have learn_one(y, x) "
+                        f"and forecast(horizon, xs) methods, got {type(forecaster).__name__}")
+    if isinstance(series, (str, bytes)):
+        raise TypeError(f"series must be a sequence of numbers, got {type(series).__name__}")
+    try:
+        ys = np.array([np.nan if v is None else v for v in series], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"series must be a sequence of numbers (None/NaN: missing): {e}") \
+            from None
     if ys.ndim != 1:
         raise ValueError(f"series must be one-dimensional, got shape {ys.shape}")
     if np.isinf(ys).any():

@@ -75,9 +75,10 @@ from typing import Any, Dict, Hashable, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from ._signals import critical
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
-from ._checks import check_clip as _check_clip, check_int as _check_int
+from ._checks import MAX_WINDOW, check_clip as _check_clip, check_int as _check_int
 from .trainer import OnlineTrainer
 
 __all__ = ["Forecaster"]
@@ -277,8 +278,8 @@ class Forecaster:
             raise ValueError(f"cell must be one of {list(_CELLS)}, got {cell!r}")
         hidden_size = _check_size(hidden_size, "hidden_size")
         num_layers = _check_size(num_layers, "num_layers")
-        k1 = _check_int(k1, "k1", 1)
-        k2 = _check_int(k2, "k2", 1)
+        k1 = _check_int(k1, "k1", 1, MAX_WINDOW)
+        k2 = _check_int(k2, "k2", 1, MAX_WINDOW)
         if k2 < k1:
             raise ValueError(f"k2 must be >= k1 (= {k1}), got {k2}")
         if optimizer is None:
@@ -362,12 +363,11 @@ class Forecaster:
         return _Stream(tr, self._alpha, self.n_features, self.dtype, self.input_size)
 
     def _stream(self, key: _Key) -> _Stream:
-        s = self._streams.get(key)
+        try:
+            s = self._streams.get(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
         if s is None:
-            try:
-                hash(key)
-            except TypeError:
-                raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
             s = self._new_stream()
             self._streams[key] = s
         return s
@@ -570,7 +570,13 @@ class Forecaster:
             numbers (length fixed by the first call); NaN marks a missing feature.
 
         Raises ValueError/TypeError (nothing changed) for an infinite or non-numeric y or x.
+        A Ctrl-C (KeyboardInterrupt) arriving during the call is raised when it returns,
+        so the stream is never left half-way (see RELIABILITY.md).
         """
+        with critical:
+            self._learn_one(y, x, key)
+
+    def _learn_one(self, y: Any, x: Any, key: _Key) -> None:
         yv = self._number(y, "y")
         xv = self._features(x, "x")
         s = self._stream(key)
@@ -615,16 +621,24 @@ class Forecaster:
 
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:
-        """``learn_one`` over a sequence of values (and feature sets) of one stream."""
-        if xs is None:
-            for y in ys:
-                self.learn_one(y, key=key)
-        else:
-            if len(xs) != len(ys):
-                raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
-                                 f"{len(xs)}")
-            for y, x in zip(ys, xs):
-                self.learn_one(y, x, key=key)
+        """``learn_one`` over a sequence of values (and feature sets) of one stream.
+
+        A Ctrl-C (KeyboardInterrupt) stops it between two values: the values before were
+        learned exactly as by ``learn_one``, the rest not at all (``stats(key)['steps']``
+        counts the values learned).
+        """
+        if xs is not None and len(xs) != len(ys):
+            raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
+                             f"{len(xs)}")
+        with critical:
+            if xs is None:
+                for y in ys:
+                    self._learn_one(y, None, key)
+                    critical.check()
+            else:
+                for y, x in zip(ys, xs):
+                    self._learn_one(y, x, key)
+                    critical.check()
 
     # ------------------------------------------------------------------ forecasting
     def forecast(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,

@@ -115,7 +115,12 @@ def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
                                suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             f.write(head)
             pos = 0
             for off, a in blobs:
@@ -126,11 +131,15 @@ def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            # a full disk or a file-size limit: say which save failed (same OSError subclass)
+            raise type(e)(e.errno, f"{e.strerror}: cannot save {path} (the previous file, "
+                                   f"if any, is unchanged)", path) from e
         raise
     try:
         dfd = os.open(directory, os.O_RDONLY)
@@ -312,6 +321,8 @@ class _Reader:
             header = json.loads(hbytes.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             raise self.error(f"corrupted: header is not valid JSON ({e})") from None
+        except RecursionError:
+            raise self.error("corrupted: header JSON nested too deeply") from None
         if not isinstance(header, dict) or header.get("format") != "streamrnn":
             raise self.error("corrupted: not a streamrnn header")
         for k, typ in (("type", str), ("meta", dict), ("arrays", dict), ("data_size", int)):
@@ -341,7 +352,7 @@ class _Reader:
         shape = spec.get("shape")
         off = spec.get("offset")
         nbytes = spec.get("nbytes")
-        if code not in _DTYPES:
+        if not isinstance(code, str) or code not in _DTYPES:
             raise self.error(f"array {name!r} has unsupported dtype {code!r}")
         if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool)
                                                   and s >= 0 for s in shape) or len(shape) > 8:
@@ -402,10 +413,8 @@ def _num_params(meta: Dict[str, Any]) -> int:
     cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}[cls]
     D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
     G = _gates(cell)
-    n = 0
-    for k in range(L):
-        din = D if k == 0 else H
-        n += G * H * (din + H + 2)
+    # closed form (a loop over a crafted num_layers of 10**12 would hang)
+    n = G * H * (D + H + 2) + (L - 1) * G * H * (2 * H + 2)
     if O:
         n += O * H + O
     return n
@@ -679,6 +688,9 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
     OSError
         The file cannot be opened.
     """
+    if expect is not None and not isinstance(expect, type):
+        raise TypeError(f"expect must be a class (e.g. streamrnn.Forecaster) or None, got "
+                        f"{type(expect).__name__} {expect!r}")
     r = _Reader(path)
     try:
         t = r.type
@@ -693,8 +705,11 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
                 obj = _LOADERS[t](r)
         except FileFormatError:
             raise
-        except (KeyError, IndexError, TypeError, ValueError) as e:
-            raise r.error(f"invalid {t} content: {e}") from None
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError, AttributeError,
+                RecursionError) as e:
+            # validation above should catch everything; this is the last line of defence
+            # against a crafted file (nothing of the caller's has been touched)
+            raise r.error(f"invalid {t} content: {type(e).__name__}: {e}") from None
         user = r.meta.get("user", {})
     finally:
         r.close()

@@ -12,6 +12,7 @@ import pytest
 import streamrnn as sr
 
 from conftest import make_net
+from _figures import record
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
@@ -303,3 +304,142 @@ def test_load_state_dict_during_run_raises(mode):
     assert np.array_equal(result["Y"], expect)  # computed with the old parameters only
     net.load_state_dict(sd_new)  # works once nothing is in flight
     assert np.array_equal(net.layers[0].weight_ih, sd_new["weight_ih_l0"])
+
+
+# ---------------------------------------------------------------------- trainers
+# Rule (documented in RELIABILITY.md): a trainer call (learn_one, learn_many, advance, observe)
+# takes its network exclusively, steps are shared readers; whoever finds the other side
+# in flight raises RuntimeError at once (no waiting), so no step ever reads half-updated
+# weights. Two threads on one trainer share its state's guard: the second raises.
+THREADS_USED = {"max": 0}
+
+
+def test_trainer_updates_never_meet_steps_on_the_same_network():
+    net = sr.LSTM(6, 128, output_size=2, dtype="float64", seed=10)
+    tr = sr.OnlineTrainer(net, optimizer=sr.SGD(0.05), k1=1, k2=4)
+    rng = np.random.default_rng(7)
+    Xt = rng.standard_normal((40, 6))
+    Yt = rng.standard_normal((40, 2))
+    Xr = rng.standard_normal((30, 6))
+    versions = [net.parameters().copy()]      # every weight version, in order
+    results = []                              # (output, state) of every finished reader run
+    stop = threading.Event()
+    counts = {"learn_ok": 0, "learn_refused": 0, "run_ok": 0, "run_refused": 0}
+    lock = threading.Lock()
+
+    def trainer_thread():
+        deadline = time.monotonic() + 30
+        while counts["learn_ok"] < 15 and time.monotonic() < deadline:
+            try:
+                tr.learn_many(Xt, Yt)
+            except RuntimeError as e:
+                assert "stepping the network" in str(e)
+                with lock:
+                    counts["learn_refused"] += 1
+                time.sleep(0.0002)
+                continue
+            versions.append(net.parameters().copy())   # only this thread writes
+            with lock:
+                counts["learn_ok"] += 1
+        stop.set()
+
+    def reader_thread():
+        while not stop.is_set():
+            s = net.new_state()
+            try:
+                Y = net.run(Xr, s)
+            except RuntimeError as e:
+                assert "updated by a trainer" in str(e)
+                with lock:
+                    counts["run_refused"] += 1
+                continue
+            with lock:
+                counts["run_ok"] += 1
+                results.append(Y)
+            time.sleep(0.0005)     # readers leave gaps, or the writer could starve
+
+    n_readers = 6
+    THREADS_USED["max"] = max(THREADS_USED["max"], n_readers + 1)
+    errors = run_threads([trainer_thread] + [reader_thread] * n_readers)
+    assert errors == [None] * (n_readers + 1)
+    assert counts["learn_ok"] >= 1 and counts["run_ok"] >= 1, counts
+    assert counts["learn_refused"] + counts["run_refused"] >= 1, counts  # they did meet
+    # every finished run saw one whole weight version, never a mixture
+    refs = []
+    for p in versions:
+        ref_net = sr.LSTM(6, 128, output_size=2, dtype="float64")
+        ref_net.parameters()[...] = p
+        refs.append(ref_net.run(Xr, ref_net.new_state()))
+    for Y in results:
+        assert any(np.array_equal(Y, R) for R in refs)
+    # and the trainer did exactly learn_ok whole calls
+    ref_net = sr.LSTM(6, 128, output_size=2, dtype="float64", seed=10)
+    ref_tr = sr.OnlineTrainer(ref_net, optimizer=sr.SGD(0.05), k1=1, k2=4)
+    for _ in range(counts["learn_ok"]):
+        ref_tr.learn_many(Xt, Yt)
+    assert ref_net.parameters().tobytes() == net.parameters().tobytes()
+    assert tr.steps == 40 * counts["learn_ok"]
+
+
+def test_two_threads_on_one_trainer_raise_and_stay_whole():
+    """Four threads share one trainer through learn_many and learn_one. Every step gets the
+    same (x, y), so any order of whole steps gives the same numbers: the trainer must equal
+    a replay of exactly ``tr.steps`` learn_one calls (a torn or lost step would differ)."""
+    net = sr.GRU(4, 96, output_size=1, dtype="float64", seed=11)
+    tr = sr.OnlineTrainer(net, optimizer=sr.Adam(1e-3), k1=3, k2=6)
+    x0, y0 = np.array([0.3, -0.2, 0.9, 0.1]), np.array([0.4])
+    X, Y = np.tile(x0, (50, 1)), np.tile(y0, (50, 1))
+    ok, refused = [0], [0]
+    lock = threading.Lock()
+
+    def hammer(i):
+        for r in range(20):
+            try:
+                if (i + r) % 2:
+                    tr.learn_many(X, Y)
+                else:
+                    for _ in range(25):
+                        tr.learn_one(x0, y0)
+            except RuntimeError as e:
+                assert "thread" in str(e)
+                with lock:
+                    refused[0] += 1
+                continue
+            with lock:
+                ok[0] += 1
+
+    THREADS_USED["max"] = max(THREADS_USED["max"], 4)
+    assert run_threads([lambda i=i: hammer(i) for i in range(4)]) == [None] * 4
+    assert refused[0] >= 1 and ok[0] >= 1
+    ref_net = sr.GRU(4, 96, output_size=1, dtype="float64", seed=11)
+    ref = sr.OnlineTrainer(ref_net, optimizer=sr.Adam(1e-3), k1=3, k2=6)
+    for _ in range(tr.steps):
+        ref.learn_one(x0, y0)
+    assert ref_net.parameters().tobytes() == net.parameters().tobytes()
+    sa, sb = tr._snapshot(), ref._snapshot()
+    assert sa["counters"] == sb["counters"]
+    for k in ("h", "ring", "tags", "m1", "m2"):
+        assert sa[k].tobytes() == sb[k].tobytes(), k
+
+
+def test_many_threads_separate_states_small_steps():
+    """16 threads stepping their own states one small step at a time (heavy GIL switching)
+    give exactly the sequential numbers."""
+    net = sr.LSTM(3, 16, output_size=1, dtype="float64", seed=12)
+    N, T = 16, 400
+    Xs = np.random.default_rng(9).standard_normal((N, T, 3))
+    expect = []
+    for i in range(N):
+        s = net.new_state()
+        expect.append(np.stack([net.step(Xs[i, t], s) for t in range(T)]))
+    got = [None] * N
+
+    def work(i):
+        s = net.new_state()
+        got[i] = np.stack([net.step(Xs[i, t], s) for t in range(T)])
+
+    THREADS_USED["max"] = max(THREADS_USED["max"], N)
+    assert run_threads([lambda i=i: work(i) for i in range(N)]) == [None] * N
+    for i in range(N):
+        assert np.array_equal(got[i], expect[i])
+    record("threads at once in the thread tests (max)", THREADS_USED["max"])

@@ -1,0 +1,165 @@
+"""Ctrl-C: a real SIGINT (sent by a timer thread with os.kill) during a long ``net.run``,
+``trainer.learn_many``, ``Forecaster.learn_many`` or a Python loop of
+``Forecaster.learn_one`` raises KeyboardInterrupt and leaves every state, counter and the
+weights exactly as after a whole number n of sequential steps. n is read from the object
+(the trainer's and forecaster's step counters; the rows ``run`` wrote to ``out``) and the
+object is compared bit for bit with an uninterrupted replay of n steps on a fresh copy.
+
+STREAMRNN_LONG=1 runs more trials."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import streamrnn as sr
+
+from _figures import record
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX only")
+
+TRIALS = 12 if os.environ.get("STREAMRNN_LONG") else 3
+RESULTS = {"interrupted": 0, "completed": 0}
+
+
+def interrupt_during(call, delay):
+    """Run call() while a timer thread sends SIGINT to this process after ``delay`` s.
+
+    Returns True when the call raised KeyboardInterrupt. A SIGINT that arrives after the call
+    returned is absorbed here (the caller checks the object's state either way)."""
+    fired = threading.Event()
+
+    def fire():
+        os.kill(os.getpid(), signal.SIGINT)
+        fired.set()
+
+    t = threading.Timer(delay, fire)
+    t.start()
+    result = None
+    try:
+        try:
+            call()
+            result = False
+        except KeyboardInterrupt:
+            result = True
+        fired.wait(10)
+        t.join()
+        for _ in range(50):     # a late signal's handler runs during these sleeps
+            time.sleep(0.001)
+    except KeyboardInterrupt:
+        pass
+    RESULTS["interrupted" if result else "completed"] += 1
+    return result
+
+
+def delays(seed, lo, hi):
+    return np.random.default_rng(seed).uniform(lo, hi, TRIALS)
+
+
+def test_run_interrupted_at_a_step_boundary():
+    net = sr.LSTM(4, 32, output_size=2, dtype="float64", seed=1)
+    T = 200000
+    X = np.random.default_rng(0).standard_normal((T, 4))
+    hits = 0
+    for d in delays(1, 0.005, 0.06):
+        s = net.new_state()
+        out = np.full((T, 2), np.nan)
+        interrupt_during(lambda: net.run(X, s, out=out), d)
+        n = int(np.isfinite(out[:, 0]).sum())
+        # the finished steps are a prefix, whole: rows [0, n) written, nothing after
+        assert np.isfinite(out[:n]).all() and np.isnan(out[n:]).all()
+        ref = net.new_state()
+        Y = net.run(X[:n], ref)
+        assert np.array_equal(s.h, ref.h) and np.array_equal(s.c, ref.c)
+        assert np.array_equal(out[:n], Y)
+        hits += n < T      # (a SIGINT just after the last chunk interrupts nothing)
+        # the state is free again: no guard left set
+        net.step(X[0], s)
+    assert hits >= 1, "no run was interrupted"
+    record("net.run interrupted mid-way by SIGINT, state whole", hits)
+
+
+def test_chunked_run_equals_single_steps():
+    """The chunked loop computes exactly what one step at a time computes."""
+    net = sr.GRU(2, 3, output_size=1, dtype="float64", seed=2)
+    T = 4_200_000 // net.parameters().size + 1000      # more than one chunk
+    X = np.random.default_rng(1).standard_normal((T, 2))
+    s = net.new_state()
+    Y = net.run(X, s)
+    ref = net.new_state()
+    for t in range(T):
+        assert np.array_equal(net.step(X[t], ref), Y[t])
+    assert np.array_equal(ref.h, s.h)
+
+
+def trainer_pair(seed=3):
+    net = sr.LSTM(3, 24, output_size=1, dtype="float64", seed=seed)
+    return sr.OnlineTrainer(net, optimizer=sr.Adam(1e-3), k1=4, k2=8)
+
+
+def same_trainer(a, b):
+    sa, sb = a._snapshot(), b._snapshot()
+    assert sa["counters"] == sb["counters"]
+    for k in ("h", "c", "ring", "tags", "m1", "m2"):
+        assert sa[k].tobytes() == sb[k].tobytes(), k
+    assert a.net.parameters().tobytes() == b.net.parameters().tobytes()
+
+
+def test_learn_many_interrupted_at_a_step_boundary():
+    T = 80000
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((T, 3))
+    Y = np.sin(X[:, :1])
+    Y[::7] = np.nan
+    hits = 0
+    for d in delays(2, 0.005, 0.06):
+        tr = trainer_pair()
+        interrupt_during(lambda: tr.learn_many(X, Y), d)
+        n = tr.steps
+        ref = trainer_pair()
+        ref.learn_many(X[:n], Y[:n])
+        same_trainer(tr, ref)
+        hits += n < T
+        tr.learn_one(X[0], Y[0])       # the trainer works on
+    assert hits >= 1
+    record("learn_many interrupted mid-way by SIGINT, trainer whole", hits)
+
+
+def series(n):
+    t = np.arange(n)
+    return np.sin(0.07 * t) + 0.1 * np.cos(0.31 * t)
+
+
+def fc_bytes(f, tmp_path, name):
+    p = tmp_path / name
+    sr.save(f, p)
+    return p.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["learn_many", "learn_one loop"])
+def test_forecaster_interrupted_between_values(tmp_path, how):
+    ys = series(20000)
+    hits = 0
+    for d in delays(3, 0.005, 0.1):
+        f = sr.Forecaster(hidden_size=8, seed=0)
+        if how == "learn_many":
+            call = lambda: f.learn_many(ys)     # noqa: E731
+        else:
+            def call():
+                for y in ys:
+                    f.learn_one(y)
+        interrupt_during(call, d)
+        n = f.stats()["steps"] if len(f) else 0
+        ref = sr.Forecaster(hidden_size=8, seed=0)
+        ref.learn_many(ys[:n])
+        # everything the forecaster is (weights, state, ring, moments, scalers, counters,
+        # the pending prediction) equals the replay of n values
+        assert fc_bytes(f, tmp_path, "a") == fc_bytes(ref, tmp_path, "b")
+        assert f.forecast(3) == ref.forecast(3)
+        hits += n < len(ys)
+    assert hits >= 1
+    record(f"Forecaster {how} interrupted mid-way by SIGINT, forecaster whole", hits)
