@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
+from . import _core
 from .forecast import Forecaster, _Stream
 from .io import FileFormatError, dumps, loads
 
@@ -184,12 +185,9 @@ def unpack_key_state(f: Forecaster, data: bytes) -> _Stream:
     net = f.net
     assert net is not None
     L, H = net.num_layers, net.hidden_size
-    st = s.trainer.state
     h = a[:L * H].reshape(L, H)
     cc = a[L * H:2 * L * H].reshape(L, H) if f.cell == "lstm" else None
-    from . import _core
-    s.trainer.state = _core._make_state(f.cell, L, H, np.dtype(f.dtype).name, h, cc) \
-        if st is not None else st
+    s.trainer.state = _core._make_state(f.cell, L, H, np.dtype(f.dtype).name, h, cc)
     s.u[...] = a[nd - f.input_size:]
     nfeat = f.n_features or 0
     s.sy.unpack(b[0:3])
