@@ -11,10 +11,10 @@ from .optim import SGD, Adam, RMSprop
 from .trainer import OnlineTrainer
 from .forecast import Forecaster
 from .evaluate import Evaluation, evaluate
-from .io import FileFormatError, load, save
+from .io import FileFormatError, dumps, load, loads, save
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "OnlineTrainer",
-           "SGD", "Adam", "RMSprop", "Forecaster", "evaluate", "Evaluation", "save", "load", "FileFormatError",
+           "SGD", "Adam", "RMSprop", "Forecaster", "evaluate", "Evaluation", "save", "load", "dumps", "loads", "FileFormatError",
            "__version__"]

@@ -35,6 +35,7 @@ checksum, dtypes, shapes and the type's own invariants. Any problem raises
 from __future__ import annotations
 
 import hashlib
+import io as _io
 import json
 import os
 import struct
@@ -49,7 +50,7 @@ from .network import GRU, LSTM, RNN, _Recurrent
 from .optim import SGD, Adam, RMSprop
 from .trainer import OnlineTrainer
 
-__all__ = ["save", "load", "FileFormatError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "dumps", "loads", "FileFormatError", "FORMAT_VERSION"]
 
 MAGIC = b"\x89SRN\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -230,15 +231,9 @@ def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.nda
     return meta, arrays
 
 
-def save(obj: Any, path: "os.PathLike[str] | str", *,
-         metadata: Optional[Dict[str, Any]] = None) -> None:
-    """Write ``obj`` to ``path`` atomically in streamrnn's file format (see the module doc).
-
-    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
-    metadata : optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``)
-
-    A Forecaster can be saved when its stream keys are str, int or None.
-    """
+def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
+                ) -> Tuple[bytes, List[Tuple[int, np.ndarray]]]:
+    """The header bytes and data blobs of ``obj`` (shared by save and dumps)."""
     user = {} if metadata is None else metadata
     if not isinstance(user, dict):
         raise TypeError(f"metadata must be a dict or None, got {type(user).__name__}")
@@ -276,17 +271,75 @@ def save(obj: Any, path: "os.PathLike[str] | str", *,
         raise TypeError(f"cannot save a {type(obj).__name__}: expected an LSTM, GRU, RNN, "
                         f"State, StateBatch, OnlineTrainer or Forecaster")
     meta["user"] = user
-    head, blobs = _encode(type_name, meta, arrays)
+    return _encode(type_name, meta, arrays)
+
+
+def save(obj: Any, path: "os.PathLike[str] | str", *,
+         metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``obj`` to ``path`` atomically in streamrnn's file format (see the module doc).
+
+    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
+    metadata : optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``)
+
+    A Forecaster can be saved when its stream keys are str, int or None.
+    """
+    head, blobs = _encode_obj(obj, metadata)
     _write_atomic(path, head, blobs)
+
+
+def dumps(obj: Any, *, metadata: Optional[Dict[str, Any]] = None) -> bytes:
+    """``obj`` as bytes in streamrnn's file format: exactly the bytes :func:`save` writes.
+
+    Parameters
+    ----------
+    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
+    metadata : dict or None
+        Optional JSON-serialisable dict stored with it.
+
+    Returns
+    -------
+    bytes
+        The file's content (:func:`loads` reads it back; no pickle).
+
+    Raises
+    ------
+    TypeError
+        ``obj`` of another type, a Forecaster with keys other than str/int/None, or
+        ``metadata`` not a JSON-serialisable dict.
+
+    Examples
+    --------
+    >>> import streamrnn as sr
+    >>> net = sr.LSTM(2, 4, seed=0)
+    >>> b = sr.dumps(net)
+    >>> bool((sr.loads(b).parameters() == net.parameters()).all())
+    True
+    """
+    head, blobs = _encode_obj(obj, metadata)
+    parts = [head]
+    pos = 0
+    for off, a in blobs:
+        if off > pos:
+            parts.append(b"\0" * (off - pos))
+        parts.append(a.tobytes())
+        pos = off + a.nbytes
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------------- reading
 class _Reader:
     """A validated view of one file: header, and arrays read (and checked) on demand."""
 
-    def __init__(self, path: "os.PathLike[str] | str") -> None:
-        self.path = os.fspath(path)
-        self.f = open(self.path, "rb")
+    def __init__(self, path: "os.PathLike[str] | str", data: Optional[bytes] = None
+                 ) -> None:
+        if data is not None:
+            self.path = "<bytes>"
+            self.f: Any = _io.BytesIO(data)
+            self.size = len(data)
+        else:
+            self.path = os.fspath(path)
+            self.f = open(self.path, "rb")
+            self.size = os.fstat(self.f.fileno()).st_size
         try:
             self._read_header()
         except BaseException:
@@ -297,7 +350,7 @@ class _Reader:
         return FileFormatError(f"{self.path}: {msg}")
 
     def _read_header(self) -> None:
-        size = os.fstat(self.f.fileno()).st_size
+        size = self.size
         raw = self.f.read(_PREFIX.size)
         if raw[:len(MAGIC)] != MAGIC[:len(raw)] or not raw:
             raise self.error("not a streamrnn file (bad magic bytes)" if raw else
@@ -670,6 +723,12 @@ _TYPES: Dict[str, Type[Any]] = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN, "State": _
                                 "OnlineTrainer": OnlineTrainer, "Forecaster": Forecaster}
 
 
+def _check_expect(expect: Optional[Type[Any]]) -> None:
+    if expect is not None and not isinstance(expect, type):
+        raise TypeError(f"expect must be a class (e.g. streamrnn.Forecaster) or None, got "
+                        f"{type(expect).__name__} {expect!r}")
+
+
 def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
          with_metadata: bool = False) -> Any:
     """Read an object written by :func:`save`.
@@ -688,10 +747,48 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
     OSError
         The file cannot be opened.
     """
-    if expect is not None and not isinstance(expect, type):
-        raise TypeError(f"expect must be a class (e.g. streamrnn.Forecaster) or None, got "
-                        f"{type(expect).__name__} {expect!r}")
-    r = _Reader(path)
+    _check_expect(expect)
+    return _decode(_Reader(path), expect, with_metadata)
+
+
+def loads(data: bytes, expect: Optional[Type[Any]] = None, *,
+          with_metadata: bool = False) -> Any:
+    """Read an object from bytes written by :func:`dumps` (or a file's content).
+
+    Parameters
+    ----------
+    data : bytes, bytearray or memoryview
+    expect : type or None
+        As in :func:`load`.
+    with_metadata : bool
+        Return ``(obj, metadata)``.
+
+    Returns
+    -------
+    object
+        The LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster.
+
+    Raises
+    ------
+    FileFormatError
+        Not valid streamrnn bytes (the message starts with ``<bytes>``).
+    TypeError
+        ``data`` not bytes-like, or it holds another type than ``expect``.
+
+    Examples
+    --------
+    >>> import streamrnn as sr
+    >>> s = sr.loads(sr.dumps(sr.LSTM(1, 3, seed=1)))
+    >>> s.hidden_size
+    3
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    _check_expect(expect)
+    return _decode(_Reader("<bytes>", bytes(data)), expect, with_metadata)
+
+
+def _decode(r: "_Reader", expect: Optional[Type[Any]], with_metadata: bool) -> Any:
     try:
         t = r.type
         if t not in _TYPES:

@@ -323,3 +323,47 @@ def test_non_finite_weights_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         sr.load(tmp_path / "nope.srnn")
+
+
+# ---------------------------------------------------------------------- dumps / loads
+def test_dumps_is_the_file_content_and_loads_continues_bit_for_bit(tmp_path):
+    f = sr.Forecaster(hidden_size=5, seed=3, k2=6)
+    for t in range(25):
+        f.learn_one(math.sin(0.4 * t) + 2, key="a")
+        f.learn_one(math.cos(0.2 * t), key=7)
+    p = tmp_path / "f.srn"
+    sr.save(f, p, metadata={"run": 1})
+    b = sr.dumps(f, metadata={"run": 1})
+    assert isinstance(b, bytes) and b == p.read_bytes()
+    g, meta = sr.loads(b, sr.Forecaster, with_metadata=True)
+    assert meta == {"run": 1}
+    for t in range(25, 35):
+        for h in (f, g):
+            h.learn_one(math.sin(0.4 * t) + 2, key="a")
+    assert g.forecast(3, key="a") == f.forecast(3, key="a")
+    assert g.forecast(2, key=7) == f.forecast(2, key=7)
+
+
+def test_loads_rejects_bad_bytes_naming_them():
+    b = sr.dumps(sr.GRU(2, 3, seed=0))
+    with pytest.raises(sr.FileFormatError, match="<bytes>: truncated"):
+        sr.loads(b[:-1])
+    bad = bytearray(b)
+    bad[-1] ^= 1
+    with pytest.raises(sr.FileFormatError, match="checksum"):
+        sr.loads(bytes(bad))
+    with pytest.raises(TypeError, match="holds a GRU, expected a Forecaster"):
+        sr.loads(b, sr.Forecaster)
+    with pytest.raises(TypeError, match="data must be bytes, got str"):
+        sr.loads("abc")
+    with pytest.raises(TypeError, match="cannot save a dict"):
+        sr.dumps({})
+
+
+def test_import_streamrnn_does_not_import_pyflink():
+    import subprocess
+    import sys
+    code = "import sys, streamrnn; print('pyflink' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.strip() == "False"
