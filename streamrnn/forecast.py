@@ -86,6 +86,10 @@ __all__ = ["Forecaster"]
 _CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 _CLIP = 10.0            # scaled inputs and targets are clipped to [-_CLIP, _CLIP]
 _MISSING = float("nan")
+# Largest magnitude of an observed value or feature: the running variance squares differences
+# of values, and (2 * 1e150)**2 = 4e300 still fits a float64 with room for the update; larger
+# values would turn the statistics into inf/NaN and the scaled inputs into garbage.
+MAX_ABS = 1e150
 
 
 def _make_net(cell: str, input_size: int, hidden_size: int, num_layers: int, dtype: Any,
@@ -492,6 +496,9 @@ class Forecaster:
             raise ValueError(f"{name} must have {nf} features, got {arr.shape[0]}")
         if np.isinf(arr).any():
             raise ValueError(f"{name} must not hold inf (NaN marks a missing feature)")
+        if (np.abs(arr) > MAX_ABS).any():
+            raise ValueError(f"{name} must have magnitudes <= {MAX_ABS:g}, got "
+                             f"{np.nanmax(np.abs(arr)):g}")
         if commit and nf is None:
             self.n_features = arr.shape[0]
         return arr
@@ -505,6 +512,8 @@ class Forecaster:
         f = float(v)
         if math.isinf(f):
             raise ValueError(f"{name} must be finite or NaN (missing), got {f}")
+        if abs(f) > MAX_ABS:
+            raise ValueError(f"{name} must have magnitude <= {MAX_ABS:g}, got {f}")
         return f
 
     def _fill_y(self, s: _Stream, u: np.ndarray, y: float, prev: float) -> None:

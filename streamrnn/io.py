@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 import numpy as np
 
 from . import _core
-from .forecast import Forecaster, _Stream
+from .forecast import MAX_ABS, Forecaster, _Stream
 from .network import GRU, LSTM, RNN, _Recurrent
 from .optim import SGD, Adam, RMSprop
 from .trainer import OnlineTrainer
@@ -682,7 +682,14 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     for name, a in (("sy", sy), ("sd", sd), ("sx", sx), ("u", u)):
         if not np.all(np.isfinite(a)):
             raise r.error(f"stream {name} holds NaN or inf")
-    if (counts < 0).any() or np.isinf(last_y).any():
+    # scaler rows are (n, mean, var): a count, a mean of values bounded by MAX_ABS and a
+    # variance of their differences; anything else makes the next update overflow or sqrt fail
+    for name, a in (("sy", sy), ("sd", sd), ("sx", sx)):
+        cnt, mean, var = a[:, 0], a[:, 1], a[:, 2]
+        if (cnt < 0).any() or (var < 0).any() or (np.abs(mean) > 2 * MAX_ABS).any() \
+                or (var > (4 * MAX_ABS) ** 2).any():
+            raise r.error(f"stream scaler {name} holds impossible statistics")
+    if (counts < 0).any() or np.isinf(last_y).any() or (np.abs(last_y) > MAX_ABS).any():
         raise r.error("invalid stream counters")
     for name in ("counters", "fcounters", "h", "ring", "tags", "m1", "m2", "c"):
         a = get[name]
