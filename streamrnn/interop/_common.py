@@ -61,8 +61,11 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
         if net is not None:
             dt = net.dtype
         else:
-            src = np.dtype(source_dtype) if source_dtype is not None else None
-            if src not in (np.dtype(np.float32), np.dtype(np.float64)):
+            try:
+                src = np.dtype(source_dtype)
+            except TypeError:  # e.g. torch.float16, bfloat16
+                src = None
+            if src is None or src.name not in ("float32", "float64"):
                 raise TypeError(f"{source}: the parameters are {source_dtype}; pass "
                                 f"dtype='float32' or 'float64' to convert them")
             dt = src
