@@ -236,7 +236,7 @@ class _Recurrent(_core._Network):
     def to_torch(self) -> Any:
         """The equivalent PyTorch module: see :func:`streamrnn.to_torch` (needs torch)."""
         from .interop.torch import to_torch
-        return to_torch(self)
+        return to_torch(self)  # type: ignore[arg-type]
 
 
 class LSTM(_Recurrent):

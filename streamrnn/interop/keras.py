@@ -228,9 +228,9 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         name = f"from_keras: Dense {dense.name!r}"
         if not dense.built:
             raise ValueError(f"{name} is not built (has no weights)")
-        variables = [dense.kernel] + ([dense.bias] if dense.use_bias else [])
-        extra = [w.path for w in dense.weights if all(w is not v for v in variables)]
-        if extra or len(dense.weights) != len(variables):
+        dense_vars = [dense.kernel] + ([dense.bias] if dense.use_bias else [])
+        extra = [w.path for w in dense.weights if all(w is not v for v in dense_vars)]
+        if extra or len(dense.weights) != len(dense_vars):
             raise ValueError(f"{name}: unused weights {extra}")
         kern = _np(keras, dense.kernel)
         if kern.ndim != 2 or kern.shape[0] != H:

@@ -94,7 +94,7 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
     if isinstance(module, RecurrentWithHead):
         if head is not None:
             raise ValueError("head given twice: the module already has a head")
-        module, head = module.rnn, module.head
+        module, head = module.rnn, module.head  # type: ignore[assignment]
     params: Dict[str, np.ndarray] = {}
     tensors = dict(module.state_dict())
     dtypes = set()
