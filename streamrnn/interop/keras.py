@@ -64,6 +64,9 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
                net: Optional[Union["LSTM", "GRU", "RNN"]] = None) -> Union["LSTM", "GRU", "RNN"]:
     """A streamrnn network with the weights of Keras 3 recurrent layers.
 
+    Kernels are transposed into PyTorch's layout and GRU gates reordered; every weight and
+    setting is checked before anything is created or loaded.
+
     Parameters
     ----------
     layer_or_model : keras layer, keras.Sequential or list of layers
@@ -100,6 +103,10 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         recurrent matmul), a Dense with an activation or not last, layers of different kinds
         or sizes, dropout without ``allow_dropout``, unbuilt layers, mixed precision,
         extra weights; ``net`` of another architecture.
+
+    See Also
+    --------
+    from_torch, from_onnx : The same for PyTorch modules and ONNX models.
 
     Examples
     --------

@@ -48,6 +48,7 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     Parameters
     ----------
     net : LSTM, GRU or RNN
+        The network to export (any cell, layers, head; float32 or float64).
     path : str or path-like, optional
         Where to save the model too (written atomically).
     opset : int >= 14
@@ -69,6 +70,10 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     TypeError, ValueError
         ``net`` is not a streamrnn network, or ``opset`` is not an integer the installed
         onnx supports (>= 14).
+
+    See Also
+    --------
+    from_onnx : The other direction.
 
     Examples
     --------
@@ -201,6 +206,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     Parameters
     ----------
     model_or_path : onnx.ModelProto, bytes, str or path-like
+        The model, its serialized bytes, or the path of a ``.onnx`` file.
     dtype : 'float32', 'float64' or None
         None follows the model's weights (float or double).
     net : LSTM, GRU or RNN, optional
@@ -210,6 +216,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     Returns
     -------
     LSTM, GRU or RNN
+        A new network (or ``net``) whose ``run`` equals the model's output ``Y[:, 0]`` for
+        ``X[:, None, :]`` and a zero (or the same) initial state.
 
     Raises
     ------
@@ -225,6 +233,10 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         ``linear_before_reset=0``, peepholes ``P``, ``sequence_lens``, operators other than
         the chain above, weights that are not constants, unused floating-point
         initializers, mismatched shapes.
+
+    See Also
+    --------
+    to_onnx : The other direction.
 
     Examples
     --------

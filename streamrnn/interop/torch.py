@@ -39,6 +39,9 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
                net: Optional[Union["LSTM", "GRU", "RNN"]] = None) -> Union["LSTM", "GRU", "RNN"]:
     """A streamrnn network with the weights of a PyTorch recurrent module.
 
+    The weights are copied unchanged (same layout and gate order), so the network computes
+    the module's function; every parameter is checked before anything is created or loaded.
+
     Parameters
     ----------
     module : torch.nn.LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell or the module from to_torch
@@ -76,6 +79,11 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         An unsupported variant: ``bidirectional=True``, ``proj_size > 0``, ``dropout > 0``
         without ``allow_dropout``; a head whose ``in_features`` is not ``hidden_size``; extra
         or missing parameters (e.g. a parametrized weight); ``net`` of another architecture.
+
+    See Also
+    --------
+    to_torch : The other direction.
+    LSTM.load_state_dict : Loads a ``state_dict()`` of PyTorch key names (no head Linear).
 
     Examples
     --------
@@ -177,9 +185,13 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
 def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     """The PyTorch module computing the same function as a streamrnn network.
 
+    Also available as the method ``net.to_torch()``. The weights are copied, so the module and
+    the network are independent afterwards.
+
     Parameters
     ----------
     net : LSTM, GRU or RNN
+        The network to convert (any cell, layers, head and dtype).
 
     Returns
     -------
@@ -197,6 +209,10 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
         torch is not installed.
     TypeError
         ``net`` is not a streamrnn network.
+
+    See Also
+    --------
+    from_torch : The other direction.
 
     Examples
     --------
