@@ -9,6 +9,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # tensorflow is not needed
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+pytest.importorskip("torch")  # the backend these tests run Keras on
 keras = pytest.importorskip("keras")
 
 import streamrnn as sr  # noqa: E402
