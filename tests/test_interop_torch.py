@@ -235,6 +235,17 @@ def test_from_torch_into_existing_net_is_all_or_nothing():
     with pytest.raises(ValueError, match="unused.*parametrizations"):
         sr.from_torch(m2, net=net)
     assert_unchanged(before, net)
+    # a missing key and a mis-shaped tensor (in the last layer): nothing written
+    m4 = copy.deepcopy(m)
+    del m4._parameters["bias_hh_l1"]
+    with pytest.raises(ValueError, match=r"missing \['bias_hh_l1'\]"):
+        sr.from_torch(m4, net=net)
+    assert_unchanged(before, net)
+    m5 = copy.deepcopy(m)
+    m5._parameters["weight_hh_l1"] = torch.nn.Parameter(torch.zeros(16, 5))
+    with pytest.raises(ValueError, match="weight_hh_l1 must have shape"):
+        sr.from_torch(m5, net=net)
+    assert_unchanged(before, net)
     # a NaN found only after the first layers validated: still nothing written
     m3 = copy.deepcopy(m)
     with torch.no_grad():
