@@ -163,10 +163,10 @@ def test_from_torch_onnx_export(cell, L, head, batch_first):
     close(net.run(X, net.new_state()), Yt, 2e-6)
 
 
-def set_attr(model, name, value, op=None):
+def set_attr(model, name, value):
+    """A copy of model with the first recurrent node's attribute set (None: removed)."""
     model = copy.deepcopy(model)
-    node = next(n for n in model.graph.node if op is None or n.op_type == op) if op else \
-        next(n for n in model.graph.node if n.op_type in ("LSTM", "GRU", "RNN"))
+    node = next(n for n in model.graph.node if n.op_type in ("LSTM", "GRU", "RNN"))
     for a in list(node.attribute):
         if a.name == name:
             node.attribute.remove(a)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 import numpy as np
 
-from ._common import build_network, check_dtype_arg, reject_bidirectional, require
+from ._common import GATES, build_network, check_dtype_arg, reject_bidirectional, require
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch as _torch
@@ -145,7 +145,7 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
     if missing or unused:
         raise ValueError(f"from_torch: {type(module).__name__} parameters do not match its "
                          f"configuration: missing {missing}, unused {unused}")
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    G = GATES[cell]
     for key, (k, n) in expected.items():
         t = tensors[key]
         dtypes.add(t.dtype)
