@@ -12,9 +12,12 @@ from .trainer import OnlineTrainer
 from .forecast import Forecaster
 from .evaluate import Evaluation, evaluate
 from .io import FileFormatError, dumps, load, loads, save
+# lazy: these import torch/onnx/keras only when called
+from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "OnlineTrainer",
            "SGD", "Adam", "RMSprop", "Forecaster", "evaluate", "Evaluation", "save", "load", "dumps", "loads", "FileFormatError",
+           "from_torch", "to_torch", "to_onnx", "from_onnx", "from_keras",
            "__version__"]

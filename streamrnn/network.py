@@ -232,6 +232,12 @@ class _Recurrent(_core._Network):
         finally:
             self._end_write()
 
+    # ------------------------------------------------------------------ interop
+    def to_torch(self) -> Any:
+        """The equivalent PyTorch module: see :func:`streamrnn.to_torch` (needs torch)."""
+        from .interop.torch import to_torch
+        return to_torch(self)  # type: ignore[arg-type]
+
 
 class LSTM(_Recurrent):
     """Long short-term memory network stepped one sample at a time (PyTorch's ``nn.LSTM``).

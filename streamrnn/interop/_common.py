@@ -1,0 +1,114 @@
+"""Helpers shared by the importers and exporters (no heavy imports here)."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+
+__all__ = ["reject_bidirectional", "require", "build_network", "GATES", "permute_gates",
+           "check_dtype_arg"]
+
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def reject_bidirectional(source: str) -> None:
+    """The one place that refuses bidirectional layers (lift it when streamrnn gains them)."""
+    raise ValueError(f"bidirectional recurrent layers are not supported by {source} yet: "
+                     f"streamrnn networks step forward in time, one sample at a time")
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional dependency, or raise ImportError naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{module} is needed for this function: pip install "
+                          f"\"streamrnn[{extra}]\" ({exc})") from exc
+
+
+def check_dtype_arg(dtype: Any) -> Optional[np.dtype]:
+    """None, or 'float32'/'float64' as a NumPy dtype."""
+    if dtype is None:
+        return None
+    from ..network import _check_dtype
+    return _check_dtype(dtype)
+
+
+def permute_gates(a: np.ndarray, order: "tuple[int, ...]", axis: int = 0) -> np.ndarray:
+    """Reorder the G equal blocks of ``a`` along ``axis``: block i of the result is block
+    ``order[i]`` of ``a``."""
+    blocks = np.split(a, len(order), axis=axis)
+    return np.concatenate([blocks[i] for i in order], axis=axis)
+
+
+def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
+                  output_size: Optional[int], dtype: Any, source_dtype: Any,
+                  state_dict: Mapping[str, np.ndarray], net: Any = None,
+                  source: str = "") -> Any:
+    """A new network holding ``state_dict`` (PyTorch key names), or ``net`` loaded with it.
+
+    ``dtype`` is the caller's argument (None: ``net.dtype`` when loading into ``net``, else
+    ``source_dtype``, the dtype of the source's parameters). Every key and shape is checked
+    against the architecture before anything is created or written;
+    ``net.load_state_dict`` is itself strict and atomic, so on any error ``net`` is unchanged.
+    """
+    from .. import network as _network
+    if net is not None and not isinstance(net, _network._Recurrent):
+        raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
+    dt = check_dtype_arg(dtype)
+    if dt is None:
+        if net is not None:
+            dt = net.dtype
+        else:
+            try:
+                src = np.dtype(source_dtype)
+            except TypeError:  # e.g. torch.float16, bfloat16
+                src = None
+            if src is None or src.name not in ("float32", "float64"):
+                raise TypeError(f"{source}: the parameters are {source_dtype}; pass "
+                                f"dtype='float32' or 'float64' to convert them")
+            dt = src
+    G = GATES[cell]
+    H = hidden_size
+    expected: Dict[str, tuple] = {}
+    for k in range(num_layers):
+        din = input_size if k == 0 else H
+        expected[f"weight_ih_l{k}"] = (G * H, din)
+        expected[f"weight_hh_l{k}"] = (G * H, H)
+        expected[f"bias_ih_l{k}"] = (G * H,)
+        expected[f"bias_hh_l{k}"] = (G * H,)
+    if output_size:
+        expected["head.weight"] = (output_size, H)
+        expected["head.bias"] = (output_size,)
+    missing = sorted(set(expected) - set(state_dict))
+    unused = sorted(set(state_dict) - set(expected))
+    if missing or unused:
+        raise ValueError(f"{source}: parameters do not match a {num_layers}-layer {cell} "
+                         f"network: missing {missing}, unused {unused}")
+    for key, shape in expected.items():
+        arr = np.asarray(state_dict[key])
+        if arr.shape != shape:
+            raise ValueError(f"{source}: {key} must have shape {shape}, got {arr.shape}")
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{source}: {key} must be a real floating array, got {arr.dtype}")
+    if net is None:
+        kw: Dict[str, Any] = dict(input_size=input_size, hidden_size=H, num_layers=num_layers,
+                                  output_size=output_size, dtype=dt.name)
+        if cell == "lstm":
+            net = _network.LSTM(**kw)
+        elif cell == "gru":
+            net = _network.GRU(**kw)
+        else:
+            net = _network.RNN(nonlinearity=cell[4:], **kw)
+    else:
+        want = (cell, input_size, H, num_layers, output_size)
+        have = (net.cell, net.input_size, net.hidden_size, net.num_layers, net.output_size)
+        if want != have:
+            raise ValueError(f"{source}: net has (cell, input_size, hidden_size, num_layers, "
+                             f"output_size) = {have}, the source has {want}")
+        if dt != net.dtype:
+            raise TypeError(f"{source}: dtype {dt.name} differs from net.dtype "
+                            f"{net.dtype.name}")
+    net.load_state_dict(state_dict)  # strict and atomic
+    return net

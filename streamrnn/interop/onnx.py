@@ -1,0 +1,470 @@
+"""ONNX interoperability: ``to_onnx`` and ``from_onnx``.
+
+onnx is imported only when one of these functions is called (optional extra
+``streamrnn[onnx]``, which also brings onnxruntime to run the exported models).
+
+Layouts: ONNX's recurrent operators take ``W (num_directions, G*H, D)``,
+``R (num_directions, G*H, H)`` and ``B (num_directions, 2*G*H)`` (input biases, then
+recurrent biases) with gates in the orders LSTM ``i, o, f, c`` and GRU ``z, r, h``; PyTorch
+(and streamrnn) use LSTM ``i, f, g, o`` and GRU ``r, z, n``. ``linear_before_reset=1`` is
+PyTorch's GRU (``b_hn`` inside the reset product).
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+
+import numpy as np
+
+from ._common import GATES, build_network, permute_gates, reject_bidirectional, require
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnx as _onnx
+
+    from ..network import GRU, LSTM, RNN
+
+__all__ = ["to_onnx", "from_onnx"]
+
+# block i of the ONNX layout is block ORDER[i] of PyTorch's, and back
+_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
+_FROM_ONNX = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
+_OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+_MIN_OPSET = 14
+
+
+def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]", None] = None,
+            opset: int = 17, *, initial_state: bool = False) -> "_onnx.ModelProto":
+    """An ONNX model computing ``net.run`` on a whole sequence, with standard operators.
+
+    One ``LSTM``/``GRU``/``RNN`` operator per layer (forward direction, default
+    activations; ``RNN`` with ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``),
+    a ``Squeeze`` between layers and, with a head, ``MatMul`` + ``Add``.
+
+    Graph inputs: ``X`` of shape ``(T, 1, D)`` (T free), and with ``initial_state=True``
+    also ``h0`` (and ``c0`` for an LSTM) of shape ``(num_layers, 1, H)`` (otherwise the
+    initial state is zero). Graph outputs: ``Y`` ``(T, 1, O or H)``, ``h_n`` and, for an
+    LSTM, ``c_n`` ``(num_layers, 1, H)``: the final state, to continue a stream.
+
+    Parameters
+    ----------
+    net : LSTM, GRU or RNN
+        The network to export (any cell, layers, head; float32 or float64).
+    path : str or path-like, optional
+        Where to save the model too (written atomically).
+    opset : int >= 14
+        ONNX opset of the default domain.
+    initial_state : bool
+        Add the ``h0``/``c0`` inputs.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Checked with ``onnx.checker.check_model(full_check=True)``; tensor type
+        ``float`` or ``double`` as ``net.dtype``. onnxruntime has float32 kernels for these
+        operators but no float64 ones (``onnx.reference.ReferenceEvaluator`` runs both).
+
+    Raises
+    ------
+    ImportError
+        onnx is not installed.
+    TypeError, ValueError
+        ``net`` is not a streamrnn network, or ``opset`` is not an integer the installed
+        onnx supports (>= 14).
+
+    See Also
+    --------
+    from_onnx : The other direction.
+
+    Examples
+    --------
+    >>> import streamrnn as sr
+    >>> net = sr.GRU(3, 8, num_layers=2, output_size=1, seed=0)
+    >>> model = sr.to_onnx(net)                                        # doctest: +SKIP
+    >>> [n.op_type for n in model.graph.node]                          # doctest: +SKIP
+    ['GRU', 'Squeeze', 'GRU', 'Squeeze', 'MatMul', 'Add', 'Concat']
+    """
+    from ..network import _Recurrent
+    from .._checks import check_int
+    if not isinstance(net, _Recurrent):
+        raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
+    onnx = require("onnx", "onnx")
+    helper, numpy_helper, TP = onnx.helper, onnx.numpy_helper, onnx.TensorProto
+    opset = check_int(opset, "opset", _MIN_OPSET, onnx.defs.onnx_opset_version())
+    cell, L, D, H, O = net.cell, net.num_layers, net.input_size, net.hidden_size, net.output_size
+    elem = TP.FLOAT if net.dtype == np.float32 else TP.DOUBLE
+    sd = net.state_dict()
+    order = _TO_ONNX[cell]
+    nodes: List[Any] = []
+    inits: List[Any] = [numpy_helper.from_array(np.array([1], np.int64), "axes_1")]
+    inputs = [helper.make_tensor_value_info("X", elem, ["T", 1, D])]
+    is_lstm = cell == "lstm"
+    if initial_state:
+        inputs.append(helper.make_tensor_value_info("h0", elem, [L, 1, H]))
+        if is_lstm:
+            inputs.append(helper.make_tensor_value_info("c0", elem, [L, 1, H]))
+        inits.append(numpy_helper.from_array(np.array([0], np.int64), "axes_0"))
+    x = "X"
+    hs, cs = [], []
+    for k in range(L):
+        W = permute_gates(sd[f"weight_ih_l{k}"], order)[None]
+        R = permute_gates(sd[f"weight_hh_l{k}"], order)[None]
+        B = np.concatenate([permute_gates(sd[f"bias_ih_l{k}"], order),
+                            permute_gates(sd[f"bias_hh_l{k}"], order)])[None]
+        names = [f"W_l{k}", f"R_l{k}", f"B_l{k}"]
+        for name, arr in zip(names, (W, R, B)):
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        ins = [x] + names
+        if initial_state:
+            inits.append(numpy_helper.from_array(np.array([k], np.int64), f"start_l{k}"))
+            inits.append(numpy_helper.from_array(np.array([k + 1], np.int64), f"end_l{k}"))
+            states = ["h0"] + (["c0"] if is_lstm else [])
+            for s in states:
+                nodes.append(helper.make_node("Slice", [s, f"start_l{k}", f"end_l{k}", "axes_0"],
+                                              [f"{s}_l{k}"], name=f"slice_{s}_l{k}"))
+            ins += ["", f"h0_l{k}"] + ([f"c0_l{k}"] if is_lstm else [])
+        attrs: Dict[str, Any] = {"hidden_size": H}
+        if cell == "gru":
+            attrs["linear_before_reset"] = 1
+        elif cell != "lstm":
+            attrs["activations"] = ["Tanh" if cell == "rnn_tanh" else "Relu"]
+        outs = [f"Y4_l{k}", f"h_l{k}"] + ([f"c_l{k}"] if is_lstm else [])
+        nodes.append(helper.make_node(_OP[cell], ins, outs, name=f"{_OP[cell].lower()}_l{k}",
+                                      **attrs))
+        hs.append(outs[1])
+        if is_lstm:
+            cs.append(outs[2])
+        last = k == L - 1
+        x = "Y" if last and O is None else f"Y_l{k}"
+        nodes.append(helper.make_node("Squeeze", [f"Y4_l{k}", "axes_1"], [x],
+                                      name=f"squeeze_l{k}"))
+    if O is not None:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(sd["head.weight"].T),
+                                             "head_weight_T"))
+        inits.append(numpy_helper.from_array(sd["head.bias"], "head_bias"))
+        nodes.append(helper.make_node("MatMul", [x, "head_weight_T"], ["head_matmul"],
+                                      name="head_matmul"))
+        nodes.append(helper.make_node("Add", ["head_matmul", "head_bias"], ["Y"],
+                                      name="head_add"))
+    outputs = [helper.make_tensor_value_info("Y", elem, ["T", 1, O or H]),
+               helper.make_tensor_value_info("h_n", elem, [L, 1, H])]
+    if is_lstm:
+        outputs.append(helper.make_tensor_value_info("c_n", elem, [L, 1, H]))
+    for src, dst in ((hs, "h_n"), (cs, "c_n")):
+        if src:
+            nodes.append(helper.make_node("Concat", src, [dst], name=f"concat_{dst}", axis=0))
+    graph = helper.make_graph(nodes, f"streamrnn_{cell}", inputs, outputs, initializer=inits)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="streamrnn",
+                              ir_version=helper.find_min_ir_version_for(opsets),
+                              doc_string=f"streamrnn {net!r}")
+    onnx.checker.check_model(model, full_check=True)
+    if path is not None:
+        from ..io import _write_atomic
+        _write_atomic(path, model.SerializeToString(), [])
+    return model
+
+
+# Operators allowed around the recurrent ones: shape plumbing (torch.onnx.export adds
+# Shape/Gather/Unsqueeze/Concat/Expand to build zero initial states) and the head.
+_PASS_THROUGH = {"Squeeze", "Unsqueeze", "Reshape", "Identity", "Transpose"}
+_PLUMBING = _PASS_THROUGH | {"Constant", "Shape", "Gather", "Concat", "Expand", "Slice",
+                            "ConstantOfShape", "Cast"}
+_DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
+_ALLOWED_ATTRS = {"LSTM": {"hidden_size", "direction", "activations", "layout", "clip",
+                           "activation_alpha", "activation_beta", "input_forget"},
+                  "GRU": {"hidden_size", "direction", "activations", "layout", "clip",
+                          "activation_alpha", "activation_beta", "linear_before_reset"},
+                  "RNN": {"hidden_size", "direction", "activations", "layout", "clip",
+                          "activation_alpha", "activation_beta"}}
+
+
+def _load_model(onnx: Any, model_or_path: Any) -> Any:
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    if isinstance(model_or_path, (bytes, bytearray)):
+        return onnx.load_from_string(bytes(model_or_path))
+    if isinstance(model_or_path, (str, os.PathLike)):
+        return onnx.load(os.fspath(model_or_path))
+    raise TypeError(f"model_or_path must be an onnx.ModelProto, bytes or a path, got "
+                    f"{type(model_or_path).__name__}")
+
+
+def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", bytes],
+              dtype: Any = None, *,
+              net: Optional[Union["LSTM", "GRU", "RNN"]] = None) -> Union["LSTM", "GRU", "RNN"]:
+    """A streamrnn network from an ONNX model made of stacked ``LSTM``/``GRU``/``RNN`` ops.
+
+    Reads models written by :func:`to_onnx` and by ``torch.onnx.export`` of
+    ``torch.nn.LSTM/GRU/RNN`` (optionally followed by ``torch.nn.Linear``; the TorchScript
+    exporter, ``dynamo=False``). The model must be a chain: the first recurrent operator
+    reads a graph input, each next one reads the previous one's ``Y`` (through
+    ``Squeeze``/``Reshape``/``Transpose``/``Identity`` only), all of the same kind and
+    hidden size; optionally a head ``MatMul`` (+ ``Add``) or ``Gemm`` with constant weights
+    on the top layer's output. Initial states given to the operators are runtime inputs and
+    are not imported.
+
+    Parameters
+    ----------
+    model_or_path : onnx.ModelProto, bytes, str or path-like
+        The model, its serialized bytes, or the path of a ``.onnx`` file.
+    dtype : 'float32', 'float64' or None
+        None follows the model's weights (float or double).
+    net : LSTM, GRU or RNN, optional
+        Load into this existing network of the same architecture instead of creating one;
+        nothing in it changes when anything raises.
+
+    Returns
+    -------
+    LSTM, GRU or RNN
+        A new network (or ``net``) whose ``run`` equals the model's output ``Y[:, 0]`` for
+        ``X[:, None, :]`` and a zero (or the same) initial state.
+
+    Raises
+    ------
+    ImportError
+        onnx is not installed.
+    TypeError
+        ``model_or_path`` of an unknown type; weights that are not float/double (without
+        ``dtype``).
+    ValueError
+        Anything streamrnn cannot represent exactly: ``direction`` ``reverse`` or
+        ``bidirectional``, non-default ``activations`` (RNN: ``Tanh`` or ``Relu``),
+        ``activation_alpha/beta``, ``clip``, ``input_forget=1``, GRU
+        ``linear_before_reset=0``, peepholes ``P``, ``sequence_lens``, operators other than
+        the chain above, weights that are not constants, unused floating-point
+        initializers, mismatched shapes.
+
+    See Also
+    --------
+    to_onnx : The other direction.
+
+    Examples
+    --------
+    >>> import streamrnn as sr
+    >>> net = sr.LSTM(2, 4, num_layers=2, seed=0)
+    >>> back = sr.from_onnx(sr.to_onnx(net))                           # doctest: +SKIP
+    >>> bool((back.parameters() == net.parameters()).all())            # doctest: +SKIP
+    True
+    """
+    onnx = require("onnx", "onnx")
+    from onnx import numpy_helper
+    model = _load_model(onnx, model_or_path)
+    graph = model.graph
+    consts: Dict[str, np.ndarray] = {}
+    for t in graph.initializer:
+        consts[t.name] = numpy_helper.to_array(t)
+    floats = {n for n, a in consts.items() if a.dtype.kind == "f"}
+    producer: Dict[str, Any] = {}
+    rec: List[Any] = []
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise ValueError(f"from_onnx: operator {node.domain}.{node.op_type} is not "
+                             f"supported")
+        for o in node.output:
+            producer[o] = node
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    arr = numpy_helper.to_array(a.t)
+                    consts[node.output[0]] = arr
+                    if arr.dtype.kind == "f":
+                        floats.add(node.output[0])
+        if node.op_type in ("LSTM", "GRU", "RNN"):
+            rec.append(node)
+        elif node.op_type not in _PLUMBING | {"MatMul", "Add", "Gemm"}:
+            raise ValueError(f"from_onnx: operator {node.op_type} ({node.name!r}) is not "
+                             f"supported; expected stacked LSTM/GRU/RNN operators and an "
+                             f"optional linear head")
+    if not rec:
+        raise ValueError("from_onnx: the model has no LSTM, GRU or RNN operator")
+    kinds = {n.op_type for n in rec}
+    if len(kinds) > 1:
+        raise ValueError(f"from_onnx: mixed recurrent operators {sorted(kinds)}; streamrnn "
+                         f"stacks layers of one kind")
+    op = rec[0].op_type
+    graph_inputs = {i.name for i in graph.input} - set(consts)
+
+    def const(name: str, what: str) -> np.ndarray:
+        while name not in consts and name in producer and producer[name].op_type == "Identity":
+            name = producer[name].input[0]
+        if name not in consts:
+            raise ValueError(f"from_onnx: {what} ({name!r}) must be a constant (an "
+                             f"initializer or a Constant node)")
+        used.add(name)
+        return consts[name]
+
+    def source(name: str) -> str:
+        """Follow shape-only operators back to the tensor they pass through."""
+        while name in producer and producer[name].op_type in _PASS_THROUGH:
+            node = producer[name]
+            if node.op_type == "Transpose":
+                perm = [a.ints for a in node.attribute if a.name == "perm"]
+                if not perm or perm[0][-1] != len(perm[0]) - 1:
+                    raise ValueError(f"from_onnx: Transpose {node.name!r} moves the feature "
+                                     f"axis")
+            name = node.input[0]
+        return name
+
+    def ancestors(name: str) -> set:
+        seen, todo = set(), [name]
+        while todo:
+            n = todo.pop()
+            if n and n not in seen:
+                seen.add(n)
+                if n in producer:
+                    todo.extend(producer[n].input)
+        return seen
+
+    used: set = set()
+    params: Dict[str, np.ndarray] = {}
+    cell = ""
+    D = H = 0
+    prev_y: Optional[str] = None
+    wdtypes = set()
+    for k, node in enumerate(rec):
+        where = f"from_onnx: {op} {node.name or k!r}"
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        unknown = set(attrs) - _ALLOWED_ATTRS[op]
+        if unknown:
+            raise ValueError(f"{where}: unsupported attributes {sorted(unknown)}")
+        direction = attrs.get("direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        if direction == "bidirectional":
+            reject_bidirectional("from_onnx")
+        if direction != "forward":
+            raise ValueError(f"{where}: direction={direction!r} is not supported (forward only)")
+        acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
+        if op == "RNN":
+            acts = acts or ["Tanh"]
+            if acts not in (["Tanh"], ["Relu"]):
+                raise ValueError(f"{where}: activations={acts} are not supported (Tanh or "
+                                 f"Relu)")
+            this_cell = "rnn_" + acts[0].lower()
+        else:
+            if acts and acts != _DEFAULT_ACTS[op]:
+                raise ValueError(f"{where}: activations={acts} are not supported (only the "
+                                 f"default {_DEFAULT_ACTS[op]})")
+            this_cell = op.lower()
+        for a in ("activation_alpha", "activation_beta", "clip"):
+            if a in attrs:
+                raise ValueError(f"{where}: attribute {a} is not supported")
+        if attrs.get("input_forget", 0):
+            raise ValueError(f"{where}: input_forget=1 (coupled input and forget gates) is "
+                             f"not supported")
+        if op == "GRU" and attrs.get("linear_before_reset", 0) != 1:
+            raise ValueError(f"{where}: linear_before_reset=0 applies the reset gate before "
+                             f"the recurrent matmul, which PyTorch's (and streamrnn's) GRU "
+                             f"cannot represent; only linear_before_reset=1 is supported")
+        if cell and this_cell != cell:
+            raise ValueError(f"{where}: layers of different kinds ({cell}, {this_cell})")
+        cell = this_cell
+        ins = list(node.input) + [""] * (8 - len(node.input))
+        if ins[4]:
+            raise ValueError(f"{where}: sequence_lens is not supported")
+        if op == "LSTM" and ins[7]:
+            raise ValueError(f"{where}: peephole weights P are not supported")
+        W = const(ins[1], f"{where} W")
+        R = const(ins[2], f"{where} R")
+        G = GATES[cell]
+        if W.ndim != 3 or R.ndim != 3 or W.shape[0] != 1 or R.shape[0] != 1:
+            raise ValueError(f"{where}: W and R must have shape (1, G*H, D) and (1, G*H, H), "
+                             f"got {W.shape} and {R.shape}")
+        h = R.shape[2]
+        if "hidden_size" in attrs and attrs["hidden_size"] != h:
+            raise ValueError(f"{where}: hidden_size={attrs['hidden_size']} but R has shape "
+                             f"{R.shape}")
+        if R.shape[1] != G * h or W.shape[1] != G * h:
+            raise ValueError(f"{where}: W {W.shape} and R {R.shape} do not hold {G} gates of "
+                             f"hidden size {h}")
+        if k == 0:
+            D, H = W.shape[2], h
+            src = source(ins[0])
+            if src not in graph_inputs:
+                raise ValueError(f"{where}: input X must come from a graph input")
+        else:
+            if h != H:
+                raise ValueError(f"{where}: hidden size {h} differs from layer 0's {H}")
+            if W.shape[2] != H:
+                raise ValueError(f"{where}: W {W.shape} must read the previous layer's h "
+                                 f"(input size {H})")
+            if source(ins[0]) != prev_y:
+                raise ValueError(f"{where}: input X is not the previous layer's output Y")
+        if ins[3]:
+            B = const(ins[3], f"{where} B")
+            if B.shape != (1, 2 * G * H):
+                raise ValueError(f"{where}: B must have shape (1, {2 * G * H}), got {B.shape}")
+            B = B[0]
+        else:
+            B = np.zeros(2 * G * H, W.dtype)
+        order = _FROM_ONNX[cell]
+        params[f"weight_ih_l{k}"] = permute_gates(W[0], order)
+        params[f"weight_hh_l{k}"] = permute_gates(R[0], order)
+        params[f"bias_ih_l{k}"] = permute_gates(B[:G * H], order)
+        params[f"bias_hh_l{k}"] = permute_gates(B[G * H:], order)
+        wdtypes |= {W.dtype, R.dtype, B.dtype}
+        if not node.output or not node.output[0]:
+            if k < len(rec) - 1:
+                raise ValueError(f"{where}: output Y is not produced")
+            prev_y = None
+        else:
+            prev_y = node.output[0]
+        for s in ins[5:7]:  # initial states: runtime values, not parameters
+            used.update(ancestors(s))
+    # the head: MatMul (+ Add) or Gemm reading the top layer's Y
+    heads = [n for n in graph.node if n.op_type in ("MatMul", "Gemm")]
+    adds = [n for n in graph.node if n.op_type == "Add"]
+    O = None
+    if len(heads) > 1:
+        raise ValueError(f"from_onnx: {len(heads)} MatMul/Gemm operators; at most one head")
+    if heads:
+        hn = heads[0]
+        if prev_y is None or source(hn.input[0]) != prev_y:
+            raise ValueError(f"from_onnx: {hn.op_type} {hn.name!r} does not read the top "
+                             f"recurrent layer's output Y")
+        Wt = const(hn.input[1], "head weight")
+        bias: Optional[np.ndarray] = None
+        if hn.op_type == "Gemm":
+            ga = {a.name: onnx.helper.get_attribute_value(a) for a in hn.attribute}
+            if ga.get("alpha", 1.0) != 1.0 or ga.get("beta", 1.0) != 1.0 or ga.get("transA", 0):
+                raise ValueError(f"from_onnx: Gemm {hn.name!r} with alpha/beta != 1 or "
+                                 f"transA is not supported")
+            if ga.get("transB", 0):
+                Wt = Wt.T
+            if len(hn.input) > 2 and hn.input[2]:
+                bias = const(hn.input[2], "head bias")
+            if adds:
+                raise ValueError("from_onnx: an Add besides the Gemm head is not supported")
+        else:
+            if len(adds) > 1:
+                raise ValueError(f"from_onnx: {len(adds)} Add operators; at most one (the "
+                                 f"head's bias)")
+            if adds:
+                a = adds[0]
+                if hn.output[0] not in a.input:
+                    raise ValueError(f"from_onnx: Add {a.name!r} does not add to the head's "
+                                     f"MatMul")
+                other = [i for i in a.input if i != hn.output[0]]
+                if len(other) != 1:
+                    raise ValueError(f"from_onnx: Add {a.name!r} must add a bias vector")
+                bias = const(other[0], "head bias")
+        if Wt.ndim != 2 or Wt.shape[0] != H:
+            raise ValueError(f"from_onnx: head weight must have shape ({H}, O), got "
+                             f"{Wt.shape}")
+        O = Wt.shape[1]
+        if bias is None:
+            bias = np.zeros(O, Wt.dtype)
+        if bias.size != O or any(d != 1 for d in bias.shape[:-1]):
+            raise ValueError(f"from_onnx: head bias must have shape ({O},), got {bias.shape}")
+        params["head.weight"] = np.ascontiguousarray(Wt.T)
+        params["head.bias"] = bias.reshape(O)
+        wdtypes |= {Wt.dtype, bias.dtype}
+    elif adds:
+        raise ValueError("from_onnx: an Add without a head MatMul is not supported")
+    unused = sorted(floats - used)
+    if unused:
+        raise ValueError(f"from_onnx: unused floating-point initializers {unused}")
+    if len(wdtypes) > 1 and dtype is None and net is None:
+        raise TypeError(f"from_onnx: weights of mixed dtypes {sorted(map(str, wdtypes))}; pass "
+                        f"dtype='float32' or 'float64'")
+    return build_network(cell, D, H, len(rec), O, dtype, next(iter(wdtypes)), params,
+                         net=net, source="from_onnx")

@@ -1,0 +1,275 @@
+"""sr.to_onnx / sr.from_onnx, checked with onnxruntime (float32), onnx's ReferenceEvaluator
+(float64) and models exported by torch.onnx.export."""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+
+import streamrnn as sr  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+from onnx.reference.ops.op_rnn import RNN_14  # noqa: E402
+
+from conftest import CELLS, assert_unchanged, make_net, snapshot  # noqa: E402
+
+
+class RNN(RNN_14):
+    """onnx's reference RNN knows only Tanh (and Affine); add Relu, nothing else changes."""
+
+    def choose_act(self, name, alpha, beta):
+        if name in ("Relu", "relu"):
+            return lambda x: np.maximum(x, 0)
+        return super().choose_act(name, alpha, beta)
+
+
+def close(a, b, tol, what=""):
+    b = np.asarray(b, np.float64)
+    scale = max(1.0, float(np.abs(b).max()))
+    np.testing.assert_allclose(np.asarray(a, np.float64), b, rtol=tol, atol=tol * scale,
+                               err_msg=what)
+
+
+def feeds_and_expected(net, T, initial_state, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((T, net.input_size)).astype(net.dtype)
+    s = net.new_state()
+    feeds = {"X": X[:, None, :]}
+    if initial_state:
+        s.h[...] = rng.uniform(-0.5, 0.5, s.h.shape)
+        feeds["h0"] = s.h[:, None, :].copy()
+        if s.c is not None:
+            s.c[...] = rng.uniform(-1, 1, s.c.shape)
+            feeds["c0"] = s.c[:, None, :].copy()
+    Y = net.run(X, s)
+    expected = [Y, s.h.copy()] + ([s.c.copy()] if s.c is not None else [])
+    return feeds, expected
+
+
+def check_outputs(outs, expected, tol):
+    assert len(outs) == len(expected)
+    Y, h, *c = outs
+    assert Y.shape[1] == 1 and h.shape[1] == 1
+    close(Y[:, 0], expected[0], tol, "Y")
+    close(h[:, 0], expected[1], tol, "h_n")
+    if c:
+        close(c[0][:, 0], expected[2], tol, "c_n")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("O", [None, 2])
+@pytest.mark.parametrize("initial_state", [False, True])
+def test_onnxruntime_float32(cell, L, O, initial_state):
+    ort = pytest.importorskip("onnxruntime")
+    net = make_net(cell, 3, 6, L, O, dtype="float32", seed=L)
+    model = sr.to_onnx(net, initial_state=initial_state)
+    onnx.checker.check_model(model, full_check=True)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count({"lstm": "LSTM", "gru": "GRU"}.get(cell, "RNN")) == L
+    assert ("MatMul" in ops) == (O is not None)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds, expected = feeds_and_expected(net, 25, initial_state)
+    check_outputs(sess.run(None, feeds), expected, 1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("O", [None, 3])
+def test_reference_evaluator_float64(cell, O):
+    net = make_net(cell, 4, 5, 2, O, dtype="float64", seed=11)
+    model = sr.to_onnx(net, initial_state=True)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    feeds, expected = feeds_and_expected(net, 12, True, seed=3)
+    outs = ReferenceEvaluator(model, new_ops=[RNN]).run(None, feeds)
+    check_outputs(outs, expected, 1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("O", [None, 2])
+def test_round_trip_exact(cell, dtype, O, tmp_path):
+    net = make_net(cell, 3, 4, 2, O, dtype=dtype, seed=5)
+    path = tmp_path / "m.onnx"
+    model = sr.to_onnx(net, path)
+    assert onnx.load(str(path)) == model
+    for src in (model, str(path), path, model.SerializeToString()):
+        back = sr.from_onnx(src)
+        assert type(back) is type(net) and back.cell == net.cell
+        assert back.dtype == net.dtype and back.output_size == net.output_size
+        assert back.parameters().tobytes() == net.parameters().tobytes()
+    other = "float32" if dtype == "float64" else "float64"
+    conv = sr.from_onnx(model, dtype=other)
+    assert np.array_equal(conv.parameters(), net.parameters().astype(other))
+
+
+def test_opset_argument():
+    net = sr.LSTM(2, 3, seed=0)
+    assert sr.to_onnx(net, opset=14).opset_import[0].version == 14
+    with pytest.raises(ValueError, match="opset"):
+        sr.to_onnx(net, opset=13)
+    with pytest.raises(TypeError, match="opset"):
+        sr.to_onnx(net, opset="17")
+    with pytest.raises(TypeError, match="net must be"):
+        sr.to_onnx(object())
+
+
+def torch_exported(torch, cell, L, head, batch_first=False):
+    torch.manual_seed(L)
+    kw = dict(num_layers=L, batch_first=batch_first)
+    if cell == "lstm":
+        rnn = torch.nn.LSTM(3, 5, **kw)
+    elif cell == "gru":
+        rnn = torch.nn.GRU(3, 5, **kw)
+    else:
+        rnn = torch.nn.RNN(3, 5, nonlinearity=cell[4:], **kw)
+    lin = torch.nn.Linear(5, 2) if head else None
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.lin = rnn, lin
+
+        def forward(self, x):
+            y = self.rnn(x)[0]
+            return self.lin(y) if self.lin is not None else y
+
+    m = M().eval()
+    x = torch.zeros((1, 7, 3) if batch_first else (7, 1, 3))
+    import io
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), buf, dynamo=False, opset_version=17)
+    return m, onnx.load_from_string(buf.getvalue())
+
+
+@pytest.mark.parametrize("cell, L, head, batch_first", [
+    ("lstm", 2, True, False), ("gru", 2, True, True), ("rnn_tanh", 1, False, False),
+    ("rnn_relu", 2, True, False)])
+def test_from_torch_onnx_export(cell, L, head, batch_first):
+    torch = pytest.importorskip("torch")
+    m, model = torch_exported(torch, cell, L, head, batch_first)
+    net = sr.from_onnx(model)
+    assert net.cell == cell and net.num_layers == L
+    assert net.output_size == (2 if head else None)
+    X = np.random.default_rng(0).standard_normal((9, 3)).astype(np.float32)
+    with torch.no_grad():
+        x = torch.from_numpy(X)[None] if batch_first else torch.from_numpy(X)
+        Yt = m(x).numpy().reshape(9, -1)
+    close(net.run(X, net.new_state()), Yt, 2e-6)
+
+
+def set_attr(model, name, value):
+    """A copy of model with the first recurrent node's attribute set (None: removed)."""
+    model = copy.deepcopy(model)
+    node = next(n for n in model.graph.node if n.op_type in ("LSTM", "GRU", "RNN"))
+    for a in list(node.attribute):
+        if a.name == name:
+            node.attribute.remove(a)
+    if value is not None:
+        node.attribute.append(helper.make_attribute(name, value))
+    return model
+
+
+@pytest.mark.parametrize("cell, attr, value, match", [
+    ("lstm", "direction", "bidirectional", "not supported by from_onnx yet"),
+    ("lstm", "direction", "reverse", "reverse"),
+    ("gru", "activations", ["Sigmoid", "Relu"], "activations"),
+    ("rnn_tanh", "activations", ["Sigmoid"], "activations"),
+    ("lstm", "clip", 3.0, "clip"),
+    ("lstm", "input_forget", 1, "input_forget"),
+    ("gru", "linear_before_reset", 0, "linear_before_reset"),
+    ("gru", "linear_before_reset", None, "linear_before_reset"),
+    ("rnn_tanh", "activation_alpha", [1.0], "activation_alpha"),
+    ("gru", "hidden_size", 7, "hidden_size"),
+    ("lstm", "something_else", 1, "unsupported attributes"),
+])
+def test_from_onnx_unsupported_attributes(cell, attr, value, match):
+    model = sr.to_onnx(make_net(cell, 2, 3, 1, dtype="float32", seed=0))
+    sr.from_onnx(model)
+    with pytest.raises(ValueError, match=match):
+        sr.from_onnx(set_attr(model, attr, value))
+
+
+def test_from_onnx_rejects_other_graphs():
+    net = sr.LSTM(2, 3, num_layers=2, output_size=1, seed=0)
+    model = sr.to_onnx(net)
+    # an extra operator after the head
+    m = copy.deepcopy(model)
+    m.graph.node.append(helper.make_node("Sigmoid", ["Y"], ["Z"]))
+    with pytest.raises(ValueError, match="operator Sigmoid"):
+        sr.from_onnx(m)
+    # an unused float initializer
+    m = copy.deepcopy(model)
+    m.graph.initializer.append(numpy_helper.from_array(np.ones(3, np.float32), "extra"))
+    with pytest.raises(ValueError, match="unused.*extra"):
+        sr.from_onnx(m)
+    # weights that are graph inputs, not constants
+    m = copy.deepcopy(model)
+    m.graph.node[0].input[1] = "X"
+    with pytest.raises(ValueError, match="constant"):
+        sr.from_onnx(m)
+    # peepholes, sequence_lens
+    for pos, name, match in ((7, "P", "peephole"), (4, "X", "sequence_lens")):
+        m = copy.deepcopy(model)
+        node = m.graph.node[0]
+        while len(node.input) <= pos:
+            node.input.append("")
+        node.input[pos] = name
+        if name == "P":
+            m.graph.initializer.append(numpy_helper.from_array(np.zeros((1, 9), np.float32),
+                                                               "P"))
+        with pytest.raises(ValueError, match=match):
+            sr.from_onnx(m)
+    # layer 2 not reading layer 1
+    m = copy.deepcopy(model)
+    rec = [n for n in m.graph.node if n.op_type == "LSTM"]
+    rec[1].input[0] = "X"
+    with pytest.raises(ValueError, match="previous layer"):
+        sr.from_onnx(m)
+    # mixed kinds
+    m = copy.deepcopy(model)
+    g = sr.to_onnx(sr.GRU(2, 3, seed=0))
+    rec = [n for n in m.graph.node if n.op_type == "LSTM"]
+    rec[1].op_type = "GRU"
+    with pytest.raises(ValueError, match="mixed"):
+        sr.from_onnx(m)
+    assert sr.from_onnx(g).cell == "gru"
+    with pytest.raises(TypeError, match="ModelProto"):
+        sr.from_onnx(12)
+
+
+def test_from_onnx_into_existing_net_is_all_or_nothing():
+    src = sr.GRU(3, 4, num_layers=2, output_size=2, seed=1)
+    net = sr.GRU(3, 4, num_layers=2, output_size=2, seed=2)
+    before = snapshot(net)
+    for bad, match in [(sr.GRU(3, 4, num_layers=1, output_size=2, seed=0), "num_layers"),
+                       (sr.GRU(3, 4, num_layers=2, seed=0), "output_size"),
+                       (sr.LSTM(3, 4, num_layers=2, output_size=2, seed=0), "cell")]:
+        with pytest.raises(ValueError, match=match):
+            sr.from_onnx(sr.to_onnx(bad), net=net)
+        assert_unchanged(before, net)
+    # a shape mismatch in the last tensor read (the head bias): nothing written
+    model = sr.to_onnx(src)
+    for t in model.graph.initializer:
+        if t.name == "head_bias":
+            t.CopyFrom(numpy_helper.from_array(np.zeros(3, np.float32), "head_bias"))
+    with pytest.raises(ValueError, match="head bias"):
+        sr.from_onnx(model, net=net)
+    assert_unchanged(before, net)
+    # a non-finite weight in the last layer: nothing written
+    model = sr.to_onnx(src)
+    for t in model.graph.initializer:
+        if t.name == "R_l1":
+            a = numpy_helper.to_array(t).copy()
+            a[0, -1, -1] = np.inf
+            t.CopyFrom(numpy_helper.from_array(a, "R_l1"))
+    with pytest.raises(ValueError, match="finite"):
+        sr.from_onnx(model, net=net)
+    assert_unchanged(before, net)
+    assert sr.from_onnx(sr.to_onnx(src), net=net) is net
+    assert net.parameters().tobytes() == src.parameters().tobytes()
