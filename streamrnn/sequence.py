@@ -195,8 +195,14 @@ class _WindowTrainerBase:
         """Pre-clip L2 norm of the last attempted update's gradient (NaN before any)."""
         return float(self._upd._stats()["last_grad_norm"])
 
-    def _batch(self, windows: Sequence[Any], targets: Sequence[Any]) -> List[float]:
+    def _batch(self, windows: Sequence[Any], targets: Sequence[Any],
+               names: Optional[Tuple[str, str]] = None) -> List[float]:
         raise NotImplementedError
+
+    @staticmethod
+    def _names(names: Optional[Tuple[str, str]], i: int, xn: str, yn: str) -> Tuple[str, str]:
+        """The argument names in error messages: a single call's own (X, Y) or list items."""
+        return names if names is not None else (f"{xn}[{i}]", f"{yn}[{i}]")
 
     def _fit(self, windows: Sequence[Any], targets: Sequence[Any], epochs: Any, shuffle: Any,
              seed: Any, batch_size: Any) -> List[float]:
@@ -343,8 +349,9 @@ class SequenceTrainer(_WindowTrainerBase):
             self._work.backward(dY, self._upd.grad)
         return value
 
-    def _batch(self, windows: Sequence[Any], targets: Sequence[Any]) -> List[float]:
-        checked = [self._check(X, Y, f"windows[{i}]", f"targets[{i}]")
+    def _batch(self, windows: Sequence[Any], targets: Sequence[Any],
+               names: Optional[Tuple[str, str]] = None) -> List[float]:
+        checked = [self._check(X, Y, *self._names(names, i, "windows", "targets"))
                    for i, (X, Y) in enumerate(zip(windows, targets))]
         n = sum(1 for c in checked if c[3] > 0)
         if n == 0:
@@ -383,7 +390,7 @@ class SequenceTrainer(_WindowTrainerBase):
         >>> round(tr.learn_sequence(np.zeros((5, 1), np.float32), [0, 1, 2, -1, 0]), 3) > 0
         True
         """
-        return self._batch([X], [Y])[0]
+        return self._batch([X], [Y], ("X", "Y"))[0]
 
     def learn_batch(self, windows: Sequence[Any], targets: Sequence[Any]) -> float:
         """One update from the mean of the windows' gradients (lengths may differ).
@@ -700,8 +707,9 @@ class Seq2Seq(_WindowTrainerBase):
         self._enc.backward(dYe, grad[:Pe], dhT, dcT)
         return value
 
-    def _batch(self, windows: Sequence[Any], targets: Sequence[Any]) -> List[float]:
-        checked = [self._check(X, Y, f"src[{i}]", f"tgt[{i}]")
+    def _batch(self, windows: Sequence[Any], targets: Sequence[Any],
+               names: Optional[Tuple[str, str]] = None) -> List[float]:
+        checked = [self._check(X, Y, *self._names(names, i, "src", "tgt"))
                    for i, (X, Y) in enumerate(zip(windows, targets))]
         n = len(checked)
         with _Locked([self.encoder, self.decoder]):
@@ -737,7 +745,7 @@ class Seq2Seq(_WindowTrainerBase):
         >>> s2s.learn(np.ones((3, 1), np.float32), [[0.5], [0.25]]) > 0
         True
         """
-        return self._batch([X_src], [Y_tgt])[0]
+        return self._batch([X_src], [Y_tgt], ("X_src", "Y_tgt"))[0]
 
     def learn_batch(self, src: Sequence[Any], tgt: Sequence[Any]) -> float:
         """One update from the mean of the pairs' gradients; returns the mean loss.
