@@ -679,6 +679,8 @@ class Seq2Seq(_WindowTrainerBase):
         h, c = self._encode(Xs)
         tok = self._tokens(tgt)
         T = tok.shape[0]
+        h0: Optional[np.ndarray]
+        c0: Optional[np.ndarray]
         if self.context == "init_state":
             Xd = tok
             h0 = np.ascontiguousarray(h[:, None, :])
@@ -694,11 +696,14 @@ class Seq2Seq(_WindowTrainerBase):
         dXd, dh0, dc0 = self._dec.backward(dY, grad[Pe:], want_dX=want_dx,
                                            want_d0=not want_dx)
         shape = (enc.num_layers, enc.num_directions, enc.hidden_size)
+        dcT: Optional[np.ndarray]
         if want_dx:
+            assert dXd is not None
             dhT = np.zeros(shape, dtype=enc.dtype)
             dhT[-1, :, :] = dXd[:, self.out_size:].sum(axis=0)
             dcT = None
         else:
+            assert dh0 is not None
             dhT = np.ascontiguousarray(np.broadcast_to(dh0[:, 0:1, :], shape))
             dcT = (np.ascontiguousarray(np.broadcast_to(dc0[:, 0:1, :], shape))
                    if dc0 is not None else None)
@@ -816,7 +821,7 @@ class Seq2Seq(_WindowTrainerBase):
         s = dec.new_state()
         if self.context == "init_state":
             s.h[...] = h
-            if c is not None:
+            if c is not None and s.c is not None:
                 s.c[...] = c
         tok = np.zeros(O, dtype=dec.dtype)
         if self.start is not None:
@@ -837,7 +842,7 @@ class Seq2Seq(_WindowTrainerBase):
                 tok = np.zeros(O, dtype=dec.dtype)
                 tok[k] = 1
             else:
-                if stop is not None and stop(y):
+                if callable(stop) and stop(y):
                     break
                 out.append(y.copy())
                 tok = y.copy()
