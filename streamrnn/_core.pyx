@@ -650,12 +650,11 @@ cdef class _Network:
         Exactly T ``step`` calls, run in C without the GIL. X is checked finite before the
         first step, so a bad X leaves the state unchanged. Ctrl-C (KeyboardInterrupt) stops
         it between chunks of whole steps: the state is then exactly as after the steps done,
-        whose rows of ``out`` are written (see RELIABILITY.md). ``state=None`` runs from a
-        zero state (not kept).
+        whose rows of ``out`` are written (see RELIABILITY.md).
 
-        A bidirectional network runs over X as one whole window from zero states (``state``
-        must be None): X (T, input_size) -> (T, output_size or 2*hidden_size), each row the
-        head of [forward h_t | backward h_t] of the top layer.
+        A bidirectional network runs ``run(X)`` without a state, over X as one whole window
+        from zero states: X (T, input_size) -> (T, output_size or 2*hidden_size), each row
+        the head of [forward h_t | backward h_t] of the top layer.
         """
         cdef int st
         if self.ndir != 1:
@@ -663,7 +662,8 @@ cdef class _Network:
                 raise ValueError(_BIDIR.format(what="run() with a state") + "; call run(X)")
             return self._run_window(X, out)
         if state is None:
-            state = self.new_state()
+            raise TypeError("state must be a State of this network (net.new_state()), got "
+                            "None; only a bidirectional network runs without one")
         if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
             X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
         cdef Py_ssize_t T = X.shape[0]
