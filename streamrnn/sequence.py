@@ -469,7 +469,22 @@ class SequenceTrainer(_WindowTrainerBase):
         return self._fit(windows, targets, epochs, shuffle, seed, batch_size)
 
     def predict(self, X: Any, many_to_one: bool = False) -> np.ndarray:
-        """The outputs for a window from zero states: (T, O) or, many-to-one, (O,).
+        """The outputs for a window from zero states, changing nothing.
+
+        Parameters
+        ----------
+        X : array (T, input_size), T >= 1, finite
+        many_to_one : bool
+            False: the output at every step; True: the output of the readout (class notes).
+
+        Returns
+        -------
+        ndarray (T, O) or (O,), the network's dtype
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad X or many_to_one.
 
         Examples
         --------
@@ -753,7 +768,22 @@ class Seq2Seq(_WindowTrainerBase):
         return self._batch([X_src], [Y_tgt], ("X_src", "Y_tgt"))[0]
 
     def learn_batch(self, src: Sequence[Any], tgt: Sequence[Any]) -> float:
-        """One update from the mean of the pairs' gradients; returns the mean loss.
+        """One update from the mean of the pairs' gradients.
+
+        Parameters
+        ----------
+        src : sequence of arrays (T_src_i, encoder input_size)
+        tgt : sequence of targets, one per source (as ``Y_tgt`` of :meth:`learn`)
+
+        Returns
+        -------
+        float
+            The mean of the pairs' losses (each before the update).
+
+        Raises
+        ------
+        TypeError, ValueError
+            A bad pair or different lengths: checked for every pair before anything changes.
 
         Examples
         --------
@@ -774,7 +804,26 @@ class Seq2Seq(_WindowTrainerBase):
     def fit(self, src: Sequence[Any], tgt: Sequence[Any], epochs: int = 1,
             shuffle: bool = True, seed: Optional[int] = None, batch_size: int = 1
             ) -> List[float]:
-        """Train for ``epochs`` passes over the pairs; returns per-epoch mean losses.
+        """Train for ``epochs`` passes over the pairs in batches of ``batch_size``.
+
+        Parameters
+        ----------
+        src, tgt : as :meth:`learn_batch`
+        epochs : int >= 1
+        shuffle : bool
+            Shuffle the order each epoch with ``numpy.random.default_rng(seed)``.
+        seed : int or None
+        batch_size : int >= 1
+
+        Returns
+        -------
+        list of float
+            Per epoch, the mean of the pairs' losses (each taken before its update).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad settings or a bad pair (checked before the first update).
 
         Examples
         --------
@@ -797,6 +846,22 @@ class Seq2Seq(_WindowTrainerBase):
         token (which is not included). mse: each output is fed back as the next input;
         returns (n, O), stopping before the first output for which ``stop(y)`` is true (not
         included); ``stop=None`` runs ``max_len`` steps.
+
+        Parameters
+        ----------
+        X_src : array (T_src, encoder input_size), finite
+        max_len : int >= 0
+        stop : None, a class index (cross_entropy) or a callable ``y -> bool`` (mse)
+
+        Returns
+        -------
+        ndarray
+            int64 (n,) tokens (cross_entropy) or (n, O) values (mse), n <= max_len.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad X_src, max_len or stop.
 
         Examples
         --------
