@@ -338,3 +338,13 @@ def test_predict_matches_run_and_many_to_one_readout():
     np.testing.assert_array_equal(Y, net.run(X))
     z = tr.predict(X, many_to_one=True)
     np.testing.assert_array_equal(z, np.concatenate([Y[-1, :3], Y[0, 3:]]))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from streamrnn import network, sequence
+
+    for mod in (sequence, network):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.attempted > 0 and res.failed == 0, mod.__name__
