@@ -225,8 +225,8 @@ def test_optimizer_trajectory_vs_torch(opt):
         v = tr.learn_batch(Xs, Ys)
         assert_close(v, sum(x.item() for x in losses) / 2, "float64", f"loss {step}")
         flat = np.concatenate([p.detach().numpy().ravel() for p in params])
-        np.testing.assert_allclose(net.parameters(), flat, rtol=1e-10,
-                                   atol=1e-10 * np.abs(flat).max(), err_msg=f"step {step}")
+        np.testing.assert_allclose(net.parameters(), flat, rtol=1e-12,
+                                   atol=1e-12 * np.abs(flat).max(), err_msg=f"step {step}")
 
 
 # ------------------------------------------------------------------------ behaviour
