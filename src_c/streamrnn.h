@@ -332,7 +332,7 @@ size_t srnn_seq_work(const srnn_dims *d, int ndir, size_t T);
  *   hT, cT  (L, ndir, H) final states (forward direction: after t = T-1; backward direction:
  *           after t = 0), or NULL
  *   work    (srnn_seq_work(d, ndir, T),) must not alias anything else
- * NumPy: reference.seq_forward.
+ * NumPy: reference.window_forward (Y, hT, cT).
  */
 int srnn_seq_forward_f32(const srnn_blas *b, const srnn_dims *d, int ndir, const float *params,
                          size_t T, const float *X, const float *h0, const float *c0,
@@ -350,7 +350,9 @@ int srnn_seq_forward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
  *   grad    (srnn_seq_num_params,) accumulated into, not zeroed
  *   dX      (T, D) written with dLoss/dX, or NULL
  *   dh0, dc0 (L, ndir, H) written with dLoss/d(initial states), or NULL
- * NumPy: reference.seq_backward.
+ * The outputs (grad, dX, dh0, dc0) alias neither each other, the inputs nor work. Returns
+ * SRNN_ERR_DIMS for T == 0 or T > INT_MAX (a BLAS dimension), before writing anything.
+ * NumPy: reference.window_backward.
  */
 int srnn_seq_backward_f32(const srnn_blas *b, const srnn_dims *d, int ndir,
                           const float *params, size_t T, const float *X, int many_to_one,
