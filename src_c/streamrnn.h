@@ -300,6 +300,85 @@ int srnn_predict_f64(const srnn_blas *b, const srnn_dims *d, const double *param
                      const double *x, const double *h, const double *c, double *y,
                      double *work);
 
+
+/* ------------------------------------------------------------------ whole windows (seq.inc)
+ *
+ * A network run over a whole window of T steps, optionally bidirectional (ndir = 2): per
+ * layer a forward direction (t = 0..T-1) and a backward direction (t = T-1..0), each with its
+ * own parameters, their h concatenated [forward | backward] (2H) as the next layer's input
+ * and as the head's input. Flat layout (PyTorch's named_parameters order): for each layer k,
+ * for each direction r (0 forward, 1 reverse "_reverse"): weight_ih (G*H, D_k), weight_hh
+ * (G*H, H), bias_ih (G*H), bias_hh (G*H), with D_0 = D and D_k = ndir*H above; then the
+ * head: weight (O, ndir*H), bias (O). With ndir = 1 this is exactly the srnn_layer_offset
+ * layout. States of a window, initial or final: (L, ndir, H), direction r's h of layer k at
+ * [k][r] (PyTorch's h_n is (L*ndir, H) in the same order).
+ */
+int srnn_seq_check_dims(const srnn_dims *d, int ndir);
+size_t srnn_seq_num_params(const srnn_dims *d, int ndir);
+/* start of (layer, dir)'s weight_ih; layer == L (dir 0): start of the head */
+size_t srnn_seq_offset(const srnn_dims *d, int ndir, int layer, int dir);
+int srnn_seq_out_size(const srnn_dims *d, int ndir);   /* O, or ndir*H without a head */
+/* Elements of the window cache + scratch that srnn_seq_forward/backward need for T steps. */
+size_t srnn_seq_work(const srnn_dims *d, int ndir, size_t T);
+
+/*
+ * Forward over a window, caching in `work` everything srnn_seq_backward needs.
+ *   params  (srnn_seq_num_params,)
+ *   X       (T, D) C-contiguous, must be finite (checked before anything is written)
+ *   h0, c0  (L, ndir, H) initial states, or NULL for zeros (c0: LSTM only)
+ *   many_to_one 0: Y (T, OUT), the output at every step;
+ *           1: Y (OUT,), the output of the readout z = [h_fwd(T-1) | h_bwd(0)] of the top
+ *              layer (unidirectional: h(T-1)), through the head when there is one
+ *   hT, cT  (L, ndir, H) final states (forward direction: after t = T-1; backward direction:
+ *           after t = 0), or NULL
+ *   work    (srnn_seq_work(d, ndir, T),) must not alias anything else
+ * NumPy: reference.window_forward (Y, hT, cT).
+ */
+int srnn_seq_forward_f32(const srnn_blas *b, const srnn_dims *d, int ndir, const float *params,
+                         size_t T, const float *X, const float *h0, const float *c0,
+                         int many_to_one, float *Y, float *hT, float *cT, float *work);
+int srnn_seq_forward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
+                         const double *params, size_t T, const double *X, const double *h0,
+                         const double *c0, int many_to_one, double *Y, double *hT, double *cT,
+                         double *work);
+
+/*
+ * Backward over the window of the last srnn_seq_forward (same d, ndir, params, T, X,
+ * many_to_one; `work` as that call left it). Accumulates (+=) dLoss/dparams into grad.
+ *   dY      (T, OUT) or (OUT,) as Y: dLoss/dY
+ *   dhT, dcT (L, ndir, H) dLoss/d(final states), or NULL for zeros
+ *   grad    (srnn_seq_num_params,) accumulated into, not zeroed
+ *   dX      (T, D) written with dLoss/dX, or NULL
+ *   dh0, dc0 (L, ndir, H) written with dLoss/d(initial states), or NULL
+ * The outputs (grad, dX, dh0, dc0) alias neither each other, the inputs nor work. Returns
+ * SRNN_ERR_DIMS for T == 0 or T > INT_MAX (a BLAS dimension), before writing anything.
+ * NumPy: reference.window_backward.
+ */
+int srnn_seq_backward_f32(const srnn_blas *b, const srnn_dims *d, int ndir,
+                          const float *params, size_t T, const float *X, int many_to_one,
+                          const float *dY, const float *dhT, const float *dcT, float *grad,
+                          float *dX, float *dh0, float *dc0, float *work);
+int srnn_seq_backward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
+                          const double *params, size_t T, const double *X, int many_to_one,
+                          const double *dY, const double *dhT, const double *dcT,
+                          double *grad, double *dX, double *dh0, double *dc0, double *work);
+
+/*
+ * One optimizer update over nseg parameter segments that share one optimizer (an encoder's
+ * and a decoder's flat buffers): the same code path as the TBPTT update. The gradient, the
+ * moments and the scratch are concatenated over the segments (P = sum of sizes):
+ *   grad3  (3P,) in: [0, P) the gradient (the mean over the loss); [P, 3P) scratch
+ *   m1, m2 (P,)  optimizer moments
+ * Records loss and the pre-clip gradient norm in t; clips (value, then norm); commits the
+ * new parameters and moments only when the loss, the gradient and the result are all
+ * finite (else t->skipped++). Uses t's optimizer settings and counters only.
+ */
+int srnn_apply_update_f32(srnn_trainer *t, int nseg, float *const *params, const size_t *sizes,
+                          float *grad3, float *m1, float *m2, double loss);
+int srnn_apply_update_f64(srnn_trainer *t, int nseg, double *const *params,
+                          const size_t *sizes, double *grad3, double *m1, double *m2,
+                          double loss);
+
 #ifdef __cplusplus
 }
 #endif

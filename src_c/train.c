@@ -1,5 +1,6 @@
 /* Online training (TBPTT, losses, clipping, optimizers) for float and double, from the
- * templated sources cell.inc + backward.inc + train.inc. */
+ * templated sources cell.inc + backward.inc + train.inc, and whole-window forward/backward
+ * (bidirectional layers, sequence training) from seq.inc. */
 #include <math.h>
 #include <string.h>
 #include "streamrnn.h"
@@ -105,11 +106,108 @@ void srnn_train_reset(srnn_trainer *t)
     t->loss_sum = 0;
 }
 
+
+/* ------------------------------------------------------------------ whole windows */
+
+int srnn_seq_check_dims(const srnn_dims *d, int ndir)
+{
+    int st;
+    if (!d) return SRNN_ERR_NULL;
+    if ((st = srnn_check_dims(d)) != SRNN_OK) return st;
+    if (ndir != 1 && ndir != 2) return SRNN_ERR_DIMS;
+    /* layers above the first read ndir*H: those matrices must fit a BLAS int too */
+    if (4.0 * d->hidden_size * (double)ndir * d->hidden_size > 2147483647.0
+        || (double)d->output_size * ndir * d->hidden_size > 2147483647.0)
+        return SRNN_ERR_DIMS;
+    return SRNN_OK;
+}
+
+static size_t seq_dir_params(const srnn_dims *d, int ndir, int layer)
+{
+    size_t gh = (size_t)srnn_gates(d->cell) * (size_t)d->hidden_size;
+    size_t din = layer == 0 ? (size_t)d->input_size : (size_t)ndir * (size_t)d->hidden_size;
+    return gh * din + gh * (size_t)d->hidden_size + 2 * gh;
+}
+
+size_t srnn_seq_offset(const srnn_dims *d, int ndir, int layer, int dir)
+{
+    size_t off = 0;
+    int k;
+    for (k = 0; k < layer && k < d->num_layers; ++k) off += (size_t)ndir * seq_dir_params(d, ndir, k);
+    if (layer < d->num_layers) off += (size_t)dir * seq_dir_params(d, ndir, layer);
+    return off;
+}
+
+int srnn_seq_out_size(const srnn_dims *d, int ndir)
+{
+    return d->output_size > 0 ? d->output_size : ndir * d->hidden_size;
+}
+
+size_t srnn_seq_num_params(const srnn_dims *d, int ndir)
+{
+    size_t n = srnn_seq_offset(d, ndir, d->num_layers, 0);
+    if (d->output_size > 0)
+        n += (size_t)d->output_size * ((size_t)ndir * (size_t)d->hidden_size + 1);
+    return n;
+}
+
+/*
+ * Layout of a window's cache and scratch (elements), for T steps:
+ *   rec (L, ndir, T, PL), one record per layer, direction and step, PL = 3H + G*H:
+ *       hp (H) h entering the step | cp (H) c entering it (LSTM) | g (G*H) gates (first the
+ *       input part of the pre-activations, then the post-activation gates) | ex (H) LSTM
+ *       tanh(c_t), GRU W_hn h + b_hn
+ *   Yl (L, T, ndir*H) every layer's output [h_fwd | h_bwd] at each step
+ *   dA, dB (T, ndir*H) dLoss/d(a layer's output), ping-pong between layers
+ *   DAI, DAH (T, G*H) one direction's dLoss/d(input / recurrent pre-activations)
+ *   z, dz (ndir*H) many-to-one readout and its gradient
+ *   h, c, dh, dc, dtot, direct (H each), gh (G*H) per-step scratch
+ */
+typedef struct seq_layout {
+    size_t PL, hp, cp, g, ex;
+    size_t rec, Yl, dA, dB, DAI, DAH, z, dz, h, c, dh, dc, dtot, direct, gh, size;
+} seq_layout;
+
+static seq_layout make_seq_layout(const srnn_dims *d, int ndir, size_t T)
+{
+    seq_layout l;
+    const size_t H = (size_t)d->hidden_size, GH = (size_t)srnn_gates(d->cell) * H;
+    const size_t L = (size_t)d->num_layers, nH = (size_t)ndir * H;
+    l.PL = 3 * H + GH;
+    l.hp = 0;
+    l.cp = H;
+    l.g = 2 * H;
+    l.ex = 2 * H + GH;
+    l.rec = 0;
+    l.Yl = l.rec + L * (size_t)ndir * T * l.PL;
+    l.dA = l.Yl + L * T * nH;
+    l.dB = l.dA + T * nH;
+    l.DAI = l.dB + T * nH;
+    l.DAH = l.DAI + T * GH;
+    l.z = l.DAH + T * GH;
+    l.dz = l.z + nH;
+    l.h = l.dz + nH;
+    l.c = l.h + H;
+    l.dh = l.c + H;
+    l.dc = l.dh + H;
+    l.dtot = l.dc + H;
+    l.direct = l.dtot + H;
+    l.gh = l.direct + H;
+    l.size = l.gh + GH;
+    return l;
+}
+
+size_t srnn_seq_work(const srnn_dims *d, int ndir, size_t T)
+{
+    return make_seq_layout(d, ndir, T).size;
+}
+
 #define SRNN_DOUBLE 0
 #include "real.h"
 #include "cell.inc"
 #include "backward.inc"
 #include "train.inc"
+#include "seq.inc"
 #include "real_undef.h"
 
 #define SRNN_DOUBLE 1
@@ -117,4 +215,5 @@ void srnn_train_reset(srnn_trainer *t)
 #include "cell.inc"
 #include "backward.inc"
 #include "train.inc"
+#include "seq.inc"
 #include "real_undef.h"

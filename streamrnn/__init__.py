@@ -9,6 +9,7 @@ from ._core import State, StateBatch
 from .network import GRU, LSTM, RNN, Head, Layer
 from .optim import SGD, Adam, RMSprop
 from .trainer import OnlineTrainer
+from .sequence import Seq2Seq, SequenceTrainer
 from .forecast import Forecaster
 from .evaluate import Evaluation, evaluate
 from .io import FileFormatError, dumps, load, loads, save
@@ -18,6 +19,7 @@ from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "OnlineTrainer",
+           "SequenceTrainer", "Seq2Seq",
            "SGD", "Adam", "RMSprop", "Forecaster", "evaluate", "Evaluation", "save", "load", "dumps", "loads", "FileFormatError",
            "from_torch", "to_torch", "to_onnx", "from_onnx", "from_keras",
            "__version__"]

@@ -162,6 +162,35 @@ cdef extern from "streamrnn.h" nogil:
                          const double *x, const double *h, const double *c, double *y,
                          double *work)
 
+    int srnn_seq_check_dims(const srnn_dims *d, int ndir)
+    size_t srnn_seq_num_params(const srnn_dims *d, int ndir)
+    size_t srnn_seq_offset(const srnn_dims *d, int ndir, int layer, int dir)
+    int srnn_seq_out_size(const srnn_dims *d, int ndir)
+    size_t srnn_seq_work(const srnn_dims *d, int ndir, size_t T)
+    int srnn_seq_forward_f32(const srnn_blas *b, const srnn_dims *d, int ndir,
+                             const float *params, size_t T, const float *X, const float *h0,
+                             const float *c0, int many_to_one, float *Y, float *hT, float *cT,
+                             float *work)
+    int srnn_seq_forward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
+                             const double *params, size_t T, const double *X,
+                             const double *h0, const double *c0, int many_to_one, double *Y,
+                             double *hT, double *cT, double *work)
+    int srnn_seq_backward_f32(const srnn_blas *b, const srnn_dims *d, int ndir,
+                              const float *params, size_t T, const float *X, int many_to_one,
+                              const float *dY, const float *dhT, const float *dcT,
+                              float *grad, float *dX, float *dh0, float *dc0, float *work)
+    int srnn_seq_backward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
+                              const double *params, size_t T, const double *X,
+                              int many_to_one, const double *dY, const double *dhT,
+                              const double *dcT, double *grad, double *dX, double *dh0,
+                              double *dc0, double *work)
+    int srnn_apply_update_f32(srnn_trainer *t, int nseg, float *const *params,
+                              const size_t *sizes, float *grad3, float *m1, float *m2,
+                              double loss)
+    int srnn_apply_update_f64(srnn_trainer *t, int nseg, double *const *params,
+                              const size_t *sizes, double *grad3, double *m1, double *m2,
+                              double loss)
+
 
 cdef class _Guard:
     cdef int busy
@@ -200,11 +229,13 @@ cdef class _Network:
     cdef Py_ssize_t out_size
     cdef Py_ssize_t nparams
     cdef int inflight
+    cdef int ndir
 
     cdef int _enter(self, State s) except -1
     cdef void _leave(self, _Guard g) noexcept
     cdef int _enter_write(self, State s) except -1
     cdef void _leave_write(self, _Guard g) noexcept
+    cdef int _uni(self, str what) except -1
 
 
 cdef class _Trainer:
@@ -232,3 +263,26 @@ cdef class _Trainer:
     cdef int _run(self, Py_ssize_t T, object X, object Yt, object cls, object out,
                   str xname) except -1
     cdef int _raise_learn_status(self, int st, str xname=*) except -1
+
+
+cdef class _SeqWork:
+    cdef _Network _net
+    cdef object _work
+    cdef size_t cap
+    cdef object _X
+    cdef size_t T
+    cdef int m2o
+    cdef int busy
+
+    cdef int _grow(self, size_t T) except -1
+    cdef int _forward(self, size_t T, object X, object h0, object c0, int m2o, object Y,
+                      object hT, object cT)
+
+
+cdef class _Updater:
+    cdef srnn_trainer t
+    cdef list _nets
+    cdef object _grad
+    cdef object _m1
+    cdef object _m2
+    cdef Py_ssize_t P

@@ -485,6 +485,10 @@ def _as_index(index, Py_ssize_t n):
     return idx
 
 
+_BIDIR = ("{what} needs a unidirectional network: a bidirectional network reads the future "
+          "(its backward direction runs over the whole window), so it cannot step one sample "
+          "at a time; use net.run(X) on whole windows and streamrnn.SequenceTrainer to train it")
+
 _WRITING = ("the network's weights are being replaced or updated by a trainer in another "
             "thread; a network may be trained (or loaded) or stepped, not both at once")
 
@@ -499,11 +503,14 @@ cdef class _Network:
         _fill_blas(&self.blas)
         self.inflight = 0
         self.nparams = 0
+        self.ndir = 1
         self._params = None
 
     def _init_core(self, str cell, int input_size, int hidden_size, int num_layers,
-                   int output_size, dtype):
-        """Allocate the flat parameter buffer (zeros). Called once by __init__."""
+                   int output_size, dtype, int num_directions=1):
+        """Allocate the flat parameter buffer (zeros). Called once by __init__.
+
+        num_directions 2: a bidirectional network (whole windows only, see ``run``)."""
         if self._params is not None:
             raise RuntimeError("network already initialised")
         cdef srnn_dims d
@@ -512,15 +519,16 @@ cdef class _Network:
         d.hidden_size = hidden_size
         d.num_layers = num_layers
         d.output_size = output_size
-        st = srnn_check_dims(&d)
+        st = srnn_seq_check_dims(&d, num_directions)
         if st != SRNN_OK:
             raise ValueError(f"invalid network sizes (input_size={input_size}, "
                              f"hidden_size={hidden_size}, num_layers={num_layers}, "
                              f"output_size={output_size}): {srnn_status_name(st).decode()}")
         self.typenum = _typenum_of(dtype)
         self.dims = d
-        self.nparams = srnn_num_params(&d)
-        self.out_size = srnn_out_size(&d)
+        self.ndir = num_directions
+        self.nparams = srnn_seq_num_params(&d, num_directions)
+        self.out_size = srnn_seq_out_size(&d, num_directions)
         self._params = np.zeros(self.nparams, dtype=_dtype_of(self.typenum))
         self.pptr = _ptr(self._params)
 
@@ -528,8 +536,18 @@ cdef class _Network:
         """All parameters as one flat writable 1-D view (PyTorch's parameters() order)."""
         return self._params
 
-    def _layer_offset(self, int layer):
-        return srnn_layer_offset(&self.dims, layer)
+    def _layer_offset(self, int layer, int direction=0):
+        return srnn_seq_offset(&self.dims, self.ndir, layer, direction)
+
+    @property
+    def num_directions(self):
+        """2 for a bidirectional network, else 1."""
+        return self.ndir
+
+    cdef int _uni(self, str what) except -1:
+        if self.ndir != 1:
+            raise ValueError(_BIDIR.format(what=what))
+        return 0
 
     def _begin_write(self):
         """Called before parameters are replaced: refuses while a step runs without the GIL."""
@@ -597,6 +615,8 @@ cdef class _Network:
         """
         cdef int st
         cdef cnp.npy_intp osz = self.out_size
+        if self.ndir != 1:
+            self._uni("step()")
         if not _is_exact_vec(x, self.typenum, self.dims.input_size):
             x = _as_input(x, "x", _dtype_of(self.typenum), (self.dims.input_size,))
         if out is None:
@@ -624,15 +644,26 @@ cdef class _Network:
             raise _status_error(st, "x")
         return out
 
-    def run(self, X, State state not None, out=None):
+    def run(self, X, State state=None, out=None):
         """T timesteps: X (T, input_size) -> (T, output_size or hidden_size).
 
         Exactly T ``step`` calls, run in C without the GIL. X is checked finite before the
         first step, so a bad X leaves the state unchanged. Ctrl-C (KeyboardInterrupt) stops
         it between chunks of whole steps: the state is then exactly as after the steps done,
         whose rows of ``out`` are written (see RELIABILITY.md).
+
+        A bidirectional network runs ``run(X)`` without a state, over X as one whole window
+        from zero states: X (T, input_size) -> (T, output_size or 2*hidden_size), each row
+        the head of [forward h_t | backward h_t] of the top layer.
         """
         cdef int st
+        if self.ndir != 1:
+            if state is not None:
+                raise ValueError(_BIDIR.format(what="run() with a state") + "; call run(X)")
+            return self._run_window(X, out)
+        if state is None:
+            raise TypeError("state must be a State of this network (net.new_state()), got "
+                            "None; only a bidirectional network runs without one")
         if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
             X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
         cdef Py_ssize_t T = X.shape[0]
@@ -681,8 +712,51 @@ cdef class _Network:
             raise _status_error(st, "X")
         return out
 
+    def _run_window(self, X, out):
+        """Whole-window forward of a bidirectional network (see run)."""
+        cdef int st
+        dt = _dtype_of(self.typenum)
+        X = _as_input(X, "X", dt, (-1, self.dims.input_size))
+        cdef size_t T = X.shape[0]
+        shape = (X.shape[0], self.out_size)
+        if out is None:
+            out = np.empty(shape, dtype=dt)
+        else:
+            _check_out(out, self.typenum, shape)
+            if _overlaps(out, self._params):
+                raise ValueError("out must not share memory with the parameters")
+        if T == 0:
+            return out
+        if not np.isfinite(X).all():
+            raise _status_error(SRNN_ERR_NONFINITE_X, "X")
+        work = np.empty(srnn_seq_work(&self.dims, self.ndir, T), dtype=dt)
+        if self.inflight < 0:
+            raise RuntimeError(_WRITING)
+        self.inflight += 1
+        cdef void *xp = _ptr(X)
+        cdef void *yp = _ptr(out)
+        cdef void *wp = _ptr(work)
+        cdef int nd = self.ndir
+        try:
+            if self.typenum == cnp.NPY_FLOAT32:
+                with nogil:
+                    st = srnn_seq_forward_f32(&self.blas, &self.dims, nd, <float*>self.pptr, T,
+                                              <float*>xp, NULL, NULL, 0, <float*>yp, NULL,
+                                              NULL, <float*>wp)
+            else:
+                with nogil:
+                    st = srnn_seq_forward_f64(&self.blas, &self.dims, nd, <double*>self.pptr,
+                                              T, <double*>xp, NULL, NULL, 0, <double*>yp,
+                                              NULL, NULL, <double*>wp)
+        finally:
+            self.inflight -= 1
+        if st != SRNN_OK:
+            raise _status_error(st, "X")
+        return out
+
     def new_state(self):
         """A zero State for this network (h (num_layers, H), c for LSTM)."""
+        self._uni("new_state()")
         dt = _dtype_of(self.typenum)
         shape = (self.dims.num_layers, self.dims.hidden_size)
         return _new_state(&self.dims, self.typenum, np.zeros(shape, dtype=dt),
@@ -691,6 +765,7 @@ cdef class _Network:
 
     def new_states(self, n):
         """A StateBatch of n zero streams; ``batch[i]`` is a State view of stream i."""
+        self._uni("new_states()")
         if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
             raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
         if n > 2147483647:
@@ -709,6 +784,7 @@ cdef class _Network:
         cdef Py_ssize_t m
         cdef int64_t *ip = NULL
         cdef StateBatch b = states
+        self._uni("step_many()")
         if (b.dims.cell != self.dims.cell or b.dims.num_layers != self.dims.num_layers
                 or b.dims.hidden_size != self.dims.hidden_size or b.typenum != self.typenum):
             raise ValueError(f"states do not fit this network: expected states with "
@@ -792,6 +868,8 @@ cdef class _Trainer:
                       double clip_value, double clip_norm):
         if self._net is not None:
             raise RuntimeError("trainer already initialised")
+        if net.ndir != 1:
+            raise ValueError(_BIDIR.format(what="OnlineTrainer"))
         cdef srnn_trainer t
         t.loss = loss
         t.opt = opt
@@ -1190,3 +1268,282 @@ cdef class _Trainer:
             self.t = t
         finally:
             self._state.guard.busy = 0
+
+
+# ---------------------------------------------------------------------------------------
+# whole windows: forward/backward with a cache (bidirectional layers, sequence training)
+# ---------------------------------------------------------------------------------------
+
+cdef object _state_arg(object a, str name, _Network net):
+    """An (L, ndir, H) initial state / state gradient: exact dtype, C-contiguous, or None."""
+    if a is None:
+        return None
+    shape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
+    dt = _dtype_of(net.typenum)
+    if not (isinstance(a, np.ndarray) and a.dtype == dt and a.shape == shape):
+        raise ValueError(f"{name} must be an ndarray of shape {shape} and dtype {dt.name}, "
+                         f"got {type(a).__name__} {getattr(a, 'shape', '')}")
+    return np.ascontiguousarray(a)
+
+
+cdef class _SeqWork:
+    """Cache and scratch of whole-window forward/backward for one network.
+
+    Owns one work buffer, grown (never shrunk) when a longer window arrives, so windows of
+    a length already seen allocate nothing. ``forward`` caches the window's activations;
+    ``backward`` reads them (it must follow a ``forward`` of the same window). The caller
+    holds the network's write lock (``_begin_write``) when it also updates the weights.
+    """
+
+    def __cinit__(self, _Network net not None):
+        self._net = net
+        self._work = None
+        self.cap = 0
+        self._X = None
+        self.T = 0
+        self.busy = 0
+
+    cdef int _grow(self, size_t T) except -1:
+        cdef size_t need = srnn_seq_work(&self._net.dims, self._net.ndir, T)
+        if self._work is None or need > self.cap:
+            self._work = np.empty(need, dtype=_dtype_of(self._net.typenum))
+            self.cap = need
+        return 0
+
+    def forward(self, X, h0=None, c0=None, bint many_to_one=False, bint final=False):
+        """Y (T, OUT) or (OUT,), and with ``final`` the final states (hT, cT) (L, ndir, H).
+
+        X: (T, D) ndarray of the network's dtype (T >= 1). h0/c0: (L, ndir, H) or None."""
+        cdef _Network net = self._net
+        cdef int st
+        dt = _dtype_of(net.typenum)
+        X = _as_input(X, "X", dt, (-1, net.dims.input_size))
+        cdef size_t T = X.shape[0]
+        if T == 0:
+            raise ValueError("X must hold at least one step, got shape "
+                             f"{X.shape}")
+        if not np.isfinite(X).all():
+            raise _status_error(SRNN_ERR_NONFINITE_X, "X")
+        h0 = _state_arg(h0, "h0", net)
+        c0 = _state_arg(c0, "c0", net) if net.dims.cell == SRNN_LSTM else None
+        if self.busy:
+            raise RuntimeError("this sequence trainer is being used by another thread")
+        self.busy = 1
+        try:
+            self._grow(T)
+            if many_to_one:
+                yshape = (net.out_size,)
+            else:
+                yshape = (<Py_ssize_t>T, net.out_size)
+            Y = np.empty(yshape, dtype=dt)
+            sshape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
+            hT = np.empty(sshape, dtype=dt) if final else None
+            cT = np.empty(sshape, dtype=dt) if final and net.dims.cell == SRNN_LSTM else None
+            st = self._forward(T, X, h0, c0, many_to_one, Y, hT, cT)
+            if st != SRNN_OK:
+                self._X = None
+                raise _status_error(st, "X")
+            self._X = X
+            self.T = T
+            self.m2o = many_to_one
+        finally:
+            self.busy = 0
+        if final:
+            return Y, hT, cT
+        return Y
+
+    cdef int _forward(self, size_t T, object X, object h0, object c0, int m2o, object Y,
+                      object hT, object cT):
+        cdef _Network net = self._net
+        cdef int st, nd = net.ndir
+        cdef void *xp = _ptr(X)
+        cdef void *h0p = _ptr(h0) if h0 is not None else NULL
+        cdef void *c0p = _ptr(c0) if c0 is not None else NULL
+        cdef void *yp = _ptr(Y)
+        cdef void *hTp = _ptr(hT) if hT is not None else NULL
+        cdef void *cTp = _ptr(cT) if cT is not None else NULL
+        cdef void *wp = _ptr(self._work)
+        if net.typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_seq_forward_f32(&net.blas, &net.dims, nd, <float*>net.pptr, T,
+                                          <float*>xp, <float*>h0p, <float*>c0p, m2o,
+                                          <float*>yp, <float*>hTp, <float*>cTp, <float*>wp)
+        else:
+            with nogil:
+                st = srnn_seq_forward_f64(&net.blas, &net.dims, nd, <double*>net.pptr, T,
+                                          <double*>xp, <double*>h0p, <double*>c0p, m2o,
+                                          <double*>yp, <double*>hTp, <double*>cTp,
+                                          <double*>wp)
+        return st
+
+    def backward(self, dY, grad, dhT=None, dcT=None, bint want_dX=False, bint want_d0=False):
+        """Accumulate dLoss/dparams of the last forward's window into ``grad`` (P,).
+
+        dY as that forward's Y; dhT/dcT (L, ndir, H) or None. Returns (dX, dh0, dc0), each
+        None unless asked for."""
+        cdef _Network net = self._net
+        cdef int st, nd = net.ndir
+        if self._X is None:
+            raise RuntimeError("backward() needs a forward() of the window first")
+        dt = _dtype_of(net.typenum)
+        cdef size_t T = self.T
+        if self.m2o:
+            yshape = (net.out_size,)
+        else:
+            yshape = (<Py_ssize_t>T, net.out_size)
+        if not (isinstance(dY, np.ndarray) and dY.dtype == dt and dY.shape == yshape):
+            raise ValueError(f"dY must be an ndarray of shape {yshape} and dtype {dt.name}")
+        dY = np.ascontiguousarray(dY)
+        if not (isinstance(grad, np.ndarray) and grad.dtype == dt
+                and grad.shape == (net.nparams,) and grad.flags.c_contiguous
+                and grad.flags.writeable):
+            raise ValueError(f"grad must be a writable C-contiguous ndarray of shape "
+                             f"({net.nparams},) and dtype {dt.name}")
+        dhT = _state_arg(dhT, "dhT", net)
+        dcT = _state_arg(dcT, "dcT", net) if net.dims.cell == SRNN_LSTM else None
+        sshape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
+        dX = np.empty((<Py_ssize_t>T, net.dims.input_size), dtype=dt) if want_dX else None
+        dh0 = np.empty(sshape, dtype=dt) if want_d0 else None
+        dc0 = np.empty(sshape, dtype=dt) if want_d0 and net.dims.cell == SRNN_LSTM else None
+        X = self._X
+        cdef void *xp = _ptr(X)
+        cdef void *dyp = _ptr(dY)
+        cdef void *dhTp = _ptr(dhT) if dhT is not None else NULL
+        cdef void *dcTp = _ptr(dcT) if dcT is not None else NULL
+        cdef void *gp = _ptr(grad)
+        cdef void *dxp = _ptr(dX) if dX is not None else NULL
+        cdef void *dh0p = _ptr(dh0) if dh0 is not None else NULL
+        cdef void *dc0p = _ptr(dc0) if dc0 is not None else NULL
+        cdef void *wp = _ptr(self._work)
+        cdef int m2o = self.m2o
+        if self.busy:
+            raise RuntimeError("this sequence trainer is being used by another thread")
+        self.busy = 1
+        try:
+            if net.typenum == cnp.NPY_FLOAT32:
+                with nogil:
+                    st = srnn_seq_backward_f32(&net.blas, &net.dims, nd, <float*>net.pptr, T,
+                                               <float*>xp, m2o, <float*>dyp, <float*>dhTp,
+                                               <float*>dcTp, <float*>gp, <float*>dxp,
+                                               <float*>dh0p, <float*>dc0p, <float*>wp)
+            else:
+                with nogil:
+                    st = srnn_seq_backward_f64(&net.blas, &net.dims, nd, <double*>net.pptr, T,
+                                               <double*>xp, m2o, <double*>dyp, <double*>dhTp,
+                                               <double*>dcTp, <double*>gp, <double*>dxp,
+                                               <double*>dh0p, <double*>dc0p, <double*>wp)
+        finally:
+            self.busy = 0
+        if st != SRNN_OK:
+            raise _status_error(st, "dY")
+        return dX, dh0, dc0
+
+
+cdef class _Updater:
+    """Clipping + optimizer state over the parameters of one or two networks (same dtype),
+    through the C core's shared update (the TBPTT trainer's code path).
+
+    Owns grad3 (3P,) (``grad`` is its first P entries, the concatenated gradient), the
+    moments m1, m2 (P,) and the optimizer's counters."""
+
+    def __cinit__(self, *args, **kwargs):
+        self._nets = None
+
+    def _init_updater(self, list nets, int opt, double lr, double momentum, bint nesterov,
+                      double weight_decay, double beta1, double beta2, double eps,
+                      double alpha, double clip_value, double clip_norm):
+        cdef _Network n0 = nets[0]
+        cdef _Network n
+        cdef srnn_trainer t
+        if len(nets) < 1 or len(nets) > 2:
+            raise ValueError("an updater takes one or two networks")
+        for n in nets:
+            if n.typenum != n0.typenum:
+                raise TypeError(f"the networks must share one dtype, got "
+                                f"{_dtype_of(n0.typenum).name} and {_dtype_of(n.typenum).name}")
+        t.loss = SRNN_LOSS_MSE
+        t.opt = opt
+        t.lr = lr
+        t.momentum = momentum
+        t.nesterov = nesterov
+        t.weight_decay = weight_decay
+        t.beta1 = beta1
+        t.beta2 = beta2
+        t.eps = eps
+        t.alpha = alpha
+        t.k1 = 1
+        t.k2 = 1
+        t.clip_value = clip_value
+        t.clip_norm = clip_norm
+        t.updates = 0
+        t.skipped = 0
+        t.opt_steps = 0
+        t.last_loss = float("nan")
+        t.last_grad_norm = float("nan")
+        t.pending = 0
+        srnn_train_reset(&t)
+        st = srnn_train_check(&n0.dims, &t)
+        if st != SRNN_OK:
+            raise ValueError(f"{_CONFIG_ERROR}: {srnn_status_name(st).decode()}")
+        self.t = t
+        self._nets = list(nets)
+        self.P = sum((<_Network>n).nparams for n in nets)
+        dt = _dtype_of(n0.typenum)
+        self._grad = np.zeros(3 * self.P, dtype=dt)
+        self._m1 = np.zeros(self.P, dtype=dt)
+        self._m2 = np.zeros(self.P, dtype=dt)
+
+    @property
+    def grad(self):
+        """The concatenated gradient (P,) (a view; zeroed by zero_grad)."""
+        return self._grad[:self.P]
+
+    def zero_grad(self):
+        self._grad[:self.P] = 0
+
+    def apply(self, double loss):
+        """Clip the gradient in ``grad`` and apply the optimizer to every network's weights
+        (skipped, nothing changed, when the loss, gradient or result is not finite)."""
+        cdef float *fp[2]
+        cdef double *dp[2]
+        cdef size_t sizes[2]
+        cdef int nseg = len(self._nets), i, st
+        cdef _Network n
+        for i in range(nseg):
+            n = self._nets[i]
+            fp[i] = <float*>n.pptr
+            dp[i] = <double*>n.pptr
+            sizes[i] = n.nparams
+        cdef void *gp = _ptr(self._grad)
+        cdef void *m1 = _ptr(self._m1)
+        cdef void *m2 = _ptr(self._m2)
+        if (<_Network>self._nets[0]).typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                st = srnn_apply_update_f32(&self.t, nseg, fp, sizes, <float*>gp, <float*>m1,
+                                           <float*>m2, loss)
+        else:
+            with nogil:
+                st = srnn_apply_update_f64(&self.t, nseg, dp, sizes, <double*>gp, <double*>m1,
+                                           <double*>m2, loss)
+        if st != SRNN_OK:
+            raise RuntimeError(f"streamrnn core error {st} in the optimizer update")
+
+    def _stats(self):
+        return {"updates": self.t.updates, "skipped": self.t.skipped,
+                "opt_steps": self.t.opt_steps, "last_loss": self.t.last_loss,
+                "last_grad_norm": self.t.last_grad_norm}
+
+    def _snapshot(self):
+        return {"counters": self._stats(), "m1": self._m1.copy(), "m2": self._m2.copy()}
+
+    def _restore(self, snap):
+        c = snap["counters"]
+        m1 = _checked_copy(snap["m1"], "m1", self._m1.dtype, self._m1.shape)
+        m2 = _checked_copy(snap["m2"], "m2", self._m2.dtype, self._m2.shape)
+        self._m1[...] = m1
+        self._m2[...] = m2
+        self.t.updates = c["updates"]
+        self.t.skipped = c["skipped"]
+        self.t.opt_steps = c["opt_steps"]
+        self.t.last_loss = c["last_loss"]
+        self.t.last_grad_norm = c["last_grad_norm"]

@@ -161,6 +161,7 @@ def _net_meta(net: _Recurrent) -> Dict[str, Any]:
                             "seed": net.seed}
     if isinstance(net, RNN):
         meta["nonlinearity"] = net.nonlinearity
+    meta["bidirectional"] = bool(net.bidirectional)
     return meta
 
 
@@ -466,10 +467,11 @@ def _num_params(meta: Dict[str, Any]) -> int:
     cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}[cls]
     D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
     G = _gates(cell)
+    nd = 2 if meta.get("bidirectional", False) else 1
     # closed form (a loop over a crafted num_layers of 10**12 would hang)
-    n = G * H * (D + H + 2) + (L - 1) * G * H * (2 * H + 2)
+    n = nd * G * H * (D + H + 2) + (L - 1) * nd * G * H * (nd * H + H + 2)
     if O:
-        n += O * H + O
+        n += O * nd * H + O
     return n
 
 
@@ -485,6 +487,9 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
         raise r.error(f"invalid network output_size: {O!r}")
     if meta.get("dtype") not in ("float32", "float64"):
         raise r.error(f"invalid network dtype {meta.get('dtype')!r}")
+    # files written before bidirectional networks existed have no flag: unidirectional
+    if not isinstance(meta.get("bidirectional", False), bool):
+        raise r.error(f"invalid network bidirectional flag {meta.get('bidirectional')!r}")
     # the sizes must match the parameters actually in the file before anything is allocated
     expected = _num_params(meta)
     if params.ndim != 1 or params.shape[0] != expected:
@@ -500,6 +505,8 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
     kwargs["seed"] = meta.get("seed")
     if meta["class"] == "RNN":
         kwargs["nonlinearity"] = meta.get("nonlinearity")
+    if meta.get("bidirectional", False):
+        kwargs["bidirectional"] = True
     try:
         # seed=None skips nothing: the init draw is overwritten right after
         net = _NETS[meta["class"]](**kwargs)

@@ -98,14 +98,20 @@ class _Recurrent(_core._Network):
     _torch_name: str = ""
 
     def _setup(self, input_size: Any, hidden_size: Any, num_layers: Any, output_size: Any,
-               dtype: Any, seed: Any) -> None:
+               dtype: Any, seed: Any, bidirectional: Any = False) -> None:
         D = _check_size(input_size, "input_size")
         H = _check_size(hidden_size, "hidden_size")
         L = _check_size(num_layers, "num_layers")
         O = 0 if output_size is None else _check_size(output_size, "output_size")
         dt = _check_dtype(dtype)
         seed = _check_seed(seed)
-        self._init_core(self._cell, D, H, L, O, dt)
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be True or False, got "
+                            f"{type(bidirectional).__name__}")
+        bidirectional = bool(bidirectional)
+        ndir = 2 if bidirectional else 1
+        self._init_core(self._cell, D, H, L, O, dt, ndir)
+        self.bidirectional = bidirectional
         self.input_size = D
         self.hidden_size = H
         self.num_layers = L
@@ -118,26 +124,30 @@ class _Recurrent(_core._Network):
         bound = 1.0 / np.sqrt(H)
         flat[...] = np.random.default_rng(seed).uniform(-bound, bound, flat.shape[0])
         self.layers: List[Layer] = []
+        # bidirectional: layers_reverse[k] is layer k's backward direction (PyTorch's
+        # "_reverse" parameters); empty for a unidirectional network
+        self.layers_reverse: List[Layer] = []
         self.head: Optional[Head] = None
         self._views: Dict[str, np.ndarray] = {}
         G = {"lstm": 4, "gru": 3}.get(self._cell, 1)
         for k in range(L):
-            din = D if k == 0 else H
-            off = self._layer_offset(k)
-            shapes = [("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
-                      ("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
-            views = []
-            for name, shape in shapes:
-                size = int(np.prod(shape))
-                v = flat[off:off + size].reshape(shape)
-                off += size
-                views.append(v)
-                self._views[f"{name}_l{k}"] = v
-            self.layers.append(Layer(*views))
+            din = D if k == 0 else ndir * H
+            for r in range(ndir):
+                off = self._layer_offset(k, r)
+                shapes = [("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
+                          ("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+                views = []
+                for name, shape in shapes:
+                    size = int(np.prod(shape))
+                    v = flat[off:off + size].reshape(shape)
+                    off += size
+                    views.append(v)
+                    self._views[f"{name}_l{k}" + ("_reverse" if r else "")] = v
+                (self.layers_reverse if r else self.layers).append(Layer(*views))
         if O:
             off = self._layer_offset(L)
-            w = flat[off:off + O * H].reshape(O, H)
-            b = flat[off + O * H:off + O * H + O]
+            w = flat[off:off + O * ndir * H].reshape(O, ndir * H)
+            b = flat[off + O * ndir * H:off + O * ndir * H + O]
             self.head = Head(w, b)
             self._views["head.weight"] = w
             self._views["head.bias"] = b
@@ -149,9 +159,12 @@ class _Recurrent(_core._Network):
         return self._cell
 
     def _kwargs(self) -> Dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, output_size=self.output_size,
-                    dtype=self.dtype.name, seed=self.seed)
+        kw = dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                  num_layers=self.num_layers, output_size=self.output_size,
+                  dtype=self.dtype.name, seed=self.seed)
+        if self.bidirectional:
+            kw["bidirectional"] = True
+        return kw
 
     def __repr__(self) -> str:
         kw = self._kwargs()
@@ -173,7 +186,8 @@ class _Recurrent(_core._Network):
         """Copies of every parameter under PyTorch's key names.
 
         Keys: ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (as
-        ``torch.nn.LSTM/GRU/RNN``) and, with a head, ``head.weight`` and ``head.bias``.
+        ``torch.nn.LSTM/GRU/RNN``; bidirectional networks also the ``..._l{k}_reverse`` keys,
+        in ``named_parameters`` order) and, with a head, ``head.weight`` and ``head.bias``.
         """
         return {k: v.copy() for k, v in self._views.items()}
 
@@ -257,6 +271,12 @@ class LSTM(_Recurrent):
     dtype : 'float32' (default) or 'float64'
     seed : int or None
         Seed of the PyTorch-style init ``U(-1/sqrt(H), 1/sqrt(H))``.
+    bidirectional : bool, default False
+        Per layer a forward and a backward direction over a whole window, their h
+        concatenated (2H) as the next layer's input and the head's input (PyTorch's
+        ``bidirectional=True``, with its ``_reverse`` parameter names). Such a network reads
+        the future: only ``run(X)`` (whole windows) and :class:`streamrnn.SequenceTrainer`
+        work; ``step``, ``step_many``, ``new_state`` and ``OnlineTrainer`` raise ValueError.
 
     Raises
     ------
@@ -271,14 +291,18 @@ class LSTM(_Recurrent):
     >>> y = net.step(np.zeros(3, np.float32), s)
     >>> y.shape, s.h.shape, s.c.shape
     ((1,), (1, 16), (1, 16))
+    >>> bi = sr.LSTM(3, 8, num_layers=2, bidirectional=True, seed=0)
+    >>> bi.run(np.zeros((5, 3), np.float32)).shape
+    (5, 16)
     """
 
     _cell = "lstm"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, dtype: Any = "float32",
-                 seed: Optional[int] = None) -> None:
-        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed)
+                 seed: Optional[int] = None, bidirectional: bool = False) -> None:
+        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
+                    bidirectional)
 
 
 class GRU(_Recurrent):
@@ -299,8 +323,9 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, dtype: Any = "float32",
-                 seed: Optional[int] = None) -> None:
-        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed)
+                 seed: Optional[int] = None, bidirectional: bool = False) -> None:
+        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
+                    bidirectional)
 
 
 class RNN(_Recurrent):
@@ -318,12 +343,14 @@ class RNN(_Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, nonlinearity: str = "tanh",
-                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+                 dtype: Any = "float32", seed: Optional[int] = None,
+                 bidirectional: bool = False) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self._cell = "rnn_" + nonlinearity
         self.nonlinearity = nonlinearity
-        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed)
+        self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
+                    bidirectional)
 
     def _kwargs(self) -> Dict[str, Any]:
         kw = super()._kwargs()

@@ -107,6 +107,8 @@ __all__ = [
     "CELLS", "LOSSES", "gate_count", "param_shapes", "num_params", "split_params",
     "random_params", "sigmoid", "Net", "step_loss", "clip_gradient", "optimizer_step",
     "window_loss_and_grad", "hidden_state_gradients", "Trainer",
+    "window_param_shapes", "WindowNet", "window_forward", "window_backward", "sequence_loss",
+    "sequence_loss_and_grad", "decoder_inputs", "seq2seq_loss_and_grad", "SequenceTrainer",
 ]
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -894,3 +896,371 @@ class Trainer:
         self.m2 = m2_new
         self.opt_steps += 1
         self.updates += 1
+
+
+# ---------------------------------------------------------------------------------------
+# whole windows: bidirectional layers, sequence training, encoder-decoder
+# ---------------------------------------------------------------------------------------
+#
+# A window network runs over a whole window X (T, D) at once. With ``num_directions = 2``
+# (bidirectional) each layer has a forward direction (t = 0, 1, ..., T-1) and a backward
+# direction (t = T-1, ..., 0) with their own parameters (PyTorch's ``..._reverse`` keys);
+# the layer's output at step t is ``[h_fwd(t) | h_bwd(t)]`` (2H), the input of the next layer
+# (whose D_k is 2H) and of the head (``head.weight`` (O, 2H)). Flat order: for each layer,
+# the forward direction's four arrays, then the reverse direction's, then the head: exactly
+# ``torch.nn.LSTM(bidirectional=True).named_parameters()`` followed by the head.
+#
+# States of a window (initial ``h0, c0`` and final ``hT, cT``) have shape (L, ndir, H): the
+# forward direction's final state is after t = T-1, the backward direction's after t = 0.
+#
+# Outputs: "many-to-many" Y (T, O|ndir*H), the head on every step's top-layer output;
+# "many-to-one" Y (O|ndir*H,), the head on the readout ``z = [h_fwd(T-1) | h_bwd(0)]`` of the
+# top layer (unidirectional: ``z = h(T-1)``, PyTorch's ``out[-1]``).
+#
+# Sequence losses (:func:`sequence_loss`): many-to-many, the mean over the targeted steps of
+# the per-step loss of :func:`step_loss` (mse targets (T, O) with NaN rows = no target;
+# cross-entropy targets (T,) ints with -1 = no target); many-to-one, the per-step loss of
+# the single output. No targeted step: loss NaN and a zero gradient.
+
+def window_param_shapes(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                        output_size: Optional[int] = None, num_directions: int = 1
+                        ) -> List[Tuple[str, Tuple[int, ...]]]:
+    """``[(key, shape), ...]`` of a (possibly bidirectional) network in flat order."""
+    G = gate_count(cell)
+    D = _check_int(input_size, "input_size", 1)
+    H = _check_int(hidden_size, "hidden_size", 1)
+    L = _check_int(num_layers, "num_layers", 1)
+    O = _check_output_size(output_size)
+    if num_directions not in (1, 2):
+        raise ValueError(f"num_directions must be 1 or 2, got {num_directions!r}")
+    shapes: List[Tuple[str, Tuple[int, ...]]] = []
+    for k in range(L):
+        d_in = D if k == 0 else num_directions * H
+        for r in range(num_directions):
+            sfx = f"_l{k}" + ("_reverse" if r else "")
+            shapes += [(f"weight_ih{sfx}", (G * H, d_in)), (f"weight_hh{sfx}", (G * H, H)),
+                       (f"bias_ih{sfx}", (G * H,)), (f"bias_hh{sfx}", (G * H,))]
+    if O is not None:
+        shapes += [("head.weight", (O, num_directions * H)), ("head.bias", (O,))]
+    return shapes
+
+
+class WindowNet:
+    """A (possibly bidirectional) network run over whole windows (the reference of
+    ``sr.LSTM/GRU/RNN(..., bidirectional=...)`` with ``run(X)`` and of the sequence
+    trainers). ``params``: flat vector of :func:`window_param_shapes` (kept by reference)."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 output_size: Optional[int] = None, num_directions: int = 1,
+                 params: Optional[np.ndarray] = None) -> None:
+        self.cell = _check_cell(cell)
+        self.shapes = window_param_shapes(cell, input_size, hidden_size, num_layers,
+                                          output_size, num_directions)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.output_size = _check_output_size(output_size)
+        self.num_directions = num_directions
+        n = sum(int(np.prod(s)) for _, s in self.shapes)
+        if params is None:
+            params = np.zeros(n)
+        if params.ndim != 1 or params.shape[0] != n:
+            raise ValueError(f"params must be a 1-D array of {n} parameters, got "
+                             f"{params.shape}")
+        self.flat = params
+        self.dtype = params.dtype
+        self.p: Dict[str, np.ndarray] = {}
+        off = 0
+        for key, shape in self.shapes:
+            size = int(np.prod(shape))
+            self.p[key] = params[off:off + size].reshape(shape)
+            off += size
+        nH = num_directions * hidden_size
+        self.out_size = self.output_size if self.output_size is not None else nH
+
+    def _key(self, name: str, k: int, r: int) -> str:
+        return f"{name}_l{k}" + ("_reverse" if r else "")
+
+    def state_shape(self) -> Tuple[int, int, int]:
+        return (self.num_layers, self.num_directions, self.hidden_size)
+
+
+def window_forward(net: WindowNet, X: Any, h0: Any = None, c0: Any = None,
+                   many_to_one: bool = False) -> Tuple[np.ndarray, np.ndarray,
+                                                       Optional[np.ndarray], Dict[str, Any]]:
+    """Forward over a window: ``(Y, hT, cT, cache)``; h0/c0 (L, ndir, H) or None (zeros).
+
+    cache holds what :func:`window_backward` needs (per layer, direction and step the
+    :class:`_LayerRecord`, the layer outputs)."""
+    X = np.asarray(X, dtype=net.dtype)
+    T = X.shape[0]
+    H, L, nd = net.hidden_size, net.num_layers, net.num_directions
+    lstm = net.cell == "lstm"
+    zeros = np.zeros(net.state_shape(), dtype=net.dtype)
+    h0 = zeros if h0 is None else np.asarray(h0, dtype=net.dtype)
+    c0 = (zeros if c0 is None else np.asarray(c0, dtype=net.dtype)) if lstm else None
+    hT = np.zeros_like(zeros)
+    cT = np.zeros_like(zeros) if lstm else None
+    records: Dict[Tuple[int, int, int], _LayerRecord] = {}
+    outs = []
+    inp = X
+    for k in range(L):
+        out = np.zeros((T, nd * H), dtype=net.dtype)
+        for r in range(nd):
+            W_ih, W_hh = net.p[net._key("weight_ih", k, r)], net.p[net._key("weight_hh", k, r)]
+            b_ih, b_hh = net.p[net._key("bias_ih", k, r)], net.p[net._key("bias_hh", k, r)]
+            h = h0[k, r].copy()
+            c = c0[k, r].copy() if lstm else None
+            order = range(T) if r == 0 else range(T - 1, -1, -1)
+            for t in order:
+                ai = W_ih @ inp[t] + b_ih
+                ah = W_hh @ h + b_hh
+                gates, h_new, c_new, extra = _cell_pointwise(net.cell, ai, ah, h, c)
+                records[(k, r, t)] = _LayerRecord(h.copy(), None if c is None else c.copy(),
+                                                  gates, extra, h_new)
+                h, c = h_new, c_new
+                out[t, r * H:(r + 1) * H] = h
+            hT[k, r] = h
+            if lstm:
+                cT[k, r] = c
+        outs.append(out)
+        inp = out
+    top = outs[-1]
+    if many_to_one:
+        z = top[T - 1].copy() if nd == 1 else np.concatenate([top[T - 1, :H], top[0, H:]])
+        Y = net.p["head.weight"] @ z + net.p["head.bias"] if net.output_size else z
+    else:
+        z = None
+        Y = top @ net.p["head.weight"].T + net.p["head.bias"] if net.output_size else top.copy()
+    cache = {"X": X, "records": records, "outs": outs, "z": z, "many_to_one": many_to_one}
+    return Y, hT, cT, cache
+
+
+def window_backward(net: WindowNet, cache: Dict[str, Any], dY: Any, dhT: Any = None,
+                    dcT: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
+                                              Optional[np.ndarray]]:
+    """Full BPTT through the window of ``cache``: ``(grad, dX, dh0, dc0)`` given dLoss/dY
+    and dLoss/d(final states) (None: zero). grad has the flat layout."""
+    X, records, outs = cache["X"], cache["records"], cache["outs"]
+    T = X.shape[0]
+    H, L, nd = net.hidden_size, net.num_layers, net.num_directions
+    lstm = net.cell == "lstm"
+    dY = np.asarray(dY, dtype=net.dtype)
+    grad = np.zeros_like(net.flat)
+    g = WindowNet(net.cell, net.input_size, H, L, net.output_size, nd, grad).p
+    top = outs[-1]
+    dout = np.zeros((T, nd * H), dtype=net.dtype)
+    if cache["many_to_one"]:
+        if net.output_size:
+            g["head.weight"] += np.outer(dY, cache["z"])
+            g["head.bias"] += dY
+            dz = net.p["head.weight"].T @ dY
+        else:
+            dz = dY
+        dout[T - 1, :H] += dz[:H]
+        if nd == 2:
+            dout[0, H:] += dz[H:]
+    elif net.output_size:
+        g["head.weight"] += dY.T @ top
+        g["head.bias"] += dY.sum(axis=0)
+        dout = dY @ net.p["head.weight"]
+    else:
+        dout = dY.copy()
+    zeros = np.zeros(net.state_shape(), dtype=net.dtype)
+    dhT = zeros if dhT is None else np.asarray(dhT, dtype=net.dtype)
+    dcT = (zeros if dcT is None else np.asarray(dcT, dtype=net.dtype)) if lstm else None
+    dh0 = np.zeros_like(zeros)
+    dc0 = np.zeros_like(zeros) if lstm else None
+    dX = np.zeros_like(X)
+    for k in range(L - 1, -1, -1):
+        inp = X if k == 0 else outs[k - 1]
+        din = np.zeros_like(inp)
+        for r in range(nd):
+            W_ih, W_hh = net.p[net._key("weight_ih", k, r)], net.p[net._key("weight_hh", k, r)]
+            dh = dhT[k, r].copy()
+            dc = dcT[k, r].copy() if lstm else None
+            order = range(T - 1, -1, -1) if r == 0 else range(T)
+            for t in order:
+                rec = records[(k, r, t)]
+                dai, dah, direct, dc = _cell_backward(net.cell, rec,
+                                                      dh + dout[t, r * H:(r + 1) * H], dc)
+                g[net._key("weight_ih", k, r)] += np.outer(dai, inp[t])
+                g[net._key("weight_hh", k, r)] += np.outer(dah, rec.h_prev)
+                g[net._key("bias_ih", k, r)] += dai
+                g[net._key("bias_hh", k, r)] += dah
+                din[t] += W_ih.T @ dai
+                dh = W_hh.T @ dah + direct
+            dh0[k, r] = dh
+            if lstm:
+                dc0[k, r] = dc
+        if k == 0:
+            dX = din
+        dout = din
+    return grad, dX, dh0, dc0
+
+
+def sequence_loss(loss: str, Y: np.ndarray, target: Any, many_to_one: bool = False
+                  ) -> Tuple[float, np.ndarray]:
+    """``(loss, dLoss/dY)`` of a window's outputs Y (see the section comment above)."""
+    if many_to_one:
+        if loss == "mse":
+            return _loss_and_dy(loss, Y, np.asarray(target, dtype=np.float64).reshape(-1), 1.0)
+        return _loss_and_dy(loss, Y, int(target), 1.0)
+    T = Y.shape[0]
+    if loss == "mse":
+        tg = np.asarray(target, dtype=np.float64).reshape(T, -1)
+        targeted = [t for t in range(T) if not np.any(np.isnan(tg[t]))]
+    else:
+        tg = np.asarray(target).reshape(T)
+        targeted = [t for t in range(T) if tg[t] >= 0]
+    dY = np.zeros_like(Y)
+    if not targeted:
+        return float("nan"), dY
+    total = 0.0
+    for t in targeted:
+        v, dy = _loss_and_dy(loss, Y[t], tg[t] if loss == "mse" else int(tg[t]),
+                             1.0 / len(targeted))
+        total += v
+        dY[t] = dy
+    return total / len(targeted), dY
+
+
+def sequence_loss_and_grad(net: WindowNet, X: Any, target: Any, loss: str = "mse",
+                           many_to_one: bool = False) -> Tuple[float, np.ndarray]:
+    """Loss and flat gradient of one window from zero states (full BPTT)."""
+    Y, _, _, cache = window_forward(net, X, many_to_one=many_to_one)
+    value, dY = sequence_loss(loss, Y, target, many_to_one)
+    return value, window_backward(net, cache, dY)[0]
+
+
+def decoder_inputs(loss: str, target: Any, out_size: int, start: Any, dtype: Any
+                   ) -> np.ndarray:
+    """Teacher forcing: the decoder's input tokens (T, O): row 0 ``start`` (a class index
+    for cross-entropy, a value (O,) for mse; None: zeros), row t the target of step t-1
+    (one-hot for cross-entropy)."""
+    if loss == "mse":
+        tg = np.asarray(target, dtype=dtype).reshape(-1, out_size)
+        T = tg.shape[0]
+        tok = np.zeros((T, out_size), dtype=dtype)
+        if start is not None:
+            tok[0] = np.asarray(start, dtype=dtype).reshape(out_size)
+        tok[1:] = tg[:-1]
+        return tok
+    tg = np.asarray(target).reshape(-1)
+    T = tg.shape[0]
+    tok = np.zeros((T, out_size), dtype=dtype)
+    if start is not None:
+        tok[0, int(start)] = 1
+    for t in range(1, T):
+        tok[t, int(tg[t - 1])] = 1
+    return tok
+
+
+def seq2seq_loss_and_grad(enc: WindowNet, dec: WindowNet, X_src: Any, target: Any,
+                          context: str = "init_state", loss: str = "mse", start: Any = None
+                          ) -> Tuple[float, np.ndarray, np.ndarray]:
+    """Encoder-decoder with teacher forcing: ``(loss, grad_encoder, grad_decoder)``.
+
+    The encoder (no head) runs over X_src from zeros. Its final state of layer k is the sum
+    over its directions of the final states (forward: after the last step, backward: after
+    the first). ``context="init_state"``: those (h, c) are the decoder's initial states;
+    ``"input"``: the top layer's final h is appended to the decoder's input at every step and
+    the decoder starts from zeros. The decoder (unidirectional, head of size O) reads the
+    tokens of :func:`decoder_inputs` (``[token | context]`` for "input"); the loss is the
+    many-to-many :func:`sequence_loss` of its outputs against ``target``. Backpropagation
+    runs through the decoder into the encoder."""
+    _, hT, cT, cache_e = window_forward(enc, X_src)
+    lstm = enc.cell == "lstm"
+    h_ctx = hT.sum(axis=1)                       # (L, H)
+    c_ctx = cT.sum(axis=1) if lstm else None
+    O = dec.out_size
+    tok = decoder_inputs(loss, target, O, start, dec.dtype)
+    T = tok.shape[0]
+    if context == "init_state":
+        Xd = tok
+        h0 = h_ctx[:, None, :]
+        c0 = c_ctx[:, None, :] if lstm else None
+    else:
+        Xd = np.concatenate([tok, np.repeat(h_ctx[-1][None, :], T, axis=0)], axis=1)
+        h0 = c0 = None
+    Yd, _, _, cache_d = window_forward(dec, Xd, h0, c0)
+    value, dY = sequence_loss(loss, Yd, target)
+    g_dec, dXd, dh0, dc0 = window_backward(dec, cache_d, dY)
+    shape = enc.state_shape()
+    if context == "init_state":
+        dhT = np.broadcast_to(dh0[:, 0:1, :], shape).copy()
+        dcT = np.broadcast_to(dc0[:, 0:1, :], shape).copy() if lstm else None
+    else:
+        dhT = np.zeros(shape, dtype=enc.dtype)
+        dhT[-1, :, :] = dXd[:, O:].sum(axis=0)
+        dcT = None
+    Ye = cache_e["outs"][-1]
+    g_enc = window_backward(enc, cache_e, np.zeros_like(Ye), dhT, dcT)[0]
+    return value, g_enc, g_dec
+
+
+class SequenceTrainer:
+    """Reference of :class:`streamrnn.SequenceTrainer` over :class:`WindowNet`(s): one
+    update per call of ``learn_batch`` = mean of the per-window gradients (windows without
+    a target left out), the mean of their losses, then :func:`clip_gradient` and
+    :func:`optimizer_step` exactly as in the online trainer's update (steps d-f). With two
+    networks (an encoder-decoder) their gradients are concatenated, encoder first."""
+
+    def __init__(self, nets: Sequence[WindowNet], loss: str = "mse", optimizer: Any = None,
+                 clip_value: Optional[float] = None, clip_norm: Optional[float] = None
+                 ) -> None:
+        self.nets = list(nets)
+        self.loss = loss
+        self.optimizer = optimizer if optimizer is not None else Adam()
+        self.clip_value, self.clip_norm = clip_value, clip_norm
+        P = sum(n.flat.shape[0] for n in self.nets)
+        dt = self.nets[0].dtype
+        self.m1 = np.zeros(P, dtype=dt)
+        self.m2 = np.zeros(P, dtype=dt)
+        self.opt_steps = self.updates = self.skipped = 0
+
+    def apply(self, loss: float, grad: np.ndarray) -> None:
+        """Steps d-f of an update with a ready mean loss and gradient."""
+        norm = _l2(grad)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            self.skipped += 1
+            return
+        grad = clip_gradient(grad, self.clip_value, self.clip_norm)
+        flat = np.concatenate([n.flat for n in self.nets])
+        p_new, m1, m2 = optimizer_step(self.optimizer, flat, grad, self.m1, self.m2,
+                                       self.opt_steps)
+        if not (np.all(np.isfinite(p_new)) and np.all(np.isfinite(m1))
+                and np.all(np.isfinite(m2))):
+            self.skipped += 1
+            return
+        off = 0
+        for n in self.nets:
+            n.flat[...] = p_new[off:off + n.flat.shape[0]]
+            off += n.flat.shape[0]
+        self.m1, self.m2 = m1, m2
+        self.opt_steps += 1
+        self.updates += 1
+
+    def learn_batch(self, windows: Sequence[Any], targets: Sequence[Any],
+                    many_to_one: bool = False) -> float:
+        """One update from windows (single network: sequences; two: (src, tgt) pairs with
+        ``targets`` the decoder targets and ``windows`` the sources)."""
+        losses, grads = [], []
+        for X, Y in zip(windows, targets):
+            if len(self.nets) == 1:
+                v, g = sequence_loss_and_grad(self.nets[0], X, Y, self.loss, many_to_one)
+            else:
+                v, ge, gd = seq2seq_loss_and_grad(self.nets[0], self.nets[1], X, Y,
+                                                  self.context, self.loss, self.start)
+                g = np.concatenate([ge, gd])
+            if not math.isnan(v):
+                losses.append(v)
+                grads.append(g)
+        if not losses:
+            return float("nan")
+        loss = float(np.mean(losses))
+        grad = (np.sum([g.astype(np.float64) for g in grads], axis=0) / len(grads)
+                ).astype(self.nets[0].dtype)
+        self.apply(loss, grad)
+        return loss
+
+    context = "init_state"
+    start: Any = None
