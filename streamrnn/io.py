@@ -48,6 +48,7 @@ from . import _core
 from .forecast import MAX_ABS, Forecaster, _Stream
 from .network import GRU, LSTM, RNN, _Recurrent
 from .optim import SGD, Adam, RMSprop
+from .sequence import Seq2Seq, SequenceTrainer
 from .trainer import OnlineTrainer
 
 __all__ = ["save", "load", "dumps", "loads", "FileFormatError", "FORMAT_VERSION"]
@@ -61,6 +62,9 @@ _DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
 _COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped", "opt_steps",
              "loss_count", "pending")
 _FCOUNTERS = ("loss_sum", "last_loss", "last_grad_norm")
+# the window trainers' (SequenceTrainer, Seq2Seq) optimizer counters
+_WCOUNTERS = ("updates", "skipped", "opt_steps")
+_WFCOUNTERS = ("last_loss", "last_grad_norm")
 _NETS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 _OPTS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
@@ -189,6 +193,30 @@ def _trainer_arrays(snap: Dict[str, Any], prefix: str = "") -> Dict[str, np.ndar
     return out
 
 
+def _window_payload(tr: Any) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    """Settings and arrays of a SequenceTrainer or Seq2Seq: its network(s), the optimizer's
+    moments m1, m2 (P,) over their concatenated parameters and its counters."""
+    snap = tr._upd._snapshot()
+    c = snap["counters"]
+    settings = {"loss": tr.loss, "optimizer": _opt_meta(tr.optimizer),
+                "clip_value": tr.clip_value, "clip_norm": tr.clip_norm}
+    arrays = {"trainer.counters": np.array([c[k] for k in _WCOUNTERS], dtype=np.int64),
+              "trainer.fcounters": np.array([c[k] for k in _WFCOUNTERS], dtype=np.float64),
+              "trainer.m1": snap["m1"], "trainer.m2": snap["m2"]}
+    if isinstance(tr, Seq2Seq):
+        start = tr.start
+        settings.update(context=tr.context,
+                        start=start.tolist() if isinstance(start, np.ndarray) else start)
+        meta = {"encoder": _net_meta(tr.encoder), "decoder": _net_meta(tr.decoder),
+                "trainer": settings}
+        arrays.update({"encoder.parameters": tr.encoder.parameters(),
+                       "decoder.parameters": tr.decoder.parameters()})
+    else:
+        meta = {"net": _net_meta(tr.net), "trainer": settings}
+        arrays["net.parameters"] = tr.net.parameters()
+    return meta, arrays
+
+
 def _check_key(key: Any) -> Any:
     if key is None or isinstance(key, str) or (isinstance(key, int)
                                                and not isinstance(key, bool)):
@@ -268,9 +296,13 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
     elif isinstance(obj, Forecaster):
         type_name = "Forecaster"
         meta, arrays = _forecaster_payload(obj)
+    elif isinstance(obj, (SequenceTrainer, Seq2Seq)):
+        type_name = type(obj).__name__
+        meta, arrays = _window_payload(obj)
     else:
         raise TypeError(f"cannot save a {type(obj).__name__}: expected an LSTM, GRU, RNN, "
-                        f"State, StateBatch, OnlineTrainer or Forecaster")
+                        f"State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or "
+                        f"Forecaster")
     meta["user"] = user
     return _encode(type_name, meta, arrays)
 
@@ -279,7 +311,8 @@ def save(obj: Any, path: "os.PathLike[str] | str", *,
          metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write ``obj`` to ``path`` atomically in streamrnn's file format (see the module doc).
 
-    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
+    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or
+        Forecaster
     metadata : optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``)
 
     A Forecaster can be saved when its stream keys are str, int or None.
@@ -293,7 +326,8 @@ def dumps(obj: Any, *, metadata: Optional[Dict[str, Any]] = None) -> bytes:
 
     Parameters
     ----------
-    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
+    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or
+        Forecaster
     metadata : dict or None
         Optional JSON-serialisable dict stored with it.
 
@@ -730,11 +764,55 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     return f
 
 
+def _load_window(r: _Reader) -> Any:
+    """A SequenceTrainer or Seq2Seq: networks, settings, then the optimizer state, every
+    piece checked before the object is returned."""
+    meta = r.meta
+    t = meta.get("trainer")
+    if not isinstance(t, dict):
+        raise r.error("missing trainer settings")
+    kw = {k: t.get(k) for k in ("loss", "clip_value", "clip_norm")}
+    kw["optimizer"] = _build_opt(r, t.get("optimizer"))
+    try:
+        if r.type == "Seq2Seq":
+            enc = _build_net(r, meta.get("encoder"), r.array("encoder.parameters"))
+            dec = _build_net(r, meta.get("decoder"), r.array("decoder.parameters"))
+            start = t.get("start")
+            if isinstance(start, list) and not all(isinstance(v, (int, float))
+                                                   and not isinstance(v, bool) for v in start):
+                raise r.error(f"invalid decoder start {start!r}")
+            tr: Any = Seq2Seq(enc, dec, context=t.get("context"), start=start, **kw)
+        else:
+            tr = SequenceTrainer(_build_net(r, meta.get("net"), r.array("net.parameters")),
+                                 **kw)
+    except (TypeError, ValueError) as e:
+        raise r.error(f"invalid trainer settings: {e}") from None
+    counters = r.array("trainer.counters", np.int64, (len(_WCOUNTERS),))
+    fcounters = r.array("trainer.fcounters", np.float64, (len(_WFCOUNTERS),))
+    if (counters < 0).any() or np.isinf(fcounters).any() or fcounters[1] < 0:
+        raise r.error("invalid trainer counters")
+    ref = tr._upd._snapshot()
+    m1 = r.array("trainer.m1", ref["m1"].dtype, ref["m1"].shape)
+    m2 = r.array("trainer.m2", ref["m2"].dtype, ref["m2"].shape)
+    if not (np.all(np.isfinite(m1)) and np.all(np.isfinite(m2))) or (m2 < 0).any():
+        raise r.error("trainer moments hold NaN, inf or a negative second moment")
+    snap = {"counters": {**{k: int(v) for k, v in zip(_WCOUNTERS, counters)},
+                         **{k: float(v) for k, v in zip(_WFCOUNTERS, fcounters)}},
+            "m1": m1, "m2": m2}
+    try:
+        tr._upd._restore(snap)
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise r.error(f"invalid trainer state: {e}") from None
+    return tr
+
+
 _LOADERS = {"State": _load_state, "StateBatch": _load_batch, "OnlineTrainer": _load_trainer,
-            "Forecaster": _load_forecaster}
+            "Forecaster": _load_forecaster, "SequenceTrainer": _load_window,
+            "Seq2Seq": _load_window}
 _TYPES: Dict[str, Type[Any]] = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN, "State": _core.State,
                                 "StateBatch": _core.StateBatch,
-                                "OnlineTrainer": OnlineTrainer, "Forecaster": Forecaster}
+                                "OnlineTrainer": OnlineTrainer, "Forecaster": Forecaster,
+                                "SequenceTrainer": SequenceTrainer, "Seq2Seq": Seq2Seq}
 
 
 def _check_expect(expect: Optional[Type[Any]]) -> None:
@@ -780,7 +858,8 @@ def loads(data: bytes, expect: Optional[Type[Any]] = None, *,
     Returns
     -------
     object
-        The LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster.
+        The LSTM, GRU, RNN, State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or
+        Forecaster.
 
     Raises
     ------

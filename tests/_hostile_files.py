@@ -26,7 +26,14 @@ def valid_objects():
                            k1=1, k2=2)
     for t in range(5):
         trx.learn_one([t * 0.1, -1.0], t % 3)
+    seq = sr.SequenceTrainer(sr.GRU(2, 3, output_size=2, bidirectional=True, seed=4),
+                             loss="cross_entropy", optimizer=sr.Adam(0.01), clip_norm=1.0)
+    seq.learn_sequence(np.ones((4, 2), np.float32), [0, 1, -1, 1])
+    s2s = sr.Seq2Seq(sr.LSTM(2, 3, seed=5), sr.LSTM(2, 3, output_size=2, seed=6), loss="mse",
+                     start=[0.0, 1.0], optimizer=sr.RMSprop(0.01))
+    s2s.learn(np.ones((3, 2), np.float32), np.zeros((2, 2), np.float32))
     return {"forecaster": f, "forecaster_per_key": fk, "trainer": tr, "trainer_xent": trx,
+            "seq_trainer": seq, "seq2seq": s2s,
             "rnn": sr.RNN(2, 3, seed=2, nonlinearity="relu"),
             "lstm32": sr.LSTM(1, 2, 2, output_size=1, dtype="float32", seed=3),
             "state": sr.GRU(1, 3).new_state(), "batch": sr.LSTM(1, 2).new_states(2)}
@@ -79,6 +86,19 @@ def exercise(obj):
              np.zeros(obj.net.output_size or obj.net.hidden_size, dtype=obj.net.dtype))
         for _ in range(3):
             obj.learn_one(x, y)
+    elif isinstance(obj, sr.SequenceTrainer):
+        X = np.zeros((3, obj.net.input_size), dtype=obj.net.dtype)
+        out = obj.net.output_size or obj.net.hidden_size * obj.net.num_directions
+        Y = (np.zeros(3, np.int64) if obj.loss == "cross_entropy"
+             else np.zeros((3, out), dtype=obj.net.dtype))
+        obj.learn_sequence(X, Y)
+        obj.predict(X)
+    elif isinstance(obj, sr.Seq2Seq):
+        X = np.zeros((3, obj.encoder.input_size), dtype=obj.encoder.dtype)
+        Y = (np.zeros(2, np.int64) if obj.loss == "cross_entropy"
+             else np.zeros((2, obj.decoder.output_size), dtype=obj.decoder.dtype))
+        obj.learn(X, Y)
+        obj.generate(X, 3)
     elif isinstance(obj, (sr.LSTM, sr.GRU, sr.RNN)):
         obj.run(np.zeros((3, obj.input_size), dtype=obj.dtype), obj.new_state())
     else:

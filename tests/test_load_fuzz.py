@@ -83,7 +83,7 @@ def test_every_byte_flipped(files, scratch):
     """Each byte of small files, one bit flipped (the bit rotates with the position): an
     error, except in padding (zeros nobody reads), where the object must be unchanged."""
     n = 0
-    for name in ("rnn", "state", "trainer", "lstm32"):
+    for name in ("rnn", "state", "trainer", "lstm32", "seq2seq"):
         raw = files[name]
         scratch.write_bytes(raw)
         ref = sr.load(scratch)
@@ -109,12 +109,20 @@ def same(a, b):
         return sa["counters"] == sb["counters"] and all(
             (sa[k] is None and sb[k] is None) or sa[k].tobytes() == sb[k].tobytes()
             for k in ("h", "c", "ring", "tags", "m1", "m2"))
+    if isinstance(a, (sr.SequenceTrainer, sr.Seq2Seq)):
+        nets = ((a.net, b.net) if isinstance(a, sr.SequenceTrainer)
+                else ((a.encoder, b.encoder), (a.decoder, b.decoder)))
+        pairs = [nets] if isinstance(a, sr.SequenceTrainer) else list(nets)
+        sa, sb = a._upd._snapshot(), b._upd._snapshot()
+        return (all(same(x, y) for x, y in pairs) and sa["counters"] == sb["counters"]
+                and sa["m1"].tobytes() == sb["m1"].tobytes()
+                and sa["m2"].tobytes() == sb["m2"].tobytes())
     return a.h.tobytes() == b.h.tobytes()
 
 
 # ------------------------------------------------------------------ random byte mutations
 names = st.sampled_from(["forecaster", "forecaster_per_key", "trainer", "trainer_xent", "rnn",
-                         "lstm32", "state", "batch"])
+                         "lstm32", "state", "batch", "seq_trainer", "seq2seq"])
 ops = st.lists(st.tuples(st.sampled_from(["flip", "set", "insert", "delete", "cut", "append"]),
                          st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
                min_size=1, max_size=4)
@@ -334,7 +342,8 @@ def test_crafted_files_refused_with_small_memory(files, scratch):
 
 def test_wrong_type_for_every_pair(files, scratch):
     kinds = {"forecaster": sr.Forecaster, "trainer": sr.OnlineTrainer, "rnn": sr.RNN,
-             "lstm32": sr.LSTM, "state": sr.State, "batch": sr.StateBatch}
+             "lstm32": sr.LSTM, "state": sr.State, "batch": sr.StateBatch,
+             "seq_trainer": sr.SequenceTrainer, "seq2seq": sr.Seq2Seq}
     n = 0
     for name, cls in kinds.items():
         scratch.write_bytes(files[name])
