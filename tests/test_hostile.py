@@ -51,6 +51,14 @@ class World:
         self.fc = sr.Forecaster(hidden_size=4, n_features=2, seed=5)
         for t in range(12):
             self.fc.learn_one(float(np.sin(t)), [0.1 * t, 1.0], key="a")
+        # windows: a bidirectional network, a SequenceTrainer on it, a Seq2Seq (all used)
+        self.bnet = sr.LSTM(3, 4, output_size=2, bidirectional=True, dtype="float64", seed=7)
+        self.seq = sr.SequenceTrainer(self.bnet, loss="mse", clip_norm=1.0)
+        self.seq.learn_sequence(rng.standard_normal((5, 3)), rng.standard_normal((5, 2)))
+        self.s2s = sr.Seq2Seq(sr.GRU(3, 4, dtype="float64", seed=8),
+                              sr.GRU(3, 4, output_size=3, dtype="float64", seed=9),
+                              loss="cross_entropy", start=0)
+        self.s2s.learn(rng.standard_normal((4, 3)), [1, 2, 0])
         self.ckpt = tmp / "ckpt.srnn"
         sr.save(self.trainer, self.ckpt)
         self.csv = tmp / "series.csv"
@@ -70,6 +78,12 @@ class World:
             out[name] = (repr(snap["counters"]), tr.net.parameters().tobytes(),
                          b"".join(v.tobytes() for k, v in sorted(snap.items())
                                   if isinstance(v, np.ndarray)))
+        for name in ("seq", "s2s"):
+            tr = getattr(self, name)
+            snap = tr._upd._snapshot()
+            nets = [tr.net] if name == "seq" else [tr.encoder, tr.decoder]
+            out[name] = (repr(snap["counters"]), snap["m1"].tobytes(), snap["m2"].tobytes(),
+                         b"".join(n.parameters().tobytes() for n in nets))
         p = self.tmp / "freeze.srnn"
         sr.save(self.fc, p)
         out["fc"] = p.read_bytes()
@@ -84,6 +98,14 @@ def ro(a):
 
 
 X3 = np.array([0.1, -0.2, 0.3])
+
+
+def _needs(module, case):
+    """A table row that needs an optional package: skipped when it is not installed."""
+    import importlib.util
+    ok = importlib.util.find_spec(module) is not None
+    return pytest.param(*case, id=case[0],
+                        marks=pytest.mark.skipif(not ok, reason=f"{module} not installed"))
 
 
 # (id, call(w), exception, argument name that the message must contain)
@@ -251,6 +273,75 @@ CASES = [
     ("evaluate forecaster object", lambda w: sr.evaluate([1.0], object()), TypeError,
      "forecaster"),
     ("evaluate x length", lambda w: sr.evaluate([1.0, 2.0], w.fc, x=[[0, 0]]), ValueError, "x"),
+    # ---------------------------------------------------------------- windows
+    ("bidirectional flag str", lambda w: sr.LSTM(3, 4, bidirectional="yes"), TypeError,
+     "bidirectional"),
+    ("bidirectional step", lambda w: w.bnet.step(X3, w.state), ValueError, "bidirectional"),
+    ("bidirectional new_state", lambda w: w.bnet.new_state(), ValueError, "bidirectional"),
+    ("bidirectional OnlineTrainer", lambda w: sr.OnlineTrainer(w.bnet), ValueError,
+     "bidirectional"),
+    ("bidirectional run X NaN", lambda w: w.bnet.run(np.full((3, 3), np.nan)), ValueError, "X"),
+    ("SequenceTrainer loss", lambda w: sr.SequenceTrainer(w.bnet, loss="hinge"), ValueError,
+     "loss"),
+    ("SequenceTrainer net str", lambda w: sr.SequenceTrainer("net"), TypeError, "net"),
+    ("SequenceTrainer clip_norm", lambda w: sr.SequenceTrainer(w.bnet, clip_norm=-1),
+     ValueError, "clip_norm"),
+    ("learn_sequence X columns", lambda w: w.seq.learn_sequence(np.zeros((5, 2)),
+                                                                np.zeros((5, 2))),
+     ValueError, "X"),
+    ("learn_sequence X float32", lambda w: w.seq.learn_sequence(np.zeros((5, 3), np.float32),
+                                                                np.zeros((5, 2))),
+     TypeError, "X"),
+    ("learn_sequence Y rows", lambda w: w.seq.learn_sequence(np.zeros((5, 3)),
+                                                             np.zeros((4, 2))),
+     ValueError, "Y"),
+    ("learn_sequence Y inf", lambda w: w.seq.learn_sequence(np.zeros((5, 3)),
+                                                            np.full((5, 2), np.inf)),
+     ValueError, "Y"),
+    ("learn_sequence X empty", lambda w: w.seq.learn_sequence(np.zeros((0, 3)),
+                                                              np.zeros((0, 2))),
+     ValueError, "X"),
+    ("fit lengths differ", lambda w: w.seq.fit([np.zeros((5, 3))], []), ValueError, "targets"),
+    ("fit epochs 0", lambda w: w.seq.fit([np.zeros((5, 3))], [np.zeros((5, 2))], epochs=0),
+     ValueError, "epochs"),
+    ("fit batch_size float", lambda w: w.seq.fit([np.zeros((5, 3))], [np.zeros((5, 2))],
+                                                 batch_size=1.5), TypeError, "batch_size"),
+    ("fit bad last window", lambda w: w.seq.fit([np.zeros((5, 3)), np.zeros((5, 4))],
+                                                [np.zeros((5, 2))] * 2), ValueError,
+     r"windows\[1\]"),
+    ("learn_batch target shape", lambda w: w.seq.learn_batch([np.zeros((5, 3))],
+                                                             [np.zeros((5, 3))]),
+     ValueError, r"targets\[0\]"),
+    ("predict X columns", lambda w: w.seq.predict(np.zeros((5, 4))), ValueError, "X"),
+    ("Seq2Seq context", lambda w: sr.Seq2Seq(sr.GRU(3, 4), sr.GRU(3, 4, output_size=3),
+                                             context="attention"), ValueError, "context"),
+    ("Seq2Seq decoder without head", lambda w: sr.Seq2Seq(sr.GRU(3, 4), sr.GRU(3, 4)),
+     ValueError, "decoder"),
+    ("Seq2Seq hidden sizes differ", lambda w: sr.Seq2Seq(sr.GRU(3, 4),
+                                                         sr.GRU(3, 5, output_size=3)),
+     ValueError, "hidden_size"),
+    ("Seq2Seq start class", lambda w: sr.Seq2Seq(sr.GRU(3, 4), sr.GRU(3, 4, output_size=3),
+                                                 loss="cross_entropy", start=7),
+     ValueError, "start"),
+    ("Seq2Seq learn class 5", lambda w: w.s2s.learn(np.zeros((4, 3)), [0, 5]), ValueError,
+     "Y_tgt"),
+    ("Seq2Seq learn X columns", lambda w: w.s2s.learn(np.zeros((4, 2)), [0, 1]), ValueError,
+     "X_src"),
+    ("generate max_len -1", lambda w: w.s2s.generate(np.zeros((4, 3)), -1), ValueError,
+     "max_len"),
+    ("generate stop str", lambda w: w.s2s.generate(np.zeros((4, 3)), 3, stop="x"), TypeError,
+     "stop"),
+    # ---------------------------------------------------------------- interop (rows need
+    # their package; absent: the row is skipped)
+    _needs("torch", ("from_torch object", lambda w: sr.from_torch(object()), TypeError,
+                     "module")),
+    _needs("torch", ("to_torch str", lambda w: sr.to_torch("net"), TypeError, "net")),
+    _needs("onnx", ("to_onnx opset 5", lambda w: sr.to_onnx(w.net, opset=5), ValueError,
+                    "opset")),
+    _needs("onnx", ("from_onnx int", lambda w: sr.from_onnx(123), TypeError,
+                    "model_or_path")),
+    _needs("keras", ("from_keras object", lambda w: sr.from_keras(object()), TypeError,
+                     "keras")),
 ]
 
 
@@ -269,7 +360,8 @@ CLI_CASES = [
 ]
 
 
-@pytest.mark.parametrize("label, call, exc, name", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("label, call, exc, name", CASES,
+                         ids=[c[0] if isinstance(c, tuple) else c.id for c in CASES])
 def test_bad_input_raises_and_changes_nothing(tmp_path, label, call, exc, name):
     w = World(tmp_path)
     before = w.freeze()
@@ -319,6 +411,14 @@ ACCEPTED = [
     ("predict_one x", lambda w, v: w.trainer.predict_one(v), X3),
     ("Forecaster x", lambda w, v: (w.fc.learn_one(0.3, v, key="a"), w.fc.forecast(2, key="a")),
      np.array([0.5, 1.0])),
+    ("bidirectional run X", lambda w, v: w.bnet.run(v), np.linspace(-1, 1, 15).reshape(5, 3)),
+    ("learn_sequence X", lambda w, v: (w.seq.learn_sequence(v, np.ones((5, 2))),
+                                       w.seq.predict(v)),
+     np.linspace(-1, 1, 15).reshape(5, 3)),
+    ("learn_sequence Y", lambda w, v: w.seq.learn_sequence(np.ones((5, 3)), v),
+     np.linspace(-1, 1, 10).reshape(5, 2)),
+    ("Seq2Seq X_src", lambda w, v: (w.s2s.learn(v, [2, 1]), w.s2s.generate(v, 4)),
+     np.linspace(-1, 1, 12).reshape(4, 3)),
 ]
 
 
