@@ -171,8 +171,6 @@ def built(layer, D=2):
     (lambda: built(keras.layers.LSTM(3, go_backwards=True)), ValueError, "go_backwards"),
     (lambda: built(keras.layers.LSTM(3, dropout=0.2)), ValueError, "allow_dropout"),
     (lambda: keras.layers.LSTM(3), ValueError, "not built"),
-    (lambda: keras.layers.Bidirectional(keras.layers.LSTM(3)), ValueError,
-     "not supported by from_keras yet"),
     (lambda: keras.Sequential([keras.Input((None, 2)), keras.layers.LSTM(3),
                                keras.layers.Dense(1, activation="relu")]), ValueError,
      "Dense activation"),

@@ -176,8 +176,10 @@ def set_attr(model, name, value):
 
 
 @pytest.mark.parametrize("cell, attr, value, match", [
-    ("lstm", "direction", "bidirectional", "not supported by from_onnx yet"),
-    ("lstm", "direction", "reverse", "reverse"),
+    ("lstm", "direction", "bidirectional", r"W and R must have shape \(2, "),
+    ("lstm", "direction", "reverse", "'reverse' .a single backward direction. is not a "
+                                     "streamrnn network"),
+    ("gru", "direction", "sideways", "forward or bidirectional"),
     ("gru", "activations", ["Sigmoid", "Relu"], "activations"),
     ("rnn_tanh", "activations", ["Sigmoid"], "activations"),
     ("lstm", "clip", 3.0, "clip"),

@@ -174,7 +174,6 @@ def test_to_torch_round_trip(cell, dtype, O):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(bidirectional=True), "not supported by from_torch yet"),
     (dict(proj_size=2), "proj_size"),
     (dict(num_layers=2, dropout=0.5), "dropout"),
 ])
