@@ -103,11 +103,13 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         What streamrnn cannot compute exactly: a ``Bidirectional`` wrapper with
         ``merge_mode`` other than ``"concat"`` (``sum``, ``mul``, ``ave``, None) or with
         ``return_sequences=False``, bidirectional and unidirectional layers mixed,
-        ``go_backwards=True`` (outside a ``Bidirectional``'s backward layer), activations other than ``tanh``/``sigmoid`` (SimpleRNN:
-        ``tanh``/``relu``), GRU ``reset_after=False`` (the reset gate applied before the
-        recurrent matmul), a Dense with an activation or not last, layers of different kinds
-        or sizes, dropout without ``allow_dropout``, unbuilt layers, mixed precision,
-        extra weights; ``net`` of another architecture.
+        ``go_backwards=True`` (outside a ``Bidirectional``'s backward layer), activations
+        other than ``tanh``/``sigmoid`` (SimpleRNN: ``tanh``/``relu``), GRU
+        ``reset_after=False`` (the reset gate applied before the recurrent matmul), a Dense
+        with an activation or not last, layers of different kinds or sizes, dropout without
+        ``allow_dropout``, unbuilt layers, mixed precision, extra weights; ``net`` of another
+        architecture (including bidirectional layers into a unidirectional ``net`` and the
+        reverse).
 
     See Also
     --------
@@ -115,7 +117,7 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
 
     Examples
     --------
-    >>> import os; os.environ.setdefault("KERAS_BACKEND", "torch")    # doctest: +SKIP
+    >>> import os; _ = os.environ.setdefault("KERAS_BACKEND", "torch")  # doctest: +SKIP
     >>> import keras, streamrnn as sr                                 # doctest: +SKIP
     >>> model = keras.Sequential([keras.Input((None, 3)),
     ...                           keras.layers.GRU(16, return_sequences=True),

@@ -264,8 +264,9 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         ``dtype``).
     ValueError
         Anything streamrnn cannot represent exactly: ``direction="reverse"`` (a single
-        backward direction), forward and bidirectional layers mixed, non-default ``activations`` (RNN: ``Tanh`` or ``Relu``),
-        ``activation_alpha/beta``, ``clip``, ``input_forget=1``, GRU
+        backward direction), forward and bidirectional layers mixed, non-default
+        ``activations`` (RNN: ``Tanh`` or ``Relu``; bidirectional: the same for both
+        directions), ``activation_alpha/beta``, ``clip``, ``input_forget=1``, GRU
         ``linear_before_reset=0``, peepholes ``P``, ``sequence_lens``, operators other than
         the chain above, weights that are not constants, unused floating-point
         initializers, mismatched shapes, a bidirectional ``Y`` merged in another way.
@@ -478,7 +479,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             if W.shape[2] != nd * H:
                 raise ValueError(f"{where}: W {W.shape} must read the previous layer's h "
                                  f"(input size {nd * H})")
-            if source(ins[0], prev_y if bidirectional else "") != prev_y:
+            if source(ins[0], (prev_y or "") if bidirectional else "") != prev_y:
                 raise ValueError(f"{where}: input X is not the previous layer's output Y")
         if ins[3]:
             B = const(ins[3], f"{where} B")

@@ -47,9 +47,10 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
     module : torch.nn.LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell or the module from to_torch
         Every layer is copied (RNN: ``tanh`` or ``relu``). ``batch_first`` does not matter
         (streamrnn steps one sample at a time). ``bidirectional=True`` gives a bidirectional
-        network (both directions' weights, PyTorch's ``_reverse`` names). ``bias=False`` loads zero biases, which
-        computes the same function. A module returned by :func:`to_torch` for a network with
-        a head (attributes ``rnn`` and ``head``) brings its head along.
+        network (both directions' weights, PyTorch's ``_reverse`` names). ``bias=False``
+        loads zero biases, which computes the same function. A module returned by
+        :func:`to_torch` for a network with a head (attributes ``rnn`` and ``head``) brings
+        its head along.
     head : torch.nn.Linear, optional
         A linear layer applied to the top layer's h (``in_features == hidden_size``, or
         ``2 * hidden_size`` for a bidirectional module: ``[h_forward | h_backward]``); becomes
@@ -63,7 +64,8 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         this is True.
     net : LSTM, GRU or RNN, optional
         Load into this existing network (same cell, sizes, ``bidirectional`` and, if
-        ``dtype`` is given, dtype) instead of creating one. Nothing in it changes when anything raises.
+        ``dtype`` is given, dtype) instead of creating one. Nothing in it changes when
+        anything raises.
 
     Returns
     -------
