@@ -450,6 +450,11 @@ def test_bidirectional_merge_must_be_the_concatenation():
     t.attribute.append(helper.make_attribute("perm", [1, 2, 0, 3]))
     with pytest.raises(ValueError, match="reorders the time, direction and hidden axes"):
         sr.from_onnx(m)
+    # layout=1 (batch first): Y is (1, T, 2, H) and perm [0, 2, 1, 3] would swap time and
+    # direction
+    m = set_attr(model, "layout", 1)
+    with pytest.raises(ValueError, match=r"perm=\[0, 2, 1, 3\] reorders .*layout=1"):
+        sr.from_onnx(m)
     # the next layer reading Y through a Squeeze-free, Reshape-free path: rejected
     m = copy.deepcopy(model)
     node(m, "gru_l1").input[0] = "Y4t_l0"

@@ -345,23 +345,25 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             path.append(node)
             name = node.input[0]
         if merged and name == merged:
-            check_merge(path[::-1])
+            check_merge(path[::-1], prev_layout)
         return name
 
-    def check_merge(path: List[Any]) -> None:
+    def check_merge(path: List[Any], layout: int) -> None:
         """``path``: the shape-only operators from a bidirectional Y to its reader, in order.
-        With batch 1 the memory order of (T, 2, 1, H) is the concatenation the next layer
-        reads, as long as no Transpose reorders time, direction and hidden axes before a
-        Reshape merges the last two into 2H."""
+        With batch 1 the memory order of (T, 2, 1, H) (``layout=1``: (1, T, 2, H)) is the
+        concatenation the next layer reads, as long as no Transpose reorders time, direction
+        and hidden axes before a Reshape merges the last two into 2H."""
+        t_ax, d_ax = (1, 2) if layout else (0, 1)
         where = f"from_onnx: the output Y of a bidirectional {op}"
         for node in path:
             if node.op_type == "Identity":
                 continue
             if node.op_type == "Transpose":
                 perm = list([a.ints for a in node.attribute if a.name == "perm"][0])
-                if len(perm) != 4 or not perm.index(0) < perm.index(1) < perm.index(3):
+                if len(perm) != 4 or not perm.index(t_ax) < perm.index(d_ax) < perm.index(3):
                     raise ValueError(f"{where}: Transpose {node.name!r} perm={perm} reorders "
-                                     f"the time, direction and hidden axes of (T, 2, batch, H)")
+                                     f"the time, direction and hidden axes of its Y (layout="
+                                     f"{layout})")
                 continue
             if node.op_type == "Reshape":
                 shape = node.input[1] if len(node.input) > 1 else ""
@@ -398,6 +400,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     prev_y: Optional[str] = None
     wdtypes = set()
     bidirectional = False
+    prev_layout = 0
     for k, node in enumerate(rec):
         where = f"from_onnx: {op} {node.name or k!r}"
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -501,6 +504,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             prev_y = None
         else:
             prev_y = node.output[0]
+        prev_layout = int(attrs.get("layout", 0))
         for s in ins[5:7]:  # initial states: runtime values, not parameters
             used.update(ancestors(s))
     # the head: MatMul (+ Add) or Gemm reading the top layer's Y
