@@ -59,9 +59,3 @@ def test_missing_package_names_the_extra(call, extra):
             print("no error")
         """)
     assert f'pip install "streamrnn[{extra}]"' in out, out
-
-
-def test_bidirectional_refused_in_one_place():
-    from streamrnn.interop._common import reject_bidirectional
-    with pytest.raises(ValueError, match="not supported by from_torch yet"):
-        reject_bidirectional("from_torch")

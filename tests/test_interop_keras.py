@@ -55,6 +55,11 @@ def keras_equations(layers, X):
     order, nothing converted to PyTorch's)."""
     seq = np.asarray(X, np.float64)
     for layer in layers:
+        if isinstance(layer, keras.layers.Bidirectional):  # merge_mode="concat"
+            seq = np.concatenate([keras_equations([layer.forward_layer], seq),
+                                  keras_equations([layer.backward_layer], seq[::-1])[::-1]],
+                                 axis=1)
+            continue
         if isinstance(layer, keras.layers.Dense):
             W = np.asarray(keras.ops.convert_to_numpy(layer.kernel), np.float64)
             b = (np.asarray(keras.ops.convert_to_numpy(layer.bias), np.float64)
@@ -171,8 +176,6 @@ def built(layer, D=2):
     (lambda: built(keras.layers.LSTM(3, go_backwards=True)), ValueError, "go_backwards"),
     (lambda: built(keras.layers.LSTM(3, dropout=0.2)), ValueError, "allow_dropout"),
     (lambda: keras.layers.LSTM(3), ValueError, "not built"),
-    (lambda: keras.layers.Bidirectional(keras.layers.LSTM(3)), ValueError,
-     "not supported by from_keras yet"),
     (lambda: keras.Sequential([keras.Input((None, 2)), keras.layers.LSTM(3),
                                keras.layers.Dense(1, activation="relu")]), ValueError,
      "Dense activation"),
@@ -238,3 +241,94 @@ def test_from_keras_into_existing_net_is_all_or_nothing():
     assert sr.from_keras(model, net=net) is net
     assert np.array_equal(net.head.bias, [0.5, -0.5])
     assert not np.array_equal(net.parameters(), before[0])
+
+
+# ---------------------------------------------------------------- Bidirectional wrappers
+def bi_layer(kind, units, dtype="float32", merge_mode="concat", **kw):
+    return keras.layers.Bidirectional(rec_layer(kind, units, dtype, **kw), merge_mode=merge_mode,
+                                      dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bidirectional_from_keras_matches_keras(kind, L, dtype):
+    D, H, T = 3, 4, 10
+    head = L == 2
+    layers = [bi_layer(kind, H, dtype) for _ in range(L)]
+    if head:
+        layers.append(keras.layers.Dense(2, dtype=dtype))
+    model = keras.Sequential([keras.Input((None, D), dtype=dtype)] + layers)
+    randomize(model, seed=20 + L)
+    X = np.random.default_rng(L).standard_normal((T, D)).astype(dtype)
+    Yk = keras.ops.convert_to_numpy(model(X[None]))[0]
+    net = sr.from_keras(model)
+    assert net.bidirectional and net.cell == CELL[kind] and net.num_layers == L
+    assert net.dtype == np.dtype(dtype) and net.output_size == (2 if head else None)
+    Y = net.run(X)
+    assert Y.shape == Yk.shape == (T, 2 if head else 2 * H)
+    # Keras' float64 SimpleRNN and Dense on the torch backend are themselves ~5e-8 off the
+    # float64 equations (its LSTM/GRU ~1e-16): the exact float64 check is the one below
+    close(Y, Yk, 2e-6 if dtype == "float32" else 1e-7, "vs Keras")
+    # in float64 against Keras' equations in NumPy: the backward layer runs on the reversed
+    # sequence and its output is flipped back into time order
+    net64 = sr.from_keras(model, dtype="float64")
+    X64 = X.astype(np.float64)
+    close(net64.run(X64), keras_equations(layers, X64), 1e-12, "vs Keras equations in NumPy")
+
+
+@pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave", None])
+def test_bidirectional_other_merge_modes_raise(merge_mode):
+    layer = bi_layer("lstm", 3, merge_mode=merge_mode)
+    layer.build((None, None, 2))
+    with pytest.raises(ValueError, match=f"merge_mode={merge_mode!r} is not supported"):
+        sr.from_keras(layer)
+    model = keras.Sequential([keras.Input((None, 2)), bi_layer("gru", 3, merge_mode=merge_mode)])
+    with pytest.raises(ValueError, match="merge_mode"):
+        sr.from_keras(model)
+
+
+def test_bidirectional_refusals_and_loading_into_a_net():
+    with pytest.raises(ValueError, match="return_sequences=False"):
+        sr.from_keras(keras.Sequential([keras.Input((None, 2)),
+                                        bi_layer("lstm", 3, return_sequences=False)]))
+    with pytest.raises(ValueError, match="mixed"):
+        sr.from_keras(keras.Sequential([keras.Input((None, 2)), bi_layer("lstm", 3),
+                                        rec_layer("lstm", 3)]))
+    with pytest.raises(ValueError, match="mixed"):
+        sr.from_keras(keras.Sequential([keras.Input((None, 2)), rec_layer("gru", 3),
+                                        bi_layer("gru", 3)]))
+    with pytest.raises(ValueError, match="different kinds"):
+        sr.from_keras(keras.Sequential([keras.Input((None, 2)), bi_layer("lstm", 3),
+                                        bi_layer("gru", 3)]))
+    with pytest.raises(ValueError, match="not built"):
+        sr.from_keras(bi_layer("lstm", 3))
+    # a backward layer that is a GRU under an LSTM forward layer
+    odd = keras.layers.Bidirectional(
+        keras.layers.LSTM(3, return_sequences=True),
+        backward_layer=keras.layers.GRU(3, return_sequences=True, go_backwards=True))
+    odd.build((None, None, 2))
+    with pytest.raises(ValueError, match="different kinds"):
+        sr.from_keras(odd)
+    model = keras.Sequential([keras.Input((None, 3)), bi_layer("lstm", 4), bi_layer("lstm", 4),
+                              keras.layers.Dense(2)])
+    randomize(model, 5)
+    uni = sr.LSTM(3, 4, num_layers=2, output_size=2, seed=0)
+    before = snapshot(uni)
+    with pytest.raises(ValueError, match="bidirectional"):
+        sr.from_keras(model, net=uni)
+    assert_unchanged(before, uni)
+    net = sr.LSTM(3, 4, num_layers=2, output_size=2, bidirectional=True, seed=0)
+    before = snapshot(net)
+    b = model.layers[1].backward_layer.cell.bias
+    good = keras.ops.convert_to_numpy(b).copy()
+    bad = good.copy()
+    bad[-1] = np.inf
+    b.assign(bad)
+    with pytest.raises(ValueError, match="finite"):
+        sr.from_keras(model, net=net)
+    assert_unchanged(before, net)
+    b.assign(good)
+    assert sr.from_keras(model, net=net) is net
+    X = np.random.default_rng(0).standard_normal((7, 3)).astype(np.float32)
+    close(net.run(X), keras.ops.convert_to_numpy(model(X[None]))[0], 2e-6)

@@ -176,8 +176,10 @@ def set_attr(model, name, value):
 
 
 @pytest.mark.parametrize("cell, attr, value, match", [
-    ("lstm", "direction", "bidirectional", "not supported by from_onnx yet"),
-    ("lstm", "direction", "reverse", "reverse"),
+    ("lstm", "direction", "bidirectional", r"W and R must have shape \(2, "),
+    ("lstm", "direction", "reverse", "'reverse' .a single backward direction. is not a "
+                                     "streamrnn network"),
+    ("gru", "direction", "sideways", "forward or bidirectional"),
     ("gru", "activations", ["Sigmoid", "Relu"], "activations"),
     ("rnn_tanh", "activations", ["Sigmoid"], "activations"),
     ("lstm", "clip", 3.0, "clip"),
@@ -273,3 +275,213 @@ def test_from_onnx_into_existing_net_is_all_or_nothing():
     assert_unchanged(before, net)
     assert sr.from_onnx(sr.to_onnx(src), net=net) is net
     assert net.parameters().tobytes() == src.parameters().tobytes()
+
+
+# ---------------------------------------------------------------- bidirectional networks
+def make_bi(cell, D, H, L, O, dtype, seed):
+    kw = dict(dtype=dtype, seed=seed, bidirectional=True)
+    if cell == "lstm":
+        return sr.LSTM(D, H, L, O, **kw)
+    if cell == "gru":
+        return sr.GRU(D, H, L, O, **kw)
+    return sr.RNN(D, H, L, O, nonlinearity=cell[4:], **kw)
+
+
+def bi_feeds_and_expected(net, T, initial_state, seed=0):
+    """Feeds and (Y, h_n[, c_n]) of the C core's whole-window forward (net.run(X) from zero
+    states; with initial_state, from random states, final states included)."""
+    from streamrnn import _core
+    rng = np.random.default_rng(seed)
+    L, H = net.num_layers, net.hidden_size
+    X = rng.standard_normal((T, net.input_size)).astype(net.dtype)
+    feeds = {"X": X[:, None, :]}
+    h0 = c0 = None
+    if initial_state:
+        h0 = rng.uniform(-0.5, 0.5, (L, 2, H)).astype(net.dtype)
+        feeds["h0"] = h0.reshape(2 * L, 1, H)
+        if net.cell == "lstm":
+            c0 = rng.uniform(-1, 1, (L, 2, H)).astype(net.dtype)
+            feeds["c0"] = c0.reshape(2 * L, 1, H)
+    Y, hT, cT = _core._SeqWork(net).forward(X, h0, c0, final=True)
+    if not initial_state:
+        np.testing.assert_array_equal(Y, net.run(X))
+    expected = [Y, hT.reshape(2 * L, H)] + ([cT.reshape(2 * L, H)] if cT is not None else [])
+    return feeds, expected
+
+
+def check_bi_model(model, net):
+    onnx.checker.check_model(model, full_check=True)
+    op = {"lstm": "LSTM", "gru": "GRU"}.get(net.cell, "RNN")
+    rec = [n for n in model.graph.node if n.op_type == op]
+    assert len(rec) == net.num_layers
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    G = {"lstm": 4, "gru": 3}.get(net.cell, 1)
+    H = net.hidden_size
+    for k, node in enumerate(rec):
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["direction"] == b"bidirectional"
+        assert attrs.get("linear_before_reset", 1) == 1
+        din = net.input_size if k == 0 else 2 * H
+        assert inits[node.input[1]].shape == (2, G * H, din)
+        assert inits[node.input[2]].shape == (2, G * H, H)
+        assert inits[node.input[3]].shape == (2, 2 * G * H)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Transpose") == ops.count("Reshape") == net.num_layers
+    assert "Squeeze" not in ops
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("O", [None, 2])
+@pytest.mark.parametrize("initial_state", [False, True])
+def test_bidirectional_onnxruntime_float32(cell, L, O, initial_state):
+    ort = pytest.importorskip("onnxruntime")
+    net = make_bi(cell, 3, 5, L, O, "float32", seed=20 + L)
+    model = sr.to_onnx(net, initial_state=initial_state)
+    check_bi_model(model, net)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds, expected = bi_feeds_and_expected(net, 19, initial_state, seed=L)
+    outs = sess.run(None, feeds)
+    assert outs[0].shape == (19, 1, O or 10) and outs[1].shape == (2 * L, 1, 5)
+    check_outputs(outs, expected, 1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("O", [None, 3])
+def test_bidirectional_reference_evaluator_float64(cell, L, O):
+    net = make_bi(cell, 4, 5, L, O, "float64", seed=30 + L)
+    for initial_state in (False, True):
+        model = sr.to_onnx(net, initial_state=initial_state)
+        check_bi_model(model, net)
+        assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+        feeds, expected = bi_feeds_and_expected(net, 11, initial_state, seed=4)
+        outs = ReferenceEvaluator(model, new_ops=[RNN]).run(None, feeds)
+        check_outputs(outs, expected, 1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bidirectional_round_trip_and_loading_into_a_net(cell, dtype, tmp_path):
+    net = make_bi(cell, 3, 4, 2, 2, dtype, seed=6)
+    path = tmp_path / "bi.onnx"
+    model = sr.to_onnx(net, path)
+    back = sr.from_onnx(str(path))
+    assert type(back) is type(net) and back.bidirectional and back.cell == cell
+    assert back.dtype == net.dtype and back.output_size == 2
+    assert back.parameters().tobytes() == net.parameters().tobytes()
+    into = make_bi(cell, 3, 4, 2, 2, dtype, seed=7)
+    assert sr.from_onnx(model, net=into) is into
+    assert into.parameters().tobytes() == net.parameters().tobytes()
+    # a bidirectional model into a unidirectional net and the reverse: nothing written
+    uni = make_net(cell, 3, 4, 2, 2, dtype=dtype, seed=8)
+    for src, dst in ((model, uni), (sr.to_onnx(uni), into)):
+        before = snapshot(dst)
+        with pytest.raises(ValueError, match="bidirectional"):
+            sr.from_onnx(src, net=dst)
+        assert_unchanged(before, dst)
+
+
+def torch_bi_exported(torch, cell, L, head, dtype, batch_first):
+    torch.manual_seed(40 + L)
+    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    kw = dict(num_layers=L, batch_first=batch_first, bidirectional=True)
+    if cell == "lstm":
+        rnn = torch.nn.LSTM(3, 5, **kw)
+    elif cell == "gru":
+        rnn = torch.nn.GRU(3, 5, **kw)
+    else:
+        rnn = torch.nn.RNN(3, 5, nonlinearity=cell[4:], **kw)
+    lin = torch.nn.Linear(10, 2) if head else None
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.lin = rnn, lin
+
+        def forward(self, x):
+            y = self.rnn(x)[0]
+            return self.lin(y) if self.lin is not None else y
+
+    m = M().to(tdt).eval()
+    x = torch.zeros((1, 7, 3) if batch_first else (7, 1, 3), dtype=tdt)
+    import io
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), buf, dynamo=False, opset_version=17)
+    return m, onnx.load_from_string(buf.getvalue())
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bidirectional_from_torch_onnx_export(cell, L, dtype):
+    torch = pytest.importorskip("torch")
+    head, batch_first = L == 2, cell in ("gru", "rnn_relu")
+    m, model = torch_bi_exported(torch, cell, L, head, dtype, batch_first)
+    assert any(a.s == b"bidirectional" for n in model.graph.node for a in n.attribute
+               if a.name == "direction")
+    net = sr.from_onnx(model)
+    assert net.bidirectional and net.cell == cell and net.num_layers == L
+    assert net.dtype == np.dtype(dtype) and net.output_size == (2 if head else None)
+    sd = net.state_dict()
+    for k, v in m.rnn.state_dict().items():
+        assert np.array_equal(sd[k], v.numpy()), k
+    X = np.random.default_rng(1).standard_normal((9, 3)).astype(dtype)
+    with torch.no_grad():
+        x = torch.from_numpy(X)[None] if batch_first else torch.from_numpy(X)[:, None]
+        Yt = m(x).numpy().reshape(9, -1)
+    close(net.run(X), Yt, 2e-6 if dtype == "float32" else 1e-12)
+
+
+def test_bidirectional_merge_must_be_the_concatenation():
+    net = sr.GRU(2, 3, num_layers=2, output_size=1, bidirectional=True, seed=0)
+    model = sr.to_onnx(net)
+    assert sr.from_onnx(model).parameters().tobytes() == net.parameters().tobytes()
+
+    def node(m, name):
+        return next(n for n in m.graph.node if n.name == name)
+
+    # a Transpose that puts the direction axis before time: rejected
+    m = copy.deepcopy(model)
+    t = node(m, "transpose_l0")
+    t.ClearField("attribute")
+    t.attribute.append(helper.make_attribute("perm", [1, 2, 0, 3]))
+    with pytest.raises(ValueError, match="reorders the time, direction and hidden axes"):
+        sr.from_onnx(m)
+    # layout=1 (batch first): Y is (1, T, 2, H) and perm [0, 2, 1, 3] would swap time and
+    # direction
+    m = set_attr(model, "layout", 1)
+    with pytest.raises(ValueError, match=r"perm=\[0, 2, 1, 3\] reorders .*layout=1"):
+        sr.from_onnx(m)
+    # the next layer reading Y through a Squeeze-free, Reshape-free path: rejected
+    m = copy.deepcopy(model)
+    node(m, "gru_l1").input[0] = "Y4t_l0"
+    with pytest.raises(ValueError, match="must be merged"):
+        sr.from_onnx(m)
+    # a Reshape that does not merge the directions' h: rejected
+    m = copy.deepcopy(model)
+    m.graph.initializer.append(numpy_helper.from_array(np.array([0, 2, 3], np.int64),
+                                                       "other_shape"))
+    node(m, "reshape_l1").input[1] = "other_shape"
+    with pytest.raises(ValueError, match="ending in -1 or 6"):
+        sr.from_onnx(m)
+    # forward and bidirectional layers mixed
+    m = set_attr(model, "direction", "forward")
+    with pytest.raises(ValueError, match=r"W and R must have shape \(1, "):
+        sr.from_onnx(m)
+    m = copy.deepcopy(model)
+    rec = [n for n in m.graph.node if n.op_type == "GRU"]
+    for a in list(rec[1].attribute):
+        if a.name == "direction":
+            rec[1].attribute.remove(a)
+    with pytest.raises(ValueError, match="differs from layer 0's"):
+        sr.from_onnx(m)
+    # the directions' activations must agree
+    rnn = sr.to_onnx(sr.RNN(2, 3, bidirectional=True, seed=0))
+    assert sr.from_onnx(rnn).bidirectional
+    with pytest.raises(ValueError, match="differ between the directions"):
+        sr.from_onnx(set_attr(rnn, "activations", ["Tanh", "Relu"]))
+    with pytest.raises(ValueError, match="reverse"):
+        sr.from_onnx(set_attr(rnn, "direction", "reverse"))

@@ -174,7 +174,6 @@ def test_to_torch_round_trip(cell, dtype, O):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(bidirectional=True), "not supported by from_torch yet"),
     (dict(proj_size=2), "proj_size"),
     (dict(num_layers=2, dropout=0.5), "dropout"),
 ])
@@ -257,3 +256,98 @@ def test_from_torch_into_existing_net_is_all_or_nothing():
     assert sr.from_torch(m, net=net) is net
     for k, v in m.state_dict().items():
         assert np.array_equal(net.state_dict()[k], v.numpy())
+
+
+# ---------------------------------------------------------------- bidirectional modules
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("with_head", [False, True])
+def test_bidirectional_from_torch_to_torch_match_torch(cell, L, dtype, with_head):
+    D, H, O, T = 3, 6, 2, 17
+    m = torch_rnn(cell, D, H, L, dtype, seed=10 + L, bidirectional=True)
+    head = torch.nn.Linear(2 * H, O).to(TDT[dtype]) if with_head else None
+    net = sr.from_torch(m, head=head)
+    assert net.bidirectional and net.num_directions == 2 and net.cell == cell
+    assert (net.num_layers, net.input_size, net.hidden_size) == (L, D, H)
+    assert net.output_size == (O if with_head else None) and net.dtype == np.dtype(dtype)
+    sd = net.state_dict()
+    assert [k for k in sd if not k.startswith("head.")] == list(m.state_dict())
+    for k, v in m.state_dict().items():
+        assert np.array_equal(sd[k], v.numpy()), k
+    X = np.random.default_rng(L).standard_normal((T, D)).astype(dtype)
+    with torch.no_grad():
+        Yt = m(torch.from_numpy(X))[0]
+        if head is not None:
+            Yt = head(Yt)
+    Y = net.run(X)
+    assert Y.shape == (T, O if with_head else 2 * H)
+    close(Y, Yt.numpy(), dtype, "Y vs torch")
+    # and back: a bidirectional torch module with the same weights, bit for bit
+    m2 = net.to_torch()
+    rnn = m2.rnn if with_head else m2
+    assert type(rnn) is type(m) and rnn.bidirectional and rnn.num_layers == L
+    assert list(rnn.state_dict()) == list(m.state_dict())
+    for k, v in m.state_dict().items():
+        assert torch.equal(rnn.state_dict()[k], v), k
+    if with_head:
+        assert m2.head.in_features == 2 * H
+        assert torch.equal(m2.head.weight, head.weight) and torch.equal(m2.head.bias, head.bias)
+    with torch.no_grad():
+        Y2 = m2(torch.from_numpy(X))[0]
+    close(Y, Y2.numpy(), dtype, "Y vs to_torch module")
+    back = sr.from_torch(m2)
+    assert back.bidirectional and back.parameters().tobytes() == net.parameters().tobytes()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn_relu"])
+def test_bidirectional_without_bias_and_batch_first(cell):
+    m = torch_rnn(cell, 2, 4, 2, "float64", seed=3, bidirectional=True, bias=False,
+                  batch_first=True)
+    net = sr.from_torch(m)
+    assert all(not v.any() for k, v in net.state_dict().items() if "bias" in k)
+    X = np.random.default_rng(0).standard_normal((9, 2))
+    with torch.no_grad():
+        Yt = m(torch.from_numpy(X)[None])[0][0].numpy()
+    close(net.run(X), Yt, "float64")
+
+
+def test_bidirectional_refusals_and_loading_into_a_net():
+    bi = torch_rnn("gru", 3, 4, 2, seed=1, bidirectional=True)
+    uni = torch_rnn("gru", 3, 4, 2, seed=1)
+    head = torch.nn.Linear(8, 2)
+    with pytest.raises(ValueError, match=r"in_features must equal 2 \* hidden_size=8"):
+        sr.from_torch(bi, head=torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="in_features must equal hidden_size=4"):
+        sr.from_torch(uni, head=head)
+    with pytest.raises(ValueError, match="proj_size"):
+        sr.from_torch(torch.nn.LSTM(3, 4, bidirectional=True, proj_size=2))
+    uni_net = sr.GRU(3, 4, num_layers=2, output_size=2, seed=0)
+    bi_net = sr.GRU(3, 4, num_layers=2, output_size=2, bidirectional=True, seed=0)
+    # a bidirectional module into a unidirectional net and the reverse: nothing written
+    for module, hd, net in ((bi, head, uni_net), (uni, torch.nn.Linear(4, 2), bi_net)):
+        before = snapshot(net)
+        with pytest.raises(ValueError, match="bidirectional"):
+            sr.from_torch(module, head=hd, net=net)
+        assert_unchanged(before, net)
+    # a NaN in the last tensor of the backward direction: nothing written
+    before = snapshot(bi_net)
+    bad = copy.deepcopy(bi)
+    with torch.no_grad():
+        bad.bias_hh_l1_reverse[-1] = float("nan")
+    with pytest.raises(ValueError, match="bias_hh_l1_reverse.*finite"):
+        sr.from_torch(bad, head=head, net=bi_net)
+    assert_unchanged(before, bi_net)
+    # a missing backward tensor
+    bad = copy.deepcopy(bi)
+    del bad._parameters["weight_hh_l0_reverse"]
+    with pytest.raises(ValueError, match=r"missing \['weight_hh_l0_reverse'\]"):
+        sr.from_torch(bad, head=head, net=bi_net)
+    assert_unchanged(before, bi_net)
+    assert sr.from_torch(bi, head=head, net=bi_net) is bi_net
+    for k, v in bi.state_dict().items():
+        assert np.array_equal(bi_net.state_dict()[k], v.numpy()), k
+    assert np.array_equal(bi_net.head.weight, head.weight.detach().numpy())
+    X = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    with torch.no_grad():
+        close(bi_net.run(X), head(bi(torch.from_numpy(X))[0]).numpy(), "float32")

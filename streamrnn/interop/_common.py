@@ -6,16 +6,15 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["reject_bidirectional", "require", "build_network", "GATES", "permute_gates",
-           "check_dtype_arg"]
+__all__ = ["require", "build_network", "GATES", "permute_gates", "check_dtype_arg",
+           "direction_suffixes"]
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
-def reject_bidirectional(source: str) -> None:
-    """The one place that refuses bidirectional layers (lift it when streamrnn gains them)."""
-    raise ValueError(f"bidirectional recurrent layers are not supported by {source} yet: "
-                     f"streamrnn networks step forward in time, one sample at a time")
+def direction_suffixes(bidirectional: bool) -> "tuple[str, ...]":
+    """The PyTorch key suffixes of a layer's directions: ``("",)`` or ``("", "_reverse")``."""
+    return ("", "_reverse") if bidirectional else ("",)
 
 
 def require(module: str, extra: str) -> Any:
@@ -45,12 +44,14 @@ def permute_gates(a: np.ndarray, order: "tuple[int, ...]", axis: int = 0) -> np.
 def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
                   output_size: Optional[int], dtype: Any, source_dtype: Any,
                   state_dict: Mapping[str, np.ndarray], net: Any = None,
-                  source: str = "") -> Any:
+                  source: str = "", bidirectional: bool = False) -> Any:
     """A new network holding ``state_dict`` (PyTorch key names), or ``net`` loaded with it.
 
     ``dtype`` is the caller's argument (None: ``net.dtype`` when loading into ``net``, else
     ``source_dtype``, the dtype of the source's parameters). Every key and shape is checked
-    against the architecture before anything is created or written;
+    against the architecture (bidirectional: also the ``..._l{k}_reverse`` keys, layers
+    above the first and the head reading ``2 * hidden_size`` features) before anything is
+    created or written;
     ``net.load_state_dict`` is itself strict and atomic, so on any error ``net`` is unchanged.
     """
     from .. import network as _network
@@ -71,20 +72,23 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
             dt = src
     G = GATES[cell]
     H = hidden_size
+    ndir = 2 if bidirectional else 1
     expected: Dict[str, tuple] = {}
     for k in range(num_layers):
-        din = input_size if k == 0 else H
-        expected[f"weight_ih_l{k}"] = (G * H, din)
-        expected[f"weight_hh_l{k}"] = (G * H, H)
-        expected[f"bias_ih_l{k}"] = (G * H,)
-        expected[f"bias_hh_l{k}"] = (G * H,)
+        din = input_size if k == 0 else ndir * H
+        for sfx in direction_suffixes(bidirectional):
+            expected[f"weight_ih_l{k}{sfx}"] = (G * H, din)
+            expected[f"weight_hh_l{k}{sfx}"] = (G * H, H)
+            expected[f"bias_ih_l{k}{sfx}"] = (G * H,)
+            expected[f"bias_hh_l{k}{sfx}"] = (G * H,)
     if output_size:
-        expected["head.weight"] = (output_size, H)
+        expected["head.weight"] = (output_size, ndir * H)
         expected["head.bias"] = (output_size,)
     missing = sorted(set(expected) - set(state_dict))
     unused = sorted(set(state_dict) - set(expected))
     if missing or unused:
-        raise ValueError(f"{source}: parameters do not match a {num_layers}-layer {cell} "
+        kind = "bidirectional " if bidirectional else ""
+        raise ValueError(f"{source}: parameters do not match a {num_layers}-layer {kind}{cell} "
                          f"network: missing {missing}, unused {unused}")
     for key, shape in expected.items():
         arr = np.asarray(state_dict[key])
@@ -94,7 +98,8 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
             raise TypeError(f"{source}: {key} must be a real floating array, got {arr.dtype}")
     if net is None:
         kw: Dict[str, Any] = dict(input_size=input_size, hidden_size=H, num_layers=num_layers,
-                                  output_size=output_size, dtype=dt.name)
+                                  output_size=output_size, dtype=dt.name,
+                                  bidirectional=bool(bidirectional))
         if cell == "lstm":
             net = _network.LSTM(**kw)
         elif cell == "gru":
@@ -102,11 +107,12 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
         else:
             net = _network.RNN(nonlinearity=cell[4:], **kw)
     else:
-        want = (cell, input_size, H, num_layers, output_size)
-        have = (net.cell, net.input_size, net.hidden_size, net.num_layers, net.output_size)
+        want = (cell, input_size, H, num_layers, output_size, bool(bidirectional))
+        have = (net.cell, net.input_size, net.hidden_size, net.num_layers, net.output_size,
+                bool(net.bidirectional))
         if want != have:
             raise ValueError(f"{source}: net has (cell, input_size, hidden_size, num_layers, "
-                             f"output_size) = {have}, the source has {want}")
+                             f"output_size, bidirectional) = {have}, the source has {want}")
         if dt != net.dtype:
             raise TypeError(f"{source}: dtype {dt.name} differs from net.dtype "
                             f"{net.dtype.name}")

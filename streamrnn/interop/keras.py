@@ -7,7 +7,9 @@ Keras keeps ``kernel (D, G*H)`` and ``recurrent_kernel (H, G*H)`` (PyTorch's mat
 transposed) with gates LSTM ``i, f, c, o`` (PyTorch's order) and GRU ``z, r, h``
 (PyTorch: ``r, z, n``). An LSTM or SimpleRNN has one bias (loaded as ``bias_ih``,
 ``bias_hh = 0``); a GRU with ``reset_after=True`` has an input and a recurrent bias row,
-exactly PyTorch's ``b_ih`` and ``b_hh``.
+exactly PyTorch's ``b_ih`` and ``b_hh``. ``keras.layers.Bidirectional(...,
+merge_mode="concat")`` holds a ``forward_layer`` and a ``backward_layer`` (``go_backwards=True``,
+its output flipped back into time order): PyTorch's direction and ``_reverse`` direction.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from ._common import build_network, permute_gates, reject_bidirectional, require
+from ._common import build_network, direction_suffixes, permute_gates, require
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..network import GRU, LSTM, RNN
@@ -40,9 +42,7 @@ def _act(keras: Any, f: Any) -> str:
 
 def _layers(keras: Any, obj: Any) -> List[Any]:
     L = keras.layers
-    if isinstance(obj, L.Bidirectional):
-        reject_bidirectional("from_keras")
-    if isinstance(obj, (L.LSTM, L.GRU, L.SimpleRNN)):
+    if isinstance(obj, (L.LSTM, L.GRU, L.SimpleRNN, L.Bidirectional)):
         return [obj]
     if isinstance(obj, keras.Sequential):
         return list(obj.layers)
@@ -73,7 +73,9 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         ``keras.layers.LSTM``, ``GRU`` (``reset_after=True``) or ``SimpleRNN`` (``tanh`` or
         ``relu``); or a Sequential/list of such layers of one kind and one ``units`` (all but
         the last with ``return_sequences=True``), optionally followed by one ``Dense`` with
-        linear activation (the head). ``InputLayer`` is skipped; ``Dropout`` layers only with
+        linear activation (the head). ``keras.layers.Bidirectional`` wrappers of such layers
+        (``merge_mode="concat"``, ``return_sequences=True``; all layers bidirectional or
+        none) give a bidirectional network. ``InputLayer`` is skipped; ``Dropout`` layers only with
         ``allow_dropout``. Layers must be built (have weights).
     dtype : 'float32', 'float64' or None
         None follows the layers' variables.
@@ -88,7 +90,8 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
     -------
     LSTM, GRU or RNN
         ``run(X, s)`` gives the Keras layer's ``return_sequences=True`` output for one
-        sequence ``X[None]`` (the Dense applied per step).
+        sequence ``X[None]`` (the Dense applied per step); bidirectional: ``run(X)``, shape
+        ``(T, 2 * units)`` or ``(T, O)``.
 
     Raises
     ------
@@ -97,12 +100,16 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
     TypeError
         An unsupported layer or object type (a functional ``keras.Model``: pass its layers).
     ValueError
-        What streamrnn cannot compute exactly: a ``Bidirectional`` wrapper,
-        ``go_backwards=True``, activations other than ``tanh``/``sigmoid`` (SimpleRNN:
-        ``tanh``/``relu``), GRU ``reset_after=False`` (the reset gate applied before the
-        recurrent matmul), a Dense with an activation or not last, layers of different kinds
-        or sizes, dropout without ``allow_dropout``, unbuilt layers, mixed precision,
-        extra weights; ``net`` of another architecture.
+        What streamrnn cannot compute exactly: a ``Bidirectional`` wrapper with
+        ``merge_mode`` other than ``"concat"`` (``sum``, ``mul``, ``ave``, None) or with
+        ``return_sequences=False``, bidirectional and unidirectional layers mixed,
+        ``go_backwards=True`` (outside a ``Bidirectional``'s backward layer), activations
+        other than ``tanh``/``sigmoid`` (SimpleRNN: ``tanh``/``relu``), GRU
+        ``reset_after=False`` (the reset gate applied before the recurrent matmul), a Dense
+        with an activation or not last, layers of different kinds or sizes, dropout without
+        ``allow_dropout``, unbuilt layers, mixed precision, extra weights; ``net`` of another
+        architecture (including bidirectional layers into a unidirectional ``net`` and the
+        reverse).
 
     See Also
     --------
@@ -110,13 +117,18 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
 
     Examples
     --------
-    >>> import os; os.environ.setdefault("KERAS_BACKEND", "torch")    # doctest: +SKIP
+    >>> import os; _ = os.environ.setdefault("KERAS_BACKEND", "torch")  # doctest: +SKIP
     >>> import keras, streamrnn as sr                                 # doctest: +SKIP
     >>> model = keras.Sequential([keras.Input((None, 3)),
     ...                           keras.layers.GRU(16, return_sequences=True),
     ...                           keras.layers.Dense(1)])              # doctest: +SKIP
     >>> sr.from_keras(model)                                          # doctest: +SKIP
     GRU(input_size=3, hidden_size=16, num_layers=1, output_size=1, dtype='float32')
+    >>> bi = keras.layers.Bidirectional(keras.layers.LSTM(8, return_sequences=True))
+    ... # doctest: +SKIP
+    >>> bi.build((None, None, 3))                                     # doctest: +SKIP
+    >>> sr.from_keras(bi).bidirectional                               # doctest: +SKIP
+    True
     """
     keras = _keras()
     K = keras.layers
@@ -126,8 +138,6 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         name = f"from_keras: layer {i} ({getattr(layer, 'name', type(layer).__name__)!r})"
         if isinstance(layer, K.InputLayer):
             continue
-        if isinstance(layer, K.Bidirectional):
-            reject_bidirectional("from_keras")
         if dense is not None:
             raise ValueError(f"{name}: the Dense head must be the last layer")
         if isinstance(layer, K.Dropout):
@@ -144,92 +154,57 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
                                  f"(the head is linear)")
             dense = layer
             continue
-        if not isinstance(layer, (K.LSTM, K.GRU, K.SimpleRNN)):
-            raise TypeError(f"{name}: unsupported layer type {type(layer).__name__}")
-        if rec and type(layer) is not type(rec[0]):
-            raise ValueError(f"{name}: layers of different kinds ({type(rec[0]).__name__}, "
-                             f"{type(layer).__name__})")
-        if rec and not rec[-1].return_sequences:
+        if isinstance(layer, K.Bidirectional):
+            if layer.merge_mode != "concat":
+                raise ValueError(f"{name}: Bidirectional merge_mode={layer.merge_mode!r} is "
+                                 f"not supported: a streamrnn bidirectional network "
+                                 f"concatenates the directions (merge_mode='concat')")
+            if not layer.return_sequences:
+                raise ValueError(f"{name}: Bidirectional with return_sequences=False is not "
+                                 f"supported (its backward half is the state after the whole "
+                                 f"window, not a per-step output); use "
+                                 f"return_sequences=True")
+            parts = [layer.forward_layer, layer.backward_layer]
+        else:
+            parts = [layer]
+        for part in parts:
+            if not isinstance(part, (K.LSTM, K.GRU, K.SimpleRNN)):
+                raise TypeError(f"{name}: unsupported layer type {type(part).__name__}")
+        first = rec[0][0] if rec else parts[0]
+        if any(type(part) is not type(first) for part in parts):
+            raise ValueError(f"{name}: layers of different kinds ({type(first).__name__}, "
+                             f"{', '.join(type(p).__name__ for p in parts)})")
+        if rec and (len(parts) == 2) != (len(rec[0]) == 2):
+            raise ValueError(f"{name}: bidirectional and unidirectional layers mixed; a "
+                             f"streamrnn network is bidirectional in every layer or in none")
+        if rec and not rec[-1][0].return_sequences:
             raise ValueError(f"{name}: the layer before it has return_sequences=False")
-        rec.append(layer)
+        rec.append(parts)
     if not rec:
         raise ValueError("from_keras: no LSTM, GRU or SimpleRNN layer")
+    bidirectional = len(rec[0]) == 2
+    ndir = 2 if bidirectional else 1
     params: Dict[str, np.ndarray] = {}
-    dtypes = set()
+    dtypes: set = set()
     cell = ""
     D = H = 0
-    for k, layer in enumerate(rec):
-        name = f"from_keras: {type(layer).__name__} {layer.name!r}"
-        c = layer.cell
-        if not layer.built or getattr(c, "kernel", None) is None:
-            raise ValueError(f"{name} is not built (has no weights): call it on data or "
-                             f"build(input_shape) first")
-        if layer.go_backwards:
-            raise ValueError(f"{name}: go_backwards=True is not supported")
-        if (c.dropout or c.recurrent_dropout) and not allow_dropout:
-            raise ValueError(f"{name}: dropout={c.dropout}, recurrent_dropout="
-                             f"{c.recurrent_dropout}: streamrnn has no dropout (inference is "
-                             f"unaffected); pass allow_dropout=True")
-        act = _act(keras, c.activation)
-        if isinstance(layer, K.SimpleRNN):
-            if act not in ("tanh", "relu"):
-                raise ValueError(f"{name}: activation {act!r} is not supported (tanh or relu)")
-            this = "rnn_" + act
-        else:
-            ract = _act(keras, c.recurrent_activation)
-            if act != "tanh" or ract != "sigmoid":
-                raise ValueError(f"{name}: activation={act!r}, recurrent_activation={ract!r}: "
-                                 f"only tanh and sigmoid (PyTorch's) are supported")
-            this = "lstm" if isinstance(layer, K.LSTM) else "gru"
-            if this == "gru" and not c.reset_after:
-                raise ValueError(f"{name}: reset_after=False applies the reset gate before "
-                                 f"the recurrent matmul, which PyTorch's (and streamrnn's) GRU "
-                                 f"cannot represent exactly; use reset_after=True (the "
-                                 f"Keras 3 default)")
-        if cell and this != cell:
-            raise ValueError(f"{name}: activation {act!r} differs from the first layer's")
-        cell = this
-        variables = {"kernel": c.kernel, "recurrent_kernel": c.recurrent_kernel}
-        if c.use_bias:
-            variables["bias"] = c.bias
-        known = {id(v) for v in variables.values()}
-        extra = [w.path for w in layer.weights if id(w) not in known]
-        if extra or len(layer.weights) != len(variables):
-            raise ValueError(f"{name}: unused weights {extra}")
-        if layer.compute_dtype != c.kernel.dtype:
-            raise ValueError(f"{name}: mixed precision (compute dtype {layer.compute_dtype}, "
-                             f"variables {c.kernel.dtype}) is not supported")
-        arrs = {n: _np(keras, v) for n, v in variables.items()}
-        dtypes |= {a.dtype for a in arrs.values()}
-        kern, rker = arrs["kernel"], arrs["recurrent_kernel"]
-        G = {"lstm": 4, "gru": 3}.get(cell, 1)
-        h = int(layer.units)
-        if rker.shape != (h, G * h) or kern.ndim != 2 or kern.shape[1] != G * h:
-            raise ValueError(f"{name}: kernel {kern.shape} / recurrent_kernel {rker.shape} do "
-                             f"not hold {G} gates of {h} units")
-        if k == 0:
-            D, H = kern.shape[0], h
-        elif h != H or kern.shape[0] != H:
-            raise ValueError(f"{name}: streamrnn stacks layers of one size: units {h} and "
-                             f"input {kern.shape[0]} differ from {H}")
-        zeros = np.zeros(G * h, kern.dtype)
-        if cell == "gru":
-            bias = arrs.get("bias", np.zeros((2, G * h), kern.dtype))
-            if bias.shape != (2, G * h):
-                raise ValueError(f"{name}: bias must have shape (2, {G * h}), got {bias.shape}")
-            order = _KERAS_TO_TORCH_GRU
-            params[f"weight_ih_l{k}"] = permute_gates(kern.T, order)
-            params[f"weight_hh_l{k}"] = permute_gates(rker.T, order)
-            params[f"bias_ih_l{k}"] = permute_gates(bias[0], order)
-            params[f"bias_hh_l{k}"] = permute_gates(bias[1], order)
-        else:
-            bias = arrs.get("bias", zeros)
-            if bias.shape != (G * h,):
-                raise ValueError(f"{name}: bias must have shape ({G * h},), got {bias.shape}")
-            params[f"weight_ih_l{k}"] = np.ascontiguousarray(kern.T)
-            params[f"weight_hh_l{k}"] = np.ascontiguousarray(rker.T)
-            params[f"bias_ih_l{k}"] = bias
-            params[f"bias_hh_l{k}"] = zeros
+    for k, parts in enumerate(rec):
+        for sfx, layer in zip(direction_suffixes(bidirectional), parts):
+            this, arrs, din, h = _convert(keras, layer, allow_dropout, backward=sfx != "")
+            name = f"from_keras: {type(layer).__name__} {layer.name!r}"
+            if cell and this != cell:
+                raise ValueError(f"{name}: activation {_act(keras, layer.cell.activation)!r} "
+                                 f"differs from the first layer's")
+            cell = this
+            if k == 0 and not sfx:
+                D, H = din, h
+            elif h != H or din != (D if k == 0 else ndir * H):
+                raise ValueError(f"{name}: streamrnn stacks layers of one size: units {h} and "
+                                 f"input {din} differ from {H} and "
+                                 f"{D if k == 0 else ndir * H}")
+            dtypes |= {a.dtype for a in arrs.values()}
+            for key, a in arrs.items():
+                params[f"{key}_l{k}{sfx}"] = a
     O = None
     if dense is not None:
         name = f"from_keras: Dense {dense.name!r}"
@@ -240,8 +215,9 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         if extra or len(dense.weights) != len(dense_vars):
             raise ValueError(f"{name}: unused weights {extra}")
         kern = _np(keras, dense.kernel)
-        if kern.ndim != 2 or kern.shape[0] != H:
-            raise ValueError(f"{name}: kernel must have shape ({H}, units), got {kern.shape}")
+        if kern.ndim != 2 or kern.shape[0] != ndir * H:
+            raise ValueError(f"{name}: kernel must have shape ({ndir * H}, units), got "
+                             f"{kern.shape}")
         O = kern.shape[1]
         bias = _np(keras, dense.bias) if dense.use_bias else np.zeros(O, kern.dtype)
         dtypes |= {kern.dtype, bias.dtype}
@@ -251,4 +227,80 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         raise TypeError(f"from_keras: weights of mixed dtypes {sorted(map(str, dtypes))}; pass "
                         f"dtype='float32' or 'float64'")
     return build_network(cell, D, H, len(rec), O, dtype, next(iter(dtypes)), params, net=net,
-                         source="from_keras")
+                         source="from_keras", bidirectional=bidirectional)
+
+
+def _convert(keras: Any, layer: Any, allow_dropout: bool,
+             backward: bool) -> "tuple[str, Dict[str, np.ndarray], int, int]":
+    """One Keras recurrent layer in PyTorch's layout: (cell, {weight_ih, weight_hh, bias_ih,
+    bias_hh}, input size, units). ``backward``: the backward layer of a Bidirectional (which
+    must have ``go_backwards=True``; every other layer must not)."""
+    K = keras.layers
+    name = f"from_keras: {type(layer).__name__} {layer.name!r}"
+    c = layer.cell
+    if not layer.built or getattr(c, "kernel", None) is None:
+        raise ValueError(f"{name} is not built (has no weights): call it on data or "
+                         f"build(input_shape) first")
+    if bool(layer.go_backwards) != backward:
+        if backward:
+            raise ValueError(f"{name}: a Bidirectional's backward layer must have "
+                             f"go_backwards=True")
+        raise ValueError(f"{name}: go_backwards=True is not supported (outside a "
+                         f"Bidirectional's backward layer)")
+    if (c.dropout or c.recurrent_dropout) and not allow_dropout:
+        raise ValueError(f"{name}: dropout={c.dropout}, recurrent_dropout="
+                         f"{c.recurrent_dropout}: streamrnn has no dropout (inference is "
+                         f"unaffected); pass allow_dropout=True")
+    act = _act(keras, c.activation)
+    if isinstance(layer, K.SimpleRNN):
+        if act not in ("tanh", "relu"):
+            raise ValueError(f"{name}: activation {act!r} is not supported (tanh or relu)")
+        cell = "rnn_" + act
+    else:
+        ract = _act(keras, c.recurrent_activation)
+        if act != "tanh" or ract != "sigmoid":
+            raise ValueError(f"{name}: activation={act!r}, recurrent_activation={ract!r}: "
+                             f"only tanh and sigmoid (PyTorch's) are supported")
+        cell = "lstm" if isinstance(layer, K.LSTM) else "gru"
+        if cell == "gru" and not c.reset_after:
+            raise ValueError(f"{name}: reset_after=False applies the reset gate before "
+                             f"the recurrent matmul, which PyTorch's (and streamrnn's) GRU "
+                             f"cannot represent exactly; use reset_after=True (the "
+                             f"Keras 3 default)")
+    variables = {"kernel": c.kernel, "recurrent_kernel": c.recurrent_kernel}
+    if c.use_bias:
+        variables["bias"] = c.bias
+    known = {id(v) for v in variables.values()}
+    extra = [w.path for w in layer.weights if id(w) not in known]
+    if extra or len(layer.weights) != len(variables):
+        raise ValueError(f"{name}: unused weights {extra}")
+    if layer.compute_dtype != c.kernel.dtype:
+        raise ValueError(f"{name}: mixed precision (compute dtype {layer.compute_dtype}, "
+                         f"variables {c.kernel.dtype}) is not supported")
+    arrs = {n: _np(keras, v) for n, v in variables.items()}
+    kern, rker = arrs["kernel"], arrs["recurrent_kernel"]
+    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    h = int(layer.units)
+    if rker.shape != (h, G * h) or kern.ndim != 2 or kern.shape[1] != G * h:
+        raise ValueError(f"{name}: kernel {kern.shape} / recurrent_kernel {rker.shape} do "
+                         f"not hold {G} gates of {h} units")
+    zeros = np.zeros(G * h, kern.dtype)
+    out: Dict[str, np.ndarray] = {}
+    if cell == "gru":
+        bias = arrs.get("bias", np.zeros((2, G * h), kern.dtype))
+        if bias.shape != (2, G * h):
+            raise ValueError(f"{name}: bias must have shape (2, {G * h}), got {bias.shape}")
+        order = _KERAS_TO_TORCH_GRU
+        out["weight_ih"] = permute_gates(kern.T, order)
+        out["weight_hh"] = permute_gates(rker.T, order)
+        out["bias_ih"] = permute_gates(bias[0], order)
+        out["bias_hh"] = permute_gates(bias[1], order)
+    else:
+        bias = arrs.get("bias", zeros)
+        if bias.shape != (G * h,):
+            raise ValueError(f"{name}: bias must have shape ({G * h},), got {bias.shape}")
+        out["weight_ih"] = np.ascontiguousarray(kern.T)
+        out["weight_hh"] = np.ascontiguousarray(rker.T)
+        out["bias_ih"] = bias
+        out["bias_hh"] = zeros
+    return cell, out, int(kern.shape[0]), h

@@ -7,7 +7,10 @@ Layouts: ONNX's recurrent operators take ``W (num_directions, G*H, D)``,
 ``R (num_directions, G*H, H)`` and ``B (num_directions, 2*G*H)`` (input biases, then
 recurrent biases) with gates in the orders LSTM ``i, o, f, c`` and GRU ``z, r, h``; PyTorch
 (and streamrnn) use LSTM ``i, f, g, o`` and GRU ``r, z, n``. ``linear_before_reset=1`` is
-PyTorch's GRU (``b_hn`` inside the reset product).
+PyTorch's GRU (``b_hn`` inside the reset product). A bidirectional layer is one operator with
+``direction="bidirectional"`` (``num_directions = 2``: index 0 forward, 1 backward, PyTorch's
+``_reverse`` parameters); its ``Y`` ``(T, 2, 1, H)`` is transposed to ``(T, 1, 2, H)`` and
+reshaped to ``(T, 1, 2H)`` = ``[h_forward | h_backward]`` before the next layer or the head.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from ._common import GATES, build_network, permute_gates, reject_bidirectional, require
+from ._common import GATES, build_network, direction_suffixes, permute_gates, require
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx as _onnx
@@ -36,19 +39,25 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
             opset: int = 17, *, initial_state: bool = False) -> "_onnx.ModelProto":
     """An ONNX model computing ``net.run`` on a whole sequence, with standard operators.
 
-    One ``LSTM``/``GRU``/``RNN`` operator per layer (forward direction, default
-    activations; ``RNN`` with ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``),
-    a ``Squeeze`` between layers and, with a head, ``MatMul`` + ``Add``.
+    One ``LSTM``/``GRU``/``RNN`` operator per layer (default activations; ``RNN`` with
+    ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``), a ``Squeeze`` after each
+    and, with a head, ``MatMul`` + ``Add``. A bidirectional network has operators with
+    ``direction="bidirectional"`` whose ``Y`` ``(T, 2, 1, H)`` goes through ``Transpose``
+    (perm ``[0, 2, 1, 3]``) and ``Reshape`` to ``(T, 1, 2H)`` instead of the ``Squeeze``.
 
     Graph inputs: ``X`` of shape ``(T, 1, D)`` (T free), and with ``initial_state=True``
-    also ``h0`` (and ``c0`` for an LSTM) of shape ``(num_layers, 1, H)`` (otherwise the
-    initial state is zero). Graph outputs: ``Y`` ``(T, 1, O or H)``, ``h_n`` and, for an
-    LSTM, ``c_n`` ``(num_layers, 1, H)``: the final state, to continue a stream.
+    also ``h0`` (and ``c0`` for an LSTM) of shape ``(num_layers * num_directions, 1, H)``
+    (PyTorch's layout: layer k's backward direction at ``2k + 1``; otherwise the initial
+    state is zero). Graph outputs: ``Y`` ``(T, 1, O or num_directions * H)``, ``h_n`` and,
+    for an LSTM, ``c_n`` ``(num_layers * num_directions, 1, H)``: the final state (to
+    continue a stream; of a bidirectional network, the backward directions' state after
+    reading the window back to its first sample, like PyTorch's ``h_n``).
 
     Parameters
     ----------
     net : LSTM, GRU or RNN
-        The network to export (any cell, layers, head; float32 or float64).
+        The network to export (any cell, layers, head, bidirectional or not; float32 or
+        float64).
     path : str or path-like, optional
         Where to save the model too (written atomically).
     opset : int >= 14
@@ -82,6 +91,9 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     >>> model = sr.to_onnx(net)                                        # doctest: +SKIP
     >>> [n.op_type for n in model.graph.node]                          # doctest: +SKIP
     ['GRU', 'Squeeze', 'GRU', 'Squeeze', 'MatMul', 'Add', 'Concat']
+    >>> bi = sr.LSTM(3, 8, bidirectional=True, seed=0)
+    >>> [n.op_type for n in sr.to_onnx(bi).graph.node]                 # doctest: +SKIP
+    ['LSTM', 'Transpose', 'Reshape', 'Concat', 'Concat']
     """
     from ..network import _Recurrent
     from .._checks import check_int
@@ -91,42 +103,51 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     helper, numpy_helper, TP = onnx.helper, onnx.numpy_helper, onnx.TensorProto
     opset = check_int(opset, "opset", _MIN_OPSET, onnx.defs.onnx_opset_version())
     cell, L, D, H, O = net.cell, net.num_layers, net.input_size, net.hidden_size, net.output_size
+    bi = bool(net.bidirectional)
+    nd = 2 if bi else 1
+    sfxs = direction_suffixes(bi)
     elem = TP.FLOAT if net.dtype == np.float32 else TP.DOUBLE
     sd = net.state_dict()
     order = _TO_ONNX[cell]
     nodes: List[Any] = []
-    inits: List[Any] = [numpy_helper.from_array(np.array([1], np.int64), "axes_1")]
+    inits: List[Any] = []
+    if not bi:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes_1"))
     inputs = [helper.make_tensor_value_info("X", elem, ["T", 1, D])]
     is_lstm = cell == "lstm"
     if initial_state:
-        inputs.append(helper.make_tensor_value_info("h0", elem, [L, 1, H]))
+        inputs.append(helper.make_tensor_value_info("h0", elem, [L * nd, 1, H]))
         if is_lstm:
-            inputs.append(helper.make_tensor_value_info("c0", elem, [L, 1, H]))
+            inputs.append(helper.make_tensor_value_info("c0", elem, [L * nd, 1, H]))
         inits.append(numpy_helper.from_array(np.array([0], np.int64), "axes_0"))
     x = "X"
     hs, cs = [], []
     for k in range(L):
-        W = permute_gates(sd[f"weight_ih_l{k}"], order)[None]
-        R = permute_gates(sd[f"weight_hh_l{k}"], order)[None]
-        B = np.concatenate([permute_gates(sd[f"bias_ih_l{k}"], order),
-                            permute_gates(sd[f"bias_hh_l{k}"], order)])[None]
+        W = np.stack([permute_gates(sd[f"weight_ih_l{k}{d}"], order) for d in sfxs])
+        R = np.stack([permute_gates(sd[f"weight_hh_l{k}{d}"], order) for d in sfxs])
+        B = np.stack([np.concatenate([permute_gates(sd[f"bias_ih_l{k}{d}"], order),
+                                      permute_gates(sd[f"bias_hh_l{k}{d}"], order)])
+                      for d in sfxs])
         names = [f"W_l{k}", f"R_l{k}", f"B_l{k}"]
         for name, arr in zip(names, (W, R, B)):
             inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         ins = [x] + names
         if initial_state:
-            inits.append(numpy_helper.from_array(np.array([k], np.int64), f"start_l{k}"))
-            inits.append(numpy_helper.from_array(np.array([k + 1], np.int64), f"end_l{k}"))
+            inits.append(numpy_helper.from_array(np.array([k * nd], np.int64), f"start_l{k}"))
+            inits.append(numpy_helper.from_array(np.array([(k + 1) * nd], np.int64),
+                                                 f"end_l{k}"))
             states = ["h0"] + (["c0"] if is_lstm else [])
             for s in states:
                 nodes.append(helper.make_node("Slice", [s, f"start_l{k}", f"end_l{k}", "axes_0"],
                                               [f"{s}_l{k}"], name=f"slice_{s}_l{k}"))
             ins += ["", f"h0_l{k}"] + ([f"c0_l{k}"] if is_lstm else [])
         attrs: Dict[str, Any] = {"hidden_size": H}
+        if bi:
+            attrs["direction"] = "bidirectional"
         if cell == "gru":
             attrs["linear_before_reset"] = 1
         elif cell != "lstm":
-            attrs["activations"] = ["Tanh" if cell == "rnn_tanh" else "Relu"]
+            attrs["activations"] = ["Tanh" if cell == "rnn_tanh" else "Relu"] * nd
         outs = [f"Y4_l{k}", f"h_l{k}"] + ([f"c_l{k}"] if is_lstm else [])
         nodes.append(helper.make_node(_OP[cell], ins, outs, name=f"{_OP[cell].lower()}_l{k}",
                                       **attrs))
@@ -135,8 +156,17 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
             cs.append(outs[2])
         last = k == L - 1
         x = "Y" if last and O is None else f"Y_l{k}"
-        nodes.append(helper.make_node("Squeeze", [f"Y4_l{k}", "axes_1"], [x],
-                                      name=f"squeeze_l{k}"))
+        if bi:  # (T, 2, 1, H) -> (T, 1, 2, H) -> (T, 1, 2H) = [h_forward | h_backward]
+            if k == 0:
+                inits.append(numpy_helper.from_array(np.array([0, 0, 2 * H], np.int64),
+                                                     "merged_shape"))
+            nodes.append(helper.make_node("Transpose", [f"Y4_l{k}"], [f"Y4t_l{k}"],
+                                          name=f"transpose_l{k}", perm=[0, 2, 1, 3]))
+            nodes.append(helper.make_node("Reshape", [f"Y4t_l{k}", "merged_shape"], [x],
+                                          name=f"reshape_l{k}"))
+        else:
+            nodes.append(helper.make_node("Squeeze", [f"Y4_l{k}", "axes_1"], [x],
+                                          name=f"squeeze_l{k}"))
     if O is not None:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(sd["head.weight"].T),
                                              "head_weight_T"))
@@ -145,10 +175,10 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
                                       name="head_matmul"))
         nodes.append(helper.make_node("Add", ["head_matmul", "head_bias"], ["Y"],
                                       name="head_add"))
-    outputs = [helper.make_tensor_value_info("Y", elem, ["T", 1, O or H]),
-               helper.make_tensor_value_info("h_n", elem, [L, 1, H])]
+    outputs = [helper.make_tensor_value_info("Y", elem, ["T", 1, O or nd * H]),
+               helper.make_tensor_value_info("h_n", elem, [L * nd, 1, H])]
     if is_lstm:
-        outputs.append(helper.make_tensor_value_info("c_n", elem, [L, 1, H]))
+        outputs.append(helper.make_tensor_value_info("c_n", elem, [L * nd, 1, H]))
     for src, dst in ((hs, "h_n"), (cs, "c_n")):
         if src:
             nodes.append(helper.make_node("Concat", src, [dst], name=f"concat_{dst}", axis=0))
@@ -195,13 +225,18 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     """A streamrnn network from an ONNX model made of stacked ``LSTM``/``GRU``/``RNN`` ops.
 
     Reads models written by :func:`to_onnx` and by ``torch.onnx.export`` of
-    ``torch.nn.LSTM/GRU/RNN`` (optionally followed by ``torch.nn.Linear``; the TorchScript
-    exporter, ``dynamo=False``). The model must be a chain: the first recurrent operator
-    reads a graph input, each next one reads the previous one's ``Y`` (through
-    ``Squeeze``/``Reshape``/``Transpose``/``Identity`` only), all of the same kind and
-    hidden size; optionally a head ``MatMul`` (+ ``Add``) or ``Gemm`` with constant weights
-    on the top layer's output. Initial states given to the operators are runtime inputs and
-    are not imported.
+    ``torch.nn.LSTM/GRU/RNN`` (bidirectional or not; optionally followed by
+    ``torch.nn.Linear``; the TorchScript exporter, ``dynamo=False``). The model must be a
+    chain: the first recurrent operator reads a graph input, each next one reads the previous
+    one's ``Y`` (through ``Squeeze``/``Reshape``/``Transpose``/``Identity`` only), all of the
+    same kind, hidden size and direction; optionally a head ``MatMul`` (+ ``Add``) or
+    ``Gemm`` with constant weights on the top layer's output. Operators with
+    ``direction="bidirectional"`` give a bidirectional network; their ``Y``
+    ``(T, 2, batch, H)`` must reach the next layer or the head through ``Transpose``
+    operators that keep the time, direction and hidden axes in order, then a ``Reshape``
+    with a constant shape ending in ``-1`` or ``2H`` (PyTorch's and :func:`to_onnx`'s
+    ``[h_forward | h_backward]``). Initial states given to the operators are runtime inputs
+    and are not imported.
 
     Parameters
     ----------
@@ -217,7 +252,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     -------
     LSTM, GRU or RNN
         A new network (or ``net``) whose ``run`` equals the model's output ``Y[:, 0]`` for
-        ``X[:, None, :]`` and a zero (or the same) initial state.
+        ``X[:, None, :]`` and a zero (or the same) initial state (bidirectional: ``run(X)``,
+        zero initial states).
 
     Raises
     ------
@@ -227,12 +263,13 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         ``model_or_path`` of an unknown type; weights that are not float/double (without
         ``dtype``).
     ValueError
-        Anything streamrnn cannot represent exactly: ``direction`` ``reverse`` or
-        ``bidirectional``, non-default ``activations`` (RNN: ``Tanh`` or ``Relu``),
-        ``activation_alpha/beta``, ``clip``, ``input_forget=1``, GRU
+        Anything streamrnn cannot represent exactly: ``direction="reverse"`` (a single
+        backward direction), forward and bidirectional layers mixed, non-default
+        ``activations`` (RNN: ``Tanh`` or ``Relu``; bidirectional: the same for both
+        directions), ``activation_alpha/beta``, ``clip``, ``input_forget=1``, GRU
         ``linear_before_reset=0``, peepholes ``P``, ``sequence_lens``, operators other than
         the chain above, weights that are not constants, unused floating-point
-        initializers, mismatched shapes.
+        initializers, mismatched shapes, a bidirectional ``Y`` merged in another way.
 
     See Also
     --------
@@ -293,8 +330,11 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         used.add(name)
         return consts[name]
 
-    def source(name: str) -> str:
-        """Follow shape-only operators back to the tensor they pass through."""
+    def source(name: str, merged: str = "") -> str:
+        """Follow shape-only operators back to the tensor they pass through. If that is
+        ``merged``, the Y of a bidirectional layer, check that the path turns its
+        ``(T, 2, batch, H)`` into ``[h_forward | h_backward]`` per time step."""
+        path = []
         while name in producer and producer[name].op_type in _PASS_THROUGH:
             node = producer[name]
             if node.op_type == "Transpose":
@@ -302,8 +342,46 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 if not perm or perm[0][-1] != len(perm[0]) - 1:
                     raise ValueError(f"from_onnx: Transpose {node.name!r} moves the feature "
                                      f"axis")
+            path.append(node)
             name = node.input[0]
+        if merged and name == merged:
+            check_merge(path[::-1], prev_layout)
         return name
+
+    def check_merge(path: List[Any], layout: int) -> None:
+        """``path``: the shape-only operators from a bidirectional Y to its reader, in order.
+        With batch 1 the memory order of (T, 2, 1, H) (``layout=1``: (1, T, 2, H)) is the
+        concatenation the next layer reads, as long as no Transpose reorders time, direction
+        and hidden axes before a Reshape merges the last two into 2H."""
+        t_ax, d_ax = (1, 2) if layout else (0, 1)
+        where = f"from_onnx: the output Y of a bidirectional {op}"
+        for node in path:
+            if node.op_type == "Identity":
+                continue
+            if node.op_type == "Transpose":
+                perm = list([a.ints for a in node.attribute if a.name == "perm"][0])
+                if len(perm) != 4 or not perm.index(t_ax) < perm.index(d_ax) < perm.index(3):
+                    raise ValueError(f"{where}: Transpose {node.name!r} perm={perm} reorders "
+                                     f"the time, direction and hidden axes of its Y (layout="
+                                     f"{layout})")
+                continue
+            if node.op_type == "Reshape":
+                shape = node.input[1] if len(node.input) > 1 else ""
+                while (shape not in consts and shape in producer
+                       and producer[shape].op_type == "Identity"):
+                    shape = producer[shape].input[0]
+                target = consts.get(shape)
+                if (target is None or target.ndim != 1 or target.size < 2
+                        or int(target[-1]) not in (-1, 2 * H)):
+                    raise ValueError(f"{where}: Reshape {node.name!r} must have a constant "
+                                     f"shape ending in -1 or {2 * H} (the directions' h "
+                                     f"concatenated), got "
+                                     f"{None if target is None else target.tolist()}")
+                return
+            break
+        raise ValueError(f"{where} must be merged to (T, batch, 2H) by Transpose (perm "
+                         f"[0, 2, 1, 3]) and Reshape, got "
+                         f"{[n.op_type for n in path] or 'no operator'}")
 
     def ancestors(name: str) -> set:
         seen, todo = set(), [name]
@@ -321,6 +399,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     D = H = 0
     prev_y: Optional[str] = None
     wdtypes = set()
+    bidirectional = False
+    prev_layout = 0
     for k, node in enumerate(rec):
         where = f"from_onnx: {op} {node.name or k!r}"
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -329,11 +409,25 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             raise ValueError(f"{where}: unsupported attributes {sorted(unknown)}")
         direction = attrs.get("direction", b"forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
-        if direction == "bidirectional":
-            reject_bidirectional("from_onnx")
-        if direction != "forward":
-            raise ValueError(f"{where}: direction={direction!r} is not supported (forward only)")
+        if direction == "reverse":
+            raise ValueError(f"{where}: direction='reverse' (a single backward direction) is "
+                             f"not a streamrnn network: only 'forward' and 'bidirectional' "
+                             f"layers are supported")
+        if direction not in ("forward", "bidirectional"):
+            raise ValueError(f"{where}: direction={direction!r} is not supported (forward or "
+                             f"bidirectional)")
+        if k > 0 and (direction == "bidirectional") != bidirectional:
+            raise ValueError(f"{where}: direction={direction!r} differs from layer 0's; a "
+                             f"streamrnn network is bidirectional in every layer or in none")
+        bidirectional = direction == "bidirectional"
+        nd = 2 if bidirectional else 1
         acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
+        if acts and nd == 2:  # one list per direction, forward first
+            half = len(acts) // 2
+            if len(acts) % 2 or acts[:half] != acts[half:]:
+                raise ValueError(f"{where}: activations={acts} differ between the directions "
+                                 f"(streamrnn's directions share the cell's activations)")
+            acts = acts[:half]
         if op == "RNN":
             acts = acts or ["Tanh"]
             if acts not in (["Tanh"], ["Relu"]):
@@ -366,9 +460,10 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         W = const(ins[1], f"{where} W")
         R = const(ins[2], f"{where} R")
         G = GATES[cell]
-        if W.ndim != 3 or R.ndim != 3 or W.shape[0] != 1 or R.shape[0] != 1:
-            raise ValueError(f"{where}: W and R must have shape (1, G*H, D) and (1, G*H, H), "
-                             f"got {W.shape} and {R.shape}")
+        if W.ndim != 3 or R.ndim != 3 or W.shape[0] != nd or R.shape[0] != nd:
+            raise ValueError(f"{where}: W and R must have shape ({nd}, G*H, D) and "
+                             f"({nd}, G*H, H) (direction={direction!r}), got {W.shape} and "
+                             f"{R.shape}")
         h = R.shape[2]
         if "hidden_size" in attrs and attrs["hidden_size"] != h:
             raise ValueError(f"{where}: hidden_size={attrs['hidden_size']} but R has shape "
@@ -384,23 +479,24 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         else:
             if h != H:
                 raise ValueError(f"{where}: hidden size {h} differs from layer 0's {H}")
-            if W.shape[2] != H:
+            if W.shape[2] != nd * H:
                 raise ValueError(f"{where}: W {W.shape} must read the previous layer's h "
-                                 f"(input size {H})")
-            if source(ins[0]) != prev_y:
+                                 f"(input size {nd * H})")
+            if source(ins[0], (prev_y or "") if bidirectional else "") != prev_y:
                 raise ValueError(f"{where}: input X is not the previous layer's output Y")
         if ins[3]:
             B = const(ins[3], f"{where} B")
-            if B.shape != (1, 2 * G * H):
-                raise ValueError(f"{where}: B must have shape (1, {2 * G * H}), got {B.shape}")
-            B = B[0]
+            if B.shape != (nd, 2 * G * H):
+                raise ValueError(f"{where}: B must have shape ({nd}, {2 * G * H}), got "
+                                 f"{B.shape}")
         else:
-            B = np.zeros(2 * G * H, W.dtype)
+            B = np.zeros((nd, 2 * G * H), W.dtype)
         order = _FROM_ONNX[cell]
-        params[f"weight_ih_l{k}"] = permute_gates(W[0], order)
-        params[f"weight_hh_l{k}"] = permute_gates(R[0], order)
-        params[f"bias_ih_l{k}"] = permute_gates(B[:G * H], order)
-        params[f"bias_hh_l{k}"] = permute_gates(B[G * H:], order)
+        for r, d in enumerate(direction_suffixes(bidirectional)):
+            params[f"weight_ih_l{k}{d}"] = permute_gates(W[r], order)
+            params[f"weight_hh_l{k}{d}"] = permute_gates(R[r], order)
+            params[f"bias_ih_l{k}{d}"] = permute_gates(B[r, :G * H], order)
+            params[f"bias_hh_l{k}{d}"] = permute_gates(B[r, G * H:], order)
         wdtypes |= {W.dtype, R.dtype, B.dtype}
         if not node.output or not node.output[0]:
             if k < len(rec) - 1:
@@ -408,6 +504,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             prev_y = None
         else:
             prev_y = node.output[0]
+        prev_layout = int(attrs.get("layout", 0))
         for s in ins[5:7]:  # initial states: runtime values, not parameters
             used.update(ancestors(s))
     # the head: MatMul (+ Add) or Gemm reading the top layer's Y
@@ -418,7 +515,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         raise ValueError(f"from_onnx: {len(heads)} MatMul/Gemm operators; at most one head")
     if heads:
         hn = heads[0]
-        if prev_y is None or source(hn.input[0]) != prev_y:
+        if prev_y is None or source(hn.input[0], prev_y if bidirectional else "") != prev_y:
             raise ValueError(f"from_onnx: {hn.op_type} {hn.name!r} does not read the top "
                              f"recurrent layer's output Y")
         Wt = const(hn.input[1], "head weight")
@@ -447,8 +544,9 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 if len(other) != 1:
                     raise ValueError(f"from_onnx: Add {a.name!r} must add a bias vector")
                 bias = const(other[0], "head bias")
-        if Wt.ndim != 2 or Wt.shape[0] != H:
-            raise ValueError(f"from_onnx: head weight must have shape ({H}, O), got "
+        width = (2 if bidirectional else 1) * H
+        if Wt.ndim != 2 or Wt.shape[0] != width:
+            raise ValueError(f"from_onnx: head weight must have shape ({width}, O), got "
                              f"{Wt.shape}")
         O = Wt.shape[1]
         if bias is None:
@@ -467,4 +565,4 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         raise TypeError(f"from_onnx: weights of mixed dtypes {sorted(map(str, wdtypes))}; pass "
                         f"dtype='float32' or 'float64'")
     return build_network(cell, D, H, len(rec), O, dtype, next(iter(wdtypes)), params,
-                         net=net, source="from_onnx")
+                         net=net, source="from_onnx", bidirectional=bidirectional)

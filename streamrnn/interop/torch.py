@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 import numpy as np
 
-from ._common import GATES, build_network, check_dtype_arg, reject_bidirectional, require
+from ._common import GATES, build_network, check_dtype_arg, direction_suffixes, require
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch as _torch
@@ -46,11 +46,14 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
     ----------
     module : torch.nn.LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell or the module from to_torch
         Every layer is copied (RNN: ``tanh`` or ``relu``). ``batch_first`` does not matter
-        (streamrnn steps one sample at a time). ``bias=False`` loads zero biases, which
-        computes the same function. A module returned by :func:`to_torch` for a network with
-        a head (attributes ``rnn`` and ``head``) brings its head along.
+        (streamrnn steps one sample at a time). ``bidirectional=True`` gives a bidirectional
+        network (both directions' weights, PyTorch's ``_reverse`` names). ``bias=False``
+        loads zero biases, which computes the same function. A module returned by
+        :func:`to_torch` for a network with a head (attributes ``rnn`` and ``head``) brings
+        its head along.
     head : torch.nn.Linear, optional
-        A linear layer applied to the top layer's h (``in_features == hidden_size``); becomes
+        A linear layer applied to the top layer's h (``in_features == hidden_size``, or
+        ``2 * hidden_size`` for a bidirectional module: ``[h_forward | h_backward]``); becomes
         the network's head (``output_size = out_features``). ``bias=False``: zero bias.
     dtype : 'float32', 'float64' or None
         None follows the module's parameters (which must then be float32 or float64); given,
@@ -60,14 +63,16 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         but streamrnn's trainer has no dropout: a module with ``dropout > 0`` raises unless
         this is True.
     net : LSTM, GRU or RNN, optional
-        Load into this existing network (same cell, sizes and, if ``dtype`` is given,
-        dtype) instead of creating one. Nothing in it changes when anything raises.
+        Load into this existing network (same cell, sizes, ``bidirectional`` and, if
+        ``dtype`` is given, dtype) instead of creating one. Nothing in it changes when
+        anything raises.
 
     Returns
     -------
     LSTM, GRU or RNN
         A new network (or ``net``), with ``seed=None``. Its ``step``/``run`` give the module's
-        outputs (``run(X, s)`` equals ``module(X, h0)[0]`` for an unbatched ``X``).
+        outputs (``run(X, s)`` equals ``module(X, h0)[0]`` for an unbatched ``X``; for a
+        bidirectional module ``run(X)`` equals ``module(X)[0]``, shape ``(T, 2 * H)``).
 
     Raises
     ------
@@ -76,9 +81,11 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
     TypeError
         ``module`` or ``head`` is of an unsupported type, or a non-float parameter dtype.
     ValueError
-        An unsupported variant: ``bidirectional=True``, ``proj_size > 0``, ``dropout > 0``
-        without ``allow_dropout``; a head whose ``in_features`` is not ``hidden_size``; extra
-        or missing parameters (e.g. a parametrized weight); ``net`` of another architecture.
+        An unsupported variant: ``proj_size > 0``, ``dropout > 0`` without
+        ``allow_dropout``; a head whose ``in_features`` is not ``num_directions *
+        hidden_size``; extra or missing parameters (e.g. a parametrized weight); ``net`` of
+        another architecture (including a bidirectional module into a unidirectional ``net``
+        and the reverse).
 
     See Also
     --------
@@ -92,6 +99,9 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
     >>> net = sr.from_torch(m, head=torch.nn.Linear(16, 1))     # doctest: +SKIP
     >>> net                                                     # doctest: +SKIP
     GRU(input_size=3, hidden_size=16, num_layers=2, output_size=1, dtype='float32')
+    >>> bi = sr.from_torch(torch.nn.LSTM(3, 8, bidirectional=True))  # doctest: +SKIP
+    >>> bi.bidirectional, bi.run(torch.zeros(5, 3).numpy()).shape    # doctest: +SKIP
+    (True, (5, 16))
     """
     torch = require("torch", "torch")
     nn = torch.nn
@@ -110,8 +120,7 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         if module.mode not in _MODES:
             raise ValueError(f"unsupported recurrent mode {module.mode!r}")
         cell = _MODES[module.mode]
-        if module.bidirectional:
-            reject_bidirectional("from_torch")
+        bidirectional = bool(module.bidirectional)
         if getattr(module, "proj_size", 0):
             raise ValueError(f"proj_size={module.proj_size} (LSTM with projections) is not "
                              f"supported: streamrnn's h has hidden_size elements")
@@ -120,7 +129,8 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
                              f"dropout; inference is unaffected, pass allow_dropout=True")
         D, H, L = module.input_size, module.hidden_size, module.num_layers
         use_bias = module.bias
-        suffix = [f"_l{k}" for k in range(L)]
+        suffix = [(k, f"_l{k}{d}", d) for k in range(L)
+                  for d in direction_suffixes(bidirectional)]
     elif isinstance(module, nn.RNNCellBase):
         if isinstance(module, nn.LSTMCell):
             cell = "lstm"
@@ -134,33 +144,36 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
             raise TypeError(f"unsupported cell type {type(module).__name__}")
         D, H, L = module.input_size, module.hidden_size, 1
         use_bias = module.bias
-        suffix = [""]
+        bidirectional = False
+        suffix = [(0, "", "")]
     else:
         raise TypeError(f"module must be a torch.nn.LSTM, GRU, RNN, LSTMCell, GRUCell or "
                         f"RNNCell, got {type(module).__name__}")
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if use_bias else [])
-    expected = {f"{n}{s}": (k, n) for k, s in enumerate(suffix) for n in names}
+    expected = {f"{n}{s}": (k, n, d) for k, s, d in suffix for n in names}
     missing = sorted(set(expected) - set(tensors))
     unused = sorted(set(tensors) - set(expected))
     if missing or unused:
         raise ValueError(f"from_torch: {type(module).__name__} parameters do not match its "
                          f"configuration: missing {missing}, unused {unused}")
     G = GATES[cell]
-    for key, (k, n) in expected.items():
+    for key, (k, n, d) in expected.items():
         t = tensors[key]
         dtypes.add(t.dtype)
-        params[f"{n}_l{k}"] = _to_numpy(torch, t)
+        params[f"{n}_l{k}{d}"] = _to_numpy(torch, t)
     if not use_bias:
-        for k in range(L):
-            params[f"bias_ih_l{k}"] = np.zeros(G * H)
-            params[f"bias_hh_l{k}"] = np.zeros(G * H)
+        for k, _, d in suffix:
+            params[f"bias_ih_l{k}{d}"] = np.zeros(G * H)
+            params[f"bias_hh_l{k}{d}"] = np.zeros(G * H)
     O = None
     if head is not None:
         if not isinstance(head, nn.Linear):
             raise TypeError(f"head must be a torch.nn.Linear, got {type(head).__name__}")
-        if head.in_features != H:
-            raise ValueError(f"head.in_features must equal hidden_size={H}, got "
-                             f"{head.in_features}")
+        width = (2 if bidirectional else 1) * H
+        if head.in_features != width:
+            what = (f"2 * hidden_size={width} (a bidirectional module)" if bidirectional
+                    else f"hidden_size={H}")
+            raise ValueError(f"head.in_features must equal {what}, got {head.in_features}")
         O = head.out_features
         htensors = dict(head.state_dict())
         hexpected = {"weight"} | ({"bias"} if head.bias is not None else set())
@@ -179,7 +192,7 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
                         f"pass dtype='float32' or 'float64'")
     source_dtype = _torch_dtype_name(torch, next(iter(dtypes)))
     return build_network(cell, D, H, L, O, dtype, source_dtype, params, net=net,
-                         source="from_torch")
+                         source="from_torch", bidirectional=bidirectional)
 
 
 def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
@@ -191,13 +204,14 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     Parameters
     ----------
     net : LSTM, GRU or RNN
-        The network to convert (any cell, layers, head and dtype).
+        The network to convert (any cell, layers, head, dtype, bidirectional or not).
 
     Returns
     -------
     torch.nn.Module
-        Without a head: a ``torch.nn.LSTM``/``GRU``/``RNN`` (``batch_first=False``) with
-        the network's sizes, dtype and a copy of its weights. With a head: a
+        Without a head: a ``torch.nn.LSTM``/``GRU``/``RNN`` (``batch_first=False``,
+        ``bidirectional`` as the network) with the network's sizes, dtype and a copy of its
+        weights. With a head: a
         ``RecurrentWithHead`` module holding ``rnn`` (as above) and ``head``
         (``torch.nn.Linear``) whose ``forward(x, hx=None)`` returns
         ``(head(output), h_n)``. Both are in training mode like any new module (there is no
@@ -227,7 +241,7 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
         raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
     torch = require("torch", "torch")
     tdt = {"float32": torch.float32, "float64": torch.float64}[net.dtype.name]
-    kw = dict(num_layers=net.num_layers, dtype=tdt)
+    kw = dict(num_layers=net.num_layers, dtype=tdt, bidirectional=bool(net.bidirectional))
     if net.cell == "lstm":
         rnn = torch.nn.LSTM(net.input_size, net.hidden_size, **kw)
     elif net.cell == "gru":
@@ -240,7 +254,8 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     if net.output_size is None:
         return rnn
     from ._torch_modules import RecurrentWithHead
-    head = torch.nn.Linear(net.hidden_size, net.output_size, dtype=tdt)
+    width = (2 if net.bidirectional else 1) * net.hidden_size
+    head = torch.nn.Linear(width, net.output_size, dtype=tdt)
     head.load_state_dict({"weight": torch.from_numpy(sd["head.weight"]),
                           "bias": torch.from_numpy(sd["head.bias"])})
     return RecurrentWithHead(rnn, head)
