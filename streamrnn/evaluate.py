@@ -160,7 +160,7 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
                     f = forecaster.forecast(h, xs, **kw)
                 else:
                     f = _foreign_forecast(forecaster, h, xs)
-                if F is not None:
+                if F is not None and P is not None:
                     F[t] = f
                     P[t] = last
                 if t >= grace_period:
@@ -168,10 +168,10 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
                         yk = ys[t + k]
                         fk = f[k]
                         if yk == yk and fk == fk and last == last:
-                            e = fk - yk
+                            err = fk - yk
                             ep = last - yk
-                            abs_m[k] += abs(e)
-                            sq_m[k] += e * e
+                            abs_m[k] += abs(err)
+                            sq_m[k] += err * err
                             abs_p[k] += abs(ep)
                             sq_p[k] += ep * ep
                             cnt[k] += 1

@@ -26,7 +26,6 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-from . import _core
 from .forecast import Forecaster, _Stream
 from .io import FileFormatError, dumps, loads
 
@@ -128,7 +127,7 @@ def pack_key_state(f: Forecaster, s: _Stream) -> bytes:
         raise ValueError("f must be a Forecaster with a network (trained), got one without")
     st = s.trainer.state
     parts = [st.h.ravel()]
-    if f.cell == "lstm":
+    if st.c is not None:  # LSTM
         parts.append(st.c.ravel())
     parts.append(s.u)
     a = np.concatenate(parts).astype(np.dtype(f.dtype).newbyteorder("<"))
@@ -187,8 +186,12 @@ def unpack_key_state(f: Forecaster, data: bytes) -> _Stream:
     L, H = net.num_layers, net.hidden_size
     h = a[:L * H].reshape(L, H)
     cc = a[L * H:2 * L * H].reshape(L, H) if f.cell == "lstm" else None
-    s.trainer.state = _core._make_state(f.cell, L, H, np.dtype(f.dtype).name, h, cc)
-    s.u[...] = a[nd - f.input_size:]
+    # the trainer's state is read-only: write into its arrays (same cell, sizes and dtype)
+    st = s.trainer.state
+    st.h[...] = h
+    if st.c is not None and cc is not None:
+        st.c[...] = cc
+    s.u[...] = a[nd - net.input_size:]
     nfeat = f.n_features or 0
     s.sy.unpack(b[0:3])
     s.sd.unpack(b[3:6])
@@ -262,6 +265,7 @@ class ForecastFunction(KeyedProcessFunction):
         self._state = runtime_context.get_state(
             ValueStateDescriptor("streamrnn", Types.PRIMITIVE_ARRAY(Types.BYTE())))
         if self.mode == "shared":
+            assert self.model is not None  # checked in __init__
             f = loads(self.model, Forecaster)
             f._streams.clear()
             self._f = f
@@ -277,7 +281,8 @@ class ForecastFunction(KeyedProcessFunction):
         raw = self._state.value()
         try:
             if self.mode == "per_key":
-                f = Forecaster(**self.settings) if raw is None else loads(bytes(raw), Forecaster)
+                f = (Forecaster(**(self.settings or {})) if raw is None
+                     else loads(bytes(raw), Forecaster))
                 f.learn_one(y)
                 out = f.forecast(self.horizon)[-1]
                 blob = dumps(f)

@@ -180,7 +180,7 @@ class _FloatScaler:
     def pack(self) -> List[float]:
         return [self.n, self.mean, self.var]
 
-    def unpack(self, a: Sequence[float]) -> None:
+    def unpack(self, a: "Sequence[float] | np.ndarray") -> None:
         self.n, self.mean, self.var = float(a[0]), float(a[1]), float(a[2])
 
 

@@ -241,6 +241,7 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
         json.dumps(user, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
+    meta: Dict[str, Any]
     if isinstance(obj, OnlineTrainer):
         type_name = "OnlineTrainer"
         meta = {"net": _net_meta(obj.net), "trainer": _trainer_meta(obj)}
@@ -569,10 +570,11 @@ def _load_trainer(r: _Reader) -> OnlineTrainer:
     if not isinstance(k2, int) or isinstance(k2, bool) or k2 < 1 \
             or r.shape("trainer.ring")[:1] != (k2,):
         raise r.error(f"trainer k2 {k2!r} does not match its ring buffer")
+    tm: Any = tmeta  # values from the file: OnlineTrainer validates them
     try:
-        tr = OnlineTrainer(net, loss=tmeta.get("loss"), optimizer=_build_opt(r, tmeta.get(
-            "optimizer")), k1=tmeta.get("k1"), k2=k2, clip_value=tmeta.get("clip_value"),
-            clip_norm=tmeta.get("clip_norm"))
+        tr = OnlineTrainer(net, loss=tm.get("loss"), optimizer=_build_opt(r, tm.get(
+            "optimizer")), k1=tm.get("k1"), k2=k2, clip_value=tm.get("clip_value"),
+            clip_norm=tm.get("clip_norm"))
     except (TypeError, ValueError) as e:
         raise r.error(f"invalid trainer settings: {e}") from None
     arrays = {n: (r.array("trainer." + n) if r.has("trainer." + n) else None)
@@ -657,7 +659,8 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     if not n:
         return f
     D = f.input_size
-    assert D is not None
+    n_features = f.n_features
+    assert D is not None and n_features is not None
     pk = None
     if f.weights == "per_key":
         if r.shape("streams.parameters")[:1] != (n,):
@@ -665,12 +668,12 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         pk = r.array("streams.parameters")
     if r.shape("streams.ring")[:2] != (n, f.k2):
         raise r.error("stream ring buffers do not match the settings")
-    get = {name: r.array("streams." + name) for name in
+    get: Dict[str, Optional[np.ndarray]] = {name: r.array("streams." + name) for name in
            ("counters", "fcounters", "h", "ring", "tags", "m1", "m2")}
     get["c"] = r.array("streams.c") if r.has("streams.c") else None
     sy = r.array("streams.sy", np.float64, (n, 3))
     sd = r.array("streams.sd", np.float64, (n, 3))
-    sx = r.array("streams.sx", np.float64, (n, 3, f.n_features))
+    sx = r.array("streams.sx", np.float64, (n, 3, n_features))
     u = r.array("streams.u", f.dtype, (n, D))
     last_y = r.array("streams.last_y", np.float64, (n,))
     counts = r.array("streams.counts", np.int64, (n, 3))
@@ -685,8 +688,8 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     if (counts < 0).any() or np.isinf(last_y).any():
         raise r.error("invalid stream counters")
     for name in ("counters", "fcounters", "h", "ring", "tags", "m1", "m2", "c"):
-        a = get[name]
-        if a is not None and a.shape[:1] != (n,):
+        g = get[name]
+        if g is not None and g.shape[:1] != (n,):
             raise r.error(f"stream array {name!r} does not have one row per stream")
     for i, key in enumerate(keys):
         if pk is not None:
@@ -695,12 +698,14 @@ def _load_forecaster(r: _Reader) -> Forecaster:
                 raise r.error("a per-key network does not match the forecaster's settings")
             tr = OnlineTrainer(net, loss="mse", optimizer=f.optimizer, k1=f.k1, k2=f.k2,
                                clip_norm=f.clip_norm)
-            s = _Stream(tr, f._alpha, f.n_features, f.dtype, D)
+            s = _Stream(tr, f._alpha, n_features, f.dtype, D)
         else:
             s = f._new_stream()
-        arrays = {name: (None if get[name] is None else get[name][i])
-                  for name in ("h", "c", "ring", "tags", "m1", "m2")}
-        snap = _snap_from(r, s.trainer, get["counters"][i], get["fcounters"][i], arrays)
+        arrays = {name: (None if g is None else g[i])
+                  for name, g in ((k, get[k]) for k in ("h", "c", "ring", "tags", "m1", "m2"))}
+        counters, fcounters = get["counters"], get["fcounters"]
+        assert counters is not None and fcounters is not None
+        snap = _snap_from(r, s.trainer, counters[i], fcounters[i], arrays)
         _restore(r, s.trainer, snap)
         s.sy.unpack(sy[i])
         s.sd.unpack(sd[i])
