@@ -353,9 +353,9 @@ def _forecast(args: argparse.Namespace) -> int:
                         x.append(v)
                 key = fields[kcol] if kcol is not None else None
                 if key in pending and y == y:
-                    fc, last = pending[key]
-                    if fc == fc and last == last:
-                        abs_m += abs(fc - y)
+                    fc1, last = pending[key]
+                    if fc1 == fc1 and last == last:
+                        abs_m += abs(fc1 - y)
                         abs_p += abs(last - y)
                         scored += 1
                 if rows == 0:

@@ -287,8 +287,8 @@ class ForecastFunction(KeyedProcessFunction):
                 out = f.forecast(self.horizon)[-1]
                 blob = dumps(f)
             else:
+                assert self._f is not None  # set by open() in shared mode
                 f = self._f
-                assert f is not None
                 s = _new_key_stream(f) if raw is None else unpack_key_state(f, bytes(raw))
                 f._streams[None] = s
                 try:

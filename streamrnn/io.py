@@ -40,7 +40,7 @@ import json
 import os
 import struct
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, overload
 
 import numpy as np
 
@@ -468,7 +468,7 @@ def _num_params(meta: Dict[str, Any]) -> int:
     D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
     G = _gates(cell)
     # closed form (a loop over a crafted num_layers of 10**12 would hang)
-    n = G * H * (D + H + 2) + (L - 1) * G * H * (2 * H + 2)
+    n: int = G * H * (D + H + 2) + (L - 1) * G * H * (2 * H + 2)
     if O:
         n += O * H + O
     return n
@@ -503,7 +503,7 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
         kwargs["nonlinearity"] = meta.get("nonlinearity")
     try:
         # seed=None skips nothing: the init draw is overwritten right after
-        net = _NETS[meta["class"]](**kwargs)
+        net: _Recurrent = _NETS[meta["class"]](**kwargs)
     except (TypeError, ValueError) as e:
         raise r.error(f"invalid network settings: {e}") from None
     net.parameters()[...] = params
@@ -734,6 +734,22 @@ def _check_expect(expect: Optional[Type[Any]]) -> None:
                         f"{type(expect).__name__} {expect!r}")
 
 
+_T = TypeVar("_T")
+
+
+# Typing: with ``expect=SomeClass`` the result is typed as SomeClass (the file is checked to
+# hold one); with ``with_metadata=True`` a (obj, metadata) pair.
+@overload
+def load(path: "os.PathLike[str] | str", expect: Type[_T], *,
+         with_metadata: Literal[False] = ...) -> _T: ...
+@overload
+def load(path: "os.PathLike[str] | str", expect: Type[_T], *,
+         with_metadata: Literal[True]) -> Tuple[_T, Dict[str, Any]]: ...
+@overload
+def load(path: "os.PathLike[str] | str", expect: None = ..., *,
+         with_metadata: bool = ...) -> Any: ...
+
+
 def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
          with_metadata: bool = False) -> Any:
     """Read an object written by :func:`save`.
@@ -754,6 +770,15 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
     """
     _check_expect(expect)
     return _decode(_Reader(path), expect, with_metadata)
+
+
+@overload
+def loads(data: bytes, expect: Type[_T], *, with_metadata: Literal[False] = ...) -> _T: ...
+@overload
+def loads(data: bytes, expect: Type[_T], *,
+          with_metadata: Literal[True]) -> Tuple[_T, Dict[str, Any]]: ...
+@overload
+def loads(data: bytes, expect: None = ..., *, with_metadata: bool = ...) -> Any: ...
 
 
 def loads(data: bytes, expect: Optional[Type[Any]] = None, *,

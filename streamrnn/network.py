@@ -23,7 +23,7 @@ def _check_dtype(dtype: Any) -> np.dtype:
     if dtype is None:  # np.dtype(None) would silently mean float64
         raise TypeError("dtype must be 'float32' or 'float64', got None")
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
     if dt not in (np.float32, np.float64):
@@ -86,7 +86,7 @@ class Head:
 
 
 def _rebuild(cls: type, kwargs: Dict[str, Any], params: np.ndarray) -> "_Recurrent":
-    net = cls(**kwargs)
+    net: _Recurrent = cls(**kwargs)
     net.parameters()[...] = params
     return net
 
