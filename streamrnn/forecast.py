@@ -257,6 +257,20 @@ class Forecaster:
         The shared network (None before the first observation, and with ``weights='per_key'``;
         see :meth:`network`).
 
+    Raises
+    ------
+    TypeError, ValueError
+        Bad settings (an unknown cell or weights mode, a size that is not an integer >= 1,
+        ``k2 < k1``, an optimizer that is not SGD/Adam/RMSprop, a non-bool flag). In
+        ``learn_one``/``forecast``: a value that is not a number, inf, features of the wrong
+        number or names, an unhashable key; nothing changes then.
+    KeyError
+        ``network``, ``trainer``, ``stats`` or ``forget`` of an unknown key.
+
+    See Also
+    --------
+    evaluate : progressive validation against the persistence forecast.
+
     Examples
     --------
     >>> import math, streamrnn as sr

@@ -67,7 +67,20 @@ _OPTS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 class FileFormatError(ValueError):
     """A file that is not a valid streamrnn save file (truncated, corrupted, wrong version,
-    wrong content)."""
+    wrong content).
+
+    Raised by :func:`load` and :func:`loads`; a subclass of ValueError. The message names
+    the file (``<bytes>`` for :func:`loads`) and what is wrong with it.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> try:
+    ...     sr.loads(b"definitely not a model")
+    ... except sr.FileFormatError as e:
+    ...     print(type(e).__name__, isinstance(e, ValueError))
+    FileFormatError True
+    """
 
 
 # ---------------------------------------------------------------------- writing
@@ -279,10 +292,43 @@ def save(obj: Any, path: "os.PathLike[str] | str", *,
          metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write ``obj`` to ``path`` atomically in streamrnn's file format (see the module doc).
 
-    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
-    metadata : optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``)
+    The file is written to a temporary file next to ``path``, fsynced and renamed over
+    ``path``: a crash leaves the old file or the new one, never a mix. Arrays are stored
+    with their dtype (float32/float64), shape and a SHA-256 checksum; no pickle.
 
-    A Forecaster can be saved when its stream keys are str, int or None.
+    Parameters
+    ----------
+    obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster
+        What to save (a trainer with its network, ring buffer and optimizer moments; a
+        Forecaster with every stream). A Forecaster can be saved when its stream keys are
+        str, int or None.
+    path : str or os.PathLike
+        The file to write (replaced if it exists).
+    metadata : dict or None
+        Optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``).
+
+    Raises
+    ------
+    TypeError
+        ``obj`` of another type, a Forecaster with other keys, or ``metadata`` not a
+        JSON-serialisable dict. Nothing is written then.
+    OSError
+        The file cannot be written (the previous file, if any, is left intact).
+
+    See Also
+    --------
+    load, dumps
+
+    Examples
+    --------
+    >>> import os, tempfile, streamrnn as sr
+    >>> net = sr.GRU(2, 4, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "net.srnn")
+    ...     sr.save(net, path, metadata={"run": 1})
+    ...     net2, meta = sr.load(path, sr.GRU, with_metadata=True)
+    >>> meta, bool((net2.parameters() == net.parameters()).all())
+    ({'run': 1}, True)
     """
     head, blobs = _encode_obj(obj, metadata)
     _write_atomic(path, head, blobs)
@@ -754,9 +800,25 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
          with_metadata: bool = False) -> Any:
     """Read an object written by :func:`save`.
 
-    expect : a class (e.g. ``sr.Forecaster``, ``sr.LSTM``) or None
-        When given, a file holding anything else raises TypeError before it is decoded.
-    with_metadata : return ``(obj, metadata)`` with the ``metadata`` dict given to save.
+    Everything is validated before an object is built (format version, shapes, dtypes,
+    checksums, settings, finite values): a bad file raises, it never crashes the process.
+    The result continues bit for bit where the saved object stopped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    expect : type or None
+        A class (e.g. ``sr.Forecaster``, ``sr.LSTM``): a file holding anything else raises
+        TypeError before it is decoded (and type checkers type the result as that class).
+    with_metadata : bool
+        Return ``(obj, metadata)`` with the ``metadata`` dict given to save ({} if none).
+
+    Returns
+    -------
+    object or tuple
+        The LSTM, GRU, RNN, State, StateBatch, OnlineTrainer or Forecaster (with the
+        dtype it was saved with), or ``(obj, metadata)``.
 
     Raises
     ------
@@ -767,6 +829,21 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
         The file holds another type than ``expect``.
     OSError
         The file cannot be opened.
+
+    See Also
+    --------
+    save, loads
+
+    Examples
+    --------
+    >>> import os, tempfile, streamrnn as sr
+    >>> tr = sr.OnlineTrainer(sr.LSTM(1, 4, output_size=1, seed=0))
+    >>> _ = tr.learn_one([0.5], [1.0])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sr.save(tr, os.path.join(d, "tr.srnn"))
+    ...     tr2 = sr.load(os.path.join(d, "tr.srnn"), sr.OnlineTrainer)
+    >>> tr2.steps
+    1
     """
     _check_expect(expect)
     return _decode(_Reader(path), expect, with_metadata)
