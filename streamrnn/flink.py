@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
+from . import _core
 from .forecast import Forecaster, _Stream
 from .io import FileFormatError, dumps, loads
 
@@ -186,12 +187,10 @@ def unpack_key_state(f: Forecaster, data: bytes) -> _Stream:
     L, H = net.num_layers, net.hidden_size
     h = a[:L * H].reshape(L, H)
     cc = a[L * H:2 * L * H].reshape(L, H) if f.cell == "lstm" else None
-    # the trainer's state is read-only: write into its arrays (same cell, sizes and dtype)
-    st = s.trainer.state
-    st.h[...] = h
-    if st.c is not None and cc is not None:
-        st.c[...] = cc
-    s.u[...] = a[nd - net.input_size:]
+    # s.trainer is a _Runner here (its state is writable), typed as _Stream's OnlineTrainer
+    s.trainer.state = _core._make_state(  # type: ignore[misc]
+        f.cell, L, H, np.dtype(f.dtype).name, h, cc)
+    s.u[...] = a[nd - net.input_size:]  # net.input_size == f.input_size (not None)
     nfeat = f.n_features or 0
     s.sy.unpack(b[0:3])
     s.sd.unpack(b[3:6])
