@@ -256,7 +256,10 @@ def test_reset_while_running_raises():
 def test_load_state_dict_during_run_raises(mode):
     net = sr.LSTM(16, 512, 3, output_size=2, dtype="float64", seed=9)
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((120, 16))
+    # The call must outlast several load_state_dict attempts (each validates ~40 MB, about
+    # 35 ms here): with 120 steps / 400 streams it took only 2-3 times as long, and on a
+    # loaded 2-core machine phase 1 missed it about 1 run in 4. Now about 6 times.
+    X = rng.standard_normal((240, 16))
     sd_same = net.state_dict()
     sd_new = {k: v * 0.5 for k, v in sd_same.items()}
     params0 = net.parameters().copy()
@@ -266,9 +269,9 @@ def test_load_state_dict_during_run_raises(mode):
         target = net.new_state()
         call = lambda: net.run(X, target)  # noqa: E731
     else:
-        Xm = rng.standard_normal((400, 16))
-        expect = net.step_many(Xm, net.new_states(400))
-        target = net.new_states(400)
+        Xm = rng.standard_normal((1200, 16))
+        expect = net.step_many(Xm, net.new_states(1200))
+        target = net.new_states(1200)
         call = lambda: net.step_many(Xm, target)  # noqa: E731
     result = {}
     started = threading.Event()
