@@ -44,8 +44,8 @@ typedef int srnn_blas_int;
 #endif
 
 /* 32-byte vectors of GCC/Clang's vector extension for the hand-written kernels (other
- * compilers get plain loops). */
-#if defined(__GNUC__)
+ * compilers, or -DSRNN_NO_VECTOR_EXT, get plain loops). */
+#if defined(__GNUC__) && !defined(SRNN_NO_VECTOR_EXT)
 #define SRNN_HAVE_VECTOR_EXT 1
 typedef float srnn_v8sf __attribute__((vector_size(32)));
 typedef double srnn_v4df __attribute__((vector_size(32)));

@@ -1,8 +1,15 @@
-"""Type stubs for the compiled core (streamrnn/_core.pyx)."""
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+"""Type stubs for the compiled core (streamrnn/_core.pyx).
+
+Checked against the built module by ``python -m mypy.stubtest streamrnn._core`` (.ci/typing;
+the few allowed differences are listed, with reasons, in .ci/stubtest-allowlist.txt).
+``cdef class`` types are disjoint bases (their C layouts cannot be combined); State and
+StateBatch are final (``@cython.final``), which implies it.
+"""
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 _ArrayLike = Union[npt.NDArray[np.floating[Any]], Sequence[float], Sequence[Sequence[float]], float]
 
@@ -10,7 +17,12 @@ CELL_CODES: Dict[str, int]
 CELL_NAMES: Dict[int, str]
 
 def status_name(status: int) -> str: ...
+def _make_state(cell: str, num_layers: int, hidden_size: int, dtype: Any,
+                h: Optional[npt.ArrayLike] = ..., c: Optional[npt.ArrayLike] = ...) -> State: ...
+def _make_batch(cell: str, num_layers: int, hidden_size: int, dtype: Any, n: int,
+                h: Optional[npt.ArrayLike] = ..., c: Optional[npt.ArrayLike] = ...) -> StateBatch: ...
 
+@final
 class State:
     @property
     def h(self) -> npt.NDArray[np.floating[Any]]: ...
@@ -32,6 +44,7 @@ class State:
     def __deepcopy__(self, memo: Any) -> "State": ...
     def __reduce__(self) -> Any: ...
 
+@final
 class StateBatch:
     @property
     def h(self) -> npt.NDArray[np.floating[Any]]: ...
@@ -54,6 +67,7 @@ class StateBatch:
     def __deepcopy__(self, memo: Any) -> "StateBatch": ...
     def __reduce__(self) -> Any: ...
 
+@disjoint_base
 class _Network:
     def _init_core(self, cell: str, input_size: int, hidden_size: int, num_layers: int,
                    output_size: int, dtype: Any, num_directions: int = ...) -> None: ...
@@ -72,6 +86,7 @@ class _Network:
     def step_many(self, X: _ArrayLike, states: StateBatch, index: Optional[npt.ArrayLike] = ...,
                   out: Optional[npt.NDArray[np.floating[Any]]] = ...) -> npt.NDArray[np.floating[Any]]: ...
 
+@disjoint_base
 class _Trainer:
     def _init_trainer(self, net: _Network, loss: int, opt: int, lr: float, momentum: float,
                       nesterov: bool, weight_decay: float, beta1: float, beta2: float,

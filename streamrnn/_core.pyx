@@ -263,10 +263,51 @@ def _checked_copy(a, str name, dt, tuple shape):
 cdef class State:
     """The recurrent state of one stream: ``h`` (num_layers, H) and, for LSTM, ``c``.
 
-    Made by ``net.new_state()`` (zeros) or as a view ``batch[i]`` into a StateBatch.
-    ``h`` and ``c`` are writable NumPy arrays; the network updates them in place.
-    A state works with any network of the same cell kind, layer count, hidden size and
-    dtype. One thread at a time may step a state; a second thread raises RuntimeError.
+    Made by ``net.new_state()`` (zeros) or as a view ``batch[i]`` into a StateBatch, never
+    by calling ``State()``. ``h`` and ``c`` are writable C-contiguous NumPy arrays of the
+    network's dtype (float32 or float64); the network updates them in place. A state works
+    with any network of the same cell kind, layer count, hidden size and dtype. One thread
+    at a time may step a state; different states step in parallel threads. States pickle,
+    ``copy.copy`` and ``copy.deepcopy`` (always to an independent state).
+
+    Attributes
+    ----------
+    h : ndarray, shape (num_layers, hidden_size)
+        Hidden state of every layer (``h[-1]`` is the top layer's).
+    c : ndarray, shape (num_layers, hidden_size), or None
+        LSTM cell state; None for RNN and GRU.
+    cell : str
+        'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'.
+    num_layers, hidden_size : int
+        L and H.
+    dtype : numpy.dtype
+        float32 or float64.
+    is_view : bool
+        True for ``batch[i]``, which shares memory with its StateBatch.
+
+    Raises
+    ------
+    TypeError
+        ``State()`` called directly.
+    RuntimeError
+        A step, ``reset`` or another call on this state while another thread is stepping it.
+
+    See Also
+    --------
+    StateBatch : many streams' states together.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> net = sr.LSTM(2, 4, num_layers=2, seed=0)
+    >>> s = net.new_state()
+    >>> s.h.shape, s.c.shape, s.dtype
+    ((2, 4), (2, 4), dtype('float32'))
+    >>> y = net.step(np.ones(2, np.float32), s)   # s.h and s.c updated in place
+    >>> saved = s.copy()
+    >>> s.reset()
+    >>> float(abs(s.h).sum()), bool(abs(saved.h).sum() > 0)
+    (0.0, True)
     """
 
     def __init__(self, *args, **kwargs):
@@ -284,18 +325,22 @@ cdef class State:
 
     @property
     def cell(self):
+        """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
         return CELL_NAMES[self.dims.cell]
 
     @property
     def num_layers(self):
+        """L, the number of stacked layers."""
         return self.dims.num_layers
 
     @property
     def hidden_size(self):
+        """H, the length of each layer's h."""
         return self.dims.hidden_size
 
     @property
     def dtype(self):
+        """The dtype of h and c: float32 or float64."""
         return _dtype_of(self.typenum)
 
     @property
@@ -371,9 +416,49 @@ def _make_batch(str cell, int num_layers, int hidden_size, dtype, Py_ssize_t n,
 cdef class StateBatch:
     """The states of n independent streams, stored together: ``h`` (n, num_layers, H).
 
+    Made by ``net.new_states(n)`` (zeros), never by calling ``StateBatch()``.
     ``batch[i]`` is a State *view* of stream i: it shares memory (and the one-thread-at-a-time
     guard) with the batch, so stepping it updates the batch. Use ``batch[i].copy()`` for an
     independent State. ``net.step_many(X, batch)`` steps all streams with matrix products.
+    Batches pickle and copy (always to an independent batch).
+
+    Attributes
+    ----------
+    h : ndarray, shape (n, num_layers, hidden_size)
+        Hidden states, of the network's dtype (float32 or float64).
+    c : ndarray, shape (n, num_layers, hidden_size), or None
+        LSTM cell states; None for RNN and GRU.
+    cell : str
+        'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'.
+    num_layers, hidden_size : int
+        L and H.
+    dtype : numpy.dtype
+        float32 or float64.
+
+    Raises
+    ------
+    TypeError
+        ``StateBatch()`` called directly; a non-integer stream index.
+    IndexError
+        ``batch[i]`` with i outside ``[-n, n)``.
+    ValueError
+        ``reset(index)`` with an index that is not 1-D distinct integers in ``[0, n)``.
+    RuntimeError
+        A call on the batch (or one of its views) while another thread is stepping it.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> net = sr.GRU(3, 8, seed=0)
+    >>> batch = net.new_states(5)
+    >>> len(batch), batch.h.shape
+    (5, (5, 1, 8))
+    >>> Y = net.step_many(np.ones((5, 3), np.float32), batch)
+    >>> Y.shape
+    (5, 8)
+    >>> bool(np.array_equal(batch[2].h, batch.h[2]))   # batch[2] is a view of stream 2
+    True
+    >>> batch.reset([0, 1])
     """
 
     def __init__(self, *args, **kwargs):
@@ -391,18 +476,22 @@ cdef class StateBatch:
 
     @property
     def cell(self):
+        """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
         return CELL_NAMES[self.dims.cell]
 
     @property
     def num_layers(self):
+        """L, the number of stacked layers."""
         return self.dims.num_layers
 
     @property
     def hidden_size(self):
+        """H, the length of each layer's h."""
         return self.dims.hidden_size
 
     @property
     def dtype(self):
+        """The dtype of h and c: float32 or float64."""
         return _dtype_of(self.typenum)
 
     def __len__(self):
@@ -605,13 +694,41 @@ cdef class _Network:
 
         Parameters
         ----------
-        x : ndarray (input_size,) of the network's dtype, or a sequence of numbers
-        state : State of this network (updated in place)
-        out : optional ndarray (output_size or hidden_size,), C-contiguous, writable
+        x : ndarray, shape (input_size,), or a sequence of numbers
+            The input; a NumPy array must have the network's dtype (no silent cast), a
+            sequence is converted. Must be finite.
+        state : State
+            A state fitting this network (cell, layers, hidden size, dtype); updated in place.
+        out : ndarray, shape (output_size,) or (hidden_size,), optional
+            C-contiguous, writable, of the network's dtype: the result is written there and
+            nothing is allocated.
 
         Returns
         -------
-        ndarray (output_size,) with a head, else the new top-layer h (hidden_size,)
+        ndarray, shape (output_size,) with a head, else (hidden_size,)
+            The head's output, or the new top-layer h (a copy, or ``out``).
+
+        Raises
+        ------
+        TypeError
+            ``x`` or ``out`` of the wrong dtype or type.
+        ValueError
+            A wrong shape, a non-finite ``x``, a state that does not fit this network, or an
+            ``out`` overlapping the state or the parameters. Nothing changes then.
+        RuntimeError
+            ``state`` is being stepped by another thread.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn as sr
+        >>> net = sr.RNN(2, 3, output_size=1, seed=0)
+        >>> s = net.new_state()
+        >>> y = net.step(np.array([0.5, -1.0], np.float32), s)
+        >>> y.shape, y.dtype
+        ((1,), dtype('float32'))
+        >>> out = np.empty(1, np.float32)
+        >>> net.step([0.0, 1.0], s, out=out) is out
+        True
         """
         cdef int st
         cdef cnp.npy_intp osz = self.out_size
@@ -655,6 +772,41 @@ cdef class _Network:
         A bidirectional network runs ``run(X)`` without a state, over X as one whole window
         from zero states: X (T, input_size) -> (T, output_size or 2*hidden_size), each row
         the head of [forward h_t | backward h_t] of the top layer.
+
+        Parameters
+        ----------
+        X : ndarray, shape (T, input_size), or nested sequences
+            The inputs, one row per step, of the network's dtype (sequences are converted).
+        state : State or None
+            A state fitting this network; updated in place (ends as after the last step).
+            None (and only None) for a bidirectional network.
+        out : ndarray, shape (T, output_size or hidden_size), optional
+            C-contiguous, writable, of the network's dtype.
+
+        Returns
+        -------
+        ndarray, shape (T, output_size or hidden_size)
+            Row t is what ``step(X[t], state)`` returns.
+
+        Raises
+        ------
+        TypeError, ValueError, RuntimeError
+            As :meth:`step` (checked before the first step; nothing changes then); a
+            state given to a bidirectional network, or none to a unidirectional one.
+        KeyboardInterrupt
+            Ctrl-C, between whole steps.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn as sr
+        >>> net = sr.LSTM(1, 4, output_size=1, seed=0)
+        >>> X = np.linspace(0, 1, 6, dtype=np.float32).reshape(6, 1)
+        >>> s1, s2 = net.new_state(), net.new_state()
+        >>> Y = net.run(X, s1)
+        >>> Y.shape
+        (6, 1)
+        >>> bool(np.allclose(Y[-1], [net.step(x, s2) for x in X][-1]))
+        True
         """
         cdef int st
         if self.ndir != 1:
@@ -755,7 +907,24 @@ cdef class _Network:
         return out
 
     def new_state(self):
-        """A zero State for this network (h (num_layers, H), c for LSTM)."""
+        """A zero State for this network: ``h`` (num_layers, H) and, for LSTM, ``c``.
+
+        Returns
+        -------
+        State
+            Independent (owns its arrays), of the network's dtype.
+
+        Raises
+        ------
+        ValueError
+            On a bidirectional network (it runs whole windows, see :meth:`run`).
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn as sr
+        >>> sr.LSTM(2, 5, num_layers=3).new_state().h.shape
+        (3, 5)
+        """
         self._uni("new_state()")
         dt = _dtype_of(self.typenum)
         shape = (self.dims.num_layers, self.dims.hidden_size)
@@ -764,7 +933,30 @@ cdef class _Network:
                           _Guard(), None)
 
     def new_states(self, n):
-        """A StateBatch of n zero streams; ``batch[i]`` is a State view of stream i."""
+        """A StateBatch of n zero streams; ``batch[i]`` is a State view of stream i.
+
+        Parameters
+        ----------
+        n : int >= 1
+            Number of streams.
+
+        Returns
+        -------
+        StateBatch
+            ``h`` (n, num_layers, H) zeros (and ``c`` for LSTM), of the network's dtype.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``n`` not an integer >= 1 (or beyond 2**31 - 1); ValueError on a bidirectional
+            network.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn as sr
+        >>> sr.GRU(2, 5).new_states(100).h.shape
+        (100, 1, 5)
+        """
         self._uni("new_states()")
         if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
             raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
@@ -779,6 +971,40 @@ cdef class _Network:
         Without ``index``, m == len(states) and row i steps stream i. With ``index`` (m,)
         of distinct stream numbers, row i steps stream index[i]; other streams are untouched.
         The same numbers as m ``step`` calls, computed with matrix-matrix products.
+
+        Parameters
+        ----------
+        X : ndarray, shape (m, input_size)
+            One input row per stepped stream, of the network's dtype.
+        states : StateBatch
+            A batch fitting this network; the stepped streams are updated in place.
+        index : array of int, shape (m,), optional
+            Distinct stream numbers in ``[0, len(states))``: only these streams step.
+        out : ndarray, shape (m, output_size or hidden_size), optional
+            C-contiguous, writable, of the network's dtype.
+
+        Returns
+        -------
+        ndarray, shape (m, output_size or hidden_size)
+            Row i is the output of the stream stepped with ``X[i]``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Wrong shapes or dtypes, non-finite X, an invalid or repeated index, a batch
+            that does not fit this network. Nothing changes then.
+        RuntimeError
+            The batch is being stepped by another thread.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn as sr
+        >>> net = sr.LSTM(2, 4, output_size=1, seed=0)
+        >>> batch = net.new_states(10)
+        >>> net.step_many(np.ones((10, 2), np.float32), batch).shape
+        (10, 1)
+        >>> net.step_many(np.ones((2, 2), np.float32), batch, index=[7, 3]).shape
+        (2, 1)
         """
         cdef int st
         cdef Py_ssize_t m

@@ -20,9 +20,12 @@ import math
 import os
 import signal
 import sys
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ._progress import progress_bar, stderr_is_tty
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["main"]
 
@@ -99,9 +102,10 @@ def _parse_number(text: str) -> Tuple[float, Optional[str]]:
     return v, None
 
 
-def _plot(path: str, values: Sequence[float], forecasts: Sequence[float],
-          persistence: Sequence[float], title: str, xlabel: str = "step",
-          xs: Optional[Sequence[float]] = None) -> Optional[str]:
+def _plot(path: str, values: "Sequence[float] | np.ndarray",
+          forecasts: "Sequence[float] | np.ndarray", persistence: "Sequence[float] | np.ndarray",
+          title: str, xlabel: str = "step",
+          xs: "Sequence[float] | np.ndarray | None" = None) -> Optional[str]:
     """Write a PNG: the series with its one-step forecasts, and the running MAE of the
     forecaster and of persistence. Returns None, or why no plot was written."""
     try:
@@ -349,9 +353,9 @@ def _forecast(args: argparse.Namespace) -> int:
                         x.append(v)
                 key = fields[kcol] if kcol is not None else None
                 if key in pending and y == y:
-                    fc, last = pending[key]
-                    if fc == fc and last == last:
-                        abs_m += abs(fc - y)
+                    fc1, last = pending[key]
+                    if fc1 == fc1 and last == last:
+                        abs_m += abs(fc1 - y)
                         abs_p += abs(last - y)
                         scored += 1
                 if rows == 0:
@@ -366,7 +370,7 @@ def _forecast(args: argparse.Namespace) -> int:
                 last = y if y == y else pending.get(key, (math.nan, math.nan))[1]
                 pending[key] = (fc[0], last)
                 rows += 1
-                row = ([str(inp.lineno)] + ([key] if kcol is not None else [])
+                row = ([str(inp.lineno)] + ([key] if key is not None else [])
                        + [fields[i] for i in keepcols] + [_fmt(y)] + [_fmt(v) for v in fc])
                 try:
                     out.write(",".join(_csv_field(v) for v in row) + "\n")

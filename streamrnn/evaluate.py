@@ -21,6 +21,9 @@ __all__ = ["evaluate", "Evaluation"]
 class Evaluation:
     """The result of :func:`evaluate`: errors per horizon step, model and persistence.
 
+    Made by :func:`evaluate`, not by users; ``str(res)`` is a small table of the figures,
+    :meth:`to_dict` a JSON-ready dict.
+
     Attributes
     ----------
     horizon : int
@@ -37,6 +40,17 @@ class Evaluation:
         The persistence forecast made at each t (the last observed value before t).
     seconds : float
         Wall time of the loop (forecast + learn).
+    steps : int
+        Number of values processed (T).
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> res = sr.evaluate([1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0], sr.Forecaster(seed=0))
+    >>> res.horizon, res.steps
+    (1, 7)
+    >>> sorted(res.to_dict())[:3]
+    ['horizon', 'mae', 'n']
     """
 
     def __init__(self, horizon: int, n: List[int], mae: List[float], rmse: List[float],
@@ -61,6 +75,7 @@ class Evaluation:
                 for m, p in zip(self.mae, self.persistence_mae)]
 
     def to_dict(self) -> Dict[str, Any]:
+        """The figures as a JSON-serialisable dict (without the forecast arrays)."""
         return {"horizon": self.horizon, "n": self.n, "mae": self.mae, "rmse": self.rmse,
                 "persistence_mae": self.persistence_mae,
                 "persistence_rmse": self.persistence_rmse, "skill": self.skill,
@@ -107,6 +122,30 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
     impute_missing : for forecasters other than streamrnn's (which take NaN themselves):
         at a missing value, learn the model's own forecast of it (the streamrnn policy);
         False: skip the learn_one call
+
+    Returns
+    -------
+    Evaluation
+        MAE and RMSE per horizon step for the forecaster and for persistence, the number of
+        scored points, the wall time and (``return_forecasts=True``) every forecast,
+        ``forecasts`` (T, horizon) float64.
+
+    Raises
+    ------
+    TypeError
+        ``series`` not a sequence of numbers, or ``forecaster`` without ``learn_one`` and
+        ``forecast``.
+    ValueError
+        ``horizon < 1``, ``grace_period < 0``, a series that is not 1-D or holds inf, an
+        ``x`` of another length than the series.
+
+    Examples
+    --------
+    >>> import math, streamrnn as sr
+    >>> series = [math.sin(0.3 * t) for t in range(200)]
+    >>> res = sr.evaluate(series, sr.Forecaster(hidden_size=8, seed=0), horizon=2)
+    >>> res.horizon, len(res.mae), res.n[0] > 150
+    (2, 2, True)
     """
     import time
 
@@ -160,7 +199,7 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
                     f = forecaster.forecast(h, xs, **kw)
                 else:
                     f = _foreign_forecast(forecaster, h, xs)
-                if F is not None:
+                if F is not None and P is not None:
                     F[t] = f
                     P[t] = last
                 if t >= grace_period:
@@ -168,10 +207,10 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
                         yk = ys[t + k]
                         fk = f[k]
                         if yk == yk and fk == fk and last == last:
-                            e = fk - yk
+                            err = fk - yk
                             ep = last - yk
-                            abs_m[k] += abs(e)
-                            sq_m[k] += e * e
+                            abs_m[k] += abs(err)
+                            sq_m[k] += err * err
                             abs_p[k] += abs(ep)
                             sq_p[k] += ep * ep
                             cnt[k] += 1

@@ -128,7 +128,7 @@ def pack_key_state(f: Forecaster, s: _Stream) -> bytes:
         raise ValueError("f must be a Forecaster with a network (trained), got one without")
     st = s.trainer.state
     parts = [st.h.ravel()]
-    if f.cell == "lstm":
+    if st.c is not None:  # LSTM
         parts.append(st.c.ravel())
     parts.append(s.u)
     a = np.concatenate(parts).astype(np.dtype(f.dtype).newbyteorder("<"))
@@ -187,8 +187,10 @@ def unpack_key_state(f: Forecaster, data: bytes) -> _Stream:
     L, H = net.num_layers, net.hidden_size
     h = a[:L * H].reshape(L, H)
     cc = a[L * H:2 * L * H].reshape(L, H) if f.cell == "lstm" else None
-    s.trainer.state = _core._make_state(f.cell, L, H, np.dtype(f.dtype).name, h, cc)
-    s.u[...] = a[nd - f.input_size:]
+    # s.trainer is a _Runner here (its state is writable), typed as _Stream's OnlineTrainer
+    s.trainer.state = _core._make_state(  # type: ignore[misc]
+        f.cell, L, H, np.dtype(f.dtype).name, h, cc)
+    s.u[...] = a[nd - net.input_size:]  # net.input_size == f.input_size (not None)
     nfeat = f.n_features or 0
     s.sy.unpack(b[0:3])
     s.sd.unpack(b[3:6])
@@ -262,6 +264,7 @@ class ForecastFunction(KeyedProcessFunction):
         self._state = runtime_context.get_state(
             ValueStateDescriptor("streamrnn", Types.PRIMITIVE_ARRAY(Types.BYTE())))
         if self.mode == "shared":
+            assert self.model is not None  # checked in __init__
             f = loads(self.model, Forecaster)
             f._streams.clear()
             self._f = f
@@ -277,13 +280,14 @@ class ForecastFunction(KeyedProcessFunction):
         raw = self._state.value()
         try:
             if self.mode == "per_key":
-                f = Forecaster(**self.settings) if raw is None else loads(bytes(raw), Forecaster)
+                f = (Forecaster(**(self.settings or {})) if raw is None
+                     else loads(bytes(raw), Forecaster))
                 f.learn_one(y)
                 out = f.forecast(self.horizon)[-1]
                 blob = dumps(f)
             else:
+                assert self._f is not None  # set by open() in shared mode
                 f = self._f
-                assert f is not None
                 s = _new_key_stream(f) if raw is None else unpack_key_state(f, bytes(raw))
                 f._streams[None] = s
                 try:

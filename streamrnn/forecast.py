@@ -184,7 +184,7 @@ class _FloatScaler:
     def pack(self) -> List[float]:
         return [self.n, self.mean, self.var]
 
-    def unpack(self, a: Sequence[float]) -> None:
+    def unpack(self, a: "Sequence[float] | np.ndarray") -> None:
         self.n, self.mean, self.var = float(a[0]), float(a[1]), float(a[2])
 
 
@@ -260,6 +260,20 @@ class Forecaster:
     net : LSTM, GRU or RNN or None
         The shared network (None before the first observation, and with ``weights='per_key'``;
         see :meth:`network`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad settings (an unknown cell or weights mode, a size that is not an integer >= 1,
+        ``k2 < k1``, an optimizer that is not SGD/Adam/RMSprop, a non-bool flag). In
+        ``learn_one``/``forecast``: a value that is not a number, inf, features of the wrong
+        number or names, an unhashable key; nothing changes then.
+    KeyError
+        ``network``, ``trainer``, ``stats`` or ``forget`` of an unknown key.
+
+    See Also
+    --------
+    evaluate : progressive validation against the persistence forecast.
 
     Examples
     --------

@@ -40,7 +40,7 @@ import json
 import os
 import struct
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, overload
 
 import numpy as np
 
@@ -71,7 +71,20 @@ _OPTS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 class FileFormatError(ValueError):
     """A file that is not a valid streamrnn save file (truncated, corrupted, wrong version,
-    wrong content)."""
+    wrong content).
+
+    Raised by :func:`load` and :func:`loads`; a subclass of ValueError. The message names
+    the file (``<bytes>`` for :func:`loads`) and what is wrong with it.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> try:
+    ...     sr.loads(b"definitely not a model")
+    ... except sr.FileFormatError as e:
+    ...     print(type(e).__name__, isinstance(e, ValueError))
+    FileFormatError True
+    """
 
 
 # ---------------------------------------------------------------------- writing
@@ -270,6 +283,7 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
         json.dumps(user, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
+    meta: Dict[str, Any]
     if isinstance(obj, OnlineTrainer):
         type_name = "OnlineTrainer"
         meta = {"net": _net_meta(obj.net), "trainer": _trainer_meta(obj)}
@@ -311,11 +325,44 @@ def save(obj: Any, path: "os.PathLike[str] | str", *,
          metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write ``obj`` to ``path`` atomically in streamrnn's file format (see the module doc).
 
+    The file is written to a temporary file next to ``path``, fsynced and renamed over
+    ``path``: a crash leaves the old file or the new one, never a mix. Arrays are stored
+    with their dtype (float32/float64), shape and a SHA-256 checksum; no pickle.
+
+    Parameters
+    ----------
     obj : LSTM, GRU, RNN, State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or
         Forecaster
-    metadata : optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``)
+        What to save (a trainer with its network, ring buffer and optimizer moments; a
+        Forecaster with every stream). A Forecaster can be saved when its stream keys are
+        str, int or None.
+    path : str or os.PathLike
+        The file to write (replaced if it exists).
+    metadata : dict or None
+        Optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``).
 
-    A Forecaster can be saved when its stream keys are str, int or None.
+    Raises
+    ------
+    TypeError
+        ``obj`` of another type, a Forecaster with other keys, or ``metadata`` not a
+        JSON-serialisable dict. Nothing is written then.
+    OSError
+        The file cannot be written (the previous file, if any, is left intact).
+
+    See Also
+    --------
+    load, dumps
+
+    Examples
+    --------
+    >>> import os, tempfile, streamrnn as sr
+    >>> net = sr.GRU(2, 4, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "net.srnn")
+    ...     sr.save(net, path, metadata={"run": 1})
+    ...     net2, meta = sr.load(path, sr.GRU, with_metadata=True)
+    >>> meta, bool((net2.parameters() == net.parameters()).all())
+    ({'run': 1}, True)
     """
     head, blobs = _encode_obj(obj, metadata)
     _write_atomic(path, head, blobs)
@@ -503,7 +550,7 @@ def _num_params(meta: Dict[str, Any]) -> int:
     G = _gates(cell)
     nd = 2 if meta.get("bidirectional", False) else 1
     # closed form (a loop over a crafted num_layers of 10**12 would hang)
-    n = nd * G * H * (D + H + 2) + (L - 1) * nd * G * H * (nd * H + H + 2)
+    n: int = nd * G * H * (D + H + 2) + (L - 1) * nd * G * H * (nd * H + H + 2)
     if O:
         n += O * nd * H + O
     return n
@@ -543,7 +590,7 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
         kwargs["bidirectional"] = True
     try:
         # seed=None skips nothing: the init draw is overwritten right after
-        net = _NETS[meta["class"]](**kwargs)
+        net: _Recurrent = _NETS[meta["class"]](**kwargs)
     except (TypeError, ValueError) as e:
         raise r.error(f"invalid network settings: {e}") from None
     net.parameters()[...] = params
@@ -610,10 +657,11 @@ def _load_trainer(r: _Reader) -> OnlineTrainer:
     if not isinstance(k2, int) or isinstance(k2, bool) or k2 < 1 \
             or r.shape("trainer.ring")[:1] != (k2,):
         raise r.error(f"trainer k2 {k2!r} does not match its ring buffer")
+    tm: Any = tmeta  # values from the file: OnlineTrainer validates them
     try:
-        tr = OnlineTrainer(net, loss=tmeta.get("loss"), optimizer=_build_opt(r, tmeta.get(
-            "optimizer")), k1=tmeta.get("k1"), k2=k2, clip_value=tmeta.get("clip_value"),
-            clip_norm=tmeta.get("clip_norm"))
+        tr = OnlineTrainer(net, loss=tm.get("loss"), optimizer=_build_opt(r, tm.get(
+            "optimizer")), k1=tm.get("k1"), k2=k2, clip_value=tm.get("clip_value"),
+            clip_norm=tm.get("clip_norm"))
     except (TypeError, ValueError) as e:
         raise r.error(f"invalid trainer settings: {e}") from None
     arrays = {n: (r.array("trainer." + n) if r.has("trainer." + n) else None)
@@ -698,7 +746,8 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     if not n:
         return f
     D = f.input_size
-    assert D is not None
+    n_features = f.n_features
+    assert D is not None and n_features is not None
     pk = None
     if f.weights == "per_key":
         if r.shape("streams.parameters")[:1] != (n,):
@@ -706,12 +755,12 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         pk = r.array("streams.parameters")
     if r.shape("streams.ring")[:2] != (n, f.k2):
         raise r.error("stream ring buffers do not match the settings")
-    get = {name: r.array("streams." + name) for name in
+    get: Dict[str, Optional[np.ndarray]] = {name: r.array("streams." + name) for name in
            ("counters", "fcounters", "h", "ring", "tags", "m1", "m2")}
     get["c"] = r.array("streams.c") if r.has("streams.c") else None
     sy = r.array("streams.sy", np.float64, (n, 3))
     sd = r.array("streams.sd", np.float64, (n, 3))
-    sx = r.array("streams.sx", np.float64, (n, 3, f.n_features))
+    sx = r.array("streams.sx", np.float64, (n, 3, n_features))
     u = r.array("streams.u", f.dtype, (n, D))
     last_y = r.array("streams.last_y", np.float64, (n,))
     counts = r.array("streams.counts", np.int64, (n, 3))
@@ -733,8 +782,8 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     if (counts < 0).any() or np.isinf(last_y).any() or (np.abs(last_y) > MAX_ABS).any():
         raise r.error("invalid stream counters")
     for name in ("counters", "fcounters", "h", "ring", "tags", "m1", "m2", "c"):
-        a = get[name]
-        if a is not None and a.shape[:1] != (n,):
+        g = get[name]
+        if g is not None and g.shape[:1] != (n,):
             raise r.error(f"stream array {name!r} does not have one row per stream")
     for i, key in enumerate(keys):
         if pk is not None:
@@ -743,12 +792,14 @@ def _load_forecaster(r: _Reader) -> Forecaster:
                 raise r.error("a per-key network does not match the forecaster's settings")
             tr = OnlineTrainer(net, loss="mse", optimizer=f.optimizer, k1=f.k1, k2=f.k2,
                                clip_norm=f.clip_norm)
-            s = _Stream(tr, f._alpha, f.n_features, f.dtype, D)
+            s = _Stream(tr, f._alpha, n_features, f.dtype, D)
         else:
             s = f._new_stream()
-        arrays = {name: (None if get[name] is None else get[name][i])
-                  for name in ("h", "c", "ring", "tags", "m1", "m2")}
-        snap = _snap_from(r, s.trainer, get["counters"][i], get["fcounters"][i], arrays)
+        arrays = {name: (None if g is None else g[i])
+                  for name, g in ((k, get[k]) for k in ("h", "c", "ring", "tags", "m1", "m2"))}
+        counters, fcounters = get["counters"], get["fcounters"]
+        assert counters is not None and fcounters is not None
+        snap = _snap_from(r, s.trainer, counters[i], fcounters[i], arrays)
         _restore(r, s.trainer, snap)
         s.sy.unpack(sy[i])
         s.sd.unpack(sd[i])
@@ -821,13 +872,46 @@ def _check_expect(expect: Optional[Type[Any]]) -> None:
                         f"{type(expect).__name__} {expect!r}")
 
 
+_T = TypeVar("_T")
+
+
+# Typing: with ``expect=SomeClass`` the result is typed as SomeClass (the file is checked to
+# hold one); with ``with_metadata=True`` a (obj, metadata) pair.
+@overload
+def load(path: "os.PathLike[str] | str", expect: Type[_T], *,
+         with_metadata: Literal[False] = ...) -> _T: ...
+@overload
+def load(path: "os.PathLike[str] | str", expect: Type[_T], *,
+         with_metadata: Literal[True]) -> Tuple[_T, Dict[str, Any]]: ...
+@overload
+def load(path: "os.PathLike[str] | str", expect: None = ..., *,
+         with_metadata: bool = ...) -> Any: ...
+
+
 def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
          with_metadata: bool = False) -> Any:
     """Read an object written by :func:`save`.
 
-    expect : a class (e.g. ``sr.Forecaster``, ``sr.LSTM``) or None
-        When given, a file holding anything else raises TypeError before it is decoded.
-    with_metadata : return ``(obj, metadata)`` with the ``metadata`` dict given to save.
+    Everything is validated before an object is built (format version, shapes, dtypes,
+    checksums, settings, finite values): a bad file raises, it never crashes the process.
+    The result continues bit for bit where the saved object stopped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    expect : type or None
+        A class (e.g. ``sr.Forecaster``, ``sr.LSTM``): a file holding anything else raises
+        TypeError before it is decoded (and type checkers type the result as that class).
+    with_metadata : bool
+        Return ``(obj, metadata)`` with the ``metadata`` dict given to save ({} if none).
+
+    Returns
+    -------
+    object or tuple
+        The LSTM, GRU, RNN, State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or
+        Forecaster (with the
+        dtype it was saved with), or ``(obj, metadata)``.
 
     Raises
     ------
@@ -838,9 +922,33 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
         The file holds another type than ``expect``.
     OSError
         The file cannot be opened.
+
+    See Also
+    --------
+    save, loads
+
+    Examples
+    --------
+    >>> import os, tempfile, streamrnn as sr
+    >>> tr = sr.OnlineTrainer(sr.LSTM(1, 4, output_size=1, seed=0))
+    >>> _ = tr.learn_one([0.5], [1.0])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sr.save(tr, os.path.join(d, "tr.srnn"))
+    ...     tr2 = sr.load(os.path.join(d, "tr.srnn"), sr.OnlineTrainer)
+    >>> tr2.steps
+    1
     """
     _check_expect(expect)
     return _decode(_Reader(path), expect, with_metadata)
+
+
+@overload
+def loads(data: bytes, expect: Type[_T], *, with_metadata: Literal[False] = ...) -> _T: ...
+@overload
+def loads(data: bytes, expect: Type[_T], *,
+          with_metadata: Literal[True]) -> Tuple[_T, Dict[str, Any]]: ...
+@overload
+def loads(data: bytes, expect: None = ..., *, with_metadata: bool = ...) -> Any: ...
 
 
 def loads(data: bytes, expect: Optional[Type[Any]] = None, *,

@@ -23,7 +23,7 @@ def _check_dtype(dtype: Any) -> np.dtype:
     if dtype is None:  # np.dtype(None) would silently mean float64
         raise TypeError("dtype must be 'float32' or 'float64', got None")
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
     if dt not in (np.float32, np.float64):
@@ -44,12 +44,37 @@ def _check_seed(seed: Any) -> Optional[int]:
 class Layer:
     """One recurrent layer's parameters: writable views into the network's flat buffer.
 
+    Made by the network (``net.layers[k]``), not by users. G is the number of gates (LSTM 4,
+    GRU 3, RNN 1), H the hidden size and D_k the layer's input size (``input_size`` for
+    layer 0, H above). Rows are in PyTorch's gate order (LSTM i, f, g, o; GRU r, z, n); the
+    dtype is the network's. Writing into a view changes the network (assign with
+    ``layer.weight_ih[...] = W``; rebinding the attribute does not).
+
+    Parameters
+    ----------
+    weight_ih : ndarray, shape (G*H, D_k)
+        Input-to-hidden weights.
+    weight_hh : ndarray, shape (G*H, H)
+        Hidden-to-hidden weights.
+    bias_ih : ndarray, shape (G*H,)
+        Input-to-hidden bias.
+    bias_hh : ndarray, shape (G*H,)
+        Hidden-to-hidden bias (GRU: ``b_hn`` stays inside the reset product).
+
     Attributes
     ----------
-    weight_ih : ndarray (G*H, D_k)   rows in PyTorch gate order
-    weight_hh : ndarray (G*H, H)
-    bias_ih : ndarray (G*H,)
-    bias_hh : ndarray (G*H,)
+    weight_ih, weight_hh, bias_ih, bias_hh : ndarray
+        The views above (C-contiguous, writable).
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> net = sr.GRU(3, 8, num_layers=2, seed=0)
+    >>> net.layers[0].weight_ih.shape, net.layers[1].weight_ih.shape
+    ((24, 3), (24, 8))
+    >>> net.layers[0].bias_hh[...] = 0.0   # writes into net.parameters()
+    >>> float(abs(net.layers[0].bias_hh).sum())
+    0.0
     """
 
     __slots__ = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -69,10 +94,30 @@ class Layer:
 class Head:
     """The linear head on the top layer's h: ``y = weight @ h + bias``.
 
+    Made by a network created with ``output_size=O`` (``net.head``; None without one), not
+    by users. Its arrays are writable views into the network's flat parameter buffer, of the
+    network's dtype (PyTorch ``nn.Linear(H, O)`` layout).
+
+    Parameters
+    ----------
+    weight : ndarray, shape (O, H)
+        Output weights.
+    bias : ndarray, shape (O,)
+        Output bias.
+
     Attributes
     ----------
-    weight : ndarray (O, H), writable view
-    bias : ndarray (O,), writable view
+    weight, bias : ndarray
+        The views above (C-contiguous, writable).
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn as sr
+    >>> net = sr.LSTM(2, 4, output_size=3, seed=0)
+    >>> net.head.weight.shape, net.head.bias.shape, net.head.weight.dtype
+    ((3, 4), (3,), dtype('float32'))
+    >>> sr.LSTM(2, 4).head is None
+    True
     """
 
     __slots__ = ("weight", "bias")
@@ -86,7 +131,7 @@ class Head:
 
 
 def _rebuild(cls: type, kwargs: Dict[str, Any], params: np.ndarray) -> "_Recurrent":
-    net = cls(**kwargs)
+    net: _Recurrent = cls(**kwargs)
     net.parameters()[...] = params
     return net
 
@@ -269,6 +314,8 @@ class LSTM(_Recurrent):
     output_size : int >= 1 or None
         O, a linear head ``y = W h_top + b``; None returns the top layer's h.
     dtype : 'float32' (default) or 'float64'
+        Of the parameters, states, inputs and outputs (no silent casts of NumPy inputs:
+        a float64 array given to a float32 network raises TypeError).
     seed : int or None
         Seed of the PyTorch-style init ``U(-1/sqrt(H), 1/sqrt(H))``.
     bidirectional : bool, default False
@@ -278,10 +325,29 @@ class LSTM(_Recurrent):
         the future: only ``run(X)`` (whole windows) and :class:`streamrnn.SequenceTrainer`
         work; ``step``, ``step_many``, ``new_state`` and ``OnlineTrainer`` raise ValueError.
 
+    Attributes
+    ----------
+    layers : list of Layer
+        Per layer, writable views ``weight_ih`` (4H, D_k), ``weight_hh`` (4H, H),
+        ``bias_ih`` and ``bias_hh`` (4H,) into :meth:`parameters`.
+    head : Head or None
+        ``weight`` (O, H) and ``bias`` (O,) when ``output_size`` is set.
+    input_size, hidden_size, num_layers : int
+        D, H, L.
+    output_size : int or None
+        O.
+    dtype : numpy.dtype
+        float32 or float64.
+
     Raises
     ------
     TypeError, ValueError
         A size that is not an integer >= 1, an unknown dtype, a negative seed.
+
+    See Also
+    --------
+    GRU, RNN : the other cells, with the same interface.
+    OnlineTrainer : online training with truncated BPTT.
 
     Examples
     --------
@@ -306,10 +372,35 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """Gated recurrent unit network (PyTorch's ``nn.GRU``), gates r, z, n.
+    """Gated recurrent unit network stepped one sample at a time (PyTorch's ``nn.GRU``).
 
-    ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h' = (1-z)*n + z*h``.
-    Parameters as :class:`LSTM`; states have no ``c``.
+    Gates in PyTorch's row order r, z, n: ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``,
+    ``h' = (1-z)*n + z*h`` (``b_hn`` stays inside the reset product). States have ``h``
+    (num_layers, H) and no ``c``.
+
+    Parameters
+    ----------
+    input_size : int >= 1
+        D, the length of each input vector x.
+    hidden_size : int >= 1
+        H, the length of every layer's h.
+    num_layers : int >= 1
+        Stacked layers; layer k+1 reads layer k's new h.
+    output_size : int >= 1 or None
+        O, a linear head ``y = W h_top + b``; None returns the top layer's h.
+    dtype : 'float32' (default) or 'float64'
+        Of the parameters, states, inputs and outputs (no silent casts of NumPy inputs).
+    seed : int or None
+        Seed of the PyTorch-style init ``U(-1/sqrt(H), 1/sqrt(H))``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A size that is not an integer >= 1, an unknown dtype, a negative seed.
+
+    See Also
+    --------
+    LSTM : the same interface, with a cell state c.
 
     Examples
     --------
@@ -331,7 +422,30 @@ class GRU(_Recurrent):
 class RNN(_Recurrent):
     """Elman network (PyTorch's ``nn.RNN``): ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
 
-    Parameters as :class:`LSTM`, plus ``nonlinearity``: 'tanh' (default) or 'relu'.
+    One gate (G = 1); states have ``h`` (num_layers, H) and no ``c``.
+
+    Parameters
+    ----------
+    input_size : int >= 1
+        D, the length of each input vector x.
+    hidden_size : int >= 1
+        H, the length of every layer's h.
+    num_layers : int >= 1
+        Stacked layers; layer k+1 reads layer k's new h.
+    output_size : int >= 1 or None
+        O, a linear head ``y = W h_top + b``; None returns the top layer's h.
+    nonlinearity : {'tanh', 'relu'}
+        The activation ``act``; the cell kind is then ``'rnn_tanh'`` or ``'rnn_relu'``.
+    dtype : 'float32' (default) or 'float64'
+        Of the parameters, states, inputs and outputs (no silent casts of NumPy inputs).
+    seed : int or None
+        Seed of the PyTorch-style init ``U(-1/sqrt(H), 1/sqrt(H))``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A size that is not an integer >= 1, an unknown nonlinearity or dtype, a negative
+        seed.
 
     Examples
     --------

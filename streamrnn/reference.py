@@ -307,6 +307,7 @@ def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np
         g = rec.gates
         i, f, gg, o = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
         tc = rec.extra
+        assert dc is not None and rec.c_prev is not None and tc is not None  # set for LSTM
         dct = dc + dh * o * (1 - tc * tc)
         d_i = dct * gg * i * (1 - i)
         d_f = dct * rec.c_prev * f * (1 - f)

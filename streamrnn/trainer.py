@@ -38,7 +38,7 @@ class OnlineTrainer(_core._Trainer):
         'mse': mean over output components of the squared error. 'cross_entropy': softmax
         over the output vector, the target a class index.
     optimizer : SGD, Adam or RMSprop, default ``Adam()``
-        Update formulas of torch.optim (see :mod:`streamrnn.optim`).
+        Update formulas of torch.optim (see :class:`SGD`, :class:`Adam`, :class:`RMSprop`).
     k1 : int >= 1
         Update every k1 steps.
     k2 : int >= k1

@@ -7,6 +7,7 @@ the NumPy reference and first-call overheads are not predictable enough for one)
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,29 @@ settings.register_profile(
     "ci", max_examples=500, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("STREAMRNN_HYPOTHESIS_PROFILE", "dev"))
+
+# The tests import streamrnn like any user: from wherever Python finds it. .ci/wheel (and
+# cibuildwheel) copy tests/ out of the source tree and set STREAMRNN_EXPECT_INSTALLED=1,
+# so that the installed wheel, never the checkout, is what is tested.
+def _streamrnn_dir():
+    try:
+        import streamrnn
+    except ImportError:  # not built: the tests that need it fail on their own
+        return None
+    return Path(streamrnn.__file__).resolve().parent
+
+
+def pytest_configure(config):
+    where = _streamrnn_dir()
+    if (where is not None and os.environ.get("STREAMRNN_EXPECT_INSTALLED")
+            and (where.parent / "src_c").is_dir()):
+        raise pytest.UsageError(f"streamrnn was imported from a source tree ({where}), "
+                                "expected an installed wheel")
+
+
+def pytest_report_header(config):
+    return f"streamrnn imported from {_streamrnn_dir()}"
+
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 DTYPES = ("float32", "float64")

@@ -6,10 +6,10 @@ import csv
 import io
 import math
 import os
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -243,9 +243,15 @@ def test_selfcheck(capsys):
 
 # ---------------------------------------------------------------------- a live pipe
 def readline_within(stream, seconds=30.0):
-    ready, _, _ = select.select([stream], [], [], seconds)
-    assert ready, "no output line within the time limit: the CLI does not stream"
-    return stream.readline()
+    # A reader thread, not select(): select() watches the pipe, not the TextIOWrapper's
+    # buffer, so a line that arrived in the same chunk as the previous one (already
+    # buffered) would look like no output at all and fail the test ~1 run in 8.
+    got = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert got, "no output line within the time limit: the CLI does not stream"
+    return got[0]
 
 
 def test_live_pipe_answers_each_line_before_the_next(tmp_path):

@@ -6,6 +6,8 @@ import re
 import pytest
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+if not README.exists():  # tests copied out of the tree without the README
+    pytest.skip("README.md not available next to the tests", allow_module_level=True)
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
 
