@@ -116,8 +116,9 @@ class _Trainer:
     def _snapshot(self) -> Dict[str, Any]: ...
     def _restore(self, snap: Dict[str, Any]) -> None: ...
 
+@disjoint_base
 class _SeqWork:
-    def __init__(self, net: _Network) -> None: ...
+    def __new__(cls, net: _Network) -> "_SeqWork": ...
     def forward(self, X: npt.NDArray[np.floating[Any]],
                 h0: Optional[npt.NDArray[np.floating[Any]]] = ...,
                 c0: Optional[npt.NDArray[np.floating[Any]]] = ..., many_to_one: bool = ...,
@@ -129,6 +130,7 @@ class _SeqWork:
                                                Optional[npt.NDArray[np.floating[Any]]],
                                                Optional[npt.NDArray[np.floating[Any]]]]: ...
 
+@disjoint_base
 class _Updater:
     def _init_updater(self, nets: List[_Network], opt: int, lr: float, momentum: float,
                       nesterov: bool, weight_decay: float, beta1: float, beta2: float,

@@ -822,7 +822,7 @@ def _load_window(r: _Reader) -> Any:
     t = meta.get("trainer")
     if not isinstance(t, dict):
         raise r.error("missing trainer settings")
-    kw = {k: t.get(k) for k in ("loss", "clip_value", "clip_norm")}
+    kw: Dict[str, Any] = {k: t.get(k) for k in ("loss", "clip_value", "clip_norm")}
     kw["optimizer"] = _build_opt(r, t.get("optimizer"))
     try:
         if r.type == "Seq2Seq":
@@ -832,7 +832,7 @@ def _load_window(r: _Reader) -> Any:
             if isinstance(start, list) and not all(isinstance(v, (int, float))
                                                    and not isinstance(v, bool) for v in start):
                 raise r.error(f"invalid decoder start {start!r}")
-            tr: Any = Seq2Seq(enc, dec, context=t.get("context"), start=start, **kw)
+            tr: Any = Seq2Seq(enc, dec, context=t.get("context"), start=start, **kw)  # type: ignore[arg-type]
         else:
             tr = SequenceTrainer(_build_net(r, meta.get("net"), r.array("net.parameters")),
                                  **kw)

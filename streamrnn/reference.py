@@ -986,7 +986,7 @@ class WindowNet:
 
 def window_forward(net: WindowNet, X: Any, h0: Any = None, c0: Any = None,
                    many_to_one: bool = False) -> Tuple[np.ndarray, np.ndarray,
-                                                       Optional[np.ndarray], Dict[str, Any]]:
+                                                       Any, Dict[str, Any]]:
     """Forward over a window: ``(Y, hT, cT, cache)``; h0/c0 (L, ndir, H) or None (zeros).
 
     cache holds what :func:`window_backward` needs (per layer, direction and step the
@@ -999,7 +999,7 @@ def window_forward(net: WindowNet, X: Any, h0: Any = None, c0: Any = None,
     h0 = zeros if h0 is None else np.asarray(h0, dtype=net.dtype)
     c0 = (zeros if c0 is None else np.asarray(c0, dtype=net.dtype)) if lstm else None
     hT = np.zeros_like(zeros)
-    cT = np.zeros_like(zeros) if lstm else None
+    cT: Any = np.zeros_like(zeros) if lstm else None
     records: Dict[Tuple[int, int, int], _LayerRecord] = {}
     outs = []
     inp = X
@@ -1036,8 +1036,7 @@ def window_forward(net: WindowNet, X: Any, h0: Any = None, c0: Any = None,
 
 
 def window_backward(net: WindowNet, cache: Dict[str, Any], dY: Any, dhT: Any = None,
-                    dcT: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
-                                              Optional[np.ndarray]]:
+                    dcT: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
     """Full BPTT through the window of ``cache``: ``(grad, dX, dh0, dc0)`` given dLoss/dY
     and dLoss/d(final states) (None: zero). grad has the flat layout."""
     X, records, outs = cache["X"], cache["records"], cache["outs"]
@@ -1069,7 +1068,7 @@ def window_backward(net: WindowNet, cache: Dict[str, Any], dY: Any, dhT: Any = N
     dhT = zeros if dhT is None else np.asarray(dhT, dtype=net.dtype)
     dcT = (zeros if dcT is None else np.asarray(dcT, dtype=net.dtype)) if lstm else None
     dh0 = np.zeros_like(zeros)
-    dc0 = np.zeros_like(zeros) if lstm else None
+    dc0: Any = np.zeros_like(zeros) if lstm else None
     dX = np.zeros_like(X)
     for k in range(L - 1, -1, -1):
         inp = X if k == 0 else outs[k - 1]
@@ -1145,13 +1144,13 @@ def decoder_inputs(loss: str, target: Any, out_size: int, start: Any, dtype: Any
             tok[0] = np.asarray(start, dtype=dtype).reshape(out_size)
         tok[1:] = tg[:-1]
         return tok
-    tg = np.asarray(target).reshape(-1)
-    T = tg.shape[0]
+    tg1 = np.asarray(target).reshape(-1)
+    T = tg1.shape[0]
     tok = np.zeros((T, out_size), dtype=dtype)
     if start is not None:
         tok[0, int(start)] = 1
     for t in range(1, T):
-        tok[t, int(tg[t - 1])] = 1
+        tok[t, int(tg1[t - 1])] = 1
     return tok
 
 
@@ -1171,7 +1170,7 @@ def seq2seq_loss_and_grad(enc: WindowNet, dec: WindowNet, X_src: Any, target: An
     _, hT, cT, cache_e = window_forward(enc, X_src)
     lstm = enc.cell == "lstm"
     h_ctx = hT.sum(axis=1)                       # (L, H)
-    c_ctx = cT.sum(axis=1) if lstm else None
+    c_ctx: Any = cT.sum(axis=1) if lstm else None
     O = dec.out_size
     tok = decoder_inputs(loss, target, O, start, dec.dtype)
     T = tok.shape[0]
