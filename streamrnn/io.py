@@ -38,6 +38,7 @@ import hashlib
 import io as _io
 import json
 import os
+import platform
 import struct
 import tempfile
 from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, overload
@@ -126,11 +127,51 @@ def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
     return head, blobs
 
 
+def _writer_tag() -> str:
+    """``<host hash>-<pid>``: names the process that writes a temporary file, so that a later
+    save can tell the leftovers of a killed writer from a save in progress."""
+    host = hashlib.sha256(platform.node().encode()).hexdigest()[:8]
+    return f"{host}-{os.getpid()}"
+
+
+def _remove_dead_writers_temps(directory: str, base: str) -> None:
+    """Delete ``.<base>.<host>-<pid>.*.tmp`` files left by killed saves of this host whose
+    process no longer exists (a save in progress in a live process is never touched; files
+    of other hosts or of unknown form are left alone). POSIX only: on Windows os.kill(pid, 0)
+    would terminate the process, so nothing is removed there."""
+    if os.name != "posix":
+        return
+    host, _, me = _writer_tag().partition("-")
+    prefix = f".{base}.{host}-"
+    try:
+        entries = [e.name for e in os.scandir(directory)]
+    except OSError:
+        return
+    for name in entries:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid_s = name[len(prefix):].split(".", 1)[0]
+        if not pid_s.isdigit() or pid_s == me:
+            continue
+        try:
+            os.kill(int(pid_s), 0)
+            continue                    # alive (its save may be in progress)
+        except ProcessLookupError:
+            pass                        # dead: its file is a leftover
+        except (PermissionError, OverflowError, OSError):
+            continue                    # alive under another user, or unknown: keep
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
 def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
                   blobs: List[Tuple[int, np.ndarray]]) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+    base = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.{_writer_tag()}.",
                                suffix=".tmp")
     try:
         try:
@@ -159,6 +200,7 @@ def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
             raise type(e)(e.errno, f"{e.strerror}: cannot save {path} (the previous file, "
                                    f"if any, is unchanged)", path) from e
         raise
+    _remove_dead_writers_temps(directory, base)
     try:
         dfd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory handles

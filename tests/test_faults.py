@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import streamrnn as sr
+from streamrnn import io as srio
 
 from _figures import long_run, record
 
@@ -188,3 +189,36 @@ def test_unwritable_directory_gives_clear_error(tmp_path):
     finally:
         d.chmod(0o700)
     assert (d / "n.srnn").read_bytes() == old
+
+
+@pytest.mark.skipif(os.name != "posix", reason="fork and kill(pid, 0) are POSIX")
+def test_next_save_removes_temp_files_of_killed_writers(tmp_path):
+    """A save killed mid-write leaves its temporary file; the next successful save to that
+    path removes the leftovers of dead writers on this host, never a file of a live one."""
+    path = tmp_path / "trainer.srnn"
+    sr.save(new_trainer(), path)
+    sr.save(new_forecaster(), tmp_path / "f.srnn")
+    left = []
+    for k in range(40):         # until a kill lands inside a save
+        pid = os.fork()
+        if pid == 0:
+            child(path, tmp_path / "f.srnn")
+        time.sleep(0.002 + 0.001 * (k % 10))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        left = [p for p in tmp_path.iterdir() if p.name.startswith(".trainer.srnn.")]
+        for p in tmp_path.iterdir():        # (the forecaster's leftovers are not this test's)
+            if p.name.startswith(".f.srnn."):
+                p.unlink()
+        if left:
+            break
+    assert left, "no kill landed inside a save"
+    # a temporary file of a live writer (this process's parent stands in for it)
+    host = srio._writer_tag().partition("-")[0]
+    live = tmp_path / f".trainer.srnn.{host}-{os.getppid()}.abc.tmp"
+    live.write_bytes(b"in progress")
+    other_host = tmp_path / ".trainer.srnn.00000000-1.abc.tmp"
+    other_host.write_bytes(b"another machine")
+    sr.save(sr.load(path), path)
+    remaining = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".trainer"))
+    assert remaining == sorted([live.name, other_host.name]), remaining
