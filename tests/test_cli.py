@@ -7,6 +7,7 @@ import io
 import math
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -277,7 +278,8 @@ def test_live_pipe_answers_each_line_before_the_next(tmp_path):
     assert f.stats()["observations"] == 25
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
+# Windows has SIGTERM in the signal module, but send_signal(SIGTERM) there is TerminateProcess
+@pytest.mark.skipif(os.name != "posix", reason="a catchable SIGTERM is POSIX")
 def test_sigterm_saves_and_exits_130(tmp_path):
     ck = tmp_path / "term.srnn"
     p = subprocess.Popen(PY + ["forecast", "-", "-c", "v", "--save", str(ck)],
@@ -296,6 +298,8 @@ def test_sigterm_saves_and_exits_130(tmp_path):
     assert sr.load(ck, sr.Forecaster).stats()["observations"] == 3
 
 
+@pytest.mark.skipif(shutil.which("bash") is None or os.name != "posix",
+                    reason="a POSIX shell pipeline with head")
 def test_reader_going_away_is_not_an_error(tmp_path):
     src = tmp_path / "big.csv"
     write_csv(src, demo_rows(3000))
