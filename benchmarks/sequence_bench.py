@@ -23,14 +23,13 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import platform
-import statistics
-import time
-from typing import Callable
 
 import numpy as np
 
 import streamrnn as sr
 from streamrnn import reference
+
+from bench import median_time  # benchmarks/bench.py: median over rounds of per-call means
 
 try:
     import torch
@@ -42,18 +41,6 @@ except ImportError:  # torch is optional
 CLASSES = {"lstm": sr.LSTM, "gru": sr.GRU}
 
 
-def median_time(fn: Callable[[], object], rounds: int, inner: int) -> float:
-    """Median over rounds of the mean seconds per call (after a warm-up call)."""
-    fn()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times)
-
-
 def bench(cell: str, H: int, T: int, dtype: str, bidirectional: bool, rounds: int):
     D, O = 8, 1
     rng = np.random.default_rng(0)
@@ -61,7 +48,7 @@ def bench(cell: str, H: int, T: int, dtype: str, bidirectional: bool, rounds: in
     Y = rng.standard_normal((T, O)).astype(dtype)
     net = CLASSES[cell](D, H, 1, O, dtype=dtype, seed=0, bidirectional=bidirectional)
     tr = sr.SequenceTrainer(net, optimizer=sr.Adam(lr=1e-4), clip_norm=1.0)
-    ours = median_time(lambda: tr.learn_sequence(X, Y), rounds, 20)
+    ours = median_time(lambda: tr.learn_sequence(X, Y), 20, rounds)
 
     nd = 2 if bidirectional else 1
     rn = reference.WindowNet(cell, D, H, 1, O, nd, net.parameters().astype(dtype))
@@ -71,7 +58,7 @@ def bench(cell: str, H: int, T: int, dtype: str, bidirectional: bool, rounds: in
         v, g = reference.sequence_loss_and_grad(rn, X, Y, "mse")
         rt.apply(v, g)
 
-    ref = median_time(ref_step, max(3, rounds // 4), 1)
+    ref = median_time(ref_step, 1, max(3, rounds // 4))
 
     tt = None
     if torch is not None:
@@ -91,7 +78,7 @@ def bench(cell: str, H: int, T: int, dtype: str, bidirectional: bool, rounds: in
             opt.step()
             return loss.item()
 
-        tt = median_time(torch_step, rounds, 20)
+        tt = median_time(torch_step, 20, rounds)
     return ours, ref, tt
 
 

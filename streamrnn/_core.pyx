@@ -1078,6 +1078,37 @@ cdef inline int _ready(_Trainer tr) except -1:
     return 0
 
 
+cdef srnn_trainer _new_trainer(int loss, int opt, double lr, double momentum, bint nesterov,
+                               double weight_decay, double beta1, double beta2, double eps,
+                               double alpha, int k1, int k2, double clip_value,
+                               double clip_norm):
+    """A reset trainer struct with these settings and zero counters (checked by the caller
+    with srnn_train_check against its network's dims)."""
+    cdef srnn_trainer t
+    t.loss = loss
+    t.opt = opt
+    t.lr = lr
+    t.momentum = momentum
+    t.nesterov = nesterov
+    t.weight_decay = weight_decay
+    t.beta1 = beta1
+    t.beta2 = beta2
+    t.eps = eps
+    t.alpha = alpha
+    t.k1 = k1
+    t.k2 = k2
+    t.clip_value = clip_value
+    t.clip_norm = clip_norm
+    t.updates = 0
+    t.skipped = 0
+    t.opt_steps = 0
+    t.last_loss = float("nan")
+    t.last_grad_norm = float("nan")
+    t.pending = 0
+    srnn_train_reset(&t)
+    return t
+
+
 cdef class _Trainer:
     """Compiled part of OnlineTrainer: the C trainer struct and every buffer it needs.
 
@@ -1096,28 +1127,9 @@ cdef class _Trainer:
             raise RuntimeError("trainer already initialised")
         if net.ndir != 1:
             raise ValueError(_BIDIR.format(what="OnlineTrainer"))
-        cdef srnn_trainer t
-        t.loss = loss
-        t.opt = opt
-        t.lr = lr
-        t.momentum = momentum
-        t.nesterov = nesterov
-        t.weight_decay = weight_decay
-        t.beta1 = beta1
-        t.beta2 = beta2
-        t.eps = eps
-        t.alpha = alpha
-        t.k1 = k1
-        t.k2 = k2
-        t.clip_value = clip_value
-        t.clip_norm = clip_norm
-        t.updates = 0
-        t.skipped = 0
-        t.opt_steps = 0
-        t.last_loss = float("nan")
-        t.last_grad_norm = float("nan")
-        t.pending = 0
-        srnn_train_reset(&t)
+        cdef srnn_trainer t = _new_trainer(loss, opt, lr, momentum, nesterov, weight_decay,
+                                           beta1, beta2, eps, alpha, k1, k2, clip_value,
+                                           clip_norm)
         st = srnn_train_check(&net.dims, &t)
         if st != SRNN_OK:
             raise ValueError(f"{_CONFIG_ERROR}: {srnn_status_name(st).decode()}")
@@ -1687,27 +1699,9 @@ cdef class _Updater:
             if n.typenum != n0.typenum:
                 raise TypeError(f"the networks must share one dtype, got "
                                 f"{_dtype_of(n0.typenum).name} and {_dtype_of(n.typenum).name}")
-        t.loss = SRNN_LOSS_MSE
-        t.opt = opt
-        t.lr = lr
-        t.momentum = momentum
-        t.nesterov = nesterov
-        t.weight_decay = weight_decay
-        t.beta1 = beta1
-        t.beta2 = beta2
-        t.eps = eps
-        t.alpha = alpha
-        t.k1 = 1
-        t.k2 = 1
-        t.clip_value = clip_value
-        t.clip_norm = clip_norm
-        t.updates = 0
-        t.skipped = 0
-        t.opt_steps = 0
-        t.last_loss = float("nan")
-        t.last_grad_norm = float("nan")
-        t.pending = 0
-        srnn_train_reset(&t)
+        # the optimizer/clipping part of a trainer struct (loss and k1/k2 unused here)
+        t = _new_trainer(SRNN_LOSS_MSE, opt, lr, momentum, nesterov, weight_decay, beta1,
+                         beta2, eps, alpha, 1, 1, clip_value, clip_norm)
         st = srnn_train_check(&n0.dims, &t)
         if st != SRNN_OK:
             raise ValueError(f"{_CONFIG_ERROR}: {srnn_status_name(st).decode()}")
@@ -1763,13 +1757,16 @@ cdef class _Updater:
         return {"counters": self._stats(), "m1": self._m1.copy(), "m2": self._m2.copy()}
 
     def _restore(self, snap):
+        """Load a _snapshot(): every piece read and checked before anything is written."""
         c = snap["counters"]
+        cdef srnn_trainer t = self.t
+        t.updates = c["updates"]
+        t.skipped = c["skipped"]
+        t.opt_steps = c["opt_steps"]
+        t.last_loss = c["last_loss"]
+        t.last_grad_norm = c["last_grad_norm"]
         m1 = _checked_copy(snap["m1"], "m1", self._m1.dtype, self._m1.shape)
         m2 = _checked_copy(snap["m2"], "m2", self._m2.dtype, self._m2.shape)
         self._m1[...] = m1
         self._m2[...] = m2
-        self.t.updates = c["updates"]
-        self.t.skipped = c["skipped"]
-        self.t.opt_steps = c["opt_steps"]
-        self.t.last_loss = c["last_loss"]
-        self.t.last_grad_norm = c["last_grad_norm"]
+        self.t = t

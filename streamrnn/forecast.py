@@ -508,9 +508,9 @@ class Forecaster:
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
         if nf is not None and arr.shape[0] != nf:
             raise ValueError(f"{name} must have {nf} features, got {arr.shape[0]}")
-        if np.isinf(arr).any():
-            raise ValueError(f"{name} must not hold inf (NaN marks a missing feature)")
-        if (np.abs(arr) > MAX_ABS).any():
+        if (np.abs(arr) > MAX_ABS).any():        # (inf included; NaN compares False)
+            if np.isinf(arr).any():
+                raise ValueError(f"{name} must not hold inf (NaN marks a missing feature)")
             raise ValueError(f"{name} must have magnitudes <= {MAX_ABS:g}, got "
                              f"{np.nanmax(np.abs(arr)):g}")
         if commit and nf is None:

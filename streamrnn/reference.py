@@ -1240,13 +1240,16 @@ class SequenceTrainer:
         self.updates += 1
 
     def learn_batch(self, windows: Sequence[Any], targets: Sequence[Any],
-                    many_to_one: bool = False) -> float:
+                    many_to_one: Any = False) -> float:
         """One update from windows (single network: sequences; two: (src, tgt) pairs with
-        ``targets`` the decoder targets and ``windows`` the sources)."""
+        ``targets`` the decoder targets and ``windows`` the sources). ``many_to_one``: one
+        flag for all windows or one per window."""
+        flags = (list(many_to_one) if isinstance(many_to_one, (list, tuple, np.ndarray))
+                 else [many_to_one] * len(windows))
         losses, grads = [], []
-        for X, Y in zip(windows, targets):
+        for X, Y, m2o in zip(windows, targets, flags):
             if len(self.nets) == 1:
-                v, g = sequence_loss_and_grad(self.nets[0], X, Y, self.loss, many_to_one)
+                v, g = sequence_loss_and_grad(self.nets[0], X, Y, self.loss, bool(m2o))
             else:
                 v, ge, gd = seq2seq_loss_and_grad(self.nets[0], self.nets[1], X, Y,
                                                   self.context, self.loss, self.start)

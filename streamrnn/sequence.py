@@ -204,18 +204,27 @@ class _WindowTrainerBase:
         """The argument names in error messages: a single call's own (X, Y) or list items."""
         return names if names is not None else (f"{xn}[{i}]", f"{yn}[{i}]")
 
+    # the argument names of the (inputs, targets) lists in error messages
+    _pair_names: Tuple[str, str] = ("windows", "targets")
+
+    def _pairs(self, a: Sequence[Any], b: Sequence[Any]) -> Tuple[List[Any], List[Any]]:
+        """The two argument lists, checked to be non-empty and of one length."""
+        an, bn = self._pair_names
+        a, b = list(a), list(b)
+        if len(a) != len(b):
+            raise ValueError(f"{an} and {bn} must have the same length, got {len(a)} and "
+                             f"{len(b)}")
+        if not a:
+            raise ValueError(f"{an} must hold at least one window, got none")
+        return a, b
+
     def _fit(self, windows: Sequence[Any], targets: Sequence[Any], epochs: Any, shuffle: Any,
              seed: Any, batch_size: Any) -> List[float]:
         epochs = check_int(epochs, "epochs", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
-        windows, targets = list(windows), list(targets)
-        if len(windows) != len(targets):
-            raise ValueError(f"windows and targets must have the same length, got "
-                             f"{len(windows)} and {len(targets)}")
-        if not windows:
-            raise ValueError("windows must hold at least one window, got none")
+        windows, targets = self._pairs(windows, targets)
         self._validate_all(windows, targets)   # every window before the first update
         rng = np.random.default_rng(seed)
         history = []
@@ -422,12 +431,7 @@ class SequenceTrainer(_WindowTrainerBase):
         >>> tr.updates
         1
         """
-        windows, targets = list(windows), list(targets)
-        if len(windows) != len(targets):
-            raise ValueError(f"windows and targets must have the same length, got "
-                             f"{len(windows)} and {len(targets)}")
-        if not windows:
-            raise ValueError("windows must hold at least one window, got none")
+        windows, targets = self._pairs(windows, targets)
         losses = [v for v in self._batch(windows, targets) if not math.isnan(v)]
         return float(np.mean(losses)) if losses else float("nan")
 
@@ -552,6 +556,8 @@ class Seq2Seq(_WindowTrainerBase):
     >>> s2s.generate(src, max_len=4).dtype
     dtype('int64')
     """
+
+    _pair_names = ("src", "tgt")
 
     def __init__(self, encoder: _Recurrent, decoder: _Recurrent, context: str = "init_state",
                  loss: str = "mse", start: Any = None,
@@ -793,12 +799,7 @@ class Seq2Seq(_WindowTrainerBase):
         >>> s2s.updates
         1
         """
-        src, tgt = list(src), list(tgt)
-        if len(src) != len(tgt):
-            raise ValueError(f"src and tgt must have the same length, got {len(src)} and "
-                             f"{len(tgt)}")
-        if not src:
-            raise ValueError("src must hold at least one window, got none")
+        src, tgt = self._pairs(src, tgt)
         return float(np.mean(self._batch(src, tgt)))
 
     def fit(self, src: Sequence[Any], tgt: Sequence[Any], epochs: int = 1,

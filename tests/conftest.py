@@ -50,17 +50,25 @@ GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 
 def make_net(cell, input_size, hidden_size, num_layers=1, output_size=None, dtype="float64",
-             seed=None):
+             seed=None, bidirectional=False):
     """The public network of a cell name ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')."""
     import streamrnn as sr
+    kw = dict(dtype=dtype, seed=seed, bidirectional=bidirectional)
     if cell == "lstm":
-        return sr.LSTM(input_size, hidden_size, num_layers, output_size, dtype=dtype, seed=seed)
+        return sr.LSTM(input_size, hidden_size, num_layers, output_size, **kw)
     if cell == "gru":
-        return sr.GRU(input_size, hidden_size, num_layers, output_size, dtype=dtype, seed=seed)
+        return sr.GRU(input_size, hidden_size, num_layers, output_size, **kw)
     if cell in ("rnn_tanh", "rnn_relu"):
         return sr.RNN(input_size, hidden_size, num_layers, output_size,
-                      nonlinearity=cell[4:], dtype=dtype, seed=seed)
+                      nonlinearity=cell[4:], **kw)
     raise ValueError(cell)
+
+
+def window_ref(net):
+    """The NumPy reference (streamrnn.reference.WindowNet) of a network, same weights."""
+    from streamrnn import reference
+    return reference.WindowNet(net.cell, net.input_size, net.hidden_size, net.num_layers,
+                               net.output_size, net.num_directions, net.parameters().copy())
 
 
 def tol(dtype):

@@ -14,21 +14,14 @@ import streamrnn as sr
 from streamrnn import _core
 from streamrnn import reference as ref
 
-from conftest import CELLS, assert_close, assert_unchanged, snapshot
+from conftest import CELLS, assert_close, assert_unchanged, make_net, snapshot, window_ref
 
 
 def make(cell, D, H, L=1, O=None, dtype="float64", seed=0, bidirectional=True):
-    kw = dict(dtype=dtype, seed=seed, bidirectional=bidirectional)
-    if cell == "lstm":
-        return sr.LSTM(D, H, L, O, **kw)
-    if cell == "gru":
-        return sr.GRU(D, H, L, O, **kw)
-    return sr.RNN(D, H, L, O, nonlinearity=cell[4:], **kw)
+    return make_net(cell, D, H, L, O, dtype=dtype, seed=seed, bidirectional=bidirectional)
 
 
-def ref_of(net):
-    return ref.WindowNet(net.cell, net.input_size, net.hidden_size, net.num_layers,
-                         net.output_size, net.num_directions, net.parameters().copy())
+ref_of = window_ref
 
 
 @st.composite

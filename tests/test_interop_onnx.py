@@ -117,16 +117,19 @@ def test_opset_argument():
         sr.to_onnx(object())
 
 
-def torch_exported(torch, cell, L, head, batch_first=False):
-    torch.manual_seed(L)
-    kw = dict(num_layers=L, batch_first=batch_first)
+def torch_exported(torch, cell, L, head, batch_first=False, bidirectional=False,
+                   dtype="float32"):
+    """A torch rnn (+ Linear head) of 3 inputs and 5 hidden, exported by torch.onnx.export."""
+    torch.manual_seed(40 + L if bidirectional else L)
+    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    kw = dict(num_layers=L, batch_first=batch_first, bidirectional=bidirectional)
     if cell == "lstm":
         rnn = torch.nn.LSTM(3, 5, **kw)
     elif cell == "gru":
         rnn = torch.nn.GRU(3, 5, **kw)
     else:
         rnn = torch.nn.RNN(3, 5, nonlinearity=cell[4:], **kw)
-    lin = torch.nn.Linear(5, 2) if head else None
+    lin = torch.nn.Linear(10 if bidirectional else 5, 2) if head else None
 
     class M(torch.nn.Module):
         def __init__(self):
@@ -137,8 +140,8 @@ def torch_exported(torch, cell, L, head, batch_first=False):
             y = self.rnn(x)[0]
             return self.lin(y) if self.lin is not None else y
 
-    m = M().eval()
-    x = torch.zeros((1, 7, 3) if batch_first else (7, 1, 3))
+    m = M().to(tdt).eval()
+    x = torch.zeros((1, 7, 3) if batch_first else (7, 1, 3), dtype=tdt)
     import io
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -382,44 +385,14 @@ def test_bidirectional_round_trip_and_loading_into_a_net(cell, dtype, tmp_path):
         assert_unchanged(before, dst)
 
 
-def torch_bi_exported(torch, cell, L, head, dtype, batch_first):
-    torch.manual_seed(40 + L)
-    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    kw = dict(num_layers=L, batch_first=batch_first, bidirectional=True)
-    if cell == "lstm":
-        rnn = torch.nn.LSTM(3, 5, **kw)
-    elif cell == "gru":
-        rnn = torch.nn.GRU(3, 5, **kw)
-    else:
-        rnn = torch.nn.RNN(3, 5, nonlinearity=cell[4:], **kw)
-    lin = torch.nn.Linear(10, 2) if head else None
-
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn, self.lin = rnn, lin
-
-        def forward(self, x):
-            y = self.rnn(x)[0]
-            return self.lin(y) if self.lin is not None else y
-
-    m = M().to(tdt).eval()
-    x = torch.zeros((1, 7, 3) if batch_first else (7, 1, 3), dtype=tdt)
-    import io
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x,), buf, dynamo=False, opset_version=17)
-    return m, onnx.load_from_string(buf.getvalue())
-
-
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("L", [1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_bidirectional_from_torch_onnx_export(cell, L, dtype):
     torch = pytest.importorskip("torch")
     head, batch_first = L == 2, cell in ("gru", "rnn_relu")
-    m, model = torch_bi_exported(torch, cell, L, head, dtype, batch_first)
+    m, model = torch_exported(torch, cell, L, head, batch_first, bidirectional=True,
+                              dtype=dtype)
     assert any(a.s == b"bidirectional" for n in model.graph.node for a in n.attribute
                if a.name == "direction")
     net = sr.from_onnx(model)

@@ -12,14 +12,12 @@ from hypothesis import given, strategies as st
 import streamrnn as sr
 from streamrnn import reference as ref
 
-from conftest import assert_close, assert_unchanged, snapshot
+from conftest import assert_close, assert_unchanged, snapshot, window_ref
 
 CLS = {"lstm": sr.LSTM, "gru": sr.GRU, "rnn_tanh": sr.RNN}
 
 
-def ref_of(net):
-    return ref.WindowNet(net.cell, net.input_size, net.hidden_size, net.num_layers,
-                         net.output_size, net.num_directions, net.parameters().copy())
+ref_of = window_ref
 
 
 def pair(cell, context, O, H=4, L=2, nd=1, D=2, dtype="float64", dec_cell=None, seed=0):

@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 import streamrnn as sr
 from streamrnn import reference as ref
 
-from conftest import CELLS, assert_close, assert_unchanged, snapshot
+from conftest import CELLS, assert_close, assert_unchanged, make_net, snapshot, window_ref
 
 # Adam and RMSprop divide each gradient component by its own running RMS, so a component
 # of ~1e-12 whose last bits differ between two correct summation orders moves its weight by
@@ -25,17 +25,10 @@ OPTS = {"sgd": lambda: sr.SGD(lr=0.1, momentum=0.9), "adam": lambda: sr.Adam(lr=
 
 
 def make(cell, D, H, L=1, O=None, dtype="float64", seed=0, bidirectional=True):
-    kw = dict(dtype=dtype, seed=seed, bidirectional=bidirectional)
-    if cell == "lstm":
-        return sr.LSTM(D, H, L, O, **kw)
-    if cell == "gru":
-        return sr.GRU(D, H, L, O, **kw)
-    return sr.RNN(D, H, L, O, nonlinearity=cell[4:], **kw)
+    return make_net(cell, D, H, L, O, dtype=dtype, seed=seed, bidirectional=bidirectional)
 
 
-def ref_of(net):
-    return ref.WindowNet(net.cell, net.input_size, net.hidden_size, net.num_layers,
-                         net.output_size, net.num_directions, net.parameters().copy())
+ref_of = window_ref
 
 
 def targets(rng, loss, T, out, m2o, holes=True):
@@ -52,21 +45,6 @@ def targets(rng, loss, T, out, m2o, holes=True):
     if holes and T > 1:
         Y[-1] = -1
     return Y
-
-
-def ref_batch(rt, rn, windows, tgts, loss, m2os):
-    """The reference update of learn_batch with per-window many-to-one flags."""
-    losses, grads = [], []
-    for X, Y, m in zip(windows, tgts, m2os):
-        v, g = ref.sequence_loss_and_grad(rn, X, Y, loss, m)
-        if not math.isnan(v):
-            losses.append(v)
-            grads.append(g)
-    if not losses:
-        return float("nan")
-    v = float(np.mean(losses))
-    rt.apply(v, (np.sum(grads, axis=0) / len(grads)).astype(rn.dtype))
-    return v
 
 
 @st.composite
@@ -100,7 +78,7 @@ def test_trainer_vs_reference(c):
         windows = [rng.standard_normal((T, c["D"])).astype(dt) for T in Ts]
         m2os = [bool(rng.integers(0, 2)) for _ in Ts]
         tgts = [targets(rng, c["loss"], T, out, m) for T, m in zip(Ts, m2os)]
-        v_ref = ref_batch(rt, rn, windows, tgts, c["loss"], m2os)
+        v_ref = rt.learn_batch(windows, tgts, many_to_one=m2os)
         if len(windows) == 1:
             v = tr.learn_sequence(windows[0], tgts[0])
         else:

@@ -133,7 +133,7 @@ def test_c_trainer_matches_reference_float64(s):
         # the trajectory amplifies a perturbation. Measure that amplification with a
         # reference twin started a few ulps away; C may differ from the reference by at most
         # 1000x the twin's divergence, step by step (a wrong formula differs by O(lr) at once).
-        amp = _twin(s, X, Y, ref_net, ref)
+        amp = _twin(s, X, Y, Q, ref_net, ref)
         assert amp["w"] > 1e-13, (
             f"C and reference differ (prediction {dp[-1]:.2e}, weights {dw:.2e} relative) on a "
             f"well-conditioned trajectory (twin divergence {amp['w']:.2e})")
@@ -148,10 +148,11 @@ def test_c_trainer_matches_reference_float64(s):
     np.testing.assert_allclose(tr.state.h, ref.h, rtol=1e-10, atol=1e-10 + 1000 * amp["pred"][-1])
 
 
-def _twin(s, X, Y, ref_net, ref):
+def _twin(s, X, Y, Q, ref_net, ref):
     """Relative divergence of a reference trainer whose initial weights differ from the
-    reference's by a few ulps (random signs), on the same stream: per-step predictions
-    (running max), final weights, last loss and gradient norm."""
+    reference's by a few ulps (random signs), on the same stream, from the reference's
+    predictions Q, final weights, last loss and gradient norm: per-step predictions (running
+    max), weights, loss, gradient norm."""
     net0 = _net(s["cell"], s["D"], s["H"], s["L"], s["O"], "float64", s["seed"])
     p0 = net0.parameters().astype(np.float64)
     p0 = p0 * (1 + 4e-16 * np.random.default_rng(0).choice([-1.0, 1.0], p0.size))
@@ -159,12 +160,6 @@ def _twin(s, X, Y, ref_net, ref):
     twin = reference.Trainer(twin_net, loss=s["loss"], optimizer=s["opt"], k1=s["k1"],
                              k2=s["k2"], clip_value=s["clip_value"], clip_norm=s["clip_norm"])
     R = np.array([twin.learn_one(x, y) for x, y in zip(X, Y)])
-    # the reference's own predictions again, from a fresh run (ref has already run)
-    ref2_net = reference.Net(s["cell"], s["D"], s["H"], s["L"], s["O"], params=net0.parameters()
-                             .astype(np.float64))
-    ref2 = reference.Trainer(ref2_net, loss=s["loss"], optimizer=s["opt"], k1=s["k1"],
-                             k2=s["k2"], clip_value=s["clip_value"], clip_norm=s["clip_norm"])
-    Q = np.array([ref2.learn_one(x, y) for x, y in zip(X, Y)])
     scale = max(1.0, float(np.abs(ref_net.flat).max()))
 
     def rel(a, b):
