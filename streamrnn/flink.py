@@ -116,7 +116,8 @@ def pack_key_state(f: Forecaster, s: _Stream) -> bytes:
     Raises
     ------
     ValueError
-        ``f`` has no network yet.
+        ``f`` has no network yet, or the key's state holds NaN or inf (which
+        :func:`unpack_key_state` would refuse).
 
     Examples
     --------
@@ -137,6 +138,11 @@ def pack_key_state(f: Forecaster, s: _Stream) -> bytes:
                         np.asarray(s.sx.pack(), dtype=np.float64).ravel(),
                         [s.last_y, math.nan if s.o is None else s.o]]).astype("<f8")
     c = np.array([s.n_seen, s.n_obs, s.n_missing], dtype="<i8")
+    # what pack writes, unpack must read: refuse what unpack_key_state would refuse
+    if not np.all(np.isfinite(a)) or np.isinf(b).any():
+        raise ValueError("cannot pack this key's state: its recurrent state, next input or "
+                         "scaler statistics hold NaN or inf (unpack_key_state would refuse "
+                         "them)")
     body = a.tobytes() + b.tobytes() + c.tobytes()
     return _KHEAD.pack(_KMAGIC, _KHEAD.size + len(body)) + body
 

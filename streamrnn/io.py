@@ -359,8 +359,34 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
         raise TypeError(f"cannot save a {type(obj).__name__}: expected an LSTM, GRU, RNN, "
                         f"State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or "
                         f"Forecaster")
+    _refuse_unloadable(type_name, arrays)
     meta["user"] = user
     return _encode(type_name, meta, arrays)
+
+
+# What save writes, load reads: the arrays that load requires finite (so that a loaded
+# object never starts from NaN/inf weights, states or moments) are checked at save, which
+# refuses with a ValueError instead of writing a file that load would refuse. By the last
+# part of the array's name: all finite / no inf (NaN there means "none"). Everything else
+# (the ring of recorded activations, counters and the last loss and gradient norm, which
+# report a skipped update) is written and read as it is.
+_FINITE = frozenset({"parameters", "h", "c", "m1", "m2", "sy", "sd", "sx", "u"})
+_NO_INF = frozenset({"last_y", "pending"})
+
+
+def _refuse_unloadable(type_name: str, arrays: Dict[str, np.ndarray]) -> None:
+    for name, a in arrays.items():
+        last = name.rsplit(".", 1)[-1]
+        if a.dtype.kind != "f" or (last not in _FINITE and last not in _NO_INF):
+            continue
+        bad = ~np.isfinite(a) if last in _FINITE else np.isinf(a)
+        if bad.any():
+            raise ValueError(
+                f"cannot save this {type_name}: its {name!r} holds {int(bad.sum())} "
+                f"{'NaN or inf' if last in _FINITE else 'inf'} value(s) (e.g. a state "
+                f"overflowed by huge inputs, or weights written through the views), which "
+                f"sr.load would refuse; nothing was written (reset() the state or restore "
+                f"finite values first)")
 
 
 def save(obj: Any, path: "os.PathLike[str] | str", *,
@@ -388,6 +414,10 @@ def save(obj: Any, path: "os.PathLike[str] | str", *,
     TypeError
         ``obj`` of another type, a Forecaster with other keys, or ``metadata`` not a
         JSON-serialisable dict. Nothing is written then.
+    ValueError
+        ``obj`` holds NaN or inf where :func:`load` requires finite values (weights,
+        states, optimizer moments, scaler statistics; e.g. a state overflowed by huge
+        inputs): the message names the array. Nothing is written then.
     OSError
         The file cannot be written (the previous file, if any, is left intact).
 
@@ -430,6 +460,8 @@ def dumps(obj: Any, *, metadata: Optional[Dict[str, Any]] = None) -> bytes:
     TypeError
         ``obj`` of another type, a Forecaster with keys other than str/int/None, or
         ``metadata`` not a JSON-serialisable dict.
+    ValueError
+        As :func:`save`: NaN or inf where :func:`loads` requires finite values.
 
     Examples
     --------
@@ -882,7 +914,8 @@ def _load_window(r: _Reader) -> Any:
         raise r.error(f"invalid trainer settings: {e}") from None
     counters = r.array("trainer.counters", np.int64, (len(_WCOUNTERS),))
     fcounters = r.array("trainer.fcounters", np.float64, (len(_WFCOUNTERS),))
-    if (counters < 0).any() or np.isinf(fcounters).any() or fcounters[1] < 0:
+    # fcounters (last_loss, last_grad_norm) may be NaN or inf: they report a skipped update
+    if (counters < 0).any() or fcounters[1] < 0:
         raise r.error("invalid trainer counters")
     ref = tr._upd._snapshot()
     m1 = r.array("trainer.m1", ref["m1"].dtype, ref["m1"].shape)

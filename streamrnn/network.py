@@ -1,7 +1,7 @@
 """Public network classes: LSTM, GRU and RNN (pure Python around the compiled core)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -41,6 +41,21 @@ def _check_seed(seed: Any) -> Optional[int]:
     return int(seed)
 
 
+def _refuse_view_rebind(obj: Any, name: str) -> None:
+    """Rebinding a parameter view would silently detach it from the network's buffer."""
+    raise AttributeError(f"{type(obj).__name__}.{name} cannot be rebound (it is a view into "
+                         f"the network's parameters): write into it instead, e.g. "
+                         f"{type(obj).__name__.lower()}.{name}[...] = values")
+
+
+# Settings fixed at construction: the C core's buffers, states, trainers and checkpoints are
+# all built from them, so setting one afterwards would be ignored (or describe a network that
+# does not exist). They raise AttributeError instead.
+_NET_SETTINGS = frozenset({"input_size", "hidden_size", "num_layers", "output_size", "dtype",
+                           "seed", "bidirectional", "nonlinearity", "layers",
+                           "layers_reverse", "head", "cell"})
+
+
 class Layer:
     """One recurrent layer's parameters: writable views into the network's flat buffer.
 
@@ -48,7 +63,7 @@ class Layer:
     GRU 3, RNN 1), H the hidden size and D_k the layer's input size (``input_size`` for
     layer 0, H above). Rows are in PyTorch's gate order (LSTM i, f, g, o; GRU r, z, n); the
     dtype is the network's. Writing into a view changes the network (assign with
-    ``layer.weight_ih[...] = W``; rebinding the attribute does not).
+    ``layer.weight_ih[...] = W``; rebinding the attribute raises AttributeError).
 
     Parameters
     ----------
@@ -79,12 +94,22 @@ class Layer:
 
     __slots__ = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+
     def __init__(self, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray,
                  bias_hh: np.ndarray) -> None:
-        self.weight_ih = weight_ih
-        self.weight_hh = weight_hh
-        self.bias_ih = bias_ih
-        self.bias_hh = bias_hh
+        for name, v in (("weight_ih", weight_ih), ("weight_hh", weight_hh),
+                        ("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+            object.__setattr__(self, name, v)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _refuse_view_rebind(self, name)
+
+    def __delattr__(self, name: str) -> None:
+        _refuse_view_rebind(self, name)
 
     def __repr__(self) -> str:
         return (f"Layer(weight_ih={self.weight_ih.shape}, weight_hh={self.weight_hh.shape}, "
@@ -122,9 +147,18 @@ class Head:
 
     __slots__ = ("weight", "bias")
 
+    weight: np.ndarray
+    bias: np.ndarray
+
     def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
-        self.weight = weight
-        self.bias = bias
+        object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "bias", bias)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _refuse_view_rebind(self, name)
+
+    def __delattr__(self, name: str) -> None:
+        _refuse_view_rebind(self, name)
 
     def __repr__(self) -> str:
         return f"Head(weight={self.weight.shape}, bias={self.bias.shape})"
@@ -141,6 +175,17 @@ class _Recurrent(_core._Network):
 
     _cell: str = ""
     _torch_name: str = ""
+    # settings, set once by _setup (read-only: see __setattr__)
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    output_size: Optional[int]
+    dtype: np.dtype
+    seed: Optional[int]
+    bidirectional: bool
+    layers: Tuple[Layer, ...]
+    layers_reverse: Tuple[Layer, ...]
+    head: Optional[Head]
 
     def _setup(self, input_size: Any, hidden_size: Any, num_layers: Any, output_size: Any,
                dtype: Any, seed: Any, bidirectional: Any = False) -> None:
@@ -156,23 +201,16 @@ class _Recurrent(_core._Network):
         bidirectional = bool(bidirectional)
         ndir = 2 if bidirectional else 1
         self._init_core(self._cell, D, H, L, O, dt, ndir)
-        self.bidirectional = bidirectional
-        self.input_size = D
-        self.hidden_size = H
-        self.num_layers = L
-        self.output_size: Optional[int] = O or None
-        self.dtype = dt
-        self.seed = seed
         flat = self.parameters()
         # PyTorch's init: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)); the head's bound
         # is 1/sqrt(in_features) = 1/sqrt(H) too. Drawn in float64, then cast.
         bound = 1.0 / np.sqrt(H)
         flat[...] = np.random.default_rng(seed).uniform(-bound, bound, flat.shape[0])
-        self.layers: List[Layer] = []
+        layers: List[Layer] = []
         # bidirectional: layers_reverse[k] is layer k's backward direction (PyTorch's
         # "_reverse" parameters); empty for a unidirectional network
-        self.layers_reverse: List[Layer] = []
-        self.head: Optional[Head] = None
+        layers_reverse: List[Layer] = []
+        head: Optional[Head] = None
         self._views: Dict[str, np.ndarray] = {}
         G = {"lstm": 4, "gru": 3}.get(self._cell, 1)
         for k in range(L):
@@ -188,14 +226,32 @@ class _Recurrent(_core._Network):
                     off += size
                     views.append(v)
                     self._views[f"{name}_l{k}" + ("_reverse" if r else "")] = v
-                (self.layers_reverse if r else self.layers).append(Layer(*views))
+                (layers_reverse if r else layers).append(Layer(*views))
         if O:
             off = self._layer_offset(L)
             w = flat[off:off + O * ndir * H].reshape(O, ndir * H)
             b = flat[off + O * ndir * H:off + O * ndir * H + O]
-            self.head = Head(w, b)
+            head = Head(w, b)
             self._views["head.weight"] = w
             self._views["head.bias"] = b
+        # the settings: read-only from here on (see __setattr__)
+        self.__dict__.update(bidirectional=bidirectional, input_size=D, hidden_size=H,
+                             num_layers=L, output_size=O or None, dtype=dt, seed=seed,
+                             layers=tuple(layers), layers_reverse=tuple(layers_reverse),
+                             head=head)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _NET_SETTINGS:
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is read-only: the network's buffers, states, "
+                f"trainers and checkpoints are built from it; create a new "
+                f"{type(self).__name__}(...) (and copy weights with load_state_dict) instead")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in _NET_SETTINGS:
+            raise AttributeError(f"{type(self).__name__}.{name} is read-only")
+        super().__delattr__(name)
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -327,7 +383,7 @@ class LSTM(_Recurrent):
 
     Attributes
     ----------
-    layers : list of Layer
+    layers : tuple of Layer
         Per layer, writable views ``weight_ih`` (4H, D_k), ``weight_hh`` (4H, H),
         ``bias_ih`` and ``bias_hh`` (4H,) into :meth:`parameters`.
     head : Head or None
@@ -338,6 +394,11 @@ class LSTM(_Recurrent):
         O.
     dtype : numpy.dtype
         float32 or float64.
+
+    The settings above (and ``seed``, ``bidirectional``, ``cell``) are read-only: setting
+    one raises AttributeError, since buffers, states, trainers and checkpoints are built from
+    them. The weights are changed through the views (``layer.weight_ih[...] = W``) or
+    :meth:`load_state_dict`.
 
     Raises
     ------
@@ -462,7 +523,7 @@ class RNN(_Recurrent):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self._cell = "rnn_" + nonlinearity
-        self.nonlinearity = nonlinearity
+        self.__dict__["nonlinearity"] = nonlinearity   # read-only (see __setattr__)
         self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
                     bidirectional)
 

@@ -286,3 +286,46 @@ class RMSprop(_Optimizer):
         momentum = _at_least(momentum, "momentum", 0.0)
         weight_decay = _at_least(weight_decay, "weight_decay", 0.0)
         self._freeze(lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay)
+
+
+def check_in_dtype(optimizer: _Optimizer, clip_value: Any, clip_norm: Any,
+                   dtype: Any) -> None:
+    """Refuse settings that vanish or overflow in the network's dtype.
+
+    The C core computes the update in the network's dtype, so a setting given as a Python
+    float becomes e.g. ``float32(1e-50) == 0``: ``Adam(eps=1e-50)`` would then divide 0 by 0
+    and skip every update of a float32 network, ``weight_decay=1e-50`` would silently be no
+    decay, ``lr=1e39`` infinite. Every nonzero setting (``lr``, ``momentum``,
+    ``weight_decay``, ``eps``, ``betas``, ``alpha`` and ``clip_value``, ``clip_norm``) must be
+    a normal number of the dtype: magnitude in ``[finfo(dtype).tiny, finfo(dtype).max]``
+    (float32: 1.2e-38 to 3.4e38). Called by the trainers when the network's dtype is known.
+
+    Raises
+    ------
+    ValueError
+        Naming the setting, its value, the dtype and the allowed range.
+    """
+    dt = np.dtype(dtype)
+    fi = np.finfo(dt)
+    tiny, big = float(fi.tiny), float(fi.max)
+    values = []
+    for f in optimizer._fields:
+        v = getattr(optimizer, f)
+        if isinstance(v, tuple):
+            values += [(f"optimizer.{f}[{i}]", x) for i, x in enumerate(v)]
+        elif not isinstance(v, bool):
+            values.append((f"optimizer.{f}", v))
+    values += [("clip_value", clip_value), ("clip_norm", clip_norm)]
+    for name, v in values:
+        if v is None or v == 0:
+            continue
+        v = float(v)
+        if not tiny <= abs(v) <= big:
+            with np.errstate(over="ignore", under="ignore"):
+                rounded = float(dt.type(v))
+            became = (f"it would round to {rounded!r}" if rounded == 0 or math.isinf(rounded)
+                      else f"it would be a subnormal {rounded!r} with lost precision")
+            raise ValueError(
+                f"{name}={v!r} {'vanishes' if abs(v) < tiny else 'overflows'} in {dt.name}, "
+                f"the network's dtype ({became}): a nonzero setting must have a magnitude in "
+                f"[{tiny:.3g}, {big:.3g}] for a {dt.name} network")

@@ -18,7 +18,7 @@ import numpy as np
 from . import _core
 from ._checks import LOSSES, check_clip, check_int
 from .network import _Recurrent
-from .optim import SGD, Adam, RMSprop
+from .optim import SGD, Adam, RMSprop, check_in_dtype
 
 __all__ = ["SequenceTrainer", "Seq2Seq"]
 
@@ -45,6 +45,7 @@ def _make_updater(nets: List[_Recurrent], optimizer: Any, clip_value: Any, clip_
                         f"{type(optimizer).__name__}")
     cv = check_clip(clip_value, "clip_value")
     cn = check_clip(clip_norm, "clip_norm")
+    check_in_dtype(optimizer, cv, cn, nets[0].dtype)
     betas = getattr(optimizer, "betas", (0.9, 0.999))
     upd = _core._Updater()
     upd._init_updater(list(nets), _OPTS[optimizer.kind], float(optimizer.lr),
@@ -174,6 +175,26 @@ class _WindowTrainerBase:
     """Statistics, fit() and pickling shared by SequenceTrainer and Seq2Seq."""
 
     _upd: Any
+    # settings fixed at construction (read-only: see __setattr__)
+    _settings: frozenset = frozenset()
+
+    def _set_settings(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._settings:
+            cls = type(self).__name__
+            raise AttributeError(
+                f"{cls}.{name} is read-only: the trainer's optimizer state and checkpoints "
+                f"are built from it at construction (setting it would be ignored by "
+                f"training but written by sr.save); create a new {cls}(...) with the new "
+                f"settings instead")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._settings:
+            raise AttributeError(f"{type(self).__name__}.{name} is read-only")
+        super().__delattr__(name)
 
     @property
     def updates(self) -> int:
@@ -284,6 +305,10 @@ class SequenceTrainer(_WindowTrainerBase):
       ``torch.cat([out[-1, :H], out[0, H:]])``, the same as ``h_n`` of the top layer), through
       the head when there is one.
 
+    The settings (``net``, ``loss``, ``optimizer``, ``clip_value``, ``clip_norm``) are
+    read-only attributes (AttributeError); every nonzero optimizer or clipping setting must be
+    a normal number of the network's dtype (as :class:`OnlineTrainer`).
+
     A window without any target changes nothing and its loss is NaN. A non-finite loss,
     gradient or result skips the update (counted in ``skipped_updates``). Bad input raises
     before anything changes: weights and optimizer state are then untouched.
@@ -306,6 +331,15 @@ class SequenceTrainer(_WindowTrainerBase):
     (2, (20, 1), (1,))
     """
 
+    _settings = frozenset({"net", "loss", "optimizer", "clip_value", "clip_norm",
+                           "out_size"})
+    net: _Recurrent
+    loss: str
+    optimizer: Union[SGD, Adam, RMSprop]
+    clip_value: Optional[float]
+    clip_norm: Optional[float]
+    out_size: int
+
     def __init__(self, net: _Recurrent, loss: str = "mse",
                  optimizer: Optional[Union[SGD, Adam, RMSprop]] = None,
                  clip_value: Optional[float] = None, clip_norm: Optional[float] = None
@@ -313,13 +347,11 @@ class SequenceTrainer(_WindowTrainerBase):
         if not isinstance(net, _Recurrent):
             raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got "
                             f"{type(net).__name__}")
-        self.out_size = int(net.output_size or net.num_directions * net.hidden_size)
-        self.loss = _check_loss(loss, self.out_size)
-        self._upd, self.optimizer, _, _ = _make_updater([net], optimizer, clip_value,
-                                                        clip_norm)
-        self.net = net
-        self.clip_value = clip_value
-        self.clip_norm = clip_norm
+        out_size = int(net.output_size or net.num_directions * net.hidden_size)
+        loss = _check_loss(loss, out_size)
+        self._upd, optimizer, _, _ = _make_updater([net], optimizer, clip_value, clip_norm)
+        self._set_settings(out_size=out_size, loss=loss, optimizer=optimizer, net=net,
+                           clip_value=clip_value, clip_norm=clip_norm)
         self._work = _core._SeqWork(net)
 
     def _kwargs(self) -> Dict[str, Any]:
@@ -540,6 +572,10 @@ class Seq2Seq(_WindowTrainerBase):
     optimizer, clip_value, clip_norm : as :class:`SequenceTrainer` (over the parameters of
         both networks together, encoder first)
 
+    The settings (``encoder``, ``decoder``, ``context``, ``loss``, ``start``, ``optimizer``,
+    ``clip_value``, ``clip_norm``) are read-only attributes (AttributeError; ``start`` is a
+    read-only array for mse).
+
     Raises
     ------
     TypeError, ValueError
@@ -558,6 +594,17 @@ class Seq2Seq(_WindowTrainerBase):
     """
 
     _pair_names = ("src", "tgt")
+    _settings = frozenset({"encoder", "decoder", "context", "loss", "start", "optimizer",
+                           "clip_value", "clip_norm", "out_size"})
+    encoder: _Recurrent
+    decoder: _Recurrent
+    context: str
+    loss: str
+    start: Any
+    optimizer: Union[SGD, Adam, RMSprop]
+    clip_value: Optional[float]
+    clip_norm: Optional[float]
+    out_size: int
 
     def __init__(self, encoder: _Recurrent, decoder: _Recurrent, context: str = "init_state",
                  loss: str = "mse", start: Any = None,
@@ -602,21 +649,22 @@ class Seq2Seq(_WindowTrainerBase):
                              + ("" if context == "init_state"
                                 else f" + encoder hidden_size {encoder.hidden_size}")
                              + f") for context={context!r}, got {decoder.input_size}")
-        self.loss = _check_loss(loss, O)
-        self.start = self._check_start(start, O, decoder.dtype)
-        self._upd, self.optimizer, _, _ = _make_updater([encoder, decoder], optimizer,
-                                                        clip_value, clip_norm)
-        self.encoder, self.decoder, self.context = encoder, decoder, context
-        self.out_size = O
-        self.clip_value, self.clip_norm = clip_value, clip_norm
+        loss = _check_loss(loss, O)
+        start = self._check_start(start, O, loss)
+        self._upd, optimizer, _, _ = _make_updater([encoder, decoder], optimizer, clip_value,
+                                                   clip_norm)
+        self._set_settings(loss=loss, start=start, optimizer=optimizer, encoder=encoder,
+                           decoder=decoder, context=context, out_size=O,
+                           clip_value=clip_value, clip_norm=clip_norm)
         self._enc = _core._SeqWork(encoder)
         self._dec = _core._SeqWork(decoder)
         self._Pe = int(encoder.parameters().shape[0])
 
-    def _check_start(self, start: Any, O: int, dtype: Any) -> Any:
+    @staticmethod
+    def _check_start(start: Any, O: int, loss: str) -> Any:
         if start is None:
             return None
-        if self.loss == "cross_entropy":
+        if loss == "cross_entropy":
             if isinstance(start, (bool, np.bool_)) or not isinstance(start, (int, np.integer)):
                 raise TypeError(f"start must be None or a class index (int) for "
                                 f"cross_entropy, got {type(start).__name__}")
@@ -627,6 +675,8 @@ class Seq2Seq(_WindowTrainerBase):
         if arr.shape != (O,) or not np.isfinite(arr).all():
             raise ValueError(f"start must be None or a finite array of shape ({O},) for mse, "
                              f"got {np.asarray(start).shape}")
+        arr = arr.copy()
+        arr.flags.writeable = False   # a setting: read-only like the others
         return arr
 
     def _kwargs(self) -> Dict[str, Any]:

@@ -6,12 +6,13 @@ from typing import Any, Dict, Optional, Union
 from . import _core
 from ._checks import LOSSES, check_trainer_settings
 from .network import _Recurrent
-from .optim import SGD, Adam, RMSprop
+from .optim import SGD, Adam, RMSprop, check_in_dtype
 
 __all__ = ["OnlineTrainer"]
 
 _LOSSES = {name: code for code, name in enumerate(LOSSES)}  # the C enum srnn_loss
 _OPTS = {"sgd": 0, "adam": 1, "rmsprop": 2}
+_SETTINGS = frozenset({"net", "loss", "optimizer", "k1", "k2", "clip_value", "clip_norm"})
 
 
 def _rebuild(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any]) -> "OnlineTrainer":
@@ -50,6 +51,13 @@ class OnlineTrainer(_core._Trainer):
 
     Notes
     -----
+    The settings (``net``, ``loss``, ``optimizer``, ``k1``, ``k2``, ``clip_value``,
+    ``clip_norm``) are read-only attributes (setting one raises AttributeError), and the
+    optimizer objects are immutable: to train on with other settings, e.g. another learning
+    rate, create a new trainer. Every nonzero optimizer or clipping setting must be a normal
+    number of the network's dtype (a float32 network refuses ``Adam(eps=1e-50)``, which
+    would round to 0).
+
     A non-finite loss or gradient, or an update whose result would not be finite, is
     skipped: weights and optimizer moments are unchanged, and ``skipped`` counts it.
     With ``k1 == k2 == K`` the trainer equals the loop "run K steps from a detached state,
@@ -58,7 +66,8 @@ class OnlineTrainer(_core._Trainer):
     Raises
     ------
     TypeError, ValueError
-        Bad settings; in learn_one / learn_many, bad x or y (nothing is changed then).
+        Bad settings (including settings that vanish or overflow in the network's dtype);
+        in learn_one / learn_many, bad x or y (nothing is changed then).
 
     Examples
     --------
@@ -71,6 +80,14 @@ class OnlineTrainer(_core._Trainer):
     (100, 100)
     """
 
+    net: _Recurrent
+    loss: str
+    optimizer: Union[SGD, Adam, RMSprop]
+    k1: int
+    k2: int
+    clip_value: Optional[float]
+    clip_norm: Optional[float]
+
     def __init__(self, net: _Recurrent, loss: str = "mse",
                  optimizer: Optional[Union[SGD, Adam, RMSprop]] = None, k1: int = 1,
                  k2: int = 32, clip_value: Optional[float] = None,
@@ -79,6 +96,7 @@ class OnlineTrainer(_core._Trainer):
             raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
         loss, optimizer, k1, k2, cv, cn = check_trainer_settings(
             loss, optimizer, k1, k2, clip_value, clip_norm, net.output_size or net.hidden_size)
+        check_in_dtype(optimizer, cv, cn, net.dtype)
         betas = getattr(optimizer, "betas", (0.9, 0.999))
         self._init_trainer(net, _LOSSES[loss], _OPTS[optimizer.kind], float(optimizer.lr),
                            float(getattr(optimizer, "momentum", 0.0)),
@@ -88,13 +106,23 @@ class OnlineTrainer(_core._Trainer):
                            float(getattr(optimizer, "eps", 1e-8)),
                            float(getattr(optimizer, "alpha", 0.99)), k1, k2, cv or 0.0,
                            cn or 0.0)
-        self.net = net
-        self.loss = loss
-        self.optimizer = optimizer
-        self.k1 = k1
-        self.k2 = k2
-        self.clip_value = clip_value
-        self.clip_norm = clip_norm
+        # the settings: read-only from here on (see __setattr__)
+        self.__dict__.update(net=net, loss=loss, optimizer=optimizer, k1=k1, k2=k2,
+                             clip_value=clip_value, clip_norm=clip_norm)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SETTINGS:
+            raise AttributeError(
+                f"OnlineTrainer.{name} is read-only: the C trainer, its buffers and its "
+                f"checkpoints are built from it at construction (setting it would be ignored "
+                f"by training but written by sr.save); create a new OnlineTrainer(net, ...) "
+                f"with the new settings instead")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in _SETTINGS:
+            raise AttributeError(f"OnlineTrainer.{name} is read-only")
+        super().__delattr__(name)
 
     # statistics -----------------------------------------------------------------------
     @property
