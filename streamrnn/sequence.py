@@ -118,6 +118,15 @@ def _parse_target(Y: Any, name: str, T: int, out: int, loss: str, allow_missing:
     return arr, m2o, int((arr.reshape(-1) >= 0).sum())
 
 
+def _fits(arr: np.ndarray, name: str, dtype: Any) -> None:
+    """Values fed to a network as inputs must stay finite in its dtype."""
+    big = float(np.finfo(dtype).max)
+    if np.abs(arr).max(initial=0.0) > big:
+        raise ValueError(f"{name} must hold values of magnitude <= {big:.4g} (they are inputs "
+                         f"of a {np.dtype(dtype).name} network), got "
+                         f"{float(np.abs(arr).max()):.4g}")
+
+
 def _loss_grad(loss: str, Y: np.ndarray, tgt: np.ndarray, m2o: bool, scale: float
                ) -> Tuple[float, np.ndarray]:
     """Loss (float64) and ``scale * dLoss/dY`` in Y's dtype (reference.sequence_loss)."""
@@ -650,7 +659,7 @@ class Seq2Seq(_WindowTrainerBase):
                                 else f" + encoder hidden_size {encoder.hidden_size}")
                              + f") for context={context!r}, got {decoder.input_size}")
         loss = _check_loss(loss, O)
-        start = self._check_start(start, O, loss)
+        start = self._check_start(start, O, loss, decoder.dtype)
         self._upd, optimizer, _, _ = _make_updater([encoder, decoder], optimizer, clip_value,
                                                    clip_norm)
         self._set_settings(loss=loss, start=start, optimizer=optimizer, encoder=encoder,
@@ -661,7 +670,7 @@ class Seq2Seq(_WindowTrainerBase):
         self._Pe = int(encoder.parameters().shape[0])
 
     @staticmethod
-    def _check_start(start: Any, O: int, loss: str) -> Any:
+    def _check_start(start: Any, O: int, loss: str, dtype: Any) -> Any:
         if start is None:
             return None
         if loss == "cross_entropy":
@@ -675,6 +684,7 @@ class Seq2Seq(_WindowTrainerBase):
         if arr.shape != (O,) or not np.isfinite(arr).all():
             raise ValueError(f"start must be None or a finite array of shape ({O},) for mse, "
                              f"got {np.asarray(start).shape}")
+        _fits(arr, "start", dtype)    # the decoder's first input
         arr = arr.copy()
         arr.flags.writeable = False   # a setting: read-only like the others
         return arr
@@ -739,6 +749,8 @@ class Seq2Seq(_WindowTrainerBase):
         if m2o:
             raise ValueError(f"{yname} must hold one target per decoder step, got shape "
                              f"{arr.shape}")
+        if self.loss == "mse":
+            _fits(tgt, yname, self.decoder.dtype)   # the targets are also decoder inputs
         return Xs, tgt
 
     def _validate_all(self, windows: List[Any], targets: List[Any]) -> None:

@@ -104,6 +104,17 @@ def test_key_state_bytes_roundtrip_and_size():
         srf.unpack_key_state(m, b[:-1])
 
 
+def test_key_state_refuses_what_unpack_refuses():
+    f = sr.Forecaster(hidden_size=3, seed=0)
+    for t in range(5):
+        f.learn_one(float(t))
+    s = next(iter(f._streams.values()))
+    srf.pack_key_state(f, s)                   # finite: packs
+    s.u[...] = np.inf
+    with pytest.raises(ValueError, match="cannot pack .*NaN or inf"):
+        srf.pack_key_state(f, s)
+
+
 class _FileSink:
     """Appends every output to a file per task (a test sink that survives the job)."""
 
