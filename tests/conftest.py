@@ -85,11 +85,27 @@ def assert_close(actual, desired, dtype, what=""):
                                atol=atol * scale, err_msg=what)
 
 
+def _counters(c):
+    return np.array([float(c[k]) for k in sorted(c)], dtype=np.float64)
+
+
 def snapshot(*objs):
-    """Copies of everything that must not change: nets' parameters, states' h/c, batches."""
+    """Copies of everything that must not change: nets' parameters, states' h/c, batches;
+    for an OnlineTrainer also its network, state, ring, tags, optimizer moments and counters;
+    for a SequenceTrainer or Seq2Seq its network(s), moments and counters."""
     out = []
     for o in objs:
-        if hasattr(o, "parameters"):
+        if hasattr(o, "_upd"):                      # SequenceTrainer, Seq2Seq
+            nets = [o.encoder, o.decoder] if hasattr(o, "encoder") else [o.net]
+            snap = o._upd._snapshot()
+            out += [n.parameters().copy() for n in nets]
+            out += [snap["m1"], snap["m2"], _counters(snap["counters"])]
+        elif hasattr(o, "_snapshot") and hasattr(o, "net"):   # OnlineTrainer
+            snap = o._snapshot()
+            out.append(o.net.parameters().copy())
+            out += [snap[k] for k in ("h", "c", "ring", "tags", "m1", "m2")]
+            out.append(_counters(snap["counters"]))
+        elif hasattr(o, "parameters"):
             out.append(o.parameters().copy())
         else:
             out.append(o.h.copy())
