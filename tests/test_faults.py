@@ -1,8 +1,10 @@
 """Faults while saving checkpoints.
 
 * SIGKILL at random moments: a forked child resumes an OnlineTrainer and a Forecaster from
-  their checkpoints and, after every step, saves each over its previous checkpoint; the
-  parent kills it after a random delay, then checks that each checkpoint loads, says which
+  their checkpoints and, after every step, saves each over its previous checkpoint,
+  reporting each completed save through a pipe; the parent kills it after a random number
+  of completed saves (a third of the kills) or while it is paused inside a save, after the
+  temporary file's header or just before the rename (no kill is placed by timing), then checks that each checkpoint loads, says which
   step it holds (``steps``), and is byte for byte what an uninterrupted in-process replay
   of that many steps saves (so it also resumes bit for bit: the next child continues from
   it, and its later checkpoints are checked the same way). Temporary files a kill leaves
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -45,22 +46,102 @@ def new_forecaster():
     return sr.Forecaster(hidden_size=16, seed=2)
 
 
-def child(tpath, fpath):
-    """Resume both from their checkpoints and save after every step, forever."""
+class _PausingFile:
+    """The temporary file of a save, pausing the process right after its first write (the
+    header): a SIGKILL then leaves a partial temporary file, deterministically."""
+
+    def __init__(self, f, pause):
+        self.f, self.pause = f, pause
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.f.__exit__(*exc)
+
+    def write(self, b):
+        n = self.f.write(b)
+        self.f.flush()
+        self.pause()
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def child(tpath, fpath, w, pause=None):
+    """Resume both from their checkpoints and save after every step, forever, writing one
+    byte b"s" to the pipe ``w`` after every completed save. ``pause=(where, nth)`` stops the
+    process inside its nth save (1: the first trainer save, 2: the first forecaster save,
+    ...), after writing b"P": ``where`` "write" after the temporary file's header (a partial
+    file), "replace" after the fsync, before the rename (a complete temporary file). The
+    parent SIGKILLs it: kills are placed by counts of events, never by timing."""
     try:
         tr = sr.load(tpath, sr.OnlineTrainer)
         fc = sr.load(fpath, sr.Forecaster)
         i = tr.steps
         j = fc.stats()["steps"] if len(fc) else 0
+        saves = 0
+
+        def stop_here(*args, **kwargs):
+            os.write(w, b"P")
+            while True:
+                signal.pause()
+
+        def save(obj, path):
+            nonlocal saves
+            saves += 1
+            if pause is not None and saves == pause[1]:
+                if pause[0] == "replace":
+                    srio.os.replace = stop_here
+                else:
+                    fdopen = srio.os.fdopen
+                    srio.os.fdopen = lambda *a, **k: _PausingFile(fdopen(*a, **k), stop_here)
+            sr.save(obj, path)
+            os.write(w, b"s")
+
         while True:
             tr.learn_one(X[i], Y[i])
             i += 1
-            sr.save(tr, tpath)
+            save(tr, tpath)
             fc.learn_one(float(YS[j]))
             j += 1
-            sr.save(fc, fpath)
+            save(fc, fpath)
     finally:
         os._exit(3)
+
+
+def spawn(tpath, fpath, pause=None):
+    """A child (see child) and the read end of its pipe."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        child(tpath, fpath, w, pause)
+    os.close(w)
+    return pid, r
+
+
+def read_until(r, n_saves=None, paused=False):
+    """Block until the child reported n_saves completed saves, or its pause (b"P")."""
+    seen = 0
+    while True:
+        b = os.read(r, 1)
+        assert b, "the child ended by itself"
+        if b == b"s":
+            seen += 1
+            if n_saves is not None and seen >= n_saves:
+                return seen
+        elif b == b"P" and paused:
+            return seen
+
+
+def kill(pid, r):
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(r)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
+        f"the child ended by itself (status {status})"
 
 
 class Replay:
@@ -99,24 +180,34 @@ def test_sigkill_while_saving_never_loses_a_checkpoint(tmp_path):
     temp_left = temp_complete = 0
     last = (0, 0)
     for k in range(KILLS):
-        pid = os.fork()
-        if pid == 0:
-            child(tpath, fpath)
-        time.sleep(rng.uniform(0.0, 0.03))
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
-            f"the child ended by itself (status {status}) before kill {k}"
+        # a third of the kills at a random point after a random number of completed saves,
+        # the others deterministically inside a save (partial or complete temporary file)
+        mode = ("steps", "write", "replace")[k % 3]
+        if mode == "steps":
+            saves = int(rng.integers(1, 9))
+            pid, r = spawn(tpath, fpath)
+            read_until(r, n_saves=saves)
+        else:
+            saves = int(rng.integers(1, 9))     # pause inside save number `saves`
+            pid, r = spawn(tpath, fpath, pause=(mode, saves))
+            read_until(r, paused=True)
+            saves -= 1                           # completed before the paused one
+        kill(pid, r)
+        at_least = (last[0] + (saves + 1) // 2, last[1] + saves // 2)
         # the checkpoints: load, identify their step, equal the replay's bytes
         tr = sr.load(tpath, sr.OnlineTrainer)
         fc = sr.load(fpath, sr.Forecaster)
         n, m = tr.steps, fc_steps(fc)
-        assert n >= last[0] and m >= last[1]
+        # the saves the child reported are on disk (trainer and forecaster alternate)
+        assert n >= at_least[0] and m >= at_least[1], (k, mode, saves, last, (n, m))
         last = (n, m)
         assert tpath.read_bytes() == rt.bytes_at(n), f"kill {k}: trainer at step {n}"
         assert fpath.read_bytes() == rf.bytes_at(m), f"kill {k}: forecaster at step {m}"
         # whatever else is in the directory is a temporary file of an interrupted save
-        for p in ckdir.iterdir():
+        others = [p for p in ckdir.iterdir() if p not in (tpath, fpath)]
+        if mode != "steps":
+            assert len(others) == 1, (mode, others)
+        for p in others:
             if p in (tpath, fpath):
                 continue
             assert p.name.startswith((".trainer.srnn.", ".forecaster.srnn.")) \
@@ -125,18 +216,19 @@ def test_sigkill_while_saving_never_loses_a_checkpoint(tmp_path):
             try:
                 obj = sr.load(p)
             except sr.FileFormatError:
-                pass
+                assert mode != "replace", "a save paused before its rename left a bad file"
             else:       # complete (killed after fsync, before the rename): a real step
+                assert mode != "write", "a save paused after its header left a whole file"
                 temp_complete += 1
                 if isinstance(obj, sr.OnlineTrainer):
                     assert obj.steps == n + 1 and p.read_bytes() == rt.bytes_at(n + 1)
                 else:
                     assert fc_steps(obj) == m + 1 and p.read_bytes() == rf.bytes_at(m + 1)
             p.unlink()
-    assert last[0] > 10 and last[1] > 10, last    # the children made progress
-    assert temp_left >= 1, "no kill landed inside a save"
+    assert temp_complete >= KILLS // 3 and temp_left >= 2 * KILLS // 3
     record("SIGKILLs during checkpoint writes survived", KILLS)
     record("kills that left a temporary file", temp_left)
+    record("kills that left a complete temporary file", temp_complete)
     record("steps checkpointed and replayed (trainer, forecaster)", list(last))
 
 
@@ -198,21 +290,11 @@ def test_next_save_removes_temp_files_of_killed_writers(tmp_path):
     path = tmp_path / "trainer.srnn"
     sr.save(new_trainer(), path)
     sr.save(new_forecaster(), tmp_path / "f.srnn")
-    left = []
-    for k in range(40):         # until a kill lands inside a save
-        pid = os.fork()
-        if pid == 0:
-            child(path, tmp_path / "f.srnn")
-        time.sleep(0.002 + 0.001 * (k % 10))
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        left = [p for p in tmp_path.iterdir() if p.name.startswith(".trainer.srnn.")]
-        for p in tmp_path.iterdir():        # (the forecaster's leftovers are not this test's)
-            if p.name.startswith(".f.srnn."):
-                p.unlink()
-        if left:
-            break
-    assert left, "no kill landed inside a save"
+    pid, r = spawn(path, tmp_path / "f.srnn", pause=("write", 1))
+    read_until(r, paused=True)              # inside its first save (the trainer's)
+    kill(pid, r)
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".trainer.srnn.")]
+    assert len(left) == 1, left
     # a temporary file of a live writer (this process's parent stands in for it)
     host = srio._writer_tag().partition("-")[0]
     live = tmp_path / f".trainer.srnn.{host}-{os.getppid()}.abc.tmp"
