@@ -35,8 +35,13 @@ def main() -> int:
             if (project / sub).is_dir():
                 shutil.copytree(project / sub, root / sub,
                                 ignore=shutil.ignore_patterns("__pycache__", "*.png", "out"))
-        env = dict(os.environ, STREAMRNN_EXPECT_INSTALLED="1")
+        # STREAMRNN_SKIP_MISSING_FILES: files the copied tests read next to them (README.md,
+        # examples/, benchmarks/) may be missing here, and only here do their tests skip.
+        # The comparison suites (torch, onnx, keras) are required by the main CI run
+        # (.ci/run's STREAMRNN_REQUIRE); this venv holds the wheel and the test extras only.
+        env = dict(os.environ, STREAMRNN_EXPECT_INSTALLED="1", STREAMRNN_SKIP_MISSING_FILES="1")
         env.pop("PYTHONPATH", None)
+        env.pop("STREAMRNN_REQUIRE", None)
         where = subprocess.run(
             [sys.executable, "-c", "import streamrnn, sys; sys.stdout.write(streamrnn.__file__)"],
             cwd=root, env=env, capture_output=True, text=True, check=True).stdout

@@ -6,6 +6,8 @@ the NumPy reference and first-call overheads are not predictable enough for one)
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -41,7 +43,65 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    return f"streamrnn imported from {_streamrnn_dir()}"
+    return (f"streamrnn imported from {_streamrnn_dir()}; required optional packages: "
+            f"{sorted(REQUIRED) or 'none'}; missing files next to the tests: "
+            f"{'skip' if _SKIP_MISSING_FILES else 'fail'}")
+
+
+# Optional packages (torch, onnx, onnxruntime, keras, ...): a test that needs one skips when
+# it is not installed, EXCEPT when STREAMRNN_REQUIRE names it (comma-separated; .ci/run sets
+# it for the packages CI installs): then the test fails, so that a comparison suite cannot
+# skip silently in CI. Tests use pytest.importorskip (patched below) or optional_missing().
+REQUIRED = frozenset(m.strip() for m in os.environ.get("STREAMRNN_REQUIRE", "").split(",")
+                     if m.strip())
+_importorskip = pytest.importorskip
+
+
+def _required_failure(modname, err):
+    pytest.fail(f"{modname} is required here (STREAMRNN_REQUIRE="
+                f"{os.environ.get('STREAMRNN_REQUIRE')!r}) but cannot be imported: {err}",
+                pytrace=False)
+
+
+def importorskip(modname, *args, **kwargs):
+    """pytest.importorskip, failing instead of skipping for a package in STREAMRNN_REQUIRE."""
+    if modname.split(".")[0] in REQUIRED:
+        try:
+            importlib.import_module(modname)
+        except ImportError as e:
+            _required_failure(modname, e)
+    return _importorskip(modname, *args, **kwargs)
+
+
+pytest.importorskip = importorskip
+
+
+def optional_missing(module):
+    """True when the optional package ``module`` is not installed (the caller skips);
+    fails the test instead when STREAMRNN_REQUIRE names it."""
+    try:
+        missing = importlib.util.find_spec(module) is None
+    except ImportError:  # a missing parent package
+        missing = True
+    if missing and module.split(".")[0] in REQUIRED:
+        _required_failure(module, "not installed")
+    return missing
+
+
+# Files next to the tests (README.md, examples/, benchmarks/): a test that needs one fails
+# when it is missing, unless the run asks to skip such tests (STREAMRNN_SKIP_MISSING_FILES=1,
+# set by .ci/wheel_test.py for the installed-wheel run, whose copy of the tests may lack them).
+_SKIP_MISSING_FILES = os.environ.get("STREAMRNN_SKIP_MISSING_FILES") == "1"
+
+
+def require_file(path, what=None):
+    """Skip (installed-wheel run) or fail when ``path`` is not next to the tests."""
+    if not os.path.exists(path):
+        msg = f"{what or path} is not available next to the tests ({path})"
+        if _SKIP_MISSING_FILES:
+            pytest.skip(msg, allow_module_level=True)
+        pytest.fail(msg + "; only the installed-wheel run (STREAMRNN_SKIP_MISSING_FILES=1) "
+                    "may skip it", pytrace=False)
 
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")

@@ -9,10 +9,11 @@ import os
 
 import pytest
 
+from conftest import require_file
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "examples")
-if not os.path.isdir(EXAMPLES):     # tests run from an installed wheel, outside the tree
-    pytest.skip("examples/ is not beside the tests", allow_module_level=True)
+require_file(EXAMPLES, "examples/")   # skips only in the installed-wheel run
 
 
 def run(name):

@@ -9,6 +9,8 @@ import pytest
 
 from streamrnn import reference as ref
 
+from conftest import require_file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -74,8 +76,8 @@ def test_hidden_state_gradients_rejects_bad_input():
 
 
 def test_gradient_flow_example_runs(tmp_path):
-    if not os.path.exists(os.path.join(ROOT, "examples", "gradient_flow.py")):
-        pytest.skip("examples/gradient_flow.py not available next to the tests")
+    require_file(os.path.join(ROOT, "examples", "gradient_flow.py"),
+                 "examples/gradient_flow.py")   # skips only in the installed-wheel run
     env = dict(os.environ, STREAMRNN_EXAMPLE_QUICK="1", MPLBACKEND="Agg")
     out = tmp_path / "flow.png"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "gradient_flow.py"),

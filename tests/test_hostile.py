@@ -25,6 +25,7 @@ import streamrnn as sr
 from streamrnn import cli
 
 from _figures import record
+from conftest import optional_missing
 
 F64 = np.float64
 
@@ -102,8 +103,7 @@ X3 = np.array([0.1, -0.2, 0.3])
 
 def _needs(module, case):
     """A table row that needs an optional package: skipped when it is not installed."""
-    import importlib.util
-    ok = importlib.util.find_spec(module) is not None
+    ok = not optional_missing(module)   # fails instead when STREAMRNN_REQUIRE names it
     return pytest.param(*case, id=case[0],
                         marks=pytest.mark.skipif(not ok, reason=f"{module} not installed"))
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from _figures import long_run, record
+from conftest import require_file
 
 _LEAKS = Path(__file__).resolve().parents[1] / "benchmarks" / "leaks.py"
-if not _LEAKS.exists():  # tests copied out of the tree without benchmarks/
-    pytest.skip("benchmarks/leaks.py not available next to the tests", allow_module_level=True)
+require_file(_LEAKS, "benchmarks/leaks.py")   # skips only in the installed-wheel run
 _spec = importlib.util.spec_from_file_location("srnn_leaks", _LEAKS)
 leaks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(leaks)
