@@ -516,6 +516,8 @@ class RNN(_Recurrent):
     'rnn_relu'
     """
 
+    nonlinearity: str
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, nonlinearity: str = "tanh",
                  dtype: Any = "float32", seed: Optional[int] = None,
