@@ -211,7 +211,7 @@ def test_sizes_and_views():
     assert net.head.weight.shape == (5, 8)
     assert np.shares_memory(net.layers_reverse[1].bias_hh, net.parameters())
     uni = make("gru", 3, 4, 2, 5, bidirectional=False)
-    assert uni.num_directions == 1 and uni.layers_reverse == []
+    assert uni.num_directions == 1 and uni.layers_reverse == ()
     with pytest.raises(TypeError, match="bidirectional"):
         make("gru", 3, 4, bidirectional="yes")
 
