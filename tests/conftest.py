@@ -58,6 +58,7 @@ _importorskip = pytest.importorskip
 
 
 def _required_failure(modname, err):
+    __tracebackhide__ = True
     pytest.fail(f"{modname} is required here (STREAMRNN_REQUIRE="
                 f"{os.environ.get('STREAMRNN_REQUIRE')!r}) but cannot be imported: {err}",
                 pytrace=False)
@@ -65,6 +66,7 @@ def _required_failure(modname, err):
 
 def importorskip(modname, *args, **kwargs):
     """pytest.importorskip, failing instead of skipping for a package in STREAMRNN_REQUIRE."""
+    __tracebackhide__ = True      # skips and failures are reported at the caller's line
     if modname.split(".")[0] in REQUIRED:
         try:
             importlib.import_module(modname)
@@ -79,6 +81,7 @@ pytest.importorskip = importorskip
 def optional_missing(module):
     """True when the optional package ``module`` is not installed (the caller skips);
     fails the test instead when STREAMRNN_REQUIRE names it."""
+    __tracebackhide__ = True
     try:
         missing = importlib.util.find_spec(module) is None
     except ImportError:  # a missing parent package
@@ -96,6 +99,7 @@ _SKIP_MISSING_FILES = os.environ.get("STREAMRNN_SKIP_MISSING_FILES") == "1"
 
 def require_file(path, what=None):
     """Skip (installed-wheel run) or fail when ``path`` is not next to the tests."""
+    __tracebackhide__ = True
     if not os.path.exists(path):
         msg = f"{what or path} is not available next to the tests ({path})"
         if _SKIP_MISSING_FILES:

@@ -1,4 +1,6 @@
-"""Ctrl-C: a real SIGINT (sent by a timer thread with os.kill) during a long ``net.run``,
+"""Ctrl-C: a real SIGINT (sent with os.kill by a thread as soon as the call has made a random
+amount of progress: a row of ``out`` written, a step or update counted, a value consumed —
+an event, never a clock, so no result depends on the machine's speed) during a long ``net.run``,
 ``trainer.learn_many``, ``Forecaster.learn_many`` or a Python loop of
 ``Forecaster.learn_one`` raises KeyboardInterrupt and leaves every state, counter and the
 weights exactly as after a whole number n of sequential steps. n is read from the object
@@ -26,18 +28,23 @@ TRIALS = 12 if os.environ.get("STREAMRNN_LONG") else 3
 RESULTS = {"interrupted": 0, "completed": 0}
 
 
-def interrupt_during(call, delay):
-    """Run call() while a timer thread sends SIGINT to this process after ``delay`` s.
+def interrupt_during(call, progressed):
+    """Run call() while a thread sends SIGINT to this process as soon as ``progressed()`` is
+    true (the call has done a random part of its work; the trigger points are in the first
+    half of each call, so there is always work left to interrupt).
 
     Returns True when the call raised KeyboardInterrupt. A SIGINT that arrives after the call
     returned is absorbed here (the caller checks the object's state either way)."""
-    fired = threading.Event()
+    done = threading.Event()
 
     def fire():
-        os.kill(os.getpid(), signal.SIGINT)
-        fired.set()
+        while not done.is_set():
+            if progressed():
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.0002)      # polling; the moment is set by progress, not by time
 
-    t = threading.Timer(delay, fire)
+    t = threading.Thread(target=fire)
     t.start()
     result = None
     try:
@@ -46,7 +53,7 @@ def interrupt_during(call, delay):
             result = False
         except KeyboardInterrupt:
             result = True
-        fired.wait(10)
+        done.set()
         t.join()
         for _ in range(50):     # a late signal's handler runs during these sleeps
             time.sleep(0.001)
@@ -56,8 +63,9 @@ def interrupt_during(call, delay):
     return result
 
 
-def delays(seed, lo, hi):
-    return np.random.default_rng(seed).uniform(lo, hi, TRIALS)
+def points(seed, lo, hi):
+    """TRIALS random trigger points in [lo, hi) (units of the call's own progress)."""
+    return np.random.default_rng(seed).integers(lo, hi, TRIALS)
 
 
 def test_run_interrupted_at_a_step_boundary():
@@ -65,10 +73,10 @@ def test_run_interrupted_at_a_step_boundary():
     T = 200000
     X = np.random.default_rng(0).standard_normal((T, 4))
     hits = 0
-    for d in delays(1, 0.005, 0.06):
+    for k in points(1, T // 20, T // 2):
         s = net.new_state()
         out = np.full((T, 2), np.nan)
-        interrupt_during(lambda: net.run(X, s, out=out), d)
+        interrupt_during(lambda: net.run(X, s, out=out), lambda: np.isfinite(out[k, 0]))
         n = int(np.isfinite(out[:, 0]).sum())
         # the finished steps are a prefix, whole: rows [0, n) written, nothing after
         assert np.isfinite(out[:n]).all() and np.isnan(out[n:]).all()
@@ -116,9 +124,9 @@ def test_learn_many_interrupted_at_a_step_boundary():
     Y = np.sin(X[:, :1])
     Y[::7] = np.nan
     hits = 0
-    for d in delays(2, 0.005, 0.06):
+    for k in points(2, T // 20, T // 2):
         tr = trainer_pair()
-        interrupt_during(lambda: tr.learn_many(X, Y), d)
+        interrupt_during(lambda: tr.learn_many(X, Y), lambda: tr.steps >= k)
         n = tr.steps
         ref = trainer_pair()
         ref.learn_many(X[:n], Y[:n])
@@ -144,15 +152,21 @@ def fc_bytes(f, tmp_path, name):
 def test_forecaster_interrupted_between_values(tmp_path, how):
     ys = series(20000)
     hits = 0
-    for d in delays(3, 0.005, 0.1):
+    for k in points(3, len(ys) // 20, len(ys) // 2):
         f = sr.Forecaster(hidden_size=8, seed=0)
+        seen = [0]      # values handed to the forecaster so far (set by the main thread)
+
+        def counted():
+            for i, y in enumerate(ys):
+                seen[0] = i
+                yield y
         if how == "learn_many":
-            call = lambda: f.learn_many(ys)     # noqa: E731
+            call = lambda: f.learn_many(counted())     # noqa: E731
         else:
             def call():
-                for y in ys:
+                for y in counted():
                     f.learn_one(y)
-        interrupt_during(call, d)
+        interrupt_during(call, lambda: seen[0] >= k)
         n = f.stats()["steps"] if len(f) else 0
         ref = sr.Forecaster(hidden_size=8, seed=0)
         ref.learn_many(ys[:n])
@@ -178,9 +192,10 @@ def test_sequence_fit_interrupted_between_whole_updates():
         return sr.SequenceTrainer(net, optimizer=sr.Adam(1e-3), clip_norm=1.0)
 
     hits = 0
-    for d in delays(5, 0.05, 0.4):     # (fit first checks every window: ~30 ms)
+    for k in points(5, 100, 1500):
         tr = fresh()
-        interrupt_during(lambda: tr.fit(windows, targets, shuffle=False), d)
+        interrupt_during(lambda: tr.fit(windows, targets, shuffle=False),
+                         lambda: tr.updates >= k)
         n = tr.updates
         ref = fresh()
         for x, y in zip(windows[:n], targets[:n]):
