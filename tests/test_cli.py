@@ -399,3 +399,87 @@ def test_plot_without_matplotlib_warns_and_the_summary_names_no_file(tmp_path, c
 def test_version():
     r = run_cli(["--version"])
     assert r.returncode == 0 and r.stdout.strip() == f"python -m streamrnn {sr.__version__}"
+
+
+# ---------------------------------------------------------------------- header-less input, keys
+def test_headerless_input_with_columns_equals_the_input_with_a_header(tmp_path):
+    rows = demo_rows(40)
+    with_header = tmp_path / "h.csv"
+    write_csv(with_header, rows)
+    bare = tmp_path / "bare.csv"
+    bare.write_text("".join(",".join(str(v) for v in r) + "\n" for r in rows))
+    a = run_cli(["forecast", str(with_header), "-c", "load", "--hidden", "4"])
+    b = run_cli(["forecast", str(bare), "-c", "load", "--hidden", "4", "--columns",
+                 "t,load,temp"])
+    # with --columns, a first line equal to them is a header (skipped)
+    c = run_cli(["forecast", str(with_header), "-c", "load", "--hidden", "4", "--columns",
+                 "t,load,temp"])
+    assert a.returncode == b.returncode == c.returncode == 0, (b.stderr, c.stderr)
+    _, ra = table(a.stdout)
+    _, rb = table(b.stdout)
+    _, rc = table(c.stdout)
+    assert len(ra) == 40 and [r[1:] for r in ra] == [r[1:] for r in rb] == [r[1:] for r in rc]
+    assert rb[0][0] == "1" and ra[0][0] == "2"     # line numbers are the file's
+    bad = run_cli(["forecast", str(bare), "-c", "load", "--columns", "t,x"])
+    assert bad.returncode == 1 and "no column 'load' (--column) in the columns" in bad.stderr
+
+
+def test_resume_from_headerless_input_uses_the_checkpoints_columns(tmp_path):
+    rows = demo_rows(60)
+    first, rest = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_csv(first, rows[:30])
+    rest.write_text("".join(",".join(str(v) for v in r) + "\n" for r in rows[30:]))
+    whole = tmp_path / "all.csv"
+    write_csv(whole, rows)
+    ck = tmp_path / "ck.srnn"
+    args = ["--features", "temp", "--hidden", "4", "-H", "2"]
+    r1 = run_cli(["forecast", str(first), "-c", "load", "--save", str(ck)] + args)
+    r2 = run_cli(["forecast", str(rest), "--load", str(ck)])     # no header, no options
+    full = run_cli(["forecast", str(whole), "-c", "load"] + args)
+    assert r1.returncode == r2.returncode == full.returncode == 0, r2.stderr
+    _, a = table(r1.stdout)
+    _, b = table(r2.stdout)
+    _, w = table(full.stdout)
+    assert [r[1:] for r in a + b] == [r[1:] for r in w]       # horizon 2 remembered too
+    meta = sr.load(ck, sr.Forecaster, with_metadata=True)[1]
+    assert meta == {"column": "load", "features": ["temp"], "key": None, "horizon": 2,
+                    "columns": ["t", "load", "temp"]}
+
+
+def test_keys_scale_free_error_per_key_table_and_empty_keys(tmp_path):
+    src = tmp_path / "k.csv"
+    rows = [(t, (1000 if t % 2 else 1) * (5 + math.sin(0.3 * t)), f"s{t % 2}")
+            for t in range(80)]
+    rows.insert(10, (99, 1.0, ""))                             # an empty key
+    write_csv(src, rows, header=("t", "v", "id"))
+    r = run_cli(["forecast", str(src), "-c", "v", "--key", "id", "--per-key"])
+    assert r.returncode == 0, r.stderr
+    assert "line 12: column 'id': empty key; skipped" in r.stderr
+    _, out = table(r.stdout)
+    assert len(out) == 80 and all(row[1] in ("s0", "s1") for row in out)
+    err = r.stderr.splitlines()
+    i = err.index("id,scored,mae,persistence_mae,relative_mae")
+    per = {row[0]: row for row in csv.reader(err[i + 1:])}
+    assert sorted(per) == ["s0", "s1"]
+    # recompute each key's errors from the output: forecast_1 of a row vs the next value
+    for k, row in per.items():
+        vals = [(float(o[2]), float(o[3])) for o in out if o[1] == k]
+        e_m = [abs(f - y) for (_, f), (y, _) in zip(vals, vals[1:])]
+        e_p = [abs(x - y) for (x, _), (y, _) in zip(vals, vals[1:])]
+        assert int(row[1]) == len(e_m)
+        assert float(row[2]) == pytest.approx(sum(e_m) / len(e_m), rel=1e-5)
+        assert float(row[3]) == pytest.approx(sum(e_p) / len(e_p), rel=1e-5)
+        assert float(row[4]) == pytest.approx(sum(e_m) / sum(e_p), rel=1e-3)
+    mean_rel = (float(per["s0"][4]) + float(per["s1"][4])) / 2
+    summary = [ln for ln in err if ln.startswith("streamrnn: 80 rows")][0]
+    got = float(summary.split("averaged over 2 key(s) ")[1].split(";")[0])
+    assert got == pytest.approx(mean_rel, rel=1e-3)       # (4 significant digits printed)
+
+
+def test_precision(tmp_path):
+    src = tmp_path / "d.csv"
+    write_csv(src, demo_rows(10))
+    r = run_cli(["forecast", str(src), "-c", "load", "--precision", "3"])
+    _, rows = table(r.stdout)
+    assert r.returncode == 0 and all(len(v.replace(".", "").replace("-", "").lstrip("0")) <= 3
+                                     for row in rows for v in row[3:])
