@@ -9,8 +9,10 @@ persistence forecast and, when matplotlib is installed, writes a PNG plot.
 --column load`` keeps producing forecasts) and writes every forecast as CSV to standard
 output as soon as it is made.
 
-Exit codes: 0 success, 1 data error (bad input, bad checkpoint), 2 usage error,
-130 interrupted (after saving with ``--save``).
+Exit codes: 0 success (also when the reader of stdout goes away), 1 data error (bad input,
+bad checkpoint), 2 usage error (one line on stderr; outputs are checked before the first
+value), 130 interrupted: SIGINT, SIGTERM and SIGHUP stop between whole values and
+``--save`` still runs (see :class:`_Stop`).
 """
 from __future__ import annotations
 
@@ -33,18 +35,27 @@ EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _MISSING_TOKENS = {"", "na", "nan", "n/a", "null", "none", "?"}
 
 _EPILOG_FORECAST = """\
-input: CSV with a header line, read line by line (a live pipe works). The target column
-  and any feature columns must hold numbers; an empty field or NA/NaN/null/? is a missing
-  value (the stream advances, the model's own forecast stands in). Blank lines are skipped.
+input: CSV read line by line (a live pipe works), with a header line, or without one when
+  --columns (or the --load checkpoint) names the columns; then a first line equal to the
+  names is a header and skipped. The target column and any feature columns must hold
+  numbers; an empty field or NA/NaN/null/? is a missing value (the stream advances, the
+  model's own forecast stands in). Blank lines are skipped.
 output (stdout, one row per input row, written as soon as it is made):
   line,[key],[kept columns],value,forecast_1..forecast_H
   'forecast_k' is the forecast of the value k rows after this one (per key with --key),
-  made after learning from this row.
+  made after learning from this row. Numbers: the shortest text that reads back to the
+  same double (--precision N: N significant digits).
+checkpoints: --save stores the model with --column, --features, --key, --horizon and the
+  column names; --load uses them. An explicit --column/--features/--key that differs is
+  refused (exit code 2); --hidden/--cell/--seed are ignored with a warning.
 problems: a malformed line (wrong number of fields, bad quoting) is skipped and a
   non-numeric or infinite value is treated as missing; each gives a message on stderr
   naming the line. With --strict the first problem ends the run with exit code 1.
-exit codes: 0 ok, 1 data error (bad input with --strict, empty input, missing column,
-  bad checkpoint), 2 usage error, 130 interrupted (Ctrl-C or SIGTERM; --save still runs).
+exit codes: 0 ok (also when the reader of stdout goes away), 1 data error (bad input with
+  --strict, empty input, missing column, bad checkpoint), 2 usage error (checked before the
+  first value), 130 interrupted: Ctrl-C, SIGTERM or SIGHUP stop between whole values and
+  --save still runs (a second signal during the save abandons it: the previous checkpoint
+  stays).
 examples:
   python -m streamrnn forecast data.csv --column load --horizon 24 --save model.srnn
   tail -f data.csv | python -m streamrnn forecast - --load model.srnn --save model.srnn
@@ -94,7 +105,7 @@ def _delimiter(text: str) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors: ``<prog>: error: <what> (see <prog> --help)``."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+    def error(self, message: str) -> "NoReturn":
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -551,7 +562,7 @@ def _forecast(args: argparse.Namespace) -> int:
                                     "skipped")
                             fields = None
                         key = fields[kcol] if fields is not None and kcol is not None else None
-                        if fields is not None and kcol is not None and not key.strip():
+                        if key is not None and not key.strip():
                             problem(f"column {args.key!r}: empty key", "skipped")
                             fields = None
                         if fields is None:
@@ -713,7 +724,7 @@ def _parser() -> argparse.ArgumentParser:
         prog=_prog(),
         description="streamrnn: recurrent networks on live streams. Without a command, runs "
                     "the forecasting demo on the embedded sunspot series.",
-        epilog="exit codes: 0 ok, 1 data error, 2 usage error. "
+        epilog="exit codes: 0 ok, 1 data error, 2 usage error, 130 interrupted. "
                "'python -m streamrnn COMMAND --help' documents each command.")
     ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -14,6 +14,7 @@ reshaped to ``(T, 1, 2H)`` = ``[h_forward | h_backward]`` before the next layer 
 """
 from __future__ import annotations
 
+import importlib
 import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
@@ -230,7 +231,8 @@ def _load_model(onnx: Any, model_or_path: Any, external_data_dir: Any) -> Any:
     by default its directory, as ``onnx.load`` does). A model given as bytes or as a
     ModelProto never makes us touch the file system unless ``external_data_dir`` is given;
     the caller's ModelProto is never modified."""
-    from google.protobuf.message import DecodeError
+    # (protobuf ships no type stubs: looked up, not imported by name)
+    DecodeError = importlib.import_module("google.protobuf.message").DecodeError
     if external_data_dir is not None and not isinstance(external_data_dir,
                                                         (str, os.PathLike)):
         raise TypeError(f"external_data_dir must be a path or None, got "
