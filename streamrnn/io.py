@@ -28,8 +28,9 @@ as if it had never stopped.
 Writing is atomic: a temporary file in the target's directory, fsync, ``os.replace``, fsync
 of the directory; a crash leaves either the old file or the new one. A new file's mode is
 0o666 less the umask, a replaced file keeps its mode; a symbolic link is followed (its target
-is replaced, the link stays); a FIFO, socket or device is never replaced, nor read. Loading validates
-before it allocates: the magic, the version, every length against the real file size (a
+is replaced, the link stays); a FIFO, socket or device is never replaced, nor read.
+
+Loading validates before it allocates: the magic, the version, every length against the real file size (a
 header claiming a huge array is refused, not allocated), the header and every array
 checksum, dtypes, shapes and the type's own invariants. Any problem raises
 :class:`FileFormatError` naming the file and what is wrong.
