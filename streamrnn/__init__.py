@@ -5,7 +5,24 @@
 >>> state = net.new_state()
 >>> y = net.step(np.zeros(8, dtype=np.float32), state)
 """
-from ._core import State, StateBatch
+try:
+    from ._core import State, StateBatch
+except ModuleNotFoundError as _e:  # pragma: no cover - exercised in a subprocess
+    if _e.name != __name__ + "._core":
+        raise
+    import os as _os
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if _os.path.exists(_os.path.join(_here, "_core.pyx")):
+        raise ImportError(
+            f"streamrnn is being imported from its source tree ({_here}), which has no "
+            f"compiled core (streamrnn._core). Either build it there: `pip install -e .` "
+            f"(or `python setup.py build_ext --inplace`) in {_os.path.dirname(_here)}; or, "
+            f"to use an installed streamrnn (`pip install .`), run Python from another "
+            f"directory, where the source tree does not shadow it.") from None
+    raise ImportError(f"streamrnn's compiled core (streamrnn._core) is missing from {_here}: "
+                      f"reinstall streamrnn (pip install --force-reinstall streamrnn)"
+                      ) from None
 from .network import GRU, LSTM, RNN, Head, Layer
 from .optim import SGD, Adam, RMSprop
 from .trainer import OnlineTrainer

@@ -3,9 +3,11 @@
 Needs the optional extra ``pip install "streamrnn[flink]"`` (apache-flink); ``import
 streamrnn`` never imports pyflink, only ``import streamrnn.flink`` does.
 
-Records are ``(key, timestamp, value)``. :func:`forecast_stream` validates them (a missing
-key, a non-numeric or infinite value go to a side output with the reason; the job never
-fails on them), keys the stream and runs :class:`ForecastFunction`, which emits
+Records are ``(key, timestamp, value)``. :func:`forecast_stream` validates them (every bad
+record goes to a side output with the reason and the job never fails on one: a missing,
+NaN or non-str/int key; a timestamp that is not an integer in the 64-bit range, such as inf
+or 1.5; a value that is not a number or beyond the float range, such as inf or 10**400; see
+``streamrnn._records``), keys the stream and runs :class:`ForecastFunction`, which emits
 ``(key, timestamp, forecast)`` for every good record as soon as it is made.
 
 Two modes:
@@ -28,6 +30,7 @@ import numpy as np
 
 from . import _core
 from .forecast import Forecaster, _Stream
+from ._records import describe, parse_record, raw_key
 from .io import FileFormatError, dumps, loads
 
 try:
@@ -280,7 +283,7 @@ class ForecastFunction(KeyedProcessFunction):
         if bad, yield ``(repr, reason)`` to :data:`BAD_RECORDS`."""
         rec, reason = _parse(value)
         if rec is None:
-            yield BAD_RECORDS, (repr(value), reason)
+            yield BAD_RECORDS, (describe(value), reason)
             return
         key, ts, y = rec
         raw = self._state.value()
@@ -302,47 +305,17 @@ class ForecastFunction(KeyedProcessFunction):
                 finally:
                     del f._streams[None]
                 blob = pack_key_state(f, s)
-        except (TypeError, ValueError) as e:
-            yield BAD_RECORDS, (repr(tuple(value)), f"{type(e).__name__}: {e}")
+        except (TypeError, ValueError, ArithmeticError) as e:
+            # refused by the forecaster (e.g. a value beyond its range): nothing of the key's
+            # state was written
+            yield BAD_RECORDS, (describe(value), f"{type(e).__name__}: {e}")
             return
         self._state.update(blob)
         yield key, ts, float(out)
 
 
-def _parse(value: Any) -> Tuple[Optional[Tuple[str, int, float]], Optional[str]]:
-    """((key, timestamp, value), None) for a good record, (None, reason) for a bad one."""
-    if isinstance(value, str):            # a CSV line "key,timestamp,value"
-        value = tuple(v.strip() for v in value.split(","))
-    try:
-        key, ts, y = value
-    except (TypeError, ValueError):
-        return None, "not a (key, timestamp, value) record"
-    if key is None or (isinstance(key, str) and not key.strip()):
-        return None, "missing key"
-    try:
-        v = float(y) if y is not None and y != "" else math.nan
-    except (TypeError, ValueError):
-        return None, f"non-numeric value {y!r}"
-    if isinstance(y, bool):
-        return None, f"non-numeric value {y!r}"
-    if math.isinf(v):
-        return None, f"infinite value {y!r}"
-    try:
-        t = int(ts)
-    except (TypeError, ValueError):
-        return None, f"non-integer timestamp {ts!r}"
-    return (str(key), t, v), None
-
-
-def _raw_key(value: Any) -> str:
-    """The key field of a raw record as a string ('' when there is none)."""
-    if isinstance(value, str):
-        return value.split(",", 1)[0].strip()
-    try:
-        k = value[0]
-    except (TypeError, IndexError, KeyError):
-        return ""
-    return "" if k is None else str(k)
+_parse = parse_record       # (the validator lives in streamrnn._records: no pyflink there)
+_raw_key = raw_key
 
 
 def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[str, Any]] = None,

@@ -26,21 +26,26 @@ of a step that waits for its target), so a loaded trainer or forecaster continue
 as if it had never stopped.
 
 Writing is atomic: a temporary file in the target's directory, fsync, ``os.replace``, fsync
-of the directory; a crash leaves either the old file or the new one. Loading validates
-before it allocates: the magic, the version, every length against the real file size (a
+of the directory; a crash leaves either the old file or the new one. A new file's mode is
+0o666 less the umask, a replaced file keeps its mode; a symbolic link is followed (its target
+is replaced, the link stays); a FIFO, socket or device is never replaced, nor read.
+
+Loading validates before it allocates: the magic, the version, every length against the real file size (a
 header claiming a huge array is refused, not allocated), the header and every array
 checksum, dtypes, shapes and the type's own invariants. Any problem raises
 :class:`FileFormatError` naming the file and what is wrong.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io as _io
 import json
 import os
 import platform
+import secrets
+import stat
 import struct
-import tempfile
 from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, overload
 
 import numpy as np
@@ -166,15 +171,74 @@ def _remove_dead_writers_temps(directory: str, base: str) -> None:
             pass
 
 
+def _target(path: str) -> str:
+    """The file a save to ``path`` replaces: ``path`` itself, or the final target of a
+    symbolic link (followed, like ``open(path, "w")``: the link stays and its target is
+    replaced atomically). Raises ValueError when that is an existing non-regular file (a
+    directory, FIFO, socket or device), which a save would otherwise replace or block on."""
+    real = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real
+    except OSError:
+        return real                     # e.g. a permission problem: the write reports it
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, f"cannot save {path}: it is a directory", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"path: {path} is {_kind(st.st_mode)}, not a regular file; refusing "
+                         f"to replace it with a checkpoint")
+    return real
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_temp(directory: str, base: str) -> Tuple[int, str]:
+    """Create ``.<base>.<host>-<pid>.<random>.tmp`` in ``directory`` with mode 0o666 less the
+    umask (what ``open(path, "w")`` gives a new file; mkstemp's 0o600 would not follow the
+    umask). Returns (fd, path)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{_writer_tag()}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"cannot create a temporary file for {base} in "
+                                        f"{directory}")
+
+
 def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
                   blobs: List[Tuple[int, np.ndarray]]) -> None:
+    """Write ``head`` and the arrays (each at its offset) to ``path`` atomically: a temporary
+    file next to the target, fsync, ``os.replace``, fsync of the directory.
+
+    The file's mode: a new file gets 0o666 less the umask (like any file the user's programs
+    create); a replaced file keeps its mode (permission bits). A symbolic link is followed:
+    its target is replaced, the link stays. An existing target that is not a regular file
+    (FIFO, socket, device) raises ValueError and nothing is written; a directory raises
+    IsADirectoryError. Shared by :func:`save` and :func:`streamrnn.to_onnx`."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.{_writer_tag()}.",
-                               suffix=".tmp")
+    target = _target(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    base = os.path.basename(target)
+    try:
+        old_mode: Optional[int] = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        old_mode = None
+    fd, tmp = _open_temp(directory, base)
     try:
         try:
+            if old_mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fd, old_mode)
             f = os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
@@ -189,7 +253,9 @@ def _write_atomic(path: "os.PathLike[str] | str", head: bytes,
                 pos = off + a.nbytes
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if old_mode is not None and not hasattr(os, "fchmod"):  # pragma: no cover - Windows
+            os.chmod(tmp, old_mode)
+        os.replace(tmp, target)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -405,7 +471,9 @@ def save(obj: Any, path: "os.PathLike[str] | str", *,
         Forecaster with every stream). A Forecaster can be saved when its stream keys are
         str, int or None.
     path : str or os.PathLike
-        The file to write (replaced if it exists).
+        The file to write (replaced if it exists, keeping its permission bits; a new file
+        gets 0o666 less the umask). A symbolic link is followed: its target is replaced and
+        the link stays.
     metadata : dict or None
         Optional JSON-serialisable dict stored with it (``load(..., with_metadata=True)``).
 
@@ -417,7 +485,9 @@ def save(obj: Any, path: "os.PathLike[str] | str", *,
     ValueError
         ``obj`` holds NaN or inf where :func:`load` requires finite values (weights,
         states, optimizer moments, scaler statistics; e.g. a state overflowed by huge
-        inputs): the message names the array. Nothing is written then.
+        inputs): the message names the array. Nothing is written then. Or ``path`` (or
+        the target of the link) exists and is a FIFO, socket or device, not a
+        regular file. Nothing is written.
     OSError
         The file cannot be written (the previous file, if any, is left intact).
 
@@ -483,6 +553,29 @@ def dumps(obj: Any, *, metadata: Optional[Dict[str, Any]] = None) -> bytes:
 
 
 # ---------------------------------------------------------------------- reading
+def _open_regular(path: str) -> Any:
+    """``open(path, "rb")`` for a regular file (symbolic links followed). Anything else is
+    refused before a byte is read: a FIFO (whose open would wait for a writer forever: it is
+    opened non-blocking, then checked), a socket or a device raise ValueError, a directory
+    IsADirectoryError."""
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"path: {path} is {_kind(mode)}, not a regular file; a "
+                             f"checkpoint is read from a regular file only")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class _Reader:
     """A validated view of one file: header, and arrays read (and checked) on demand."""
 
@@ -494,7 +587,7 @@ class _Reader:
             self.size = len(data)
         else:
             self.path = os.fspath(path)
-            self.f = open(self.path, "rb")
+            self.f = _open_regular(self.path)
             self.size = os.fstat(self.f.fileno()).st_size
         try:
             self._read_header()
@@ -995,8 +1088,11 @@ def load(path: "os.PathLike[str] | str", expect: Optional[Type[Any]] = None, *,
         version, or content that fails validation.
     TypeError
         The file holds another type than ``expect``.
+    ValueError
+        ``path`` is a FIFO, socket or device, not a regular file (refused without reading
+        or waiting).
     OSError
-        The file cannot be opened.
+        The file cannot be opened (IsADirectoryError: a directory).
 
     See Also
     --------

@@ -42,7 +42,10 @@ def _env(par=2):
 
 def test_job_equals_sequential_forecasters_and_bad_records_go_aside():
     recs = _records()
-    bad = ["1,1.0", "kx,2,abc", ",3,2", "ky,4,inf"]
+    # every kind of bad record (the validator's cases: tests/test_flink_records.py),
+    # including the ones that used to raise out of process_element and fail the job
+    bad = ["1,1.0", "kx,2,abc", ",3,2", "ky,4,inf", "kt,inf,2", "ku,1.5,2", "kv,5,1e400",
+           "kw,6,1e300"]
     rows = [f"{k},{t},{y}" for k, t, y in recs[:100]] + bad \
         + [f"{k},{t},{y}" for k, t, y in recs[100:]]
     # shared model: a forecaster trained in plain Python
@@ -87,7 +90,10 @@ def test_job_equals_sequential_forecasters_and_bad_records_go_aside():
                                                             rel=1e-12, abs=1e-12)
     reasons = sorted(r for _, r in got_b)
     assert reasons == sorted(["not a (key, timestamp, value) record", "missing key",
-                              "non-numeric value 'abc'", "infinite value 'inf'"])
+                              "non-numeric value 'abc'", "infinite value 'inf'",
+                              "non-integer timestamp 'inf'", "non-integer timestamp '1.5'",
+                              "infinite value '1e400'",
+                              "ValueError: y must have magnitude <= 1e+150, got 1e+300"])
 
 
 def test_key_state_bytes_roundtrip_and_size():

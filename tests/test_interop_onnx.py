@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import threading
 import warnings
 
 import numpy as np
@@ -458,3 +460,134 @@ def test_bidirectional_merge_must_be_the_concatenation():
         sr.from_onnx(set_attr(rnn, "activations", ["Tanh", "Relu"]))
     with pytest.raises(ValueError, match="reverse"):
         sr.from_onnx(set_attr(rnn, "direction", "reverse"))
+
+
+# ---------------------------------------------------------------------- files and hostile models
+def with_external_data(net, tmp_path):
+    """to_onnx's model with every initializer in tmp_path/"w.bin" (as onnx.save writes it).
+    Returns (model with external references, the model file's path)."""
+    from onnx.external_data_helper import convert_model_to_external_data
+    model = sr.to_onnx(net)
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="w.bin",
+                                   size_threshold=0)
+    path = tmp_path / "m.onnx"
+    onnx.save_model(model, str(path))       # writes w.bin next to it
+    assert (tmp_path / "w.bin").stat().st_size > 0
+    return onnx.load(str(path), load_external_data=False), path
+
+
+def test_bytes_never_read_external_data_unless_given_a_directory(tmp_path, monkeypatch):
+    net = sr.LSTM(2, 3, output_size=1, seed=3)
+    model, path = with_external_data(net, tmp_path)
+    data = model.SerializeToString()
+    # w.bin is right here, in the working directory, where onnx would look for it (and a
+    # reader of it would succeed): it must not be read
+    monkeypatch.chdir(tmp_path)
+    for src in (data, model):
+        with pytest.raises(ValueError, match="external_data_dir"):
+            sr.from_onnx(src)
+    for src in (data, model):
+        back = sr.from_onnx(src, external_data_dir=tmp_path)
+        assert back.parameters().tobytes() == net.parameters().tobytes()
+    assert onnx.external_data_helper.uses_external_data(model.graph.initializer[0])  # unchanged
+    # a path reads its own directory's files (as onnx.load), or the one given
+    monkeypatch.chdir("/")
+    assert sr.from_onnx(path).parameters().tobytes() == net.parameters().tobytes()
+    with pytest.raises(ValueError, match="external data"):
+        sr.from_onnx(path, external_data_dir=tmp_path / "elsewhere")
+    with pytest.raises(TypeError, match="external_data_dir"):
+        sr.from_onnx(data, external_data_dir=3)
+
+
+def test_bad_bytes_and_checker_errors_are_value_errors():
+    with pytest.raises(ValueError, match="not a readable ONNX model"):
+        sr.from_onnx(b"\xff\x00 definitely not protobuf \xff")
+    model = sr.to_onnx(sr.GRU(2, 3, seed=0))
+    model.ir_version = 10_000                   # passes streamrnn's checks, not onnx's
+    with pytest.raises(ValueError, match="onnx's checker"):
+        sr.from_onnx(model)
+
+
+def _in_thread(call):
+    """call() in a thread; fails (instead of hanging) when it has not ended after a
+    generous limit: the limit turns an endless loop into a failure, it proves nothing."""
+    got = []
+
+    def run():
+        try:
+            call()
+            got.append(None)
+        except BaseException as e:      # noqa: BLE001
+            got.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "from_onnx did not end (an endless walk of the graph)"
+    return got[0]
+
+
+@pytest.mark.parametrize("where", ["X", "W", "head"])
+def test_cycles_are_refused(where):
+    model = sr.to_onnx(sr.LSTM(2, 3, output_size=1, seed=0))
+    g = model.graph
+    rec = next(n for n in g.node if n.op_type == "LSTM")
+    if where == "X":                # the LSTM reads X through an Identity reading itself
+        node = helper.make_node("Identity", ["loop"], ["loop"], name="self_loop")
+        rec.input[0] = "loop"
+    elif where == "W":              # the weights through two Identities reading each other
+        node = helper.make_node("Identity", ["b"], ["a"], name="a")
+        g.node.insert(0, helper.make_node("Identity", ["a"], ["b"], name="b"))
+        rec.input[1] = "a"
+    else:                           # the head's input through a cycle
+        node = helper.make_node("Identity", ["c"], ["c"], name="c")
+        head = next(n for n in g.node if n.op_type in ("MatMul", "Gemm"))
+        head.input[0] = "c"
+    g.node.insert(0, node)
+    e = _in_thread(lambda: sr.from_onnx(model))
+    assert isinstance(e, ValueError) and "before any node produces it" in str(e), e
+
+
+def test_a_name_produced_twice_is_refused():
+    model = sr.to_onnx(sr.LSTM(2, 3, seed=0))
+    g = model.graph
+    rec = next(n for n in g.node if n.op_type == "LSTM")
+    x = rec.input[0]
+    # y = Identity(X); X = Identity(y): X "produced" again, a loop for a walk back from X
+    g.node.insert(0, helper.make_node("Identity", ["y"], [x], name="back"))
+    g.node.insert(0, helper.make_node("Identity", [x], ["y"], name="fwd"))
+    e = _in_thread(lambda: sr.from_onnx(model))
+    assert isinstance(e, ValueError) and "produced twice" in str(e), e
+
+
+def test_a_deep_chain_of_identities_terminates():
+    model = sr.to_onnx(sr.GRU(2, 3, seed=0))
+    g = model.graph
+    rec = next(n for n in g.node if n.op_type == "GRU")
+    prev = rec.input[0]
+    chain = []
+    for k in range(20000):
+        chain.append(helper.make_node("Identity", [prev], [f"id{k}"], name=f"id{k}"))
+        prev = f"id{k}"
+    rec.input[0] = prev
+    for n in reversed(chain):
+        g.node.insert(0, n)
+    e = _in_thread(lambda: sr.from_onnx(model))
+    assert e is None, e
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and FIFOs")
+def test_to_onnx_shares_the_checkpoint_writer(tmp_path):
+    net = sr.LSTM(2, 3, seed=0)
+    old = os.umask(0o027)
+    try:
+        sr.to_onnx(net, tmp_path / "new.onnx")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "new.onnx").st_mode & 0o777 == 0o640
+    os.chmod(tmp_path / "new.onnx", 0o604)
+    sr.to_onnx(net, tmp_path / "new.onnx")
+    assert os.stat(tmp_path / "new.onnx").st_mode & 0o777 == 0o604
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match="FIFO, not a regular file"):
+        sr.to_onnx(net, tmp_path / "fifo")

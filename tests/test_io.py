@@ -2,11 +2,13 @@
 (truncated, corrupted, wrong version, wrong type, lying headers) giving a clear error."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -367,3 +369,138 @@ def test_import_streamrnn_does_not_import_pyflink():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------- file kinds and modes
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes, FIFOs, sockets")
+
+
+def _mode(p):
+    return os.stat(p).st_mode & 0o7777
+
+
+@contextlib.contextmanager
+def umask(mask):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@posix_only
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002, 0o077], ids=oct)
+def test_new_checkpoint_follows_the_umask(tmp_path, mask):
+    p = tmp_path / "net.srnn"
+    with umask(mask):
+        sr.save(sr.LSTM(2, 3, seed=0), p)
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"x")                 # what any program's new file gets
+    assert _mode(p) == 0o666 & ~mask == _mode(plain)
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o664, 0o444], ids=oct)
+def test_replaced_checkpoint_keeps_its_mode(tmp_path, mode):
+    p = tmp_path / "net.srnn"
+    sr.save(sr.LSTM(2, 3, seed=0), p)
+    os.chmod(p, mode)
+    with umask(0o077):                          # the umask applies to new files only
+        sr.save(sr.LSTM(2, 3, seed=1), p)
+    assert _mode(p) == mode
+    assert sr.load(p).seed == 1
+
+
+@posix_only
+def test_save_through_a_symlink_replaces_its_target(tmp_path):
+    target = tmp_path / "real" / "net.srnn"
+    target.parent.mkdir()
+    sr.save(sr.LSTM(2, 3, seed=0), target)
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.srnn"
+    link.symlink_to(target)
+    sr.save(sr.LSTM(2, 3, seed=7), link)
+    assert link.is_symlink() and os.readlink(link) == str(target)   # the link stays
+    assert sr.load(target).seed == 7 and _mode(target) == 0o640
+    # the temporary file lived next to the target (same file system for the rename)
+    assert sorted(os.listdir(target.parent)) == ["net.srnn"]
+    # a dangling link: its target is created, as open(link, "w") would
+    dangling = tmp_path / "dangling.srnn"
+    dangling.symlink_to(tmp_path / "real" / "new.srnn")
+    sr.save(sr.LSTM(2, 3, seed=8), dangling)
+    assert dangling.is_symlink() and sr.load(tmp_path / "real" / "new.srnn").seed == 8
+
+
+def _special_files(tmp_path):
+    """(label, path) of non-regular files: a FIFO, a socket, a link to a device."""
+    import socket
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    dev = tmp_path / "null-link"
+    dev.symlink_to(os.devnull)
+    return sock, [("a FIFO", fifo), ("a socket", sock_path),
+                  ("a character device", dev)]
+
+
+@posix_only
+def test_save_refuses_fifos_sockets_and_devices(tmp_path):
+    sock, files = _special_files(tmp_path)
+    try:
+        net = sr.LSTM(2, 3, seed=0)
+        before = sorted(os.listdir(tmp_path))
+        for kind, p in files:
+            st = os.stat(p)
+            with pytest.raises(ValueError, match=f"path: .*{p.name} is {kind}, not a regular"):
+                sr.save(net, p)
+            after = os.stat(p)
+            assert (after.st_mode, after.st_ino) == (st.st_mode, st.st_ino), kind
+        assert sorted(os.listdir(tmp_path)) == before        # no temporary file left
+        with pytest.raises(IsADirectoryError):
+            sr.save(net, tmp_path)
+    finally:
+        sock.close()
+
+
+def _load_in_thread(path):
+    """sr.load(path) in a thread; returns what it raised. If it is still blocked after a
+    generous limit (a FIFO open waits for a writer), a writer is opened to free it and the
+    test fails: the limit only turns a hang into a failure, it proves nothing."""
+    got = []
+
+    def run():
+        try:
+            sr.load(path)
+            got.append(None)
+        except BaseException as e:     # noqa: BLE001
+            got.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    if t.is_alive():
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        t.join(60)
+        pytest.fail(f"sr.load({path}) blocked")
+    return got[0]
+
+
+@posix_only
+def test_load_refuses_fifos_sockets_and_devices(tmp_path):
+    sock, files = _special_files(tmp_path)
+    try:
+        for kind, p in files:
+            if kind == "a socket":       # open() of a socket fails by itself (ENXIO)
+                with pytest.raises(OSError):
+                    sr.load(p)
+                continue
+            e = _load_in_thread(p)
+            assert isinstance(e, ValueError) and not isinstance(e, sr.FileFormatError), e
+            assert f"{p.name} is {kind}, not a regular file" in str(e)
+        with pytest.raises(IsADirectoryError):
+            sr.load(tmp_path)
+    finally:
+        sock.close()

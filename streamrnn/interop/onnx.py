@@ -14,6 +14,7 @@ reshaped to ``(T, 1, 2H)`` = ``[h_forward | h_backward]`` before the next layer 
 """
 from __future__ import annotations
 
+import importlib
 import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
@@ -208,20 +209,102 @@ _ALLOWED_ATTRS = {"LSTM": {"hidden_size", "direction", "activations", "layout", 
                           "activation_alpha", "activation_beta"}}
 
 
-def _load_model(onnx: Any, model_or_path: Any) -> Any:
-    if isinstance(model_or_path, onnx.ModelProto):
-        return model_or_path
-    if isinstance(model_or_path, (bytes, bytearray)):
-        return onnx.load_from_string(bytes(model_or_path))
-    if isinstance(model_or_path, (str, os.PathLike)):
-        return onnx.load(os.fspath(model_or_path))
-    raise TypeError(f"model_or_path must be an onnx.ModelProto, bytes or a path, got "
-                    f"{type(model_or_path).__name__}")
+def _external_names(onnx: Any, model: Any) -> List[str]:
+    """The files named by the model's tensors stored as external data (initializers and
+    Constant nodes' tensors)."""
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                tensors.append(a.t)
+            tensors.extend(a.tensors)
+    names = []
+    for t in tensors:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = {e.key: e.value for e in t.external_data}.get("location", "?")
+            names.append(f"{t.name or '(unnamed)'} in {loc!r}")
+    return names
+
+
+def _load_model(onnx: Any, model_or_path: Any, external_data_dir: Any) -> Any:
+    """The ModelProto, its external data read from ``external_data_dir`` only (for a path:
+    by default its directory, as ``onnx.load`` does). A model given as bytes or as a
+    ModelProto never makes us touch the file system unless ``external_data_dir`` is given;
+    the caller's ModelProto is never modified."""
+    # (protobuf ships no type stubs: looked up, not imported by name)
+    DecodeError = importlib.import_module("google.protobuf.message").DecodeError
+    if external_data_dir is not None and not isinstance(external_data_dir,
+                                                        (str, os.PathLike)):
+        raise TypeError(f"external_data_dir must be a path or None, got "
+                        f"{type(external_data_dir).__name__}")
+    try:
+        if isinstance(model_or_path, onnx.ModelProto):
+            model = model_or_path
+        elif isinstance(model_or_path, (bytes, bytearray, memoryview)):
+            model = onnx.load_from_string(bytes(model_or_path))
+        elif isinstance(model_or_path, (str, os.PathLike)):
+            path = os.fspath(model_or_path)
+            if external_data_dir is None:
+                external_data_dir = os.path.dirname(os.path.abspath(path))
+            model = onnx.load(path, load_external_data=False)
+        else:
+            raise TypeError(f"model_or_path must be an onnx.ModelProto, bytes or a path, got "
+                            f"{type(model_or_path).__name__}")
+    except (DecodeError, RuntimeError) as e:
+        raise ValueError(f"from_onnx: not a readable ONNX model: {e}") from None
+    external = _external_names(onnx, model)
+    if external:
+        if external_data_dir is None:
+            raise ValueError(f"from_onnx: the model keeps tensors in external files "
+                             f"({', '.join(external[:3])}{', ...' if len(external) > 3 else ''}"
+                             f"); a model given as bytes or a ModelProto reads no file unless "
+                             f"you pass external_data_dir=")
+        from onnx.external_data_helper import load_external_data_for_model
+        if model is model_or_path:
+            copy = onnx.ModelProto()
+            copy.CopyFrom(model)
+            model = copy
+        try:
+            load_external_data_for_model(model, os.fspath(external_data_dir))
+        except (OSError, ValueError, RuntimeError, onnx.checker.ValidationError) as e:
+            raise ValueError(f"from_onnx: cannot read the external data from "
+                             f"{os.fspath(external_data_dir)}: {e}") from None
+    return model
+
+
+def _check(onnx: Any, model: Any) -> None:
+    """onnx's checker, after streamrnn's own (more specific) checks; its errors as
+    ValueError."""
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, RuntimeError, ValueError) as e:
+        raise ValueError(f"from_onnx: the model fails onnx's checker: {e}") from None
+
+
+def _check_dag(graph: Any) -> None:
+    """Every name is produced once, and read only after it is produced (the order ONNX
+    requires): so every walk back through producers ends, whatever the model. A cycle (an
+    ``Identity`` reading its own output) or a name produced twice is refused."""
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    for k, node in enumerate(graph.node):
+        for name in node.input:
+            if name and name not in known:
+                raise ValueError(f"from_onnx: node {node.name or k!r} ({node.op_type}) reads "
+                                 f"{name!r} before any node produces it (a cycle, or nodes "
+                                 f"not in topological order)")
+        for name in node.output:
+            if name in known:
+                raise ValueError(f"from_onnx: {name!r} is produced twice (by node "
+                                 f"{node.name or k!r} and before it)")
+            if name:
+                known.add(name)
 
 
 def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", bytes],
               dtype: Any = None, *,
-              net: Optional[Union["LSTM", "GRU", "RNN"]] = None) -> Union["LSTM", "GRU", "RNN"]:
+              net: Optional[Union["LSTM", "GRU", "RNN"]] = None,
+              external_data_dir: Union[str, "os.PathLike[str]", None] = None
+              ) -> Union["LSTM", "GRU", "RNN"]:
     """A streamrnn network from an ONNX model made of stacked ``LSTM``/``GRU``/``RNN`` ops.
 
     Reads models written by :func:`to_onnx` and by ``torch.onnx.export`` of
@@ -247,6 +330,11 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     net : LSTM, GRU or RNN, optional
         Load into this existing network of the same architecture instead of creating one;
         nothing in it changes when anything raises.
+    external_data_dir : str, path-like or None
+        Where the model's external data files are (tensors stored outside the model). A
+        model given as bytes or a ModelProto reads no file unless this is given (its
+        external tensors raise ValueError); a path reads them from its own directory by
+        default.
 
     Returns
     -------
@@ -263,6 +351,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         ``model_or_path`` of an unknown type; weights that are not float/double (without
         ``dtype``).
     ValueError
+        Bytes that are not an ONNX model, a model that fails onnx's checker, external data
+        without ``external_data_dir`` (bytes, ModelProto), a cycle or a name produced twice.
         Anything streamrnn cannot represent exactly: ``direction="reverse"`` (a single
         backward direction), forward and bidirectional layers mixed, non-default
         ``activations`` (RNN: ``Tanh`` or ``Relu``; bidirectional: the same for both
@@ -285,8 +375,9 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     """
     onnx = require("onnx", "onnx")
     from onnx import numpy_helper
-    model = _load_model(onnx, model_or_path)
+    model = _load_model(onnx, model_or_path, external_data_dir)
     graph = model.graph
+    _check_dag(graph)
     consts: Dict[str, np.ndarray] = {}
     for t in graph.initializer:
         consts[t.name] = numpy_helper.to_array(t)
@@ -564,5 +655,6 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     if len(wdtypes) > 1 and dtype is None and net is None:
         raise TypeError(f"from_onnx: weights of mixed dtypes {sorted(map(str, wdtypes))}; pass "
                         f"dtype='float32' or 'float64'")
+    _check(onnx, model)
     return build_network(cell, D, H, len(rec), O, dtype, next(iter(wdtypes)), params,
                          net=net, source="from_onnx", bidirectional=bidirectional)
