@@ -71,7 +71,8 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import (Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
@@ -90,6 +91,34 @@ _MISSING = float("nan")
 # of values, and (2 * 1e150)**2 = 4e300 still fits a float64 with room for the update; larger
 # values would turn the statistics into inf/NaN and the scaled inputs into garbage.
 MAX_ABS = 1e150
+MAX_FEATURES = 1 << 20
+MAX_HORIZON = 1 << 20
+# Refused at construction: a forecaster whose one stream would need more than this many
+# bytes (parameters, gradient, two optimizer moments, the TBPTT ring) is a typo, not a model.
+MAX_STREAM_BYTES = 1 << 32
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def _stream_bytes(cell: str, hidden_size: int, num_layers: int, k2: int, input_size: int,
+                  itemsize: int) -> int:
+    """Lower bound of the bytes of one stream's network and trainer buffers."""
+    G, H, L = _GATES[cell], hidden_size, num_layers
+    params = G * H * (input_size + H + 2) + (L - 1) * G * H * (2 * H + 2) + H + 1
+    ring = k2 * (L * (G + 2) * H + input_size)
+    return itemsize * (4 * params + ring)
+
+
+def _check_memory(cell: str, hidden_size: int, num_layers: int, k2: int,
+                  n_features: Optional[int], differencing: bool, dtype: np.dtype,
+                  extra_inputs: int = 0) -> None:
+    D = 1 + int(differencing) + extra_inputs + (n_features or 0)
+    need = _stream_bytes(cell, hidden_size, num_layers, k2, D, dtype.itemsize)
+    if need > MAX_STREAM_BYTES:
+        raise ValueError(
+            f"hidden_size={hidden_size}, num_layers={num_layers}, k2={k2}, "
+            f"n_features={n_features} need about {need / 2**30:.3g} GiB per stream "
+            f"(parameters, gradient, optimizer moments, TBPTT ring); at most "
+            f"{MAX_STREAM_BYTES / 2**30:g} GiB is accepted")
 
 
 def _make_net(cell: str, input_size: int, hidden_size: int, num_layers: int, dtype: Any,
@@ -216,6 +245,33 @@ class _Stream:
         self.n_obs = 0            # observed (finite) values
         self.n_missing = 0        # missing values (NaN/None)
 
+    def save(self) -> Tuple[Any, ...]:
+        """Everything a learn_one may change (for :meth:`restore` after an error)."""
+        tr = self.trainer
+        if isinstance(tr, OnlineTrainer):
+            snap: Any = tr._snapshot()
+            params = (tr.net.parameters().copy(), tr.updates, tr.skipped_updates)
+        else:                            # an inference-only runner (flink's shared mode)
+            snap, params = tr.state.copy(), None
+        return (snap, params, self.sy.pack(), self.sd.pack(), self.sx.pack(), self.u.copy(),
+                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing)
+
+    def restore(self, saved: Tuple[Any, ...]) -> None:
+        (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
+         self.n_missing) = saved
+        tr = self.trainer
+        if params is not None:
+            p, updates, skipped = params
+            if (tr.updates, tr.skipped_updates) != (updates, skipped):
+                tr.net.parameters()[...] = p     # an update ran: undo it
+            tr._restore(snap)
+        else:
+            tr.state = snap
+        self.sy.unpack(sy)
+        self.sd.unpack(sd)
+        self.sx.unpack(sx)
+        self.u[...] = u
+
 
 _Key = Hashable
 
@@ -320,30 +376,58 @@ class Forecaster:
                                  f"{scale_halflife!r}")
             scale_halflife = float(scale_halflife)
         if n_features is not None:
-            n_features = _check_int(n_features, "n_features", 0)
+            n_features = _check_int(n_features, "n_features", 0, MAX_FEATURES)
         dt = _check_dtype(dtype)
         if weights not in ("shared", "per_key"):
             raise ValueError(f"weights must be 'shared' or 'per_key', got {weights!r}")
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.k1 = k1
-        self.k2 = k2
-        self.optimizer = optimizer
-        self.clip_norm = clip_norm
-        self.seed = seed
-        self.differencing = bool(differencing)
-        self.scale = bool(scale)
-        self.scale_halflife = scale_halflife
-        self.n_features = n_features
-        self.feature_names: Optional[List[str]] = None
-        self.dtype = dt
-        self.weights = weights
-        self.net: Optional[_Recurrent] = None
+        _check_memory(cell, hidden_size, num_layers, k2, n_features, bool(differencing), dt)
+        # settings: read-only (properties below); training and sr.save read these
+        self._cell = cell
+        self._hidden_size = hidden_size
+        self._num_layers = num_layers
+        self._k1 = k1
+        self._k2 = k2
+        self._optimizer = optimizer
+        self._clip_norm = clip_norm
+        self._seed = seed
+        self._differencing = bool(differencing)
+        self._scale = bool(scale)
+        self._scale_halflife = scale_halflife
+        self._n_features = n_features
+        self._feature_names: Optional[List[str]] = None
+        self._dtype = dt
+        self._weights = weights
+        self._net: Optional[_Recurrent] = None
         self._streams: Dict[_Key, _Stream] = {}
         self._alpha = 0.0 if scale_halflife is None else 1.0 - 0.5 ** (1.0 / scale_halflife)
 
     # ------------------------------------------------------------------ settings
+    # Read-only: a setting changed after construction would not reach the trainers that
+    # exist, and sr.save would write a file that does not load (or loads as another model).
+    cell = property(lambda self: self._cell, doc="The recurrent cell (read-only).")
+    hidden_size = property(lambda self: self._hidden_size, doc="Hidden size (read-only).")
+    num_layers = property(lambda self: self._num_layers, doc="Stacked layers (read-only).")
+    k1 = property(lambda self: self._k1, doc="TBPTT: update every k1 values (read-only).")
+    k2 = property(lambda self: self._k2, doc="TBPTT: backpropagate k2 steps (read-only).")
+    optimizer = property(lambda self: self._optimizer, doc="The optimizer (read-only).")
+    clip_norm = property(lambda self: self._clip_norm, doc="Gradient norm clip (read-only).")
+    seed = property(lambda self: self._seed, doc="Seed of the initial weights (read-only).")
+    differencing = property(lambda self: self._differencing,
+                            doc="Whether the change is modelled (read-only).")
+    scale = property(lambda self: self._scale, doc="Online standardisation (read-only).")
+    scale_halflife = property(lambda self: self._scale_halflife,
+                              doc="Half-life of the scaling statistics (read-only).")
+    n_features = property(lambda self: self._n_features,
+                          doc="Number of exogenous features; None until fixed (read-only).")
+    feature_names = property(lambda self: self._feature_names,
+                             doc="Feature names when features came as mappings (read-only).")
+    dtype = property(lambda self: self._dtype, doc="The networks' dtype (read-only).")
+    weights = property(lambda self: self._weights,
+                       doc="'shared' or 'per_key' (read-only).")
+    net = property(lambda self: self._net,
+                   doc="The shared network (None before the first value, and with "
+                       "weights='per_key'); read-only.")
+
     def _settings(self) -> Dict[str, Any]:
         return dict(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     k1=self.k1, k2=self.k2, optimizer=self.optimizer,
@@ -363,22 +447,25 @@ class Forecaster:
         return 1 + int(self.differencing) + self.n_features
 
     # ------------------------------------------------------------------ streams
-    def _new_network(self) -> _Recurrent:
-        assert self.input_size is not None
-        return _make_net(self.cell, self.input_size, self.hidden_size, self.num_layers,
-                         self.dtype, self.seed)
+    def _new_network(self, input_size: Optional[int] = None) -> _Recurrent:
+        D = self.input_size if input_size is None else input_size
+        assert D is not None
+        return _make_net(self._cell, D, self._hidden_size, self._num_layers, self._dtype,
+                         self._seed)
 
-    def _new_stream(self) -> _Stream:
-        if self.weights == "shared":
-            if self.net is None:
-                self.net = self._new_network()
-            net = self.net
+    def _new_stream(self, n_features: Optional[int] = None) -> _Stream:
+        """A new stream (with the shared network made if there is none yet, without keeping
+        it: the caller commits ``self._net`` once the stream is in use)."""
+        nf = self._n_features if n_features is None else n_features
+        assert nf is not None
+        D = 1 + int(self._differencing) + nf
+        if self._weights == "shared":
+            net = self._net if self._net is not None else self._new_network(D)
         else:
-            net = self._new_network()
-        tr = OnlineTrainer(net, loss="mse", optimizer=self.optimizer, k1=self.k1, k2=self.k2,
-                           clip_norm=self.clip_norm)
-        assert self.n_features is not None and self.input_size is not None
-        return _Stream(tr, self._alpha, self.n_features, self.dtype, self.input_size)
+            net = self._new_network(D)
+        tr = OnlineTrainer(net, loss="mse", optimizer=self._optimizer, k1=self._k1,
+                           k2=self._k2, clip_norm=self._clip_norm)
+        return _Stream(tr, self._alpha, nf, self._dtype, D)
 
     def _stream(self, key: _Key) -> _Stream:
         try:
@@ -387,8 +474,17 @@ class Forecaster:
             raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
         if s is None:
             s = self._new_stream()
+            if self._weights == "shared" and self._net is None:
+                self._net = s.trainer.net
             self._streams[key] = s
         return s
+
+    def _lookup(self, key: _Key) -> Optional[_Stream]:
+        """The stream of ``key`` or None; TypeError naming ``key`` if it is unhashable."""
+        try:
+            return self._streams.get(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
 
     def keys(self) -> List[_Key]:
         """The keys of the streams seen so far, in order of first appearance."""
@@ -406,18 +502,20 @@ class Forecaster:
 
     def network(self, key: _Key = None) -> Optional[_Recurrent]:
         """The network that forecasts stream ``key`` (the shared one with weights='shared')."""
-        if self.weights == "shared":
-            return self.net
-        s = self._streams.get(key)
+        s = self._lookup(key)
+        if self._weights == "shared":
+            return self._net
         return None if s is None else s.trainer.net
 
     def trainer(self, key: _Key = None) -> Optional[OnlineTrainer]:
         """The OnlineTrainer of stream ``key`` (None for an unseen key)."""
-        s = self._streams.get(key)
+        s = self._lookup(key)
         return None if s is None else s.trainer
 
     def forget(self, key: _Key = None) -> None:
         """Drop stream ``key`` (its state, scalers and buffers); shared weights are kept."""
+        if self._lookup(key) is None:
+            raise KeyError(f"no stream with key {key!r}")
         try:
             del self._streams[key]
         except KeyError:
@@ -425,7 +523,7 @@ class Forecaster:
 
     def stats(self, key: _Key = None) -> Dict[str, Any]:
         """Counters of stream ``key``: observations, missing values, trainer statistics."""
-        s = self._streams.get(key)
+        s = self._lookup(key)
         if s is None:
             raise KeyError(f"no stream with key {key!r}")
         d: Dict[str, Any] = {"observations": s.n_obs, "missing": s.n_missing,
@@ -447,8 +545,8 @@ class Forecaster:
         if self.n_features is None:
             raise RuntimeError("n_features is not known yet: give n_features= or call "
                                "learn_one first")
-        if self.weights == "shared" and self.net is None:
-            self.net = self._new_network()
+        if self._weights == "shared" and self._net is None:
+            self._net = self._new_network()
         started = not tracemalloc.is_tracing()
         if started:
             tracemalloc.start()
@@ -465,18 +563,19 @@ class Forecaster:
         return int(after - before)
 
     # ------------------------------------------------------------------ inputs
-    def _features(self, x: Any, name: str, commit: bool = True) -> Optional[np.ndarray]:
+    def _features(self, x: Any, name: str, nf: Optional[int],
+                  names: Optional[List[str]]) -> Tuple[Optional[np.ndarray],
+                                                       Optional[List[str]]]:
         """x (None, a mapping of feature names, or a sequence) as a float64 array (NaN for a
-        missing feature), or None without features. With ``commit``, the first call fixes
-        ``n_features`` (and ``feature_names`` for a mapping); nothing is fixed on error."""
-        nf = self.n_features
+        missing feature), or None without features, and the feature names of a mapping.
+        ``nf``/``names``: the number and names of features known so far (None: not fixed
+        yet; the caller fixes them once the call that brought them succeeds)."""
         if x is None:
-            if nf is None and commit:
-                self.n_features = 0
-                nf = 0
-            return None if not nf else np.full(nf, np.nan)
+            return (None if not nf else np.full(nf, np.nan)), names
         if isinstance(x, Mapping):
-            names = self.feature_names
+            if names is None and nf is not None and self._streams:
+                raise TypeError(f"{name} must be a sequence of {nf} numbers: the features "
+                                f"came as sequences (without names), got a mapping")
             if names is None:
                 names = [str(k) for k in x]
                 if len(set(names)) != len(names):
@@ -490,16 +589,13 @@ class Forecaster:
                 if i is None:
                     raise ValueError(f"{name} has an unknown feature {k!r}; known: {names}")
                 v[i] = self._number(val, f"{name}[{k!r}]")
-            if commit and self.feature_names is None:
-                self.feature_names = names
-                self.n_features = len(names)
-            return v
+            return v, names
         if isinstance(x, (str, bytes)):
             raise TypeError(f"{name} must be None, a mapping or a sequence of numbers, got "
                             f"{type(x).__name__}")
         try:
             arr = np.array(x, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise TypeError(f"{name} must be None, a mapping or a sequence of numbers, got "
                             f"{type(x).__name__}") from None
         if arr.ndim == 0:
@@ -508,14 +604,15 @@ class Forecaster:
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
         if nf is not None and arr.shape[0] != nf:
             raise ValueError(f"{name} must have {nf} features, got {arr.shape[0]}")
+        if nf is None and arr.shape[0] > MAX_FEATURES:
+            raise ValueError(f"{name} must have at most {MAX_FEATURES} features, got "
+                             f"{arr.shape[0]}")
         if (np.abs(arr) > MAX_ABS).any():        # (inf included; NaN compares False)
             if np.isinf(arr).any():
                 raise ValueError(f"{name} must not hold inf (NaN marks a missing feature)")
             raise ValueError(f"{name} must have magnitudes <= {MAX_ABS:g}, got "
                              f"{np.nanmax(np.abs(arr)):g}")
-        if commit and nf is None:
-            self.n_features = arr.shape[0]
-        return arr
+        return arr, names
 
     @staticmethod
     def _number(v: Any, name: str) -> float:
@@ -543,11 +640,12 @@ class Forecaster:
 
     def _fill_x(self, s: _Stream, u: np.ndarray, xv: Optional[np.ndarray]) -> None:
         """u[j:] <- the scaled features xv (None or NaN entries: their running means)."""
-        if not self.n_features:
+        nf = s.sx.n.shape[0]
+        if not nf:
             return
         sx = s.sx
         if xv is None:
-            z = np.zeros(self.n_features) if self.scale else sx.mean.copy()
+            z = np.zeros(nf) if self._scale else sx.mean.copy()
         else:
             xm = np.where(np.isnan(xv), sx.mean, xv)
             z = (xm - sx.mean) / sx.std() if self.scale else xm
@@ -597,18 +695,50 @@ class Forecaster:
         so the stream is never left half-way (see RELIABILITY.md).
         """
         with critical:
-            self._learn_one(y, x, key)
+            yv = self._number(y, "y")
+            xv, names = self._features(x, "x", self._n_features, self._feature_names)
+            self._learn_checked(yv, xv, names, key)
 
-    def _learn_one(self, y: Any, x: Any, key: _Key) -> None:
-        yv = self._number(y, "y")
-        xv = self._features(x, "x")
-        s = self._stream(key)
+    def _learn_checked(self, yv: float, xv: Optional[np.ndarray],
+                       names: Optional[List[str]], key: _Key) -> None:
+        """Learn one validated value, all or nothing: when anything raises (a trainer that
+        another thread is using, an interrupt, a network that cannot be built), the stream,
+        the weights, ``n_features`` and ``feature_names`` are exactly as before."""
+        try:
+            s = self._streams.get(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
+        nf = self._n_features
+        if nf is None:
+            nf = 0 if xv is None else int(xv.shape[0])
+            _check_memory(self._cell, self._hidden_size, self._num_layers, self._k2, nf,
+                          self._differencing, self._dtype)
+        if s is None:
+            s = self._new_stream(nf)
+            self._learn_one(s, yv, xv)          # on error the new stream is dropped
+            self._streams[key] = s
+        else:
+            undo = s.save()
+            try:
+                self._learn_one(s, yv, xv)
+            except BaseException:
+                s.restore(undo)
+                raise
+        if self._n_features is None:
+            self._n_features = nf
+        if names is not None and self._feature_names is None:
+            self._feature_names = names
+        if self._weights == "shared" and self._net is None:
+            self._net = s.trainer.net
+
+    def _learn_one(self, s: _Stream, yv: float, xv: Optional[np.ndarray]) -> None:
         s.n_seen += 1
         prev = s.last_y
         tr = s.trainer
+        missing = yv != yv
         if prev != prev:
             # no observed value yet: nothing was predicted, nothing to learn
-            if yv != yv:
+            if missing:
                 s.n_missing += 1
                 if xv is not None:
                     s.sx.update(xv)
@@ -621,24 +751,24 @@ class Forecaster:
                 self._fill_x(s, s.u, xv)
                 o = float(tr.advance(s.u)[0])
             s.o = None
-            s.target[0] = _MISSING if yv != yv else self._target(s, yv)
+            s.target[0] = _MISSING if missing else self._target(s, yv)
             tr.observe(s.target)
-            if yv != yv:
+            if missing:
                 yv = self._unscale(s, o, prev)   # the model's forecast stands in
                 if not math.isfinite(yv):
                     yv = prev
-        if y is None or y != y:
+        if missing:
             s.n_missing += 1
         else:
             s.n_obs += 1
-            if self.differencing and prev == prev:
+            if self._differencing and prev == prev:
                 s.sd.update(yv - prev)
             s.sy.update(yv)
         if xv is not None:
             s.sx.update(xv)
         self._fill_y(s, s.u, yv, prev)
         s.last_y = yv
-        if not self.n_features:
+        if not s.sx.n.shape[0]:
             # the one forward step of this value: it predicts the next value
             s.o = float(tr.advance(s.u)[0])
 
@@ -646,22 +776,40 @@ class Forecaster:
                    key: _Key = None) -> None:
         """``learn_one`` over a sequence of values (and feature sets) of one stream.
 
-        A Ctrl-C (KeyboardInterrupt) stops it between two values: the values before were
-        learned exactly as by ``learn_one``, the rest not at all (``stats(key)['steps']``
-        counts the values learned).
+        Every value and feature set is checked before the first is learned: a bad one raises
+        ValueError/TypeError naming its index, and nothing is learned. A Ctrl-C
+        (KeyboardInterrupt), or a refusal of the trainer (RuntimeError: another thread uses
+        it), stops it between two values: the values before were learned exactly as by
+        ``learn_one``, the rest not at all (``stats(key)['steps']`` counts the values
+        learned).
         """
-        if xs is not None and len(xs) != len(ys):
-            raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
-                             f"{len(xs)}")
+        if isinstance(ys, (str, bytes, Mapping)) or not hasattr(ys, "__len__"):
+            raise TypeError(f"ys must be a sequence of numbers, got {type(ys).__name__}")
+        if xs is not None:
+            if isinstance(xs, (str, bytes, Mapping)) or not hasattr(xs, "__len__"):
+                raise TypeError(f"xs must be None or a sequence of feature sets, got "
+                                f"{type(xs).__name__}")
+            if len(xs) != len(ys):
+                raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
+                                 f"{len(xs)}")
+        try:
+            hash(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
+        vals = [self._number(y, f"ys[{i}]") for i, y in enumerate(ys)]
+        feats: List[Tuple[Optional[np.ndarray], Optional[List[str]]]] = []
+        nf, names = self._n_features, self._feature_names
+        for i in range(len(vals)):
+            xv, nm = self._features(None if xs is None else xs[i], f"xs[{i}]", nf, names)
+            if nf is None and (xv is not None or xs is None or xs[i] is None):
+                nf = 0 if xv is None else int(xv.shape[0])
+            if names is None and nm is not None:
+                names = nm
+            feats.append((xv, nm))
         with critical:
-            if xs is None:
-                for y in ys:
-                    self._learn_one(y, None, key)
-                    critical.check()
-            else:
-                for y, x in zip(ys, xs):
-                    self._learn_one(y, x, key)
-                    critical.check()
+            for yv, (xv, nm) in zip(vals, feats):
+                self._learn_checked(yv, xv, nm, key)
+                critical.check()
 
     # ------------------------------------------------------------------ forecasting
     def forecast(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
@@ -678,7 +826,7 @@ class Forecaster:
         without ``xs``, or for a None entry or a NaN feature, the features' running means are
         used. Before the stream's first observed value, every forecast is NaN.
         """
-        horizon = _check_int(horizon, "horizon", 1)
+        horizon = _check_int(horizon, "horizon", 1, MAX_HORIZON)
         feats: List[Optional[np.ndarray]] = [None] * horizon
         if xs is not None:
             if isinstance(xs, (str, bytes, Mapping)) or not hasattr(xs, "__len__"):
@@ -689,8 +837,9 @@ class Forecaster:
                                  f"({horizon}), got {len(xs)}")
             for k in range(horizon):
                 if xs[k] is not None:
-                    feats[k] = self._features(xs[k], f"xs[{k}]", commit=False)
-        s = self._streams.get(key)
+                    feats[k] = self._features(xs[k], f"xs[{k}]", self._n_features,
+                                              self._feature_names)[0]
+        s = self._lookup(key)
         if s is None or s.last_y != s.last_y:
             return [_MISSING] * horizon
         tr = s.trainer

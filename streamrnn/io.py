@@ -766,7 +766,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
                 or len(names) != f.n_features:
             raise r.error("invalid feature names")
-        f.feature_names = names
+        f._feature_names = names
     keys = meta.get("keys")
     if not isinstance(keys, list):
         raise r.error("missing stream keys")
@@ -780,7 +780,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     if n and f.n_features is None:
         raise r.error("streams without a known number of features")
     if f.weights == "shared" and r.has("net.parameters"):
-        f.net = _build_net(r, meta.get("net"), r.array("net.parameters"))
+        f._net = _build_net(r, meta.get("net"), r.array("net.parameters"))
         if f.net.input_size != f.input_size or f.net.hidden_size != f.hidden_size:
             raise r.error("the network does not match the forecaster's settings")
     elif f.weights == "shared" and n:

@@ -466,3 +466,185 @@ def test_real_airline_passengers_raw_values():
     r = sr.evaluate(y, f, horizon=3)
     assert np.all(np.isfinite(f.net.parameters())) and f.trainer().skipped_updates == 0
     assert r.mae[0] < r.persistence_mae[0] and r.mae[2] < r.persistence_mae[2]
+
+
+# ---------------------------------------------------------------------- all or nothing
+def _trained(n=30, **kw):
+    kw.setdefault("hidden_size", 8)
+    kw.setdefault("seed", 0)
+    f = sr.Forecaster(**kw)
+    for t, y in enumerate(sine(n, 2.0, 5.0)):
+        if f.n_features:
+            f.learn_one(y, [t % 3] * f.n_features)
+        else:
+            f.learn_one(y)
+    return f
+
+
+def _refuse(obj, name, after=0):
+    """Make obj.name raise RuntimeError (as when another thread uses the trainer) on its
+    call number ``after`` + 1, running the real call before raising when after < 0."""
+    real = getattr(obj, name)
+    calls = [0]
+
+    def refused(*a, **k):
+        calls[0] += 1
+        if calls[0] > after:
+            raise RuntimeError("this state is being stepped by another thread")
+        return real(*a, **k)
+    setattr(obj, name, refused)
+    return lambda: setattr(obj, name, real)
+
+
+@pytest.mark.parametrize("which", ["observe", "advance"])
+@pytest.mark.parametrize("n_features", [0, 1])
+@pytest.mark.parametrize("weights", ["shared", "per_key"])
+def test_refused_learn_one_changes_nothing(which, n_features, weights):
+    # the trainer refuses (another thread) after the other half of the step already ran:
+    # the stream, weights, moments and pending prediction are exactly as before
+    f = _trained(n_features=n_features, k1=1, weights=weights)
+    twin = sr.loads(sr.dumps(f))
+    before = sr.dumps(f)
+    x = [1.0] * n_features if n_features else None
+    undo = _refuse(f.trainer(), which)
+    with pytest.raises(RuntimeError, match="another thread"):
+        f.learn_one(0.5, x)
+    assert sr.dumps(f) == before
+    with pytest.raises(RuntimeError):
+        f.learn_many([0.5, 0.7], None if x is None else [x, x])
+    assert sr.dumps(f) == before
+    undo()
+    # and it continues exactly like a forecaster that never saw the refused calls
+    for y in [0.5, 0.7, 0.1]:
+        f.learn_one(y, x)
+        twin.learn_one(y, x)
+    assert sr.dumps(f) == sr.dumps(twin)
+    assert f.forecast(3, None if x is None else [x] * 3) == \
+        twin.forecast(3, None if x is None else [x] * 3)
+
+
+def test_refused_learn_one_on_a_new_stream_adds_nothing():
+    f = sr.Forecaster(hidden_size=4, seed=0)
+    real = sr.OnlineTrainer.advance
+
+    def refused(self, u):
+        raise RuntimeError("refused")
+    sr.OnlineTrainer.advance = refused
+    try:
+        with pytest.raises(RuntimeError):
+            f.learn_one(1.0, key="a")
+    finally:
+        sr.OnlineTrainer.advance = real
+    assert f.keys() == [] and f.n_features is None and f.net is None
+    f.learn_one(1.0, [2.0, 3.0], key="a")
+    assert f.n_features == 2
+
+
+def test_learn_many_checks_every_value_first():
+    f = _trained()
+    before = sr.dumps(f)
+    with pytest.raises(ValueError, match=r"ys\[2\] must be finite.*inf"):
+        f.learn_many([1.0, 2.0, float("inf")])
+    with pytest.raises(TypeError, match=r"ys\[1\] must be a number.*'a'"):
+        f.learn_many([1.0, "a"])
+    with pytest.raises(ValueError, match=r"ys\[0\] must have magnitude"):
+        f.learn_many([1e200])
+    with pytest.raises(ValueError, match=r"xs\[1\] must have 0 features"):
+        f.learn_many([1.0, 2.0], [None, [1.0]])
+    with pytest.raises(ValueError, match="one feature set per value"):
+        f.learn_many([1.0, 2.0], [None])
+    with pytest.raises(TypeError, match="ys must be a sequence"):
+        f.learn_many(3.0)
+    with pytest.raises(TypeError, match="key must be hashable"):
+        f.learn_many([1.0], key=[1])
+    assert sr.dumps(f) == before
+    g = sr.Forecaster(hidden_size=4, seed=0)
+    with pytest.raises(ValueError, match=r"xs\[2\] must have 2 features, got 3"):
+        g.learn_many([1.0, 2.0, 3.0], [[1, 2], [1, 2], [1, 2, 3]])
+    with pytest.raises(ValueError, match=r"xs\[1\] has an unknown feature 'c'"):
+        g.learn_many([1.0, 2.0], [{"a": 1, "b": 2}, {"c": 1}])
+    assert g.keys() == [] and g.n_features is None and g.feature_names is None
+
+
+def test_failing_first_learn_one_fixes_nothing():
+    f = sr.Forecaster(hidden_size=4, seed=0)
+    with pytest.raises(TypeError, match="key must be hashable"):
+        f.learn_one(1.0, [1.0, 2.0], key={"a": 1})
+    assert f.n_features is None and f.net is None and len(f) == 0
+    # a network that cannot be built (absurd memory) leaves n_features open too
+    g = sr.Forecaster(hidden_size=1024, seed=0)
+    with pytest.raises(ValueError, match="GiB per stream"):
+        g.learn_one(1.0, np.zeros(100_000))
+    assert g.n_features is None and g.net is None and len(g) == 0
+    g.learn_one(1.0, [1.0])
+    assert g.n_features == 1
+
+
+@pytest.mark.parametrize("kw", [{"hidden_size": 2**19}, {"num_layers": 2**20},
+                                {"n_features": 10**7}, {"n_features": 2**21},
+                                {"hidden_size": 2048, "k2": 2**17}])
+def test_absurd_sizes_refused_at_construction(kw):
+    with pytest.raises(ValueError, match="hidden_size|n_features|num_layers"):
+        sr.Forecaster(**kw)
+
+
+SETTINGS = ["cell", "hidden_size", "num_layers", "k1", "k2", "optimizer", "clip_norm", "seed",
+            "differencing", "scale", "scale_halflife", "n_features", "feature_names", "dtype",
+            "weights", "net"]
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_settings_are_read_only(name):
+    f = _trained(10)
+    before = sr.dumps(f)
+    value = getattr(f, name)
+    with pytest.raises(AttributeError):
+        setattr(f, name, 64 if name != "optimizer" else sr.SGD(lr=1.0))
+    assert getattr(f, name) is value or getattr(f, name) == value
+    assert sr.dumps(f) == before
+    assert sr.loads(before).forecast(2) == f.forecast(2)
+
+
+BAD_CALLS = [
+    ("learn_one", ("a",), {}, TypeError, "y must be a number"),
+    ("learn_one", ([1.0],), {}, TypeError, "y must be a number"),
+    ("learn_one", (True,), {}, TypeError, "y must be a number"),
+    ("learn_one", (complex(1, 1),), {}, TypeError, "y must be a number"),
+    ("learn_one", (float("inf"),), {}, ValueError, "y must be finite"),
+    ("learn_one", (-1e200,), {}, ValueError, "y must have magnitude"),
+    ("learn_one", (1.0, [1.0, 2.0]), {}, ValueError, "x must have 1 features, got 2"),
+    ("learn_one", (1.0, [float("inf")]), {}, ValueError, "x must not hold inf"),
+    ("learn_one", (1.0, [1e300]), {}, ValueError, "x must have magnitudes"),
+    ("learn_one", (1.0, "ab"), {}, TypeError, "x must be None, a mapping"),
+    ("learn_one", (1.0, [[1.0]]), {}, ValueError, "x must be 1-D"),
+    ("learn_one", (1.0, [object()]), {}, TypeError, "x must be None, a mapping"),
+    ("learn_one", (1.0, {"z": 1.0}), {}, TypeError, "came as sequences"),
+    ("learn_one", (1.0, [1.0]), {"key": [1]}, TypeError, "key must be hashable"),
+    ("learn_many", ([1.0, float("nan"), float("inf")],), {}, ValueError, r"ys\[2\]"),
+    ("learn_many", ([1.0], [[1.0, 2.0]]), {}, ValueError, r"xs\[0\] must have 1"),
+    ("forecast", (0,), {}, ValueError, "horizon must be an integer >= 1"),
+    ("forecast", (1.5,), {}, TypeError, "horizon must be an integer"),
+    ("forecast", (True,), {}, TypeError, "horizon must be an integer"),
+    ("forecast", ("2",), {}, TypeError, "horizon must be an integer"),
+    ("forecast", (2**40,), {}, ValueError, "horizon must be an integer <="),
+    ("forecast", (2, [[1.0]]), {}, ValueError, "one feature set per forecast value"),
+    ("forecast", (1, [[1.0, 2.0]]), {}, ValueError, r"xs\[0\] must have 1 features"),
+    ("forecast", (1, [[float("inf")]]), {}, ValueError, r"xs\[0\] must not hold inf"),
+    ("forecast", (1, "a"), {}, TypeError, "xs must be None or a sequence"),
+    ("forecast", (1,), {"key": {}}, TypeError, "key must be hashable"),
+    ("network", (), {"key": []}, TypeError, "key must be hashable"),
+    ("trainer", (), {"key": []}, TypeError, "key must be hashable"),
+    ("stats", (), {"key": []}, TypeError, "key must be hashable"),
+    ("forget", (), {"key": []}, TypeError, "key must be hashable"),
+]
+
+
+@pytest.mark.parametrize("method, args, kw, exc, match", BAD_CALLS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+def test_every_entry_point_refuses_bad_input_and_changes_nothing(method, args, kw, exc,
+                                                                 match):
+    f = _trained(20, n_features=1)
+    before = sr.dumps(f)
+    with pytest.raises(exc, match=match):
+        getattr(f, method)(*args, **kw)
+    assert sr.dumps(f) == before
