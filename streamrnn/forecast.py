@@ -76,6 +76,7 @@ from typing import (Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequ
 
 import numpy as np
 
+from . import _experts
 from ._signals import critical
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
@@ -93,6 +94,8 @@ _MISSING = float("nan")
 MAX_ABS = 1e150
 MAX_FEATURES = 1 << 20
 MAX_HORIZON = 1 << 20
+MAX_SEASON = 1 << 16
+MAX_TRACKED = 1 << 10    # max_horizon: the per-stream forecasts kept grow with its square
 # Refused at construction: a forecaster whose one stream would need more than this many
 # bytes (parameters, gradient, two optimizer moments, the TBPTT ring) is a typo, not a model.
 MAX_STREAM_BYTES = 1 << 32
@@ -217,8 +220,50 @@ class _FloatScaler:
         self.n, self.mean, self.var = float(a[0]), float(a[1]), float(a[2])
 
 
+def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float, g: float,
+               phi: float) -> None:
+    """Additive Holt-Winters with a damped trend, in place: hw = [level, trend, n seen],
+    season[i] the component of the positions i mod m. The first season initialises it (level:
+    its mean, trend 0, components: deviations from that mean)."""
+    m = season.shape[0]
+    n = int(hw[2])
+    i = n % m
+    if n < m:
+        season[i] = y
+        if n == m - 1:
+            hw[0] = float(season.mean())
+            season -= hw[0]
+    else:
+        level, trend = hw[0], hw[1]
+        new = a * (y - season[i]) + (1.0 - a) * (level + phi * trend)
+        hw[1] = b * (new - level) + (1.0 - b) * phi * trend
+        season[i] = g * (y - new) + (1.0 - g) * season[i]
+        hw[0] = new
+    hw[2] = n + 1
+
+
+def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float) -> np.ndarray:
+    """Holt-Winters forecasts of horizons 1..K (NaN before a season was seen)."""
+    m = season.shape[0]
+    n = int(hw[2])
+    if n < m:
+        return np.full(K, np.nan)
+    k = np.arange(1, K + 1)
+    damp = np.cumsum(phi ** k)
+    return hw[0] + damp * hw[1] + season[(n + k - 1) % m]
+
+
 def _clip(v: float) -> float:
     return _CLIP if v > _CLIP else (-_CLIP if v < -_CLIP else v)
+
+
+_STREAM_ARRAYS = ("hist", "pend", "porig", "agg_r", "agg_s", "scores", "nscores", "alpha",
+                  "hw", "hw_season")
+SES_ALPHA = 0.3       # smoothing of the simple exponential smoothing expert
+# additive Holt-Winters expert (with a season): level, trend and season smoothing, and the
+# damping of the trend over the horizon
+HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98),     # (alpha, beta, gamma, phi): slow, damped
+               (0.5, 0.1, 0.6, 1.0))       # fast
 
 
 class _Stream:
@@ -227,10 +272,28 @@ class _Stream:
     features), its output."""
 
     __slots__ = ("trainer", "sy", "sd", "sx", "u", "last_y", "n_obs", "n_missing",
-                 "n_seen", "o", "target")
+                 "n_seen", "o", "target", "hist", "ses", "pend", "porig", "agg_r", "agg_s",
+                 "scores", "nscores", "alpha", "hw", "hw_season")
 
     def __init__(self, trainer: OnlineTrainer, alpha: float, n_features: int,
-                 dtype: np.dtype, input_size: int) -> None:
+                 dtype: np.dtype, input_size: int, horizons: int = 1, n_experts: int = 3,
+                 season: int = 0, miscoverage: float = 0.1) -> None:
+        H, E = horizons, n_experts
+        # the newest season + 1 values, oldest first (NaN until seen); empty without season
+        self.hist = np.full(season + 1 if season else 0, np.nan)
+        self.ses = _MISSING           # simple exponential smoothing level
+        # forecasts issued at step t (slot t % H): per horizon k, the experts' forecasts,
+        # the combination and the conformal radius issued with it; porig: t of each slot
+        self.pend = np.full((H, H, E + 2), np.nan)
+        self.porig = np.full(H, -1, dtype=np.int64)
+        self.agg_r = np.zeros((H, E))     # ML-Poly cumulative regrets per horizon
+        self.agg_s = np.zeros((H, E))     # and cumulative squared regrets
+        self.scores = np.zeros((H, _experts.WINDOW))   # conformal scores (ring) per horizon
+        self.nscores = np.zeros(H, dtype=np.int64)
+        self.alpha = np.full(H, miscoverage)           # ACI miscoverage per horizon
+        # Holt-Winters: [level, trend, values seen]; the season's components by position
+        self.hw = np.zeros((len(HW_SETTINGS), 3))
+        self.hw_season = np.zeros((len(HW_SETTINGS), season))
         self.trainer = trainer
         self.sy = _FloatScaler(alpha)
         self.sd = _FloatScaler(alpha)
@@ -254,11 +317,14 @@ class _Stream:
         else:                            # an inference-only runner (flink's shared mode)
             snap, params = tr.state.copy(), None
         return (snap, params, self.sy.pack(), self.sd.pack(), self.sx.pack(), self.u.copy(),
-                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing)
+                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing, self.ses,
+                [getattr(self, n).copy() for n in _STREAM_ARRAYS])
 
     def restore(self, saved: Tuple[Any, ...]) -> None:
         (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
-         self.n_missing) = saved
+         self.n_missing, self.ses, arrays) = saved
+        for n, a in zip(_STREAM_ARRAYS, arrays):
+            getattr(self, n)[...] = a
         tr = self.trainer
         if params is not None:
             p, updates, skipped = params
@@ -347,7 +413,9 @@ class Forecaster:
                  clip_norm: Optional[float] = 1.0, seed: Optional[int] = None, *,
                  differencing: bool = True, scale: bool = True,
                  scale_halflife: Optional[float] = None, n_features: Optional[int] = None,
-                 dtype: Any = "float32", weights: str = "shared") -> None:
+                 dtype: Any = "float32", weights: str = "shared",
+                 season: Optional[int] = None, max_horizon: Optional[int] = None,
+                 interval_level: float = 0.9) -> None:
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {list(_CELLS)}, got {cell!r}")
         hidden_size = _check_size(hidden_size, "hidden_size")
@@ -380,7 +448,19 @@ class Forecaster:
         dt = _check_dtype(dtype)
         if weights not in ("shared", "per_key"):
             raise ValueError(f"weights must be 'shared' or 'per_key', got {weights!r}")
-        _check_memory(cell, hidden_size, num_layers, k2, n_features, bool(differencing), dt)
+        if season is not None:
+            season = _check_int(season, "season", 2, MAX_SEASON)
+        if max_horizon is None:
+            max_horizon = 1 if season is None else min(season, MAX_TRACKED)
+        max_horizon = _check_int(max_horizon, "max_horizon", 1, MAX_TRACKED)
+        if isinstance(interval_level, (bool, np.bool_)) or not isinstance(interval_level,
+                                                                          Real):
+            raise TypeError(f"interval_level must be a number in (0, 1), got "
+                            f"{type(interval_level).__name__} {interval_level!r}")
+        if not 0.0 < float(interval_level) < 1.0:
+            raise ValueError(f"interval_level must be in (0, 1), got {interval_level!r}")
+        _check_memory(cell, hidden_size, num_layers, k2, n_features, bool(differencing), dt,
+                      int(season is not None))
         # settings: read-only (properties below); training and sr.save read these
         self._cell = cell
         self._hidden_size = hidden_size
@@ -398,6 +478,14 @@ class Forecaster:
         self._dtype = dt
         self._weights = weights
         self._net: Optional[_Recurrent] = None
+        self._season = season
+        self._max_horizon = max_horizon
+        self._interval_level = float(interval_level)
+        names = ["network", "persistence"] + (["seasonal_naive"] if season else []) + ["ses"]
+        if season:
+            names += [f"holt_winters_{i}" for i in range(len(HW_SETTINGS))]
+        self._expert_names = tuple(names)
+        self._prior = 2 if season else 1      # untrained: seasonal naive, or persistence
         self._streams: Dict[_Key, _Stream] = {}
         self._alpha = 0.0 if scale_halflife is None else 1.0 - 0.5 ** (1.0 / scale_halflife)
 
@@ -424,6 +512,17 @@ class Forecaster:
     dtype = property(lambda self: self._dtype, doc="The networks' dtype (read-only).")
     weights = property(lambda self: self._weights,
                        doc="'shared' or 'per_key' (read-only).")
+    season = property(lambda self: self._season,
+                      doc="Season length in steps, or None (read-only).")
+    max_horizon = property(lambda self: self._max_horizon,
+                           doc="Horizons whose combination and intervals are tracked "
+                               "(read-only).")
+    interval_level = property(lambda self: self._interval_level,
+                              doc="Coverage that the adaptive conformal intervals track "
+                                  "(read-only).")
+    expert_names = property(lambda self: self._expert_names,
+                            doc="Names of the combined forecasts, in weight order "
+                                "(read-only).")
     net = property(lambda self: self._net,
                    doc="The shared network (None before the first value, and with "
                        "weights='per_key'); read-only.")
@@ -433,7 +532,9 @@ class Forecaster:
                     k1=self.k1, k2=self.k2, optimizer=self.optimizer,
                     clip_norm=self.clip_norm, seed=self.seed, differencing=self.differencing,
                     scale=self.scale, scale_halflife=self.scale_halflife,
-                    n_features=self.n_features, dtype=self.dtype.name, weights=self.weights)
+                    n_features=self.n_features, dtype=self.dtype.name, weights=self.weights,
+                    season=self._season, max_horizon=self._max_horizon,
+                    interval_level=self._interval_level)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
@@ -444,7 +545,7 @@ class Forecaster:
         """The network's input size: 1 (level) + 1 with differencing + n_features."""
         if self.n_features is None:
             return None
-        return 1 + int(self.differencing) + self.n_features
+        return 1 + int(self.differencing) + int(self._season is not None) + self.n_features
 
     # ------------------------------------------------------------------ streams
     def _new_network(self, input_size: Optional[int] = None) -> _Recurrent:
@@ -458,14 +559,25 @@ class Forecaster:
         it: the caller commits ``self._net`` once the stream is in use)."""
         nf = self._n_features if n_features is None else n_features
         assert nf is not None
-        D = 1 + int(self._differencing) + nf
+        D = 1 + int(self._differencing) + int(self._season is not None) + nf
         if self._weights == "shared":
             net = self._net if self._net is not None else self._new_network(D)
         else:
             net = self._new_network(D)
         tr = OnlineTrainer(net, loss="mse", optimizer=self._optimizer, k1=self._k1,
                            k2=self._k2, clip_norm=self._clip_norm)
-        return _Stream(tr, self._alpha, nf, self._dtype, D)
+        return _Stream(tr, self._alpha, nf, self._dtype, D, self._max_horizon,
+                       len(self._expert_names), self._season or 0,
+                       1.0 - self._interval_level)
+
+    def _new_stream_arrays(self) -> Dict[str, np.ndarray]:
+        """Empty per-stream combination/conformal arrays (their shapes and dtypes, for
+        sr.load's checks)."""
+        s = _Stream.__new__(_Stream)
+        _Stream.__init__(s, None, self._alpha, 0, self._dtype, 1,  # type: ignore[arg-type]
+                         self._max_horizon, len(self._expert_names), self._season or 0,
+                         1.0 - self._interval_level)
+        return {n: getattr(s, n) for n in _STREAM_ARRAYS}
 
     def _stream(self, key: _Key) -> _Stream:
         try:
@@ -627,16 +739,32 @@ class Forecaster:
             raise ValueError(f"{name} must have magnitude <= {MAX_ABS:g}, got {f}")
         return f
 
-    def _fill_y(self, s: _Stream, u: np.ndarray, y: float, prev: float) -> None:
-        """u[:1 or 2] <- the scaled level of y (and its change from prev, NaN at the start)."""
-        u[0] = _clip((y - s.sy.mean) / s.sy.std()) if self.scale else _clip(y)
-        if self.differencing:
+    def _fill_y(self, s: _Stream, u: np.ndarray, y: float, prev: float,
+                back: float = _MISSING, back2: float = _MISSING) -> None:
+        """u[:1, 2 or 3] <- the scaled level of y (and its change from prev, NaN at the
+        start); with a season also the value one season before the value to predict, back
+        (with differencing: its change from back2, the value before it)."""
+        u[0] = _clip((y - s.sy.mean) / s.sy.std()) if self._scale else _clip(y)
+        j = 1
+        if self._differencing:
             if prev != prev:
                 u[1] = 0.0
-            elif self.scale:
+            elif self._scale:
                 u[1] = _clip((y - prev - s.sd.mean) / s.sd.std())
             else:
                 u[1] = _clip(y - prev)
+            j = 2
+        if self._season is not None:
+            if self._differencing:
+                d = back - back2
+                if d != d:
+                    u[j] = 0.0
+                else:
+                    u[j] = _clip((d - s.sd.mean) / s.sd.std()) if self._scale else _clip(d)
+            elif back != back:
+                u[j] = 0.0
+            else:
+                u[j] = _clip((back - s.sy.mean) / s.sy.std()) if self._scale else _clip(back)
 
     def _fill_x(self, s: _Stream, u: np.ndarray, xv: Optional[np.ndarray]) -> None:
         """u[j:] <- the scaled features xv (None or NaN entries: their running means)."""
@@ -648,9 +776,9 @@ class Forecaster:
             z = np.zeros(nf) if self._scale else sx.mean.copy()
         else:
             xm = np.where(np.isnan(xv), sx.mean, xv)
-            z = (xm - sx.mean) / sx.std() if self.scale else xm
+            z = (xm - sx.mean) / sx.std() if self._scale else xm
         np.clip(z, -_CLIP, _CLIP, out=z)
-        u[1 + int(self.differencing):] = z
+        u[1 + int(self._differencing) + int(self._season is not None):] = z
 
     def _unscale(self, s: _Stream, o: float, base: float) -> float:
         """The forecast in the series' units from the network's output o (base: the value
@@ -712,7 +840,7 @@ class Forecaster:
         if nf is None:
             nf = 0 if xv is None else int(xv.shape[0])
             _check_memory(self._cell, self._hidden_size, self._num_layers, self._k2, nf,
-                          self._differencing, self._dtype)
+                          self._differencing, self._dtype, int(self._season is not None))
         if s is None:
             s = self._new_stream(nf)
             self._learn_one(s, yv, xv)          # on error the new stream is dropped
@@ -745,14 +873,18 @@ class Forecaster:
                 return
         else:
             o = s.o
+            net1: Optional[float] = None
             if o is None:
                 # the step that predicts y has not run yet (features: it needs x, which
                 # came with y): run it now, on the last value (+ change) and x
                 self._fill_x(s, s.u, xv)
                 o = float(tr.advance(s.u)[0])
+                net1 = self._unscale(s, o, prev)   # the network's forecast knowing x
             s.o = None
             s.target[0] = _MISSING if missing else self._target(s, yv)
             tr.observe(s.target)
+            if not missing:
+                self._score(s, yv, net1)
             if missing:
                 yv = self._unscale(s, o, prev)   # the model's forecast stands in
                 if not math.isfinite(yv):
@@ -766,11 +898,113 @@ class Forecaster:
             s.sy.update(yv)
         if xv is not None:
             s.sx.update(xv)
-        self._fill_y(s, s.u, yv, prev)
+        h = s.hist
+        if h.shape[0]:
+            h[:-1] = h[1:]
+            h[-1] = yv
+            self._fill_y(s, s.u, yv, prev, h[1], h[0])
+        else:
+            self._fill_y(s, s.u, yv, prev)
+        s.ses = yv if s.ses != s.ses else s.ses + SES_ALPHA * (yv - s.ses)
+        if self._season:
+            for i, hs in enumerate(HW_SETTINGS):
+                _hw_update(s.hw[i], s.hw_season[i], yv, *hs)
         s.last_y = yv
         if not s.sx.n.shape[0]:
             # the one forward step of this value: it predicts the next value
             s.o = float(tr.advance(s.u)[0])
+        self._issue(s)
+
+    # ------------------------------------------------------------------ combination
+    def _net_ready(self, s: _Stream) -> bool:
+        """Whether the network's forecasts take part in the combination: once the scaler of
+        its targets has statistics (before, its output is scaled by nothing meaningful)."""
+        if not self._scale:
+            return s.n_obs >= 3
+        return bool((s.sd if self._differencing else s.sy).ready()) and s.n_obs >= 3
+
+    def _expert_matrix(self, s: _Stream, net_path: Sequence[float]) -> np.ndarray:
+        """(len(net_path), E) forecasts of every expert for horizons 1..len(net_path)."""
+        K = len(net_path)
+        E = len(self._expert_names)
+        F = np.empty((K, E))
+        last = s.last_y
+        F[:, 0] = net_path if self._net_ready(s) else np.nan
+        F[:, 1] = last
+        j = 2
+        m = self._season
+        if m:
+            hist = s.hist
+            for k in range(1, K + 1):
+                v = hist[-1 - (m * -(-k // m) - k)]
+                F[k - 1, 2] = last if v != v else v
+            j = 3
+        F[:, j] = last if s.ses != s.ses else s.ses
+        if m:
+            for i, hs in enumerate(HW_SETTINGS):
+                F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3])
+        return F
+
+    def _weights_of(self, s: _Stream, k: int, avail: np.ndarray) -> np.ndarray:
+        """Combination weights (E,) of horizon k (1-based; beyond max_horizon: those of
+        max_horizon) over the available experts."""
+        i = min(k, self._max_horizon) - 1
+        R = np.where(avail, s.agg_r[i], 0.0)
+        return _experts.weights(R, s.agg_s[i], self._prior)
+
+    def _combine(self, s: _Stream, F: np.ndarray) -> List[float]:
+        out = []
+        for k in range(1, F.shape[0] + 1):
+            f = F[k - 1]
+            avail = np.isfinite(f)
+            w = self._weights_of(s, k, avail)
+            out.append(float(np.dot(w[avail], f[avail])))
+        return out
+
+    def _issue(self, s: _Stream) -> None:
+        """Issue and keep the forecasts of horizons 1..max_horizon made at this step (the
+        experts', the combination and the conformal radii), to be scored as values arrive."""
+        if s.last_y != s.last_y:
+            return
+        H = self._max_horizon
+        E = len(self._expert_names)
+        F = self._expert_matrix(s, self._net_path(s, H, [None] * H))
+        comb = self._combine(s, F)
+        slot = s.pend[s.n_seen % H]
+        slot[:, :E] = F
+        slot[:, E] = comb
+        for k in range(H):
+            slot[k, E + 1] = _experts.radius(s.scores[k], int(s.nscores[k]),
+                                             float(s.alpha[k]))
+        s.porig[s.n_seen % H] = s.n_seen
+
+    def _score(self, s: _Stream, y: float, net1: Optional[float] = None) -> None:
+        """Score the kept forecasts whose target is the observed value y (this step):
+        combination weights and conformal state of every horizon learn from it. net1: with
+        features, the network's one-step forecast made with the features that came with y
+        (what ``forecast(1, xs=[x])`` gave), which replaces the one kept without them."""
+        H = self._max_horizon
+        E = len(self._expert_names)
+        t = s.n_seen
+        target = 1.0 - self._interval_level
+        for k in range(1, H + 1):
+            t0 = t - k
+            if t0 < 1 or s.porig[t0 % H] != t0:
+                continue
+            row = s.pend[t0 % H, k - 1]
+            if k == 1 and net1 is not None and row[0] == row[0]:
+                row[0] = net1
+                row[E] = self._combine(s, row[None, :E])[0]
+            yhat = float(row[E])
+            if yhat != yhat:
+                continue
+            _experts.aggregate_update(s.agg_r[k - 1], s.agg_s[k - 1], row[:E], yhat, y)
+            err = abs(y - yhat)
+            miss = 1.0 if err > row[E + 1] else 0.0
+            n, a = _experts.conformal_update(s.scores[k - 1], int(s.nscores[k - 1]),
+                                             float(s.alpha[k - 1]), target, miss, err)
+            s.nscores[k - 1] = n
+            s.alpha[k - 1] = a
 
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:
@@ -842,6 +1076,78 @@ class Forecaster:
         s = self._lookup(key)
         if s is None or s.last_y != s.last_y:
             return [_MISSING] * horizon
+        H = self._max_horizon
+        if horizon <= H and not s.sx.n.shape[0] and s.porig[s.n_seen % H] == s.n_seen:
+            # issued by the last learn_one (no features: nothing here depends on xs)
+            return [float(v) for v in s.pend[s.n_seen % H, :horizon,
+                                             len(self._expert_names)]]
+        return self._combine(s, self._expert_matrix(s, self._net_path(s, horizon, feats)))
+
+    def forecast_interval(self, horizon: int = 1, level: float = 0.9,
+                          xs: Optional[Sequence[Any]] = None, *,
+                          key: _Key = None) -> List[Tuple[float, float]]:
+        """Prediction intervals ``(low, high)`` for the next ``horizon`` values of ``key``.
+
+        Centred on :meth:`forecast`, with the radius of online conformal prediction: the
+        ``level`` quantile (finite-sample corrected) of the newest absolute errors of this
+        horizon's forecasts, with the miscoverage adapted online (adaptive conformal
+        inference, Gibbs & Candes 2021) so that the coverage of ``interval_level``
+        (a setting, default 0.9) is tracked per horizon; another ``level`` shifts the
+        quantile by the same learned correction. Horizons beyond ``max_horizon`` use the
+        errors of ``max_horizon``. ``(-inf, inf)`` while too few errors were seen for the
+        level (fewer than about ``1 / (1 - level)``); NaN bounds before the first value.
+        """
+        if isinstance(level, (bool, np.bool_)) or not isinstance(level, Real):
+            raise TypeError(f"level must be a number in (0, 1), got "
+                            f"{type(level).__name__} {level!r}")
+        if not 0.0 < float(level) < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        centre = self.forecast(horizon, xs, key=key)
+        s = self._streams.get(key)
+        if s is None or s.last_y != s.last_y:
+            return [(_MISSING, _MISSING)] * len(centre)
+        shift = 1.0 - float(level) - (1.0 - self._interval_level)
+        out = []
+        for k, c in enumerate(centre):
+            i = min(k, self._max_horizon - 1)
+            r = _experts.radius(s.scores[i], int(s.nscores[i]), float(s.alpha[i]) + shift)
+            out.append((c - r, c + r))
+        return out
+
+    def expert_weights(self, horizon: int = 1, *, key: _Key = None) -> Dict[str, float]:
+        """The combination weights of stream ``key`` at ``horizon`` (1-based; beyond
+        ``max_horizon``: those of ``max_horizon``), by expert name. Before the network's
+        target scaler has statistics the network takes no part (weight 0)."""
+        horizon = _check_int(horizon, "horizon", 1, MAX_HORIZON)
+        s = self._lookup(key)
+        if s is None:
+            raise KeyError(f"no stream with key {key!r}")
+        avail = np.ones(len(self._expert_names), dtype=bool)
+        avail[0] = self._net_ready(s)
+        w = self._weights_of(s, horizon, avail)
+        return {n: float(v) for n, v in zip(self._expert_names, w)}
+
+    def expert_forecasts(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
+                         key: _Key = None) -> Dict[str, List[float]]:
+        """Every expert's own forecasts of the next ``horizon`` values of ``key`` (the network's
+        rollout, persistence, seasonal naive, exponential smoothing), before combination.
+        The network's are NaN while it takes no part yet."""
+        self.forecast(horizon, xs, key=key)           # validates
+        s = self._streams.get(key)
+        if s is None or s.last_y != s.last_y:
+            return {n: [_MISSING] * horizon for n in self._expert_names}
+        feats: List[Optional[np.ndarray]] = [None] * horizon
+        if xs is not None:
+            feats = [None if v is None else
+                     self._features(v, "xs", self._n_features, self._feature_names)[0]
+                     for v in xs]
+        F = self._expert_matrix(s, self._net_path(s, horizon, feats))
+        return {n: [float(v) for v in F[:, e]] for e, n in enumerate(self._expert_names)}
+
+    def _net_path(self, s: _Stream, horizon: int,
+                  feats: Sequence[Optional[np.ndarray]]) -> List[float]:
+        """The network's own forecasts of horizons 1..horizon (autoregressive rollout on a
+        scratch copy of the state; nothing of the stream changes)."""
         tr = s.trainer
         prev = s.last_y
         if s.o is not None:
@@ -864,8 +1170,13 @@ class Forecaster:
             yhat = self._unscale(s, float(ybuf[0]), prev)
         net = tr.net
         out = [yhat]
+        path = list(s.hist)
         for k in range(1, horizon):
-            self._fill_y(s, u, yhat, prev)
+            if path:
+                path.append(yhat)
+                self._fill_y(s, u, yhat, prev, path[-self._season], path[-self._season - 1])
+            else:
+                self._fill_y(s, u, yhat, prev)
             self._fill_x(s, u, feats[k])
             prev = yhat
             net.step(u, state, out=ybuf)

@@ -282,6 +282,10 @@ def _check_key(key: Any) -> Any:
                     f"of type {type(key).__name__}")
 
 
+_FORECAST_ARRAYS = ("hist", "pend", "porig", "agg_r", "agg_s", "scores", "nscores", "alpha",
+                    "hw", "hw_season")
+
+
 def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     settings = f._settings()
     settings["optimizer"] = _opt_meta(f.optimizer)
@@ -312,6 +316,10 @@ def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.nda
                                               for s in streams], dtype=np.float64)
         arrays["streams.counts"] = np.array([[s.n_seen, s.n_obs, s.n_missing]
                                              for s in streams], dtype=np.int64)
+        # season history, smoothing level, kept forecasts, combination and conformal state
+        arrays["streams.ses"] = np.array([s.ses for s in streams], dtype=np.float64)
+        for name in _FORECAST_ARRAYS:
+            arrays["streams." + name] = np.stack([getattr(s, name) for s in streams])
     return meta, arrays
 
 
@@ -750,6 +758,29 @@ def _load_batch(r: _Reader) -> Any:
     return _core._make_batch(cell, L, H, dt, n, h, c)
 
 
+def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.ndarray]]:
+    """The streams' combination and conformal state, checked (None in files written before
+    it existed: the streams start it afresh)."""
+    if not r.has("streams.ses"):
+        return None
+    probe = f._new_stream_arrays()
+    out: Dict[str, np.ndarray] = {"ses": r.array("streams.ses", np.float64, (n,))}
+    for name in _FORECAST_ARRAYS:
+        ref = probe[name]
+        out[name] = r.array("streams." + name, ref.dtype, (n,) + ref.shape)
+    if np.isinf(out["ses"]).any() or (np.abs(np.nan_to_num(out["ses"])) > MAX_ABS).any():
+        raise r.error("stream smoothing levels out of range")
+    if np.isinf(out["hist"]).any() or (np.abs(np.nan_to_num(out["hist"])) > MAX_ABS).any():
+        raise r.error("stream season history out of range")
+    for name in ("agg_r", "agg_s", "scores", "alpha", "hw", "hw_season"):
+        if not np.isfinite(out[name]).all():
+            raise r.error(f"stream {name} holds NaN or inf")
+    if (out["agg_s"] < 0).any() or (out["scores"] < 0).any() or (out["nscores"] < 0).any() \
+            or (np.abs(out["alpha"]) > 2).any() or (out["porig"] < -1).any():
+        raise r.error("stream combination or conformal state holds impossible values")
+    return out
+
+
 def _load_forecaster(r: _Reader) -> Forecaster:
     meta = r.meta
     settings = meta.get("settings")
@@ -827,6 +858,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         g = get[name]
         if g is not None and g.shape[:1] != (n,):
             raise r.error(f"stream array {name!r} does not have one row per stream")
+    extra = _forecast_state(r, f, n)
     for i, key in enumerate(keys):
         if pk is not None:
             net = _build_net(r, meta.get("net"), pk[i])
@@ -853,6 +885,10 @@ def _load_forecaster(r: _Reader) -> Forecaster:
             if not r.has("streams.pending") or s.last_y != s.last_y:
                 raise r.error("a stream's step waits for its target without its prediction")
             s.o = float(pending[i])
+        if extra is not None:
+            s.ses = float(extra["ses"][i])
+            for name in _FORECAST_ARRAYS:
+                getattr(s, name)[...] = extra[name][i]
         f._streams[key] = s
     return f
 

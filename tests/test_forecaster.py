@@ -88,8 +88,8 @@ def test_forecast_one_is_the_prediction_learn_one_learns_from():
     f = sr.Forecaster(hidden_size=8, seed=3, dtype="float64")
     for y in sine(50):
         f.learn_one(y)
-    one = f.forecast(1)[0]
-    assert f.forecast(4)[0] == one
+    one = f.expert_forecasts(1)["network"][0]
+    assert f.expert_forecasts(4)["network"][0] == one
     tr = f.trainer()
     s = f._streams[None]
     assert tr._c_pending() == 1                 # the step waits for its target
@@ -136,10 +136,17 @@ def test_one_forward_step_per_value():
             assert np.array_equal(a, b)
         s = f._streams[None]
         assert s.o == float(calls["last_advance"][0])
-        assert out == [f._unscale(s, s.o, s.last_y)]
+        own = f._unscale(s, s.o, s.last_y)
+        assert f.expert_forecasts(1)["network"] == ([own] if n >= 3 else [pytest.approx(
+            float("nan"), nan_ok=True)])
+        w = f.expert_weights(1)
+        if w["network"] > 0:
+            assert out[0] == pytest.approx(sum(w[n] * v[0] for n, v in
+                                               f.expert_forecasts(1).items()), rel=1e-12)
     assert calls["advance"] == calls["observe"] == len(ys) - 1
     assert "learn_one" not in calls and "predict_one" not in calls and "step" not in calls
     # a horizon of h runs h - 1 steps, on a copy of the state
+    calls.pop("step", None)
     f.forecast(5)
     assert calls["step"] == 4 and tr.steps == len(ys)
 
@@ -169,8 +176,10 @@ def test_features_step_lazily_when_they_arrive():
     s = f._streams[None]
     assert s.o is None
     x = [2.0]
-    one = f.forecast(1, xs=[x])[0]
-    assert f.forecast(3, xs=[x] * 3)[0] == pytest.approx(one, rel=1e-12, abs=1e-12)
+    one = f.expert_forecasts(1, xs=[x])["network"][0]
+    assert f.expert_forecasts(3, xs=[x] * 3)["network"][0] == pytest.approx(one, rel=1e-12,
+                                                                             abs=1e-12)
+    assert f.forecast(3, xs=[x] * 3)[0] == f.forecast(1, xs=[x])[0]
     u = s.u.copy()
     f._fill_x(s, u, np.array(x))
     scaled = float(tr.predict_one(u)[0])
@@ -228,13 +237,14 @@ def test_missing_value_advances_without_learning(missing):
         f.learn_one(y)
     params = f.net.parameters().copy()
     updates = f.trainer().updates
-    expected = f.forecast(2)
+    expected = f.expert_forecasts(2)["network"]
     f.learn_one(missing)
     assert np.array_equal(params, f.net.parameters())      # k1=1: no update from it
     assert f.trainer().updates == updates
     # the model's own forecast stood in for the missing value
     assert f._streams[None].last_y == pytest.approx(expected[0], rel=1e-6)
-    assert f.forecast(1)[0] == pytest.approx(expected[1], rel=1e-4, abs=1e-4)
+    assert f.expert_forecasts(1)["network"][0] == pytest.approx(expected[1], rel=1e-4,
+                                                                abs=1e-4)
     assert f.stats()["missing"] == 1 and f.stats()["observations"] == 40
 
 
