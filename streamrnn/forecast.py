@@ -332,7 +332,7 @@ class _Stream:
                 tr.net.parameters()[...] = p     # an update ran: undo it
             tr._restore(snap)
         else:
-            tr.state = snap
+            tr.state = snap                  # type: ignore[misc]
         self.sy.unpack(sy)
         self.sd.unpack(sd)
         self.sx.unpack(sx)
@@ -407,6 +407,30 @@ class Forecaster:
     3
     """
 
+    _cell: str
+    _hidden_size: int
+    _num_layers: int
+    _k1: int
+    _k2: int
+    _optimizer: Union[SGD, Adam, RMSprop]
+    _clip_norm: Optional[float]
+    _seed: Optional[int]
+    _differencing: bool
+    _scale: bool
+    _scale_halflife: Optional[float]
+    _n_features: Optional[int]
+    _feature_names: Optional[List[str]]
+    _dtype: np.dtype
+    _weights: str
+    _net: Optional[_Recurrent]
+    _season: Optional[int]
+    _max_horizon: int
+    _interval_level: float
+    _expert_names: Tuple[str, ...]
+    _prior: int
+    _alpha: float
+    _streams: Dict[_Key, _Stream]
+
     def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
                  k1: int = 1, k2: int = 32,
                  optimizer: Optional[Union[SGD, Adam, RMSprop]] = None,
@@ -474,10 +498,10 @@ class Forecaster:
         self._scale = bool(scale)
         self._scale_halflife = scale_halflife
         self._n_features = n_features
-        self._feature_names: Optional[List[str]] = None
+        self._feature_names = None
         self._dtype = dt
         self._weights = weights
-        self._net: Optional[_Recurrent] = None
+        self._net = None
         self._season = season
         self._max_horizon = max_horizon
         self._interval_level = float(interval_level)
@@ -486,7 +510,7 @@ class Forecaster:
             names += [f"holt_winters_{i}" for i in range(len(HW_SETTINGS))]
         self._expert_names = tuple(names)
         self._prior = 2 if season else 1      # untrained: seasonal naive, or persistence
-        self._streams: Dict[_Key, _Stream] = {}
+        self._streams = {}
         self._alpha = 0.0 if scale_halflife is None else 1.0 - 0.5 ** (1.0 / scale_halflife)
 
     # ------------------------------------------------------------------ settings
@@ -566,6 +590,11 @@ class Forecaster:
             net = self._new_network(D)
         tr = OnlineTrainer(net, loss="mse", optimizer=self._optimizer, k1=self._k1,
                            k2=self._k2, clip_norm=self._clip_norm)
+        return self._wrap(tr, nf)
+
+    def _wrap(self, tr: OnlineTrainer, nf: int) -> _Stream:
+        """A new stream around the trainer tr (sized for this forecaster's settings)."""
+        D = 1 + int(self._differencing) + int(self._season is not None) + nf
         return _Stream(tr, self._alpha, nf, self._dtype, D, self._max_horizon,
                        len(self._expert_names), self._season or 0,
                        1.0 - self._interval_level)
@@ -919,9 +948,9 @@ class Forecaster:
     def _net_ready(self, s: _Stream) -> bool:
         """Whether the network's forecasts take part in the combination: once the scaler of
         its targets has statistics (before, its output is scaled by nothing meaningful)."""
-        if not self._scale:
-            return s.n_obs >= 3
-        return bool((s.sd if self._differencing else s.sy).ready()) and s.n_obs >= 3
+        if s.n_obs < max(3, (self._season or 0) + 1):
+            return False
+        return not self._scale or bool((s.sd if self._differencing else s.sy).ready())
 
     def _expert_matrix(self, s: _Stream, net_path: Sequence[float]) -> np.ndarray:
         """(len(net_path), E) forecasts of every expert for horizons 1..len(net_path)."""
@@ -987,7 +1016,8 @@ class Forecaster:
         E = len(self._expert_names)
         t = s.n_seen
         target = 1.0 - self._interval_level
-        for k in range(1, H + 1):
+        warm = self._season or 2      # the combination learns from forecasts made after
+        for k in range(1, H + 1):     # a season (or two values) was seen
             t0 = t - k
             if t0 < 1 or s.porig[t0 % H] != t0:
                 continue
@@ -998,7 +1028,8 @@ class Forecaster:
             yhat = float(row[E])
             if yhat != yhat:
                 continue
-            _experts.aggregate_update(s.agg_r[k - 1], s.agg_s[k - 1], row[:E], yhat, y)
+            if t0 >= warm:
+                _experts.aggregate_update(s.agg_r[k - 1], s.agg_s[k - 1], row[:E], yhat, y)
             err = abs(y - yhat)
             miss = 1.0 if err > row[E + 1] else 0.0
             n, a = _experts.conformal_update(s.scores[k - 1], int(s.nscores[k - 1]),
@@ -1170,11 +1201,12 @@ class Forecaster:
             yhat = self._unscale(s, float(ybuf[0]), prev)
         net = tr.net
         out = [yhat]
-        path = list(s.hist)
+        path = list(s.hist)       # y[t-m..t], then the forecasts (m: the season)
+        m = len(path) - 1
         for k in range(1, horizon):
             if path:
                 path.append(yhat)
-                self._fill_y(s, u, yhat, prev, path[-self._season], path[-self._season - 1])
+                self._fill_y(s, u, yhat, prev, path[-m], path[-m - 1])
             else:
                 self._fill_y(s, u, yhat, prev)
             self._fill_x(s, u, feats[k])

@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, ove
 import numpy as np
 
 from . import _core
-from .forecast import MAX_ABS, Forecaster, _Stream
+from .forecast import MAX_ABS, Forecaster
 from .network import GRU, LSTM, RNN, _Recurrent
 from .optim import SGD, Adam, RMSprop
 from .sequence import Seq2Seq, SequenceTrainer
@@ -866,7 +866,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
                 raise r.error("a per-key network does not match the forecaster's settings")
             tr = OnlineTrainer(net, loss="mse", optimizer=f.optimizer, k1=f.k1, k2=f.k2,
                                clip_norm=f.clip_norm)
-            s = _Stream(tr, f._alpha, n_features, f.dtype, D)
+            s = f._wrap(tr, n_features)
         else:
             s = f._new_stream()
         arrays = {name: (None if g is None else g[i])

@@ -658,3 +658,207 @@ def test_every_entry_point_refuses_bad_input_and_changes_nothing(method, args, k
     with pytest.raises(exc, match=match):
         getattr(f, method)(*args, **kw)
     assert sr.dumps(f) == before
+
+
+# ---------------------------------------------------------------------- season, combination
+def test_untrained_is_persistence_or_seasonal_naive():
+    f = sr.Forecaster(seed=0)
+    f.learn_one(10)
+    f.learn_one(12)
+    assert f.forecast(3) == [12.0, 12.0, 12.0]          # not the drift 14, 16, 18
+    assert f.expert_weights(1) == {"network": 0.0, "persistence": 1.0, "ses": 0.0}
+    g = sr.Forecaster(seed=0, season=4)
+    for y in [5.0, 1.0, 2.0, 3.0]:
+        g.learn_one(y)
+    assert g.forecast(6) == [5.0, 1.0, 2.0, 3.0, 5.0, 1.0]
+    assert g.expert_weights(4)["seasonal_naive"] == 1.0
+    # before a full season: persistence
+    h = sr.Forecaster(seed=0, season=4)
+    h.learn_one(7.0)
+    h.learn_one(9.0)
+    assert h.forecast(2) == [9.0, 9.0]
+
+
+def test_season_input_is_the_change_one_season_back():
+    m = 5
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m, dtype="float64")
+    rng = np.random.default_rng(0)
+    ys = list(rng.normal(size=40))
+    for y in ys:
+        f.learn_one(y)
+    assert f.input_size == 3 and f.net.input_size == 3
+    s = f._streams[None]
+    # the step predicting y[t+1] reads the change y[t+1-m] - y[t-m], scaled like changes
+    d = ys[-m] - ys[-m - 1]
+    diffs = np.diff(ys)
+    assert s.sd.mean == pytest.approx(diffs.mean(), rel=1e-12)
+    assert s.u[2] == pytest.approx((d - diffs.mean()) / diffs.std(), rel=1e-9)
+    g = sr.Forecaster(hidden_size=4, seed=0, season=m, differencing=False, dtype="float64")
+    for y in ys:
+        g.learn_one(y)
+    assert g.input_size == 2
+    t = g._streams[None]
+    assert t.u[1] == pytest.approx((ys[-m] - np.mean(ys)) / np.std(ys), rel=1e-9)
+
+
+def test_season_helps_the_network():
+    # a repeating pattern of period 7 with noise: the network with the season input
+    # forecasts one step ahead better than without it
+    rng = np.random.default_rng(1)
+    pattern = rng.normal(0, 3, 7)
+    ys = [pattern[t % 7] + rng.normal(0, 0.3) for t in range(700)]
+
+    def net_mae(season):
+        f = sr.Forecaster(hidden_size=16, seed=0, season=season, max_horizon=1)
+        err = []
+        for t, y in enumerate(ys):
+            if t > 100:
+                err.append(abs(f.expert_forecasts(1)["network"][0] - y))
+            f.learn_one(y)
+        return np.mean(err)
+    assert net_mae(7) < 0.75 * net_mae(None)       # measured: 0.63
+
+
+def test_ml_poly_weight_goes_to_the_exact_expert():
+    from streamrnn import _experts
+    rng = np.random.default_rng(0)
+    R, S = np.zeros(3), np.zeros(3)
+    for t in range(2000):
+        y = rng.normal()
+        f = np.array([y + rng.normal(0, 1), y, y + 0.5 + rng.normal(0, 0.1)])
+        w = _experts.weights(R, S, 0)
+        _experts.aggregate_update(R, S, f, float(w @ f), y)
+    assert _experts.weights(R, S, 0)[1] > 0.99
+
+
+def test_combination_weights_on_an_exactly_seasonal_stream():
+    # a pattern that repeats exactly: the seasonal experts (seasonal naive, Holt-Winters)
+    # are exact, persistence, SES and the network are not: they lose all weight
+    pattern = [3.0, -1.0, 4.0, 1.0, -5.0, 9.0]
+    f = sr.Forecaster(hidden_size=8, seed=0, season=6)
+    for t in range(600):
+        f.learn_one(pattern[t % 6])
+    for h in (1, 3, 6):
+        w = f.expert_weights(h)
+        assert w["persistence"] + w["ses"] + w["network"] < 1e-3, w
+        assert sum(w.values()) == pytest.approx(1.0)
+    assert f.forecast(6) == pytest.approx(pattern, abs=1e-6)
+    # deterministic: the same seed gives the same weights
+    g = sr.Forecaster(hidden_size=8, seed=0, season=6)
+    for t in range(600):
+        g.learn_one(pattern[t % 6])
+    assert g.expert_weights(3) == f.expert_weights(3)
+
+
+@pytest.mark.parametrize("level", [0.9, 0.8])
+def test_interval_coverage_with_known_noise(level):
+    # y = seasonal signal + iid N(0, 1): the conformal intervals cover close to the level
+    # at every tracked horizon, and their width is near the Gaussian one for h=1
+    rng = np.random.default_rng(3)
+    m = 10
+    ys = [5 * math.sin(2 * math.pi * t / m) + rng.normal() for t in range(3000)]
+    f = sr.Forecaster(hidden_size=8, seed=0, season=m, interval_level=level)
+    res = sr.evaluate(ys, f, horizon=m, grace_period=300, interval_level=level)
+    for k in (0, m // 2 - 1, m - 1):
+        assert abs(res.coverage[k] - level) < 0.03, (k, res.coverage)
+    z = {0.9: 1.645, 0.8: 1.2816}[level]
+    assert res.interval_width[0] == pytest.approx(2 * z, rel=0.25)
+
+
+def test_intervals_before_enough_errors_are_infinite():
+    f = sr.Forecaster(seed=0)
+    assert all(math.isnan(a) and math.isnan(b) for a, b in f.forecast_interval(2))
+    f.learn_one(1.0)
+    f.learn_one(2.0)
+    assert f.forecast_interval(1) == [(-math.inf, math.inf)]
+    for t in range(60):
+        f.learn_one(float(t % 3))
+    (lo, hi), = f.forecast_interval(1)
+    c = f.forecast(1)[0]
+    assert lo < c < hi and math.isfinite(hi - lo)
+    # a higher level is wider
+    (lo2, hi2), = f.forecast_interval(1, level=0.95)
+    assert hi2 - lo2 >= hi - lo
+
+
+@pytest.mark.parametrize("weights", ["shared", "per_key"])
+@pytest.mark.parametrize("n_features", [0, 1])
+def test_seasonal_forecaster_resumes_bit_for_bit(weights, n_features, tmp_path):
+    rng = np.random.default_rng(0)
+    m = 6
+
+    def feed(f, t0, t1):
+        for t in range(t0, t1):
+            for key in ("a", 7):
+                y = 3 * math.sin(2 * math.pi * t / m) + rng.normal(0, 0.2) + (key == 7)
+                x = [float(t % 3)] if n_features else None
+                f.learn_one(y if t % 17 else None, x, key=key)
+
+    f = sr.Forecaster(hidden_size=8, seed=1, season=m, weights=weights, dtype="float64")
+    feed(f, 0, 150)
+    sr.save(f, tmp_path / "f.srnn")
+    g = sr.load(tmp_path / "f.srnn")
+    assert g.season == m and g.max_horizon == m
+    state = rng.bit_generator.state
+    feed(f, 150, 200)
+    rng.bit_generator.state = state
+    feed(g, 150, 200)
+    assert sr.dumps(f) == sr.dumps(g)
+    xs = [[1.0]] * 9 if n_features else None
+    for key in ("a", 7):
+        assert f.forecast(9, xs, key=key) == g.forecast(9, xs, key=key)
+        assert f.forecast_interval(9, 0.9, xs, key=key) == \
+            g.forecast_interval(9, 0.9, xs, key=key)
+        assert f.expert_weights(4, key=key) == g.expert_weights(4, key=key)
+    # keys have their own combination weights
+    assert f.expert_weights(1, key="a") != f.expert_weights(1, key=7)
+
+
+def test_memory_per_stream_counts_the_season_state():
+    plain = sr.Forecaster(hidden_size=8, n_features=0).memory_per_stream()
+    seasonal = sr.Forecaster(hidden_size=8, n_features=0, season=24).memory_per_stream()
+    # kept forecasts (24 x 24 x 8 float64) and conformal scores (24 x 200 float64) at least
+    assert seasonal - plain >= 8 * (24 * 24 * 8 + 24 * 200)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"season": 1}, ValueError, "season must be an integer >= 2"),
+    ({"season": 2.5}, TypeError, "season"),
+    ({"season": 10**9}, ValueError, "season must be an integer <="),
+    ({"max_horizon": 0}, ValueError, "max_horizon"),
+    ({"max_horizon": 10**6}, ValueError, "max_horizon"),
+    ({"interval_level": 1.0}, ValueError, "interval_level"),
+    ({"interval_level": "0.9"}, TypeError, "interval_level"),
+])
+def test_bad_season_settings(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        sr.Forecaster(**kw)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda f: f.forecast_interval(2, level=1.5), ValueError, "level must be in"),
+    (lambda f: f.forecast_interval(2, level=True), TypeError, "level must be a number"),
+    (lambda f: f.forecast_interval(0), ValueError, "horizon"),
+    (lambda f: f.forecast_interval(1, key=[]), TypeError, "key must be hashable"),
+    (lambda f: f.expert_weights(0), ValueError, "horizon"),
+    (lambda f: f.expert_weights(1, key="nope"), KeyError, "no stream"),
+    (lambda f: f.expert_forecasts(2, xs=[[1.0]]), ValueError, "one feature set"),
+    (lambda f: f.expert_forecasts(1, key={}), TypeError, "key must be hashable"),
+])
+def test_new_entry_points_refuse_bad_input(call, exc, match):
+    f = _trained(30, season=4)
+    before = sr.dumps(f)
+    with pytest.raises(exc, match=match):
+        call(f)
+    assert sr.dumps(f) == before
+
+
+@pytest.mark.parametrize("which", ["observe", "advance"])
+def test_refused_learn_one_with_season_changes_nothing(which):
+    f = _trained(60, season=5)
+    before = sr.dumps(f)
+    undo = _refuse(f.trainer(), which)
+    with pytest.raises(RuntimeError):
+        f.learn_one(0.5)
+    undo()
+    assert sr.dumps(f) == before
