@@ -262,9 +262,14 @@ def _forecast(args: argparse.Namespace) -> int:
         if args.hidden is not None and args.hidden != f.hidden_size:
             print(f"streamrnn: warning: --hidden {args.hidden} ignored: the checkpoint has "
                   f"hidden_size={f.hidden_size}", file=sys.stderr)
+        if args.season is not None and args.season != f.season:
+            print(f"streamrnn: warning: --season {args.season} ignored: the checkpoint has "
+                  f"season={f.season}", file=sys.stderr)
     else:
+        if args.season is not None and args.season < 2:
+            raise UsageError(f"--season must be at least 2, got {args.season}")
         f = sr.Forecaster(cell=args.cell, hidden_size=args.hidden or 32, seed=args.seed,
-                          n_features=len(features or []))
+                          n_features=len(features or []), season=args.season)
     features = features or []
     if column is None:
         raise UsageError("--column NAME is required (unless --load gives a checkpoint that "
@@ -470,6 +475,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="input columns copied to the output (e.g. a timestamp)")
     fc.add_argument("--hidden", type=_positive_int, default=None, metavar="N",
                     help="hidden size of the network (default 32)")
+    fc.add_argument("--season", type=_positive_int, default=None, metavar="M",
+                    help="season length in steps (e.g. 24 for hourly values with a daily "
+                         "cycle): seasonal input and baselines (default none)")
     fc.add_argument("--cell", choices=["lstm", "gru", "rnn_tanh", "rnn_relu"], default="lstm",
                     help="recurrent cell (default lstm)")
     fc.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights "

@@ -862,3 +862,13 @@ def test_refused_learn_one_with_season_changes_nothing(which):
         f.learn_one(0.5)
     undo()
     assert sr.dumps(f) == before
+
+
+def test_cli_season_option(tmp_path, capsys):
+    from streamrnn.cli import main
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "".join(f"{[1, 2, 3, 4][t % 4]}\n" for t in range(9)))
+    assert main(["forecast", str(path), "--column", "v", "--season", "4", "-H", "3"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1].split(",")
+    assert [float(v) for v in last[-3:]] == [2.0, 3.0, 4.0]     # the seasonal pattern
+    assert main(["forecast", str(path), "--column", "v", "--season", "1"]) == 2
