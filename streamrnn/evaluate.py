@@ -55,7 +55,7 @@ class Evaluation:
     >>> res.horizon, res.steps
     (1, 7)
     >>> sorted(res.to_dict())[:3]
-    ['horizon', 'mae', 'n']
+    ['coverage', 'horizon', 'interval_width']
     """
 
     def __init__(self, horizon: int, n: List[int], mae: List[float], rmse: List[float],

@@ -55,6 +55,18 @@ weight update can come from it) and the model's own one-step forecast stands in 
 missing value as the next input. A missing exogenous feature (NaN) is replaced by its
 running mean.
 
+Combination, season and intervals
+---------------------------------
+``forecast`` returns, per horizon, an online combination (ML-Poly, see ``_experts``) of the
+network's rollout with persistence, simple exponential smoothing and, with ``season=m``,
+the seasonal naive forecast and two additive Holt-Winters. The forecasts of horizons
+1..``max_horizon`` are made at the end of ``learn_one`` (``max_horizon - 1`` extra steps on
+a scratch copy) and kept until their values arrive, when they train the weights and the
+adaptive conformal intervals of ``forecast_interval``. The combination learns from the
+forecasts made once two values (or a season) were seen, and the network takes part once its
+target scaler has statistics and a season of history: untrained, the forecast is the
+persistence forecast, or the seasonal naive one.
+
 Many streams (``key=``)
 -----------------------
 Every call takes an optional ``key`` naming the stream (any hashable; str, int or None to be
@@ -376,6 +388,18 @@ class Forecaster:
         The network's dtype (inputs are converted internally).
     weights : {'shared', 'per_key'}, default 'shared'
         With several keys: one network trained by all streams, or one network per stream.
+    season : int >= 2 or None, default None
+        The season length in steps: the network also reads the change (without
+        differencing: the value) one season back, and the seasonal naive forecast and two
+        additive Holt-Winters join the combination.
+    max_horizon : int >= 1 or None, default None (the season, else 1)
+        Horizons whose forecasts are made in ``learn_one`` and scored: each has its own
+        combination weights and conformal intervals (beyond it, those of max_horizon).
+    interval_level : float in (0, 1), default 0.9
+        The coverage that adaptive conformal inference tracks per horizon.
+
+    All settings are read-only attributes (a changed setting would not reach the trainers
+    and would make ``sr.save`` write a file that loads as another model).
 
     Attributes
     ----------

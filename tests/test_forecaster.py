@@ -872,3 +872,18 @@ def test_cli_season_option(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1].split(",")
     assert [float(v) for v in last[-3:]] == [2.0, 3.0, 4.0]     # the seasonal pattern
     assert main(["forecast", str(path), "--column", "v", "--season", "1"]) == 2
+
+
+def test_evaluate_interval_level_checks():
+    class Plain:
+        def learn_one(self, y, x=None):
+            pass
+
+        def forecast(self, horizon, xs=None):
+            return [0.0] * horizon
+    with pytest.raises(TypeError, match="forecast_interval"):
+        sr.evaluate([1.0, 2.0], Plain(), interval_level=0.9)
+    with pytest.raises(ValueError, match="interval_level"):
+        sr.evaluate([1.0, 2.0], sr.Forecaster(seed=0), interval_level=1.5)
+    res = sr.evaluate([1.0, 2.0, 3.0], sr.Forecaster(seed=0))
+    assert res.coverage is None and res.interval_width is None
