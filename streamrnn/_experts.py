@@ -82,3 +82,101 @@ def conformal_update(scores: np.ndarray, n: int, alpha: float, target: float, er
     # bounded, so that a long run of misses or hits cannot take it anywhere absurd
     alpha = min(max(alpha, -1.0), 2.0)
     return n + 1, alpha
+
+
+# ---------------------------------------------------------------- all horizons at once
+def combine(R: np.ndarray, S: np.ndarray, F: np.ndarray, prior: int) -> np.ndarray:
+    """Combined forecasts (K,) from the forecasts F (K, E) (NaN: expert absent) and the
+    regrets R, S (K, E) of each row's horizon: ``weights`` over the present experts, row
+    by row (the prior where no present expert has a positive regret)."""
+    if F.shape[0] == 1:
+        # one horizon (the common case): the same operations on Python floats, in the same
+        # order (NumPy sums fewer than 8 terms sequentially), so the results are identical
+        tot = acc = 0.0
+        for f, r, s in zip(F[0].tolist(), R[0].tolist(), S[0].tolist()):
+            if math.isfinite(f):
+                v = max(r, 0.0) / (1.0 + s)
+                tot += v
+                acc += v * f
+        if tot > 0.0 and math.isfinite(tot):
+            return np.array([acc / tot])
+        return F[:, prior].copy()
+    ok = np.isfinite(F)
+    V = np.where(ok, np.maximum(R, 0.0) / (1.0 + S), 0.0)
+    tot = V.sum(axis=1)
+    Fz = np.where(ok, F, 0.0)
+    out = F[:, prior].copy()
+    good = (tot > 0.0) & np.isfinite(tot)
+    if good.any():
+        out[good] = (V[good] * Fz[good]).sum(axis=1) / tot[good]
+    return out
+
+
+def radii(scores: np.ndarray, n: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``radius`` of every row: scores (K, W), n (K,) scores seen, alpha (K,)."""
+    K, W = scores.shape
+    if K == 1:
+        return np.array([radius(scores[0], int(n[0]), float(alpha[0]))])
+    m = np.minimum(n, W)
+    srt = np.sort(np.where(np.arange(W)[None, :] < m[:, None], scores, np.inf), axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.ceil((m + 1) * (1.0 - alpha))
+    out = np.full(K, np.inf)
+    fin = (m > 0) & (alpha > 0.0) & (alpha < 1.0) & (k <= m)
+    idx = np.flatnonzero(fin)
+    out[idx] = srt[idx, k[idx].astype(np.int64) - 1]
+    out[(m > 0) & (alpha >= 1.0)] = 0.0
+    return out
+
+
+def score(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
+          alpha: np.ndarray, rows: np.ndarray, valid: np.ndarray, learn: np.ndarray,
+          y: float, target: float) -> None:
+    """Score kept forecasts of several horizons against their truth y, in place.
+
+    rows (K, E + 2): the experts' forecasts, the combination and the radius issued with
+    it; valid (K,): rows to score (conformal state); learn (K,): rows whose horizon's
+    weights learn (``aggregate_update``). R, S (K, E), scores (K, W), n, alpha (K,)."""
+    E = R.shape[1]
+    if R.shape[0] == 1:
+        if valid[0]:
+            _score1(R[0], S[0], scores[0], n, alpha, rows[0], bool(learn[0]), y, target)
+        return
+    yhat = rows[:, E]
+    g = np.sign(yhat - y)
+    r = g[:, None] * (yhat[:, None] - rows[:, :E])
+    r[~np.isfinite(r)] = 0.0
+    r[~learn] = 0.0
+    R += r
+    S += r * r
+    vi = np.flatnonzero(valid)
+    if not vi.shape[0]:
+        return
+    err = np.abs(y - yhat[vi])
+    miss = (err > rows[vi, E + 1]).astype(np.float64)
+    nv = n[vi]
+    scores[vi, nv % scores.shape[1]] = err
+    n[vi] = nv + 1
+    alpha[vi] = np.minimum(np.maximum(alpha[vi] + GAMMA * (target - miss), -1.0), 2.0)
+
+
+def _score1(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
+            alpha: np.ndarray, row: np.ndarray, learn: bool, y: float,
+            target: float) -> None:
+    """``score`` of one horizon with Python floats (the same operations)."""
+    E = R.shape[0]
+    vals = row.tolist()
+    yhat = vals[E]
+    if learn:
+        g = 1.0 if yhat > y else (-1.0 if yhat < y else 0.0)
+        for e in range(E):
+            r = g * (yhat - vals[e])
+            if math.isfinite(r):
+                R[e] += r
+                S[e] += r * r
+    err = abs(y - yhat)
+    miss = 1.0 if err > vals[E + 1] else 0.0
+    k = int(n[0])
+    scores[k % scores.shape[0]] = err
+    n[0] = k + 1
+    alpha[0] = min(max(float(alpha[0]) + GAMMA * (target - miss), -1.0), 2.0)

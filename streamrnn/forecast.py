@@ -321,7 +321,9 @@ class _Stream:
         self.n_missing = 0        # missing values (NaN/None)
 
     def save(self) -> Tuple[Any, ...]:
-        """Everything a learn_one may change (for :meth:`restore` after an error)."""
+        """Everything a learn_one may change before its last network call (for
+        :meth:`restore` after an error; the smoothing, Holt-Winters, combination and
+        conformal state change only after it)."""
         tr = self.trainer
         if isinstance(tr, OnlineTrainer):
             snap: Any = tr._snapshot()
@@ -329,14 +331,13 @@ class _Stream:
         else:                            # an inference-only runner (flink's shared mode)
             snap, params = tr.state.copy(), None
         return (snap, params, self.sy.pack(), self.sd.pack(), self.sx.pack(), self.u.copy(),
-                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing, self.ses,
-                [getattr(self, n).copy() for n in _STREAM_ARRAYS])
+                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing,
+                self.hist.copy())
 
     def restore(self, saved: Tuple[Any, ...]) -> None:
         (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
-         self.n_missing, self.ses, arrays) = saved
-        for n, a in zip(_STREAM_ARRAYS, arrays):
-            getattr(self, n)[...] = a
+         self.n_missing, hist) = saved
+        self.hist[...] = hist
         tr = self.trainer
         if params is not None:
             p, updates, skipped = params
@@ -917,6 +918,7 @@ class Forecaster:
         prev = s.last_y
         tr = s.trainer
         missing = yv != yv
+        net1: Optional[float] = None
         if prev != prev:
             # no observed value yet: nothing was predicted, nothing to learn
             if missing:
@@ -926,7 +928,6 @@ class Forecaster:
                 return
         else:
             o = s.o
-            net1: Optional[float] = None
             if o is None:
                 # the step that predicts y has not run yet (features: it needs x, which
                 # came with y): run it now, on the last value (+ change) and x
@@ -936,8 +937,6 @@ class Forecaster:
             s.o = None
             s.target[0] = _MISSING if missing else self._target(s, yv)
             tr.observe(s.target)
-            if not missing:
-                self._score(s, yv, net1)
             if missing:
                 yv = self._unscale(s, o, prev)   # the model's forecast stands in
                 if not math.isfinite(yv):
@@ -958,15 +957,22 @@ class Forecaster:
             self._fill_y(s, s.u, yv, prev, h[1], h[0])
         else:
             self._fill_y(s, s.u, yv, prev)
-        s.ses = yv if s.ses != s.ses else s.ses + SES_ALPHA * (yv - s.ses)
-        if self._season:
-            for i, hs in enumerate(HW_SETTINGS):
-                _hw_update(s.hw[i], s.hw_season[i], yv, *hs)
         s.last_y = yv
         if not s.sx.n.shape[0]:
             # the one forward step of this value: it predicts the next value
             s.o = float(tr.advance(s.u)[0])
-        self._issue(s)
+        # the network's forecasts to keep (steps on a copy: may still be refused)
+        H = self._max_horizon
+        path = self._net_path(s, H, [None] * H)
+        # from here on nothing can fail: the combination, smoothing and conformal state
+        # change only after every network call succeeded
+        if not missing and prev == prev:
+            self._score(s, yv, net1)
+        s.ses = yv if s.ses != s.ses else s.ses + SES_ALPHA * (yv - s.ses)
+        if self._season:
+            for i, hs in enumerate(HW_SETTINGS):
+                _hw_update(s.hw[i], s.hw_season[i], yv, *hs)
+        self._issue(s, path)
 
     # ------------------------------------------------------------------ combination
     def _net_ready(self, s: _Stream) -> bool:
@@ -1006,29 +1012,22 @@ class Forecaster:
         return _experts.weights(R, s.agg_s[i], self._prior)
 
     def _combine(self, s: _Stream, F: np.ndarray) -> List[float]:
-        out = []
-        for k in range(1, F.shape[0] + 1):
-            f = F[k - 1]
-            avail = np.isfinite(f)
-            w = self._weights_of(s, k, avail)
-            out.append(float(np.dot(w[avail], f[avail])))
-        return out
+        """The combined forecasts of horizons 1..K from the experts' F (K, E)."""
+        idx = np.minimum(np.arange(F.shape[0]), self._max_horizon - 1)
+        return _experts.combine(s.agg_r[idx], s.agg_s[idx], F, self._prior).tolist()
 
-    def _issue(self, s: _Stream) -> None:
-        """Issue and keep the forecasts of horizons 1..max_horizon made at this step (the
-        experts', the combination and the conformal radii), to be scored as values arrive."""
+    def _issue(self, s: _Stream, net_path: List[float]) -> None:
+        """Keep the forecasts of horizons 1..max_horizon made at this step (the experts',
+        the combination and the conformal radii), to be scored as the values arrive."""
         if s.last_y != s.last_y:
             return
         H = self._max_horizon
         E = len(self._expert_names)
-        F = self._expert_matrix(s, self._net_path(s, H, [None] * H))
-        comb = self._combine(s, F)
+        F = self._expert_matrix(s, net_path)
         slot = s.pend[s.n_seen % H]
         slot[:, :E] = F
-        slot[:, E] = comb
-        for k in range(H):
-            slot[k, E + 1] = _experts.radius(s.scores[k], int(s.nscores[k]),
-                                             float(s.alpha[k]))
+        slot[:, E] = _experts.combine(s.agg_r, s.agg_s, F, self._prior)
+        slot[:, E + 1] = _experts.radii(s.scores, s.nscores, s.alpha)
         s.porig[s.n_seen % H] = s.n_seen
 
     def _score(self, s: _Stream, y: float, net1: Optional[float] = None) -> None:
@@ -1039,27 +1038,24 @@ class Forecaster:
         H = self._max_horizon
         E = len(self._expert_names)
         t = s.n_seen
-        target = 1.0 - self._interval_level
-        warm = self._season or 2      # the combination learns from forecasts made after
-        for k in range(1, H + 1):     # a season (or two values) was seen
-            t0 = t - k
-            if t0 < 1 or s.porig[t0 % H] != t0:
-                continue
-            row = s.pend[t0 % H, k - 1]
-            if k == 1 and net1 is not None and row[0] == row[0]:
+        ks = np.arange(1, H + 1)
+        t0 = t - ks
+        slots = t0 % H
+        valid = (t0 >= 1) & (s.porig[slots] == t0)
+        if net1 is not None and valid[0]:
+            row = s.pend[slots[0], 0]
+            if row[0] == row[0]:
                 row[0] = net1
                 row[E] = self._combine(s, row[None, :E])[0]
-            yhat = float(row[E])
-            if yhat != yhat:
-                continue
-            if t0 >= warm:
-                _experts.aggregate_update(s.agg_r[k - 1], s.agg_s[k - 1], row[:E], yhat, y)
-            err = abs(y - yhat)
-            miss = 1.0 if err > row[E + 1] else 0.0
-            n, a = _experts.conformal_update(s.scores[k - 1], int(s.nscores[k - 1]),
-                                             float(s.alpha[k - 1]), target, miss, err)
-            s.nscores[k - 1] = n
-            s.alpha[k - 1] = a
+        rows = s.pend[slots, ks - 1]
+        valid &= np.isfinite(rows[:, E])
+        if not valid.any():
+            return
+        # the combination learns from the forecasts made once a season (or two values)
+        # had been seen
+        learn = valid & (t0 >= (self._season or 2))
+        _experts.score(s.agg_r, s.agg_s, s.scores, s.nscores, s.alpha, rows, valid, learn,
+                       y, 1.0 - self._interval_level)
 
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:

@@ -887,3 +887,21 @@ def test_evaluate_interval_level_checks():
         sr.evaluate([1.0, 2.0], sr.Forecaster(seed=0), interval_level=1.5)
     res = sr.evaluate([1.0, 2.0, 3.0], sr.Forecaster(seed=0))
     assert res.coverage is None and res.interval_width is None
+
+
+@pytest.mark.parametrize("kw, obj, name", [
+    ({"season": 4}, "net", "step"),                 # the kept rollout's steps
+    ({"n_features": 1}, "trainer", "predict_one"),  # the kept forecasts with features
+])
+def test_refused_rollout_in_learn_one_changes_nothing(kw, obj, name):
+    f = _trained(40, **kw)
+    before = sr.dumps(f)
+    target = f.net if obj == "net" else f.trainer()
+    undo = _refuse(target, name)
+    x = [1.0] if kw.get("n_features") else None
+    with pytest.raises(RuntimeError):
+        f.learn_one(0.5, x)
+    undo()
+    assert sr.dumps(f) == before
+    f.learn_one(0.5, x)
+    assert sr.dumps(f) != before
