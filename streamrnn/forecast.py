@@ -330,7 +330,9 @@ class _Stream:
             params = (tr.net.parameters().copy(), tr.updates, tr.skipped_updates)
         else:                            # an inference-only runner (flink's shared mode)
             snap, params = tr.state.copy(), None
-        return (snap, params, self.sy.pack(), self.sd.pack(), self.sx.pack(), self.u.copy(),
+        sx = self.sx
+        return (snap, params, self.sy.pack(), self.sd.pack(),
+                (sx.n.copy(), sx.mean.copy(), sx.var.copy()), self.u.copy(),
                 self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing,
                 self.hist.copy())
 
@@ -348,7 +350,7 @@ class _Stream:
             tr.state = snap                  # type: ignore[misc]
         self.sy.unpack(sy)
         self.sd.unpack(sd)
-        self.sx.unpack(sx)
+        self.sx.n, self.sx.mean, self.sx.var = sx
         self.u[...] = u
 
 
@@ -1038,6 +1040,19 @@ class Forecaster:
         H = self._max_horizon
         E = len(self._expert_names)
         t = s.n_seen
+        if H == 1:
+            # one horizon: the forecast made at the step before, without index arrays
+            if t < 2 or s.porig[0] != t - 1:
+                return
+            row = s.pend[0, 0]
+            if net1 is not None and row[0] == row[0]:
+                row[0] = net1
+                row[E] = self._combine(s, row[None, :E])[0]
+            if row[E] == row[E]:
+                _experts._score1(s.agg_r[0], s.agg_s[0], s.scores[0], s.nscores, s.alpha,
+                                 row, t - 1 >= (self._season or 2), y,
+                                 1.0 - self._interval_level)
+            return
         ks = np.arange(1, H + 1)
         t0 = t - ks
         slots = t0 % H
