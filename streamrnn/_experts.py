@@ -49,17 +49,6 @@ def weights(R: np.ndarray, S: np.ndarray, prior: int) -> np.ndarray:
     return v / tot
 
 
-def aggregate_update(R: np.ndarray, S: np.ndarray, f: np.ndarray, yhat: float,
-                     y: float) -> None:
-    """One ML-Poly step in place: experts' forecasts f (E,) (NaN: absent, no regret), the
-    combination yhat made from them and the truth y."""
-    g = 1.0 if yhat > y else (-1.0 if yhat < y else 0.0)
-    r = g * (yhat - f)
-    r[~np.isfinite(r)] = 0.0
-    R += r
-    S += r * r
-
-
 def radius(scores: np.ndarray, n: int, alpha: float) -> float:
     """Conformal radius at miscoverage alpha from the first min(n, W) scores (inf: none)."""
     m = min(n, scores.shape[0])
@@ -71,17 +60,6 @@ def radius(scores: np.ndarray, n: int, alpha: float) -> float:
     if k > m:
         return math.inf
     return float(np.partition(scores[:m], k - 1)[k - 1])
-
-
-def conformal_update(scores: np.ndarray, n: int, alpha: float, target: float, err: float,
-                     score: float) -> Tuple[int, float]:
-    """Add one score to the ring (position n mod W) and take one ACI step; returns the new
-    (n, alpha). ``err``: 1.0 if the truth fell outside the interval issued, else 0.0."""
-    scores[n % scores.shape[0]] = score
-    alpha = alpha + GAMMA * (target - err)
-    # bounded, so that a long run of misses or hits cannot take it anywhere absurd
-    alpha = min(max(alpha, -1.0), 2.0)
-    return n + 1, alpha
 
 
 # ---------------------------------------------------------------- all horizons at once
@@ -136,7 +114,7 @@ def score(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
 
     rows (K, E + 2): the experts' forecasts, the combination and the radius issued with
     it; valid (K,): rows to score (conformal state); learn (K,): rows whose horizon's
-    weights learn (``aggregate_update``). R, S (K, E), scores (K, W), n, alpha (K,)."""
+    weights learn (ML-Poly's update of the module notes). R, S (K, E), scores (K, W), n, alpha (K,)."""
     E = R.shape[1]
     if R.shape[0] == 1:
         if valid[0]:

@@ -722,13 +722,29 @@ def test_season_helps_the_network():
 def test_ml_poly_weight_goes_to_the_exact_expert():
     from streamrnn import _experts
     rng = np.random.default_rng(0)
-    R, S = np.zeros(3), np.zeros(3)
+    # the forecaster's own path: combine, then score (one horizon, and the same stream
+    # duplicated as two horizons through the vectorised path: identical numbers)
+    W = _experts.WINDOW
+    state1 = [np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, W)), np.zeros(1, np.int64),
+              np.full(1, 0.1)]
+    state2 = [np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, W)), np.zeros(2, np.int64),
+              np.full(2, 0.1)]
     for t in range(2000):
         y = rng.normal()
         f = np.array([y + rng.normal(0, 1), y, y + 0.5 + rng.normal(0, 0.1)])
-        w = _experts.weights(R, S, 0)
-        _experts.aggregate_update(R, S, f, float(w @ f), y)
-    assert _experts.weights(R, S, 0)[1] > 0.99
+        rows = []
+        for R, S, scores, n, alpha in (state1, state2):
+            F = np.tile(f, (R.shape[0], 1))
+            yhat = _experts.combine(R, S, F, 0)
+            rad = _experts.radii(scores, n, alpha)
+            row = np.column_stack([F, yhat, rad])
+            rows.append(row)
+            ok = np.ones(R.shape[0], dtype=bool)
+            _experts.score(R, S, scores, n, alpha, row, ok, ok, y, 0.1)
+        assert np.array_equal(rows[1], np.tile(rows[0], (2, 1)))
+    for a, b in zip(state1, state2):
+        assert np.array_equal(b, np.concatenate([a, a]))
+    assert _experts.weights(state1[0][0], state1[1][0], 0)[1] > 0.99
 
 
 def test_combination_weights_on_an_exactly_seasonal_stream():
