@@ -1,17 +1,21 @@
-"""Online forecasting on real series: streamrnn's Forecaster against persistence and river.
+"""Online forecasting of seasonal real series: streamrnn's Forecaster against baselines.
 
 Progressive validation (``sr.evaluate``): at every time step each model forecasts the next
-values before the truth arrives, then learns it. Every model of a series is scored on the
-same points (after a common grace period, so that river's seasonal models are initialised).
-The series come from packages installed only for this script (not dependencies):
+``season`` values before the truth arrives, then learns it. Every model of a series is scored
+on the same points (after a common grace period of two seasons, so that the seasonal models
+are initialised). Scored at horizons 1, half a season and one season: MAE, MASE (MAE over the
+in-sample MAE of the one-season-back forecast over the whole series), and the coverage of
+the Forecaster's 90% conformal intervals. The series come from packages installed only for
+this script (not dependencies):
 
     pip install statsmodels river      # data sets, and river's SNARIMAX / HoltWinters
-    python benchmarks/forecast_eval.py [--seeds 0,1,2] [--horizon 3] [--markdown]
+    python benchmarks/forecast_eval.py [--seeds 0,1,2] [--markdown]
 
-Series: statsmodels' ``sunspots`` (yearly, public domain), ``nile`` (yearly, public domain),
-``co2`` (weekly Mauna Loa CO2 with 59 missing weeks, public domain), ``elnino`` (monthly sea
-surface temperatures, public domain, flattened to one series); river's
-``AirlinePassengers`` (monthly), ``WaterFlow`` (hourly) and ``TrumpApproval`` (daily).
+Series (season in steps): statsmodels' ``co2`` (weekly Mauna Loa CO2, 59 missing weeks,
+52), ``elnino`` (monthly sea surface temperatures flattened to one series, 12) and
+``elec_equip`` (monthly euro-area electrical equipment orders index, 12); river's
+``AirlinePassengers`` (monthly, 12), ``WaterFlow`` (hourly, 24); statsmodels' ``sunspots``
+(yearly, the ~11-year cycle given as a season of 11: not an exact season).
 """
 from __future__ import annotations
 
@@ -20,24 +24,27 @@ import math
 import platform
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
 import streamrnn as sr
 
-# name -> (loader, seasonal period for river's models, description)
+# name -> (loader, season, description)
 SERIES: Dict[str, Tuple[Callable[[], np.ndarray], int, str]] = {}
 
 
-def _sm(name: str, column: Optional[str] = None) -> Callable[[], np.ndarray]:
+def _sm(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        import statsmodels.api as sm
+        import importlib
 
-        data = getattr(sm.datasets, name).load_pandas().data
+        mod = importlib.import_module(f"statsmodels.datasets.{name}")
+        data = mod.load_pandas().data
         if name == "elnino":
             return data.iloc[:, 1:].to_numpy(float).ravel()
-        return data[column].to_numpy(float)
+        if name == "sunspots":
+            return data["SUNACTIVITY"].to_numpy(float)
+        return data.iloc[:, 0].to_numpy(float)
     return load
 
 
@@ -49,47 +56,66 @@ def _river(name: str) -> Callable[[], np.ndarray]:
     return load
 
 
-SERIES["sunspots"] = (_sm("sunspots", "SUNACTIVITY"), 0, "statsmodels, yearly 1700-2008")
-SERIES["nile"] = (_sm("nile", "volume"), 0, "statsmodels, yearly 1871-1970")
-SERIES["co2"] = (_sm("co2", "co2"), 52, "statsmodels, weekly 1958-2001, 59 missing")
+SERIES["co2"] = (_sm("co2"), 52, "statsmodels, weekly 1958-2001, 59 missing")
 SERIES["elnino"] = (_sm("elnino"), 12, "statsmodels, monthly SST 1950-2010")
+SERIES["elec_equip"] = (_sm("elec_equip"), 12, "statsmodels, monthly 1995-2016")
 SERIES["AirlinePassengers"] = (_river("AirlinePassengers"), 12, "river, monthly 1949-1960")
-SERIES["WaterFlow"] = (_river("WaterFlow"), 0, "river, hourly")
-SERIES["TrumpApproval"] = (_river("TrumpApproval"), 0, "river, daily 2017-2020")
+SERIES["WaterFlow"] = (_river("WaterFlow"), 24, "river, hourly")
+SERIES["sunspots"] = (_sm("sunspots"), 11, "statsmodels, yearly 1700-2008 (~11y cycle)")
+
+
+class SeasonalNaive:
+    """river-style seasonal naive forecaster: y[t+h] = y[t+h-m*ceil(h/m)]."""
+
+    def __init__(self, m: int) -> None:
+        self.m = m
+        self.hist: List[float] = []
+
+    def learn_one(self, y: float, x: Any = None) -> None:
+        self.hist.append(float(y))
+        del self.hist[:-self.m]
+
+    def forecast(self, horizon: int, xs: Any = None) -> List[float]:
+        if not self.hist:
+            return [math.nan] * horizon
+        if len(self.hist) < self.m:
+            return [self.hist[-1]] * horizon
+        return [self.hist[(h - 1) % self.m] for h in range(1, horizon + 1)]
 
 
 def river_models(m: int) -> Dict[str, Callable[[], Any]]:
-    """river's models with settings from its documentation (seasonal when m > 1)."""
+    """river's models with settings from its documentation."""
     from river import linear_model, optim, preprocessing, time_series
 
     def snarimax() -> Any:
-        p = q = m if m > 1 else 3
         return time_series.SNARIMAX(
-            p=p, d=1, q=q, m=max(m, 1), sd=1 if m > 1 else 0,
+            p=m, d=1, q=m, m=m, sd=1,
             regressor=(preprocessing.StandardScaler()
                        | linear_model.LinearRegression(intercept_init=0.0,
                                                        optimizer=optim.SGD(0.01),
                                                        intercept_lr=0.3)))
 
     def holtwinters() -> Any:
-        if m > 1:
-            return time_series.HoltWinters(alpha=0.3, beta=0.1, gamma=0.6, seasonality=m)
-        return time_series.HoltWinters(alpha=0.3, beta=0.1)
+        return time_series.HoltWinters(alpha=0.3, beta=0.1, gamma=0.6, seasonality=m)
 
     return {"river SNARIMAX": snarimax, "river HoltWinters": holtwinters}
+
+
+def mase_scale(y: np.ndarray, m: int) -> float:
+    d = np.abs(y[m:] - y[:-m])
+    return float(np.nanmean(d))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2", help="streamrnn seeds (mean and spread)")
-    ap.add_argument("--horizon", type=int, default=3)
     ap.add_argument("--series", default=",".join(SERIES))
     ap.add_argument("--no-river", action="store_true")
+    ap.add_argument("--level", type=float, default=0.9, help="interval level")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    H = args.horizon
     try:
         import river  # noqa: F401
 
@@ -101,84 +127,95 @@ def main() -> int:
     for name in args.series.split(","):
         load, m, desc = SERIES[name]
         y = load()
-        grace = max(2 * m, 10)
+        grace = 2 * m
+        steps = sorted({1, max(1, m // 2), m})
         res: Dict[str, Any] = {}
         t0 = time.perf_counter()
-        runs = [sr.evaluate(y, sr.Forecaster(seed=s), horizon=H, grace_period=grace)
-                for s in seeds]
+        runs = [sr.evaluate(y, sr.Forecaster(season=m, seed=s), horizon=m,
+                            grace_period=grace, interval_level=args.level) for s in seeds]
         t_sr = (time.perf_counter() - t0) / len(seeds)
         ref = runs[0]
-        res["streamrnn"] = ([float(np.mean([r.mae[k] for r in runs])) for k in range(H)],
-                            [float(np.std([r.mae[k] for r in runs])) for k in range(H)],
-                            [float(np.mean([r.rmse[k] for r in runs])) for k in range(H)],
-                            ref.n, t_sr)
-        res["persistence"] = (ref.persistence_mae, [0.0] * H, ref.persistence_rmse, ref.n, 0.0)
+        res["streamrnn"] = {"mae": np.mean([r.mae for r in runs], axis=0),
+                            "std": np.std([r.mae for r in runs], axis=0),
+                            "cov": np.mean([r.coverage for r in runs], axis=0),
+                            "n": ref.n, "s": t_sr}
+        res["persistence"] = {"mae": np.array(ref.persistence_mae), "s": 0.0}
+        sn = sr.evaluate(y, SeasonalNaive(m), horizon=m, grace_period=grace)
+        res["seasonal naive"] = {"mae": np.array(sn.mae), "s": sn.seconds}
         if have_river:
             for label, make in river_models(m).items():
-                t0 = time.perf_counter()
-                r = sr.evaluate(y, make(), horizon=H, grace_period=grace)
-                res[label] = (r.mae, [0.0] * H, r.rmse, r.n, time.perf_counter() - t0)
-        rows.append({"name": name, "desc": desc, "T": len(y),
-                     "missing": int(np.isnan(y).sum()), "res": res})
+                r = sr.evaluate(y, make(), horizon=m, grace_period=grace)
+                res[label] = {"mae": np.array(r.mae), "s": r.seconds}
+        rows.append({"name": name, "desc": desc, "T": len(y), "m": m, "steps": steps,
+                     "scale": mase_scale(y, m), "res": res})
         s = res["streamrnn"]
-        print(f"{name:18s} T={len(y):5d} streamrnn MAE@1 {s[0][0]:.4g}±{s[1][0]:.2g} "
-              f"persistence {ref.persistence_mae[0]:.4g}"
-              + "".join(f"  {k} {v[0][0]:.4g}" for k, v in res.items()
-                        if k.startswith("river")), file=sys.stderr, flush=True)
+        print(f"{name:18s} T={len(y):5d} m={m:3d} " + "  ".join(
+            f"h={h}: sr {s['mae'][h - 1]:.4g} best baseline "
+            f"{min(v['mae'][h - 1] for k, v in res.items() if k != 'streamrnn'):.4g} "
+            f"cov {s['cov'][h - 1]:.3f}" for h in steps)
+            + f"  ({t_sr:.1f} s/run)", file=sys.stderr, flush=True)
 
-    print_tables(rows, H, seeds, have_river, args.markdown)
+    print_tables(rows, seeds, have_river, args.level)
     return 0
 
 
-def _cell(v: float, best: bool) -> str:
-    if not math.isfinite(v):
-        return "n/a"
-    s = f"{v:.4g}"
-    return f"**{s}**" if best else s
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if math.isfinite(v) else "n/a"
 
 
-def print_tables(rows: List[Dict[str, Any]], H: int, seeds: List[int], have_river: bool,
-                 markdown: bool) -> None:
-    models = ["streamrnn", "persistence"] + (["river SNARIMAX", "river HoltWinters"]
-                                             if have_river else [])
-    for k in sorted({0, H - 1}):
+def print_tables(rows: List[Dict[str, Any]], seeds: List[int], have_river: bool,
+                 level: float) -> None:
+    models = ["streamrnn", "persistence", "seasonal naive"] + (
+        ["river SNARIMAX", "river HoltWinters"] if have_river else [])
+    wins = {"1": [0, 0], "season": [0, 0]}
+    worst = {"1": 0.0, "season": 0.0}
+    for which in ("1", "half", "season"):
         print()
-        print(f"MAE, forecasts {k + 1} step(s) ahead (streamrnn: mean ± std over seeds "
-              f"{seeds}; best in bold)")
+        print(f"MAE at horizon {'1' if which == '1' else ('m/2' if which == 'half' else 'm')}"
+              f" (m: season; streamrnn mean ± std over seeds {seeds}; best in bold); MASE "
+              f"and {level:.0%} interval coverage of streamrnn")
         print()
-        print("| series | T | scored | " + " | ".join(models) + " | streamrnn vs persistence |")
-        print("|---|---:|---:|" + "---:|" * len(models) + "---:|")
+        print("| series | m | h | scored | " + " | ".join(models)
+              + " | streamrnn / best baseline | MASE | coverage |")
+        print("|---|---:|---:|---:|" + "---:|" * len(models) + "---:|---:|---:|")
         for row in rows:
+            m = row["m"]
+            h = {"1": 1, "half": max(1, m // 2), "season": m}[which]
             res = row["res"]
-            vals = [res[mdl][0][k] for mdl in models]
+            vals = [float(res[k]["mae"][h - 1]) for k in models]
             best = min(v for v in vals if math.isfinite(v))
+            base = min(v for k, v in zip(models, vals) if k != "streamrnn" and math.isfinite(v))
+            ratio = vals[0] / base
+            if which in wins:
+                wins[which][0] += ratio < 1.0
+                wins[which][1] += 1
+                worst[which] = max(worst[which], ratio)
             cells = []
-            for mdl, v in zip(models, vals):
-                c = _cell(v, v == best)
-                if mdl == "streamrnn":
-                    c += f" ± {res[mdl][1][k]:.2g}"
+            for k, v in zip(models, vals):
+                c = _fmt(v)
+                if v == best:
+                    c = f"**{c}**"
+                if k == "streamrnn":
+                    c += f" ± {res[k]['std'][h - 1]:.2g}"
                 cells.append(c)
-            skill = 1 - res["streamrnn"][0][k] / res["persistence"][0][k]
-            print(f"| {row['name']} | {row['T']} | {res['streamrnn'][3][k]} | "
-                  + " | ".join(cells) + f" | {skill:+.1%} |")
+            sr_ = res["streamrnn"]
+            print(f"| {row['name']} | {m} | {h} | {sr_['n'][h - 1]} | " + " | ".join(cells)
+                  + f" | {ratio:.3f} | {vals[0] / row['scale']:.3f} | "
+                  f"{sr_['cov'][h - 1]:.3f} |")
     print()
-    print("RMSE, one step ahead")
+    for which in ("1", "season"):
+        w, n = wins[which]
+        print(f"- horizon {'1' if which == '1' else 'm'}: streamrnn better than the best "
+              f"baseline on {w}/{n} series; worst ratio {worst[which]:.3f}")
     print()
-    print("| series | " + " | ".join(models) + " |")
-    print("|---|" + "---:|" * len(models))
-    for row in rows:
-        res = row["res"]
-        print(f"| {row['name']} | " + " | ".join(_cell(res[m][2][0], False) for m in models)
-              + " |")
+    print("Seconds per full run (forecast + learn at every step, horizon m)")
     print()
-    print("Seconds per full run (forecast + learn at every step)")
-    print()
-    print("| series | " + " | ".join(m for m in models if m != "persistence") + " |")
+    print("| series | " + " | ".join(k for k in models if k != "persistence") + " |")
     print("|---|" + "---:|" * (len(models) - 1))
     for row in rows:
         res = row["res"]
-        print(f"| {row['name']} | " + " | ".join(f"{res[m][4]:.2f}" for m in models
-                                                  if m != "persistence") + " |")
+        print(f"| {row['name']} | " + " | ".join(f"{res[k]['s']:.2f}" for k in models
+                                                  if k != "persistence") + " |")
     print()
     print(f"Python {platform.python_version()}, streamrnn {sr.__version__}, "
           f"{platform.machine()}")

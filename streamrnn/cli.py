@@ -446,14 +446,17 @@ def _forecast(args: argparse.Namespace) -> int:
             horizon = meta["horizon"]
         for opt, given, have in (("--hidden", args.hidden, f.hidden_size),
                                  ("--cell", args.cell, f.cell),
-                                 ("--seed", args.seed, getattr(f, "seed", None))):
+                                 ("--seed", args.seed, getattr(f, "seed", None)),
+                                 ("--season", args.season, f.season)):
             if given is not None and given != have:
                 print(f"streamrnn: warning: {opt} {given} ignored: the checkpoint's model has "
                       f"{opt[2:]}={have}", file=sys.stderr)
     else:
+        if args.season is not None and args.season < 2:
+            raise UsageError(f"--season must be at least 2, got {args.season}")
         f = sr.Forecaster(cell=args.cell or "lstm", hidden_size=args.hidden or 32,
                           seed=0 if args.seed is None else args.seed,
-                          n_features=len(features or []))
+                          n_features=len(features or []), season=args.season)
     horizon = horizon or 1
     features = features or []
     if column is None:
@@ -758,6 +761,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="input columns copied to the output (e.g. a timestamp)")
     fc.add_argument("--hidden", type=_positive_int, default=None, metavar="N",
                     help="hidden size of the network (default 32)")
+    fc.add_argument("--season", type=_positive_int, default=None, metavar="M",
+                    help="season length in steps (e.g. 24 for hourly values with a daily "
+                         "cycle): seasonal input and baselines (default none)")
     fc.add_argument("--cell", choices=["lstm", "gru", "rnn_tanh", "rnn_relu"], default=None,
                     help="recurrent cell (default lstm)")
     fc.add_argument("--seed", type=_seed, default=None, help="seed of the initial weights "

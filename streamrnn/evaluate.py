@@ -38,6 +38,11 @@ class Evaluation:
         arrived (with ``return_forecasts=True``; NaN where none was made).
     persistence : ndarray (T,) or None
         The persistence forecast made at each t (the last observed value before t).
+    coverage : list of float or None
+        With ``interval_level``: the fraction of scored points inside the forecaster's
+        ``forecast_interval`` at that level, per horizon step (infinite intervals count as
+        covering), and ``interval_width`` the mean width of the finite ones.
+    interval_width : list of float or None
     seconds : float
         Wall time of the loop (forecast + learn).
     steps : int
@@ -50,13 +55,14 @@ class Evaluation:
     >>> res.horizon, res.steps
     (1, 7)
     >>> sorted(res.to_dict())[:3]
-    ['horizon', 'mae', 'n']
+    ['coverage', 'horizon', 'interval_width']
     """
 
     def __init__(self, horizon: int, n: List[int], mae: List[float], rmse: List[float],
                  persistence_mae: List[float], persistence_rmse: List[float],
                  forecasts: Optional[np.ndarray], persistence: Optional[np.ndarray],
-                 seconds: float, steps: int) -> None:
+                 seconds: float, steps: int, coverage: Optional[List[float]] = None,
+                 interval_width: Optional[List[float]] = None) -> None:
         self.horizon = horizon
         self.n = n
         self.mae = mae
@@ -67,6 +73,8 @@ class Evaluation:
         self.persistence = persistence
         self.seconds = seconds
         self.steps = steps
+        self.coverage = coverage
+        self.interval_width = interval_width
 
     @property
     def skill(self) -> List[float]:
@@ -79,7 +87,8 @@ class Evaluation:
         return {"horizon": self.horizon, "n": self.n, "mae": self.mae, "rmse": self.rmse,
                 "persistence_mae": self.persistence_mae,
                 "persistence_rmse": self.persistence_rmse, "skill": self.skill,
-                "seconds": self.seconds, "steps": self.steps}
+                "seconds": self.seconds, "steps": self.steps, "coverage": self.coverage,
+                "interval_width": self.interval_width}
 
     def __repr__(self) -> str:
         return (f"Evaluation(horizon={self.horizon}, n={self.n}, mae={self.mae}, "
@@ -98,7 +107,8 @@ class Evaluation:
 def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
              x: Optional[Sequence[Any]] = None, key: Hashable = None, grace_period: int = 0,
              return_forecasts: bool = False, progress: Optional[bool] = False,
-             impute_missing: bool = True) -> Evaluation:
+             impute_missing: bool = True,
+             interval_level: Optional[float] = None) -> Evaluation:
     """Progressive validation: at each t, forecast ``horizon`` values, then learn series[t].
 
     The forecast made before ``series[t]`` arrives is scored against ``series[t]``,
@@ -122,6 +132,9 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
     impute_missing : for forecasters other than streamrnn's (which take NaN themselves):
         at a missing value, learn the model's own forecast of it (the streamrnn policy);
         False: skip the learn_one call
+    interval_level : None, or a level in (0, 1): also score the forecaster's
+        ``forecast_interval(horizon, level)`` (a streamrnn Forecaster's conformal intervals)
+        on the same points: coverage and mean width per horizon step
 
     Returns
     -------
@@ -177,6 +190,17 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
         raise ValueError(f"x must hold one feature set per value ({T}), got {len(x)}")
     ours = isinstance(forecaster, Forecaster)
     kw = {"key": key} if ours else {}
+    if interval_level is not None:
+        if isinstance(interval_level, bool) or not isinstance(interval_level, (int, float)) \
+                or not 0.0 < float(interval_level) < 1.0:
+            raise ValueError(f"interval_level must be None or a number in (0, 1), got "
+                             f"{interval_level!r}")
+        if not callable(getattr(forecaster, "forecast_interval", None)):
+            raise TypeError(f"interval_level needs a forecaster with forecast_interval(), "
+                            f"got {type(forecaster).__name__}")
+    cover = np.zeros(horizon)
+    wsum = np.zeros(horizon)
+    wcnt = np.zeros(horizon)
     h = int(horizon)
     abs_m = np.zeros(h)
     sq_m = np.zeros(h)
@@ -199,6 +223,8 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
                     f = forecaster.forecast(h, xs, **kw)
                 else:
                     f = _foreign_forecast(forecaster, h, xs)
+                iv = (None if interval_level is None else
+                      forecaster.forecast_interval(h, interval_level, xs, **kw))
                 if F is not None and P is not None:
                     F[t] = f
                     P[t] = last
@@ -214,6 +240,12 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
                             abs_p[k] += abs(ep)
                             sq_p[k] += ep * ep
                             cnt[k] += 1
+                            if iv is not None:
+                                lo, hi = iv[k]
+                                cover[k] += lo <= yk <= hi
+                                if math.isfinite(hi - lo):
+                                    wsum[k] += hi - lo
+                                    wcnt[k] += 1
             y = ys[t]
             if ours:
                 forecaster.learn_one(y, None if x is None else x[t], **kw)
@@ -242,7 +274,11 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
         mae, pmae = mean(abs_m), mean(abs_p)
         rmse = [math.sqrt(v) if v == v else v for v in mean(sq_m)]
         prmse = [math.sqrt(v) if v == v else v for v in mean(sq_p)]
-    return Evaluation(h, n, mae, rmse, pmae, prmse, F, P, seconds, T)
+        coverage = width = None
+        if interval_level is not None:
+            coverage = mean(cover)
+            width = [float(wsum[k] / wcnt[k]) if wcnt[k] else math.nan for k in range(h)]
+    return Evaluation(h, n, mae, rmse, pmae, prmse, F, P, seconds, T, coverage, width)
 
 
 def _foreign_forecast(model: Any, horizon: int, xs: Optional[List[Any]]) -> List[float]:

@@ -55,6 +55,18 @@ weight update can come from it) and the model's own one-step forecast stands in 
 missing value as the next input. A missing exogenous feature (NaN) is replaced by its
 running mean.
 
+Combination, season and intervals
+---------------------------------
+``forecast`` returns, per horizon, an online combination (ML-Poly, see ``_experts``) of the
+network's rollout with persistence, simple exponential smoothing and, with ``season=m``,
+the seasonal naive forecast and two additive Holt-Winters. The forecasts of horizons
+1..``max_horizon`` are made at the end of ``learn_one`` (``max_horizon - 1`` extra steps on
+a scratch copy) and kept until their values arrive, when they train the weights and the
+adaptive conformal intervals of ``forecast_interval``. The combination learns from the
+forecasts made once two values (or a season) were seen, and the network takes part once its
+target scaler has statistics and a season of history: untrained, the forecast is the
+persistence forecast, or the seasonal naive one.
+
 Many streams (``key=``)
 -----------------------
 Every call takes an optional ``key`` naming the stream (any hashable; str, int or None to be
@@ -71,10 +83,12 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import (Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
+from . import _experts
 from ._signals import critical
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
@@ -90,6 +104,36 @@ _MISSING = float("nan")
 # of values, and (2 * 1e150)**2 = 4e300 still fits a float64 with room for the update; larger
 # values would turn the statistics into inf/NaN and the scaled inputs into garbage.
 MAX_ABS = 1e150
+MAX_FEATURES = 1 << 20
+MAX_HORIZON = 1 << 20
+MAX_SEASON = 1 << 16
+MAX_TRACKED = 1 << 10    # max_horizon: the per-stream forecasts kept grow with its square
+# Refused at construction: a forecaster whose one stream would need more than this many
+# bytes (parameters, gradient, two optimizer moments, the TBPTT ring) is a typo, not a model.
+MAX_STREAM_BYTES = 1 << 32
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def _stream_bytes(cell: str, hidden_size: int, num_layers: int, k2: int, input_size: int,
+                  itemsize: int) -> int:
+    """Lower bound of the bytes of one stream's network and trainer buffers."""
+    G, H, L = _GATES[cell], hidden_size, num_layers
+    params = G * H * (input_size + H + 2) + (L - 1) * G * H * (2 * H + 2) + H + 1
+    ring = k2 * (L * (G + 2) * H + input_size)
+    return itemsize * (4 * params + ring)
+
+
+def _check_memory(cell: str, hidden_size: int, num_layers: int, k2: int,
+                  n_features: Optional[int], differencing: bool, dtype: np.dtype,
+                  extra_inputs: int = 0) -> None:
+    D = 1 + int(differencing) + extra_inputs + (n_features or 0)
+    need = _stream_bytes(cell, hidden_size, num_layers, k2, D, dtype.itemsize)
+    if need > MAX_STREAM_BYTES:
+        raise ValueError(
+            f"hidden_size={hidden_size}, num_layers={num_layers}, k2={k2}, "
+            f"n_features={n_features} need about {need / 2**30:.3g} GiB per stream "
+            f"(parameters, gradient, optimizer moments, TBPTT ring); at most "
+            f"{MAX_STREAM_BYTES / 2**30:g} GiB is accepted")
 
 
 def _make_net(cell: str, input_size: int, hidden_size: int, num_layers: int, dtype: Any,
@@ -188,8 +232,50 @@ class _FloatScaler:
         self.n, self.mean, self.var = float(a[0]), float(a[1]), float(a[2])
 
 
+def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float, g: float,
+               phi: float) -> None:
+    """Additive Holt-Winters with a damped trend, in place: hw = [level, trend, n seen],
+    season[i] the component of the positions i mod m. The first season initialises it (level:
+    its mean, trend 0, components: deviations from that mean)."""
+    m = season.shape[0]
+    n = int(hw[2])
+    i = n % m
+    if n < m:
+        season[i] = y
+        if n == m - 1:
+            hw[0] = float(season.mean())
+            season -= hw[0]
+    else:
+        level, trend = hw[0], hw[1]
+        new = a * (y - season[i]) + (1.0 - a) * (level + phi * trend)
+        hw[1] = b * (new - level) + (1.0 - b) * phi * trend
+        season[i] = g * (y - new) + (1.0 - g) * season[i]
+        hw[0] = new
+    hw[2] = n + 1
+
+
+def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float) -> np.ndarray:
+    """Holt-Winters forecasts of horizons 1..K (NaN before a season was seen)."""
+    m = season.shape[0]
+    n = int(hw[2])
+    if n < m:
+        return np.full(K, np.nan)
+    k = np.arange(1, K + 1)
+    damp = np.cumsum(phi ** k)
+    return hw[0] + damp * hw[1] + season[(n + k - 1) % m]
+
+
 def _clip(v: float) -> float:
     return _CLIP if v > _CLIP else (-_CLIP if v < -_CLIP else v)
+
+
+_STREAM_ARRAYS = ("hist", "pend", "porig", "agg_r", "agg_s", "scores", "nscores", "alpha",
+                  "hw", "hw_season")
+SES_ALPHA = 0.3       # smoothing of the simple exponential smoothing expert
+# additive Holt-Winters expert (with a season): level, trend and season smoothing, and the
+# damping of the trend over the horizon
+HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98),     # (alpha, beta, gamma, phi): slow, damped
+               (0.5, 0.1, 0.6, 1.0))       # fast
 
 
 class _Stream:
@@ -198,10 +284,28 @@ class _Stream:
     features), its output."""
 
     __slots__ = ("trainer", "sy", "sd", "sx", "u", "last_y", "n_obs", "n_missing",
-                 "n_seen", "o", "target")
+                 "n_seen", "o", "target", "hist", "ses", "pend", "porig", "agg_r", "agg_s",
+                 "scores", "nscores", "alpha", "hw", "hw_season")
 
     def __init__(self, trainer: OnlineTrainer, alpha: float, n_features: int,
-                 dtype: np.dtype, input_size: int) -> None:
+                 dtype: np.dtype, input_size: int, horizons: int = 1, n_experts: int = 3,
+                 season: int = 0, miscoverage: float = 0.1) -> None:
+        H, E = horizons, n_experts
+        # the newest season + 1 values, oldest first (NaN until seen); empty without season
+        self.hist = np.full(season + 1 if season else 0, np.nan)
+        self.ses = _MISSING           # simple exponential smoothing level
+        # forecasts issued at step t (slot t % H): per horizon k, the experts' forecasts,
+        # the combination and the conformal radius issued with it; porig: t of each slot
+        self.pend = np.full((H, H, E + 2), np.nan)
+        self.porig = np.full(H, -1, dtype=np.int64)
+        self.agg_r = np.zeros((H, E))     # ML-Poly cumulative regrets per horizon
+        self.agg_s = np.zeros((H, E))     # and cumulative squared regrets
+        self.scores = np.zeros((H, _experts.WINDOW))   # conformal scores (ring) per horizon
+        self.nscores = np.zeros(H, dtype=np.int64)
+        self.alpha = np.full(H, miscoverage)           # ACI miscoverage per horizon
+        # Holt-Winters: [level, trend, values seen]; the season's components by position
+        self.hw = np.zeros((len(HW_SETTINGS), 3))
+        self.hw_season = np.zeros((len(HW_SETTINGS), season))
         self.trainer = trainer
         self.sy = _FloatScaler(alpha)
         self.sd = _FloatScaler(alpha)
@@ -215,6 +319,39 @@ class _Stream:
         self.n_seen = 0           # learn_one calls (observed or missing)
         self.n_obs = 0            # observed (finite) values
         self.n_missing = 0        # missing values (NaN/None)
+
+    def save(self) -> Tuple[Any, ...]:
+        """Everything a learn_one may change before its last network call (for
+        :meth:`restore` after an error; the smoothing, Holt-Winters, combination and
+        conformal state change only after it)."""
+        tr = self.trainer
+        if isinstance(tr, OnlineTrainer):
+            snap: Any = tr._snapshot()
+            params = (tr.net.parameters().copy(), tr.updates, tr.skipped_updates)
+        else:                            # an inference-only runner (flink's shared mode)
+            snap, params = tr.state.copy(), None
+        sx = self.sx
+        return (snap, params, self.sy.pack(), self.sd.pack(),
+                (sx.n.copy(), sx.mean.copy(), sx.var.copy()), self.u.copy(),
+                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing,
+                self.hist.copy())
+
+    def restore(self, saved: Tuple[Any, ...]) -> None:
+        (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
+         self.n_missing, hist) = saved
+        self.hist[...] = hist
+        tr = self.trainer
+        if params is not None:
+            p, updates, skipped = params
+            if (tr.updates, tr.skipped_updates) != (updates, skipped):
+                tr.net.parameters()[...] = p     # an update ran: undo it
+            tr._restore(snap)
+        else:
+            tr.state = snap                  # type: ignore[misc]
+        self.sy.unpack(sy)
+        self.sd.unpack(sd)
+        self.sx.n, self.sx.mean, self.sx.var = sx
+        self.u[...] = u
 
 
 _Key = Hashable
@@ -254,6 +391,18 @@ class Forecaster:
         The network's dtype (inputs are converted internally).
     weights : {'shared', 'per_key'}, default 'shared'
         With several keys: one network trained by all streams, or one network per stream.
+    season : int >= 2 or None, default None
+        The season length in steps: the network also reads the change (without
+        differencing: the value) one season back, and the seasonal naive forecast and two
+        additive Holt-Winters join the combination.
+    max_horizon : int >= 1 or None, default None (the season, else 1)
+        Horizons whose forecasts are made in ``learn_one`` and scored: each has its own
+        combination weights and conformal intervals (beyond it, those of max_horizon).
+    interval_level : float in (0, 1), default 0.9
+        The coverage that adaptive conformal inference tracks per horizon.
+
+    All settings are read-only attributes (a changed setting would not reach the trainers
+    and would make ``sr.save`` write a file that loads as another model).
 
     Attributes
     ----------
@@ -285,13 +434,39 @@ class Forecaster:
     3
     """
 
+    _cell: str
+    _hidden_size: int
+    _num_layers: int
+    _k1: int
+    _k2: int
+    _optimizer: Union[SGD, Adam, RMSprop]
+    _clip_norm: Optional[float]
+    _seed: Optional[int]
+    _differencing: bool
+    _scale: bool
+    _scale_halflife: Optional[float]
+    _n_features: Optional[int]
+    _feature_names: Optional[List[str]]
+    _dtype: np.dtype
+    _weights: str
+    _net: Optional[_Recurrent]
+    _season: Optional[int]
+    _max_horizon: int
+    _interval_level: float
+    _expert_names: Tuple[str, ...]
+    _prior: int
+    _alpha: float
+    _streams: Dict[_Key, _Stream]
+
     def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
                  k1: int = 1, k2: int = 32,
                  optimizer: Optional[Union[SGD, Adam, RMSprop]] = None,
                  clip_norm: Optional[float] = 1.0, seed: Optional[int] = None, *,
                  differencing: bool = True, scale: bool = True,
                  scale_halflife: Optional[float] = None, n_features: Optional[int] = None,
-                 dtype: Any = "float32", weights: str = "shared") -> None:
+                 dtype: Any = "float32", weights: str = "shared",
+                 season: Optional[int] = None, max_horizon: Optional[int] = None,
+                 interval_level: float = 0.9) -> None:
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {list(_CELLS)}, got {cell!r}")
         hidden_size = _check_size(hidden_size, "hidden_size")
@@ -320,36 +495,97 @@ class Forecaster:
                                  f"{scale_halflife!r}")
             scale_halflife = float(scale_halflife)
         if n_features is not None:
-            n_features = _check_int(n_features, "n_features", 0)
+            n_features = _check_int(n_features, "n_features", 0, MAX_FEATURES)
         dt = _check_dtype(dtype)
         if weights not in ("shared", "per_key"):
             raise ValueError(f"weights must be 'shared' or 'per_key', got {weights!r}")
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.k1 = k1
-        self.k2 = k2
-        self.optimizer = optimizer
-        self.clip_norm = clip_norm
-        self.seed = seed
-        self.differencing = bool(differencing)
-        self.scale = bool(scale)
-        self.scale_halflife = scale_halflife
-        self.n_features = n_features
-        self.feature_names: Optional[List[str]] = None
-        self.dtype = dt
-        self.weights = weights
-        self.net: Optional[_Recurrent] = None
-        self._streams: Dict[_Key, _Stream] = {}
+        if season is not None:
+            season = _check_int(season, "season", 2, MAX_SEASON)
+        if max_horizon is None:
+            max_horizon = 1 if season is None else min(season, MAX_TRACKED)
+        max_horizon = _check_int(max_horizon, "max_horizon", 1, MAX_TRACKED)
+        if isinstance(interval_level, (bool, np.bool_)) or not isinstance(interval_level,
+                                                                          Real):
+            raise TypeError(f"interval_level must be a number in (0, 1), got "
+                            f"{type(interval_level).__name__} {interval_level!r}")
+        if not 0.0 < float(interval_level) < 1.0:
+            raise ValueError(f"interval_level must be in (0, 1), got {interval_level!r}")
+        _check_memory(cell, hidden_size, num_layers, k2, n_features, bool(differencing), dt,
+                      int(season is not None))
+        # settings: read-only (properties below); training and sr.save read these
+        self._cell = cell
+        self._hidden_size = hidden_size
+        self._num_layers = num_layers
+        self._k1 = k1
+        self._k2 = k2
+        self._optimizer = optimizer
+        self._clip_norm = clip_norm
+        self._seed = seed
+        self._differencing = bool(differencing)
+        self._scale = bool(scale)
+        self._scale_halflife = scale_halflife
+        self._n_features = n_features
+        self._feature_names = None
+        self._dtype = dt
+        self._weights = weights
+        self._net = None
+        self._season = season
+        self._max_horizon = max_horizon
+        self._interval_level = float(interval_level)
+        names = ["network", "persistence"] + (["seasonal_naive"] if season else []) + ["ses"]
+        if season:
+            names += [f"holt_winters_{i}" for i in range(len(HW_SETTINGS))]
+        self._expert_names = tuple(names)
+        self._prior = 2 if season else 1      # untrained: seasonal naive, or persistence
+        self._streams = {}
         self._alpha = 0.0 if scale_halflife is None else 1.0 - 0.5 ** (1.0 / scale_halflife)
 
     # ------------------------------------------------------------------ settings
+    # Read-only: a setting changed after construction would not reach the trainers that
+    # exist, and sr.save would write a file that does not load (or loads as another model).
+    cell = property(lambda self: self._cell, doc="The recurrent cell (read-only).")
+    hidden_size = property(lambda self: self._hidden_size, doc="Hidden size (read-only).")
+    num_layers = property(lambda self: self._num_layers, doc="Stacked layers (read-only).")
+    k1 = property(lambda self: self._k1, doc="TBPTT: update every k1 values (read-only).")
+    k2 = property(lambda self: self._k2, doc="TBPTT: backpropagate k2 steps (read-only).")
+    optimizer = property(lambda self: self._optimizer, doc="The optimizer (read-only).")
+    clip_norm = property(lambda self: self._clip_norm, doc="Gradient norm clip (read-only).")
+    seed = property(lambda self: self._seed, doc="Seed of the initial weights (read-only).")
+    differencing = property(lambda self: self._differencing,
+                            doc="Whether the change is modelled (read-only).")
+    scale = property(lambda self: self._scale, doc="Online standardisation (read-only).")
+    scale_halflife = property(lambda self: self._scale_halflife,
+                              doc="Half-life of the scaling statistics (read-only).")
+    n_features = property(lambda self: self._n_features,
+                          doc="Number of exogenous features; None until fixed (read-only).")
+    feature_names = property(lambda self: self._feature_names,
+                             doc="Feature names when features came as mappings (read-only).")
+    dtype = property(lambda self: self._dtype, doc="The networks' dtype (read-only).")
+    weights = property(lambda self: self._weights,
+                       doc="'shared' or 'per_key' (read-only).")
+    season = property(lambda self: self._season,
+                      doc="Season length in steps, or None (read-only).")
+    max_horizon = property(lambda self: self._max_horizon,
+                           doc="Horizons whose combination and intervals are tracked "
+                               "(read-only).")
+    interval_level = property(lambda self: self._interval_level,
+                              doc="Coverage that the adaptive conformal intervals track "
+                                  "(read-only).")
+    expert_names = property(lambda self: self._expert_names,
+                            doc="Names of the combined forecasts, in weight order "
+                                "(read-only).")
+    net = property(lambda self: self._net,
+                   doc="The shared network (None before the first value, and with "
+                       "weights='per_key'); read-only.")
+
     def _settings(self) -> Dict[str, Any]:
         return dict(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     k1=self.k1, k2=self.k2, optimizer=self.optimizer,
                     clip_norm=self.clip_norm, seed=self.seed, differencing=self.differencing,
                     scale=self.scale, scale_halflife=self.scale_halflife,
-                    n_features=self.n_features, dtype=self.dtype.name, weights=self.weights)
+                    n_features=self.n_features, dtype=self.dtype.name, weights=self.weights,
+                    season=self._season, max_horizon=self._max_horizon,
+                    interval_level=self._interval_level)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
@@ -360,25 +596,44 @@ class Forecaster:
         """The network's input size: 1 (level) + 1 with differencing + n_features."""
         if self.n_features is None:
             return None
-        return 1 + int(self.differencing) + self.n_features
+        return 1 + int(self.differencing) + int(self._season is not None) + self.n_features
 
     # ------------------------------------------------------------------ streams
-    def _new_network(self) -> _Recurrent:
-        assert self.input_size is not None
-        return _make_net(self.cell, self.input_size, self.hidden_size, self.num_layers,
-                         self.dtype, self.seed)
+    def _new_network(self, input_size: Optional[int] = None) -> _Recurrent:
+        D = self.input_size if input_size is None else input_size
+        assert D is not None
+        return _make_net(self._cell, D, self._hidden_size, self._num_layers, self._dtype,
+                         self._seed)
 
-    def _new_stream(self) -> _Stream:
-        if self.weights == "shared":
-            if self.net is None:
-                self.net = self._new_network()
-            net = self.net
+    def _new_stream(self, n_features: Optional[int] = None) -> _Stream:
+        """A new stream (with the shared network made if there is none yet, without keeping
+        it: the caller commits ``self._net`` once the stream is in use)."""
+        nf = self._n_features if n_features is None else n_features
+        assert nf is not None
+        D = 1 + int(self._differencing) + int(self._season is not None) + nf
+        if self._weights == "shared":
+            net = self._net if self._net is not None else self._new_network(D)
         else:
-            net = self._new_network()
-        tr = OnlineTrainer(net, loss="mse", optimizer=self.optimizer, k1=self.k1, k2=self.k2,
-                           clip_norm=self.clip_norm)
-        assert self.n_features is not None and self.input_size is not None
-        return _Stream(tr, self._alpha, self.n_features, self.dtype, self.input_size)
+            net = self._new_network(D)
+        tr = OnlineTrainer(net, loss="mse", optimizer=self._optimizer, k1=self._k1,
+                           k2=self._k2, clip_norm=self._clip_norm)
+        return self._wrap(tr, nf)
+
+    def _wrap(self, tr: OnlineTrainer, nf: int) -> _Stream:
+        """A new stream around the trainer tr (sized for this forecaster's settings)."""
+        D = 1 + int(self._differencing) + int(self._season is not None) + nf
+        return _Stream(tr, self._alpha, nf, self._dtype, D, self._max_horizon,
+                       len(self._expert_names), self._season or 0,
+                       1.0 - self._interval_level)
+
+    def _new_stream_arrays(self) -> Dict[str, np.ndarray]:
+        """Empty per-stream combination/conformal arrays (their shapes and dtypes, for
+        sr.load's checks)."""
+        s = _Stream.__new__(_Stream)
+        _Stream.__init__(s, None, self._alpha, 0, self._dtype, 1,  # type: ignore[arg-type]
+                         self._max_horizon, len(self._expert_names), self._season or 0,
+                         1.0 - self._interval_level)
+        return {n: getattr(s, n) for n in _STREAM_ARRAYS}
 
     def _stream(self, key: _Key) -> _Stream:
         try:
@@ -387,8 +642,17 @@ class Forecaster:
             raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
         if s is None:
             s = self._new_stream()
+            if self._weights == "shared" and self._net is None:
+                self._net = s.trainer.net
             self._streams[key] = s
         return s
+
+    def _lookup(self, key: _Key) -> Optional[_Stream]:
+        """The stream of ``key`` or None; TypeError naming ``key`` if it is unhashable."""
+        try:
+            return self._streams.get(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
 
     def keys(self) -> List[_Key]:
         """The keys of the streams seen so far, in order of first appearance."""
@@ -406,18 +670,20 @@ class Forecaster:
 
     def network(self, key: _Key = None) -> Optional[_Recurrent]:
         """The network that forecasts stream ``key`` (the shared one with weights='shared')."""
-        if self.weights == "shared":
-            return self.net
-        s = self._streams.get(key)
+        s = self._lookup(key)
+        if self._weights == "shared":
+            return self._net
         return None if s is None else s.trainer.net
 
     def trainer(self, key: _Key = None) -> Optional[OnlineTrainer]:
         """The OnlineTrainer of stream ``key`` (None for an unseen key)."""
-        s = self._streams.get(key)
+        s = self._lookup(key)
         return None if s is None else s.trainer
 
     def forget(self, key: _Key = None) -> None:
         """Drop stream ``key`` (its state, scalers and buffers); shared weights are kept."""
+        if self._lookup(key) is None:
+            raise KeyError(f"no stream with key {key!r}")
         try:
             del self._streams[key]
         except KeyError:
@@ -425,7 +691,7 @@ class Forecaster:
 
     def stats(self, key: _Key = None) -> Dict[str, Any]:
         """Counters of stream ``key``: observations, missing values, trainer statistics."""
-        s = self._streams.get(key)
+        s = self._lookup(key)
         if s is None:
             raise KeyError(f"no stream with key {key!r}")
         d: Dict[str, Any] = {"observations": s.n_obs, "missing": s.n_missing,
@@ -447,8 +713,8 @@ class Forecaster:
         if self.n_features is None:
             raise RuntimeError("n_features is not known yet: give n_features= or call "
                                "learn_one first")
-        if self.weights == "shared" and self.net is None:
-            self.net = self._new_network()
+        if self._weights == "shared" and self._net is None:
+            self._net = self._new_network()
         started = not tracemalloc.is_tracing()
         if started:
             tracemalloc.start()
@@ -465,18 +731,19 @@ class Forecaster:
         return int(after - before)
 
     # ------------------------------------------------------------------ inputs
-    def _features(self, x: Any, name: str, commit: bool = True) -> Optional[np.ndarray]:
+    def _features(self, x: Any, name: str, nf: Optional[int],
+                  names: Optional[List[str]]) -> Tuple[Optional[np.ndarray],
+                                                       Optional[List[str]]]:
         """x (None, a mapping of feature names, or a sequence) as a float64 array (NaN for a
-        missing feature), or None without features. With ``commit``, the first call fixes
-        ``n_features`` (and ``feature_names`` for a mapping); nothing is fixed on error."""
-        nf = self.n_features
+        missing feature), or None without features, and the feature names of a mapping.
+        ``nf``/``names``: the number and names of features known so far (None: not fixed
+        yet; the caller fixes them once the call that brought them succeeds)."""
         if x is None:
-            if nf is None and commit:
-                self.n_features = 0
-                nf = 0
-            return None if not nf else np.full(nf, np.nan)
+            return (None if not nf else np.full(nf, np.nan)), names
         if isinstance(x, Mapping):
-            names = self.feature_names
+            if names is None and nf is not None and self._streams:
+                raise TypeError(f"{name} must be a sequence of {nf} numbers: the features "
+                                f"came as sequences (without names), got a mapping")
             if names is None:
                 names = [str(k) for k in x]
                 if len(set(names)) != len(names):
@@ -490,16 +757,13 @@ class Forecaster:
                 if i is None:
                     raise ValueError(f"{name} has an unknown feature {k!r}; known: {names}")
                 v[i] = self._number(val, f"{name}[{k!r}]")
-            if commit and self.feature_names is None:
-                self.feature_names = names
-                self.n_features = len(names)
-            return v
+            return v, names
         if isinstance(x, (str, bytes)):
             raise TypeError(f"{name} must be None, a mapping or a sequence of numbers, got "
                             f"{type(x).__name__}")
         try:
             arr = np.array(x, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise TypeError(f"{name} must be None, a mapping or a sequence of numbers, got "
                             f"{type(x).__name__}") from None
         if arr.ndim == 0:
@@ -508,14 +772,15 @@ class Forecaster:
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
         if nf is not None and arr.shape[0] != nf:
             raise ValueError(f"{name} must have {nf} features, got {arr.shape[0]}")
+        if nf is None and arr.shape[0] > MAX_FEATURES:
+            raise ValueError(f"{name} must have at most {MAX_FEATURES} features, got "
+                             f"{arr.shape[0]}")
         if (np.abs(arr) > MAX_ABS).any():        # (inf included; NaN compares False)
             if np.isinf(arr).any():
                 raise ValueError(f"{name} must not hold inf (NaN marks a missing feature)")
             raise ValueError(f"{name} must have magnitudes <= {MAX_ABS:g}, got "
                              f"{np.nanmax(np.abs(arr)):g}")
-        if commit and nf is None:
-            self.n_features = arr.shape[0]
-        return arr
+        return arr, names
 
     @staticmethod
     def _number(v: Any, name: str) -> float:
@@ -530,29 +795,46 @@ class Forecaster:
             raise ValueError(f"{name} must have magnitude <= {MAX_ABS:g}, got {f}")
         return f
 
-    def _fill_y(self, s: _Stream, u: np.ndarray, y: float, prev: float) -> None:
-        """u[:1 or 2] <- the scaled level of y (and its change from prev, NaN at the start)."""
-        u[0] = _clip((y - s.sy.mean) / s.sy.std()) if self.scale else _clip(y)
-        if self.differencing:
+    def _fill_y(self, s: _Stream, u: np.ndarray, y: float, prev: float,
+                back: float = _MISSING, back2: float = _MISSING) -> None:
+        """u[:1, 2 or 3] <- the scaled level of y (and its change from prev, NaN at the
+        start); with a season also the value one season before the value to predict, back
+        (with differencing: its change from back2, the value before it)."""
+        u[0] = _clip((y - s.sy.mean) / s.sy.std()) if self._scale else _clip(y)
+        j = 1
+        if self._differencing:
             if prev != prev:
                 u[1] = 0.0
-            elif self.scale:
+            elif self._scale:
                 u[1] = _clip((y - prev - s.sd.mean) / s.sd.std())
             else:
                 u[1] = _clip(y - prev)
+            j = 2
+        if self._season is not None:
+            if self._differencing:
+                d = back - back2
+                if d != d:
+                    u[j] = 0.0
+                else:
+                    u[j] = _clip((d - s.sd.mean) / s.sd.std()) if self._scale else _clip(d)
+            elif back != back:
+                u[j] = 0.0
+            else:
+                u[j] = _clip((back - s.sy.mean) / s.sy.std()) if self._scale else _clip(back)
 
     def _fill_x(self, s: _Stream, u: np.ndarray, xv: Optional[np.ndarray]) -> None:
         """u[j:] <- the scaled features xv (None or NaN entries: their running means)."""
-        if not self.n_features:
+        nf = s.sx.n.shape[0]
+        if not nf:
             return
         sx = s.sx
         if xv is None:
-            z = np.zeros(self.n_features) if self.scale else sx.mean.copy()
+            z = np.zeros(nf) if self._scale else sx.mean.copy()
         else:
             xm = np.where(np.isnan(xv), sx.mean, xv)
-            z = (xm - sx.mean) / sx.std() if self.scale else xm
+            z = (xm - sx.mean) / sx.std() if self._scale else xm
         np.clip(z, -_CLIP, _CLIP, out=z)
-        u[1 + int(self.differencing):] = z
+        u[1 + int(self._differencing) + int(self._season is not None):] = z
 
     def _unscale(self, s: _Stream, o: float, base: float) -> float:
         """The forecast in the series' units from the network's output o (base: the value
@@ -597,18 +879,51 @@ class Forecaster:
         so the stream is never left half-way (see RELIABILITY.md).
         """
         with critical:
-            self._learn_one(y, x, key)
+            yv = self._number(y, "y")
+            xv, names = self._features(x, "x", self._n_features, self._feature_names)
+            self._learn_checked(yv, xv, names, key)
 
-    def _learn_one(self, y: Any, x: Any, key: _Key) -> None:
-        yv = self._number(y, "y")
-        xv = self._features(x, "x")
-        s = self._stream(key)
+    def _learn_checked(self, yv: float, xv: Optional[np.ndarray],
+                       names: Optional[List[str]], key: _Key) -> None:
+        """Learn one validated value, all or nothing: when anything raises (a trainer that
+        another thread is using, an interrupt, a network that cannot be built), the stream,
+        the weights, ``n_features`` and ``feature_names`` are exactly as before."""
+        try:
+            s = self._streams.get(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
+        nf = self._n_features
+        if nf is None:
+            nf = 0 if xv is None else int(xv.shape[0])
+            _check_memory(self._cell, self._hidden_size, self._num_layers, self._k2, nf,
+                          self._differencing, self._dtype, int(self._season is not None))
+        if s is None:
+            s = self._new_stream(nf)
+            self._learn_one(s, yv, xv)          # on error the new stream is dropped
+            self._streams[key] = s
+        else:
+            undo = s.save()
+            try:
+                self._learn_one(s, yv, xv)
+            except BaseException:
+                s.restore(undo)
+                raise
+        if self._n_features is None:
+            self._n_features = nf
+        if names is not None and self._feature_names is None:
+            self._feature_names = names
+        if self._weights == "shared" and self._net is None:
+            self._net = s.trainer.net
+
+    def _learn_one(self, s: _Stream, yv: float, xv: Optional[np.ndarray]) -> None:
         s.n_seen += 1
         prev = s.last_y
         tr = s.trainer
+        missing = yv != yv
+        net1: Optional[float] = None
         if prev != prev:
             # no observed value yet: nothing was predicted, nothing to learn
-            if yv != yv:
+            if missing:
                 s.n_missing += 1
                 if xv is not None:
                     s.sx.update(xv)
@@ -620,48 +935,181 @@ class Forecaster:
                 # came with y): run it now, on the last value (+ change) and x
                 self._fill_x(s, s.u, xv)
                 o = float(tr.advance(s.u)[0])
+                net1 = self._unscale(s, o, prev)   # the network's forecast knowing x
             s.o = None
-            s.target[0] = _MISSING if yv != yv else self._target(s, yv)
+            s.target[0] = _MISSING if missing else self._target(s, yv)
             tr.observe(s.target)
-            if yv != yv:
+            if missing:
                 yv = self._unscale(s, o, prev)   # the model's forecast stands in
                 if not math.isfinite(yv):
                     yv = prev
-        if y is None or y != y:
+        if missing:
             s.n_missing += 1
         else:
             s.n_obs += 1
-            if self.differencing and prev == prev:
+            if self._differencing and prev == prev:
                 s.sd.update(yv - prev)
             s.sy.update(yv)
         if xv is not None:
             s.sx.update(xv)
-        self._fill_y(s, s.u, yv, prev)
+        h = s.hist
+        if h.shape[0]:
+            h[:-1] = h[1:]
+            h[-1] = yv
+            self._fill_y(s, s.u, yv, prev, h[1], h[0])
+        else:
+            self._fill_y(s, s.u, yv, prev)
         s.last_y = yv
-        if not self.n_features:
+        if not s.sx.n.shape[0]:
             # the one forward step of this value: it predicts the next value
             s.o = float(tr.advance(s.u)[0])
+        # the network's forecasts to keep (steps on a copy: may still be refused)
+        H = self._max_horizon
+        path = self._net_path(s, H, [None] * H)
+        # from here on nothing can fail: the combination, smoothing and conformal state
+        # change only after every network call succeeded
+        if not missing and prev == prev:
+            self._score(s, yv, net1)
+        s.ses = yv if s.ses != s.ses else s.ses + SES_ALPHA * (yv - s.ses)
+        if self._season:
+            for i, hs in enumerate(HW_SETTINGS):
+                _hw_update(s.hw[i], s.hw_season[i], yv, *hs)
+        self._issue(s, path)
+
+    # ------------------------------------------------------------------ combination
+    def _net_ready(self, s: _Stream) -> bool:
+        """Whether the network's forecasts take part in the combination: once the scaler of
+        its targets has statistics (before, its output is scaled by nothing meaningful)."""
+        if s.n_obs < max(3, (self._season or 0) + 1):
+            return False
+        return not self._scale or bool((s.sd if self._differencing else s.sy).ready())
+
+    def _expert_matrix(self, s: _Stream, net_path: Sequence[float]) -> np.ndarray:
+        """(len(net_path), E) forecasts of every expert for horizons 1..len(net_path)."""
+        K = len(net_path)
+        E = len(self._expert_names)
+        F = np.empty((K, E))
+        last = s.last_y
+        F[:, 0] = net_path if self._net_ready(s) else np.nan
+        F[:, 1] = last
+        j = 2
+        m = self._season
+        if m:
+            hist = s.hist
+            for k in range(1, K + 1):
+                v = hist[-1 - (m * -(-k // m) - k)]
+                F[k - 1, 2] = last if v != v else v
+            j = 3
+        F[:, j] = last if s.ses != s.ses else s.ses
+        if m:
+            for i, hs in enumerate(HW_SETTINGS):
+                F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3])
+        return F
+
+    def _weights_of(self, s: _Stream, k: int, avail: np.ndarray) -> np.ndarray:
+        """Combination weights (E,) of horizon k (1-based; beyond max_horizon: those of
+        max_horizon) over the available experts."""
+        i = min(k, self._max_horizon) - 1
+        R = np.where(avail, s.agg_r[i], 0.0)
+        return _experts.weights(R, s.agg_s[i], self._prior)
+
+    def _combine(self, s: _Stream, F: np.ndarray) -> List[float]:
+        """The combined forecasts of horizons 1..K from the experts' F (K, E)."""
+        idx = np.minimum(np.arange(F.shape[0]), self._max_horizon - 1)
+        return _experts.combine(s.agg_r[idx], s.agg_s[idx], F, self._prior).tolist()
+
+    def _issue(self, s: _Stream, net_path: List[float]) -> None:
+        """Keep the forecasts of horizons 1..max_horizon made at this step (the experts',
+        the combination and the conformal radii), to be scored as the values arrive."""
+        if s.last_y != s.last_y:
+            return
+        H = self._max_horizon
+        E = len(self._expert_names)
+        F = self._expert_matrix(s, net_path)
+        slot = s.pend[s.n_seen % H]
+        slot[:, :E] = F
+        slot[:, E] = _experts.combine(s.agg_r, s.agg_s, F, self._prior)
+        slot[:, E + 1] = _experts.radii(s.scores, s.nscores, s.alpha)
+        s.porig[s.n_seen % H] = s.n_seen
+
+    def _score(self, s: _Stream, y: float, net1: Optional[float] = None) -> None:
+        """Score the kept forecasts whose target is the observed value y (this step):
+        combination weights and conformal state of every horizon learn from it. net1: with
+        features, the network's one-step forecast made with the features that came with y
+        (what ``forecast(1, xs=[x])`` gave), which replaces the one kept without them."""
+        H = self._max_horizon
+        E = len(self._expert_names)
+        t = s.n_seen
+        if H == 1:
+            # one horizon: the forecast made at the step before, without index arrays
+            if t < 2 or s.porig[0] != t - 1:
+                return
+            row = s.pend[0, 0]
+            if net1 is not None and row[0] == row[0]:
+                row[0] = net1
+                row[E] = self._combine(s, row[None, :E])[0]
+            if row[E] == row[E]:
+                _experts._score1(s.agg_r[0], s.agg_s[0], s.scores[0], s.nscores, s.alpha,
+                                 row, t - 1 >= (self._season or 2), y,
+                                 1.0 - self._interval_level)
+            return
+        ks = np.arange(1, H + 1)
+        t0 = t - ks
+        slots = t0 % H
+        valid = (t0 >= 1) & (s.porig[slots] == t0)
+        if net1 is not None and valid[0]:
+            row = s.pend[slots[0], 0]
+            if row[0] == row[0]:
+                row[0] = net1
+                row[E] = self._combine(s, row[None, :E])[0]
+        rows = s.pend[slots, ks - 1]
+        valid &= np.isfinite(rows[:, E])
+        if not valid.any():
+            return
+        # the combination learns from the forecasts made once a season (or two values)
+        # had been seen
+        learn = valid & (t0 >= (self._season or 2))
+        _experts.score(s.agg_r, s.agg_s, s.scores, s.nscores, s.alpha, rows, valid, learn,
+                       y, 1.0 - self._interval_level)
 
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:
         """``learn_one`` over a sequence of values (and feature sets) of one stream.
 
-        A Ctrl-C (KeyboardInterrupt) stops it between two values: the values before were
-        learned exactly as by ``learn_one``, the rest not at all (``stats(key)['steps']``
-        counts the values learned).
+        Every value and feature set is checked before the first is learned: a bad one raises
+        ValueError/TypeError naming its index, and nothing is learned. A Ctrl-C
+        (KeyboardInterrupt), or a refusal of the trainer (RuntimeError: another thread uses
+        it), stops it between two values: the values before were learned exactly as by
+        ``learn_one``, the rest not at all (``stats(key)['steps']`` counts the values
+        learned).
         """
-        if xs is not None and len(xs) != len(ys):
-            raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
-                             f"{len(xs)}")
+        if isinstance(ys, (str, bytes, Mapping)) or not hasattr(ys, "__len__"):
+            raise TypeError(f"ys must be a sequence of numbers, got {type(ys).__name__}")
+        if xs is not None:
+            if isinstance(xs, (str, bytes, Mapping)) or not hasattr(xs, "__len__"):
+                raise TypeError(f"xs must be None or a sequence of feature sets, got "
+                                f"{type(xs).__name__}")
+            if len(xs) != len(ys):
+                raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
+                                 f"{len(xs)}")
+        try:
+            hash(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
+        vals = [self._number(y, f"ys[{i}]") for i, y in enumerate(ys)]
+        feats: List[Tuple[Optional[np.ndarray], Optional[List[str]]]] = []
+        nf, names = self._n_features, self._feature_names
+        for i in range(len(vals)):
+            xv, nm = self._features(None if xs is None else xs[i], f"xs[{i}]", nf, names)
+            if nf is None and (xv is not None or xs is None or xs[i] is None):
+                nf = 0 if xv is None else int(xv.shape[0])
+            if names is None and nm is not None:
+                names = nm
+            feats.append((xv, nm))
         with critical:
-            if xs is None:
-                for y in ys:
-                    self._learn_one(y, None, key)
-                    critical.check()
-            else:
-                for y, x in zip(ys, xs):
-                    self._learn_one(y, x, key)
-                    critical.check()
+            for yv, (xv, nm) in zip(vals, feats):
+                self._learn_checked(yv, xv, nm, key)
+                critical.check()
 
     # ------------------------------------------------------------------ forecasting
     def forecast(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
@@ -678,7 +1126,7 @@ class Forecaster:
         without ``xs``, or for a None entry or a NaN feature, the features' running means are
         used. Before the stream's first observed value, every forecast is NaN.
         """
-        horizon = _check_int(horizon, "horizon", 1)
+        horizon = _check_int(horizon, "horizon", 1, MAX_HORIZON)
         feats: List[Optional[np.ndarray]] = [None] * horizon
         if xs is not None:
             if isinstance(xs, (str, bytes, Mapping)) or not hasattr(xs, "__len__"):
@@ -689,10 +1137,83 @@ class Forecaster:
                                  f"({horizon}), got {len(xs)}")
             for k in range(horizon):
                 if xs[k] is not None:
-                    feats[k] = self._features(xs[k], f"xs[{k}]", commit=False)
-        s = self._streams.get(key)
+                    feats[k] = self._features(xs[k], f"xs[{k}]", self._n_features,
+                                              self._feature_names)[0]
+        s = self._lookup(key)
         if s is None or s.last_y != s.last_y:
             return [_MISSING] * horizon
+        H = self._max_horizon
+        if horizon <= H and not s.sx.n.shape[0] and s.porig[s.n_seen % H] == s.n_seen:
+            # issued by the last learn_one (no features: nothing here depends on xs)
+            return [float(v) for v in s.pend[s.n_seen % H, :horizon,
+                                             len(self._expert_names)]]
+        return self._combine(s, self._expert_matrix(s, self._net_path(s, horizon, feats)))
+
+    def forecast_interval(self, horizon: int = 1, level: float = 0.9,
+                          xs: Optional[Sequence[Any]] = None, *,
+                          key: _Key = None) -> List[Tuple[float, float]]:
+        """Prediction intervals ``(low, high)`` for the next ``horizon`` values of ``key``.
+
+        Centred on :meth:`forecast`, with the radius of online conformal prediction: the
+        ``level`` quantile (finite-sample corrected) of the newest absolute errors of this
+        horizon's forecasts, with the miscoverage adapted online (adaptive conformal
+        inference, Gibbs & Candes 2021) so that the coverage of ``interval_level``
+        (a setting, default 0.9) is tracked per horizon; another ``level`` shifts the
+        quantile by the same learned correction. Horizons beyond ``max_horizon`` use the
+        errors of ``max_horizon``. ``(-inf, inf)`` while too few errors were seen for the
+        level (fewer than about ``1 / (1 - level)``); NaN bounds before the first value.
+        """
+        if isinstance(level, (bool, np.bool_)) or not isinstance(level, Real):
+            raise TypeError(f"level must be a number in (0, 1), got "
+                            f"{type(level).__name__} {level!r}")
+        if not 0.0 < float(level) < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        centre = self.forecast(horizon, xs, key=key)
+        s = self._streams.get(key)
+        if s is None or s.last_y != s.last_y:
+            return [(_MISSING, _MISSING)] * len(centre)
+        shift = 1.0 - float(level) - (1.0 - self._interval_level)
+        out = []
+        for k, c in enumerate(centre):
+            i = min(k, self._max_horizon - 1)
+            r = _experts.radius(s.scores[i], int(s.nscores[i]), float(s.alpha[i]) + shift)
+            out.append((c - r, c + r))
+        return out
+
+    def expert_weights(self, horizon: int = 1, *, key: _Key = None) -> Dict[str, float]:
+        """The combination weights of stream ``key`` at ``horizon`` (1-based; beyond
+        ``max_horizon``: those of ``max_horizon``), by expert name. Before the network's
+        target scaler has statistics the network takes no part (weight 0)."""
+        horizon = _check_int(horizon, "horizon", 1, MAX_HORIZON)
+        s = self._lookup(key)
+        if s is None:
+            raise KeyError(f"no stream with key {key!r}")
+        avail = np.ones(len(self._expert_names), dtype=bool)
+        avail[0] = self._net_ready(s)
+        w = self._weights_of(s, horizon, avail)
+        return {n: float(v) for n, v in zip(self._expert_names, w)}
+
+    def expert_forecasts(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
+                         key: _Key = None) -> Dict[str, List[float]]:
+        """Every expert's own forecasts of the next ``horizon`` values of ``key`` (the network's
+        rollout, persistence, seasonal naive, exponential smoothing), before combination.
+        The network's are NaN while it takes no part yet."""
+        self.forecast(horizon, xs, key=key)           # validates
+        s = self._streams.get(key)
+        if s is None or s.last_y != s.last_y:
+            return {n: [_MISSING] * horizon for n in self._expert_names}
+        feats: List[Optional[np.ndarray]] = [None] * horizon
+        if xs is not None:
+            feats = [None if v is None else
+                     self._features(v, "xs", self._n_features, self._feature_names)[0]
+                     for v in xs]
+        F = self._expert_matrix(s, self._net_path(s, horizon, feats))
+        return {n: [float(v) for v in F[:, e]] for e, n in enumerate(self._expert_names)}
+
+    def _net_path(self, s: _Stream, horizon: int,
+                  feats: Sequence[Optional[np.ndarray]]) -> List[float]:
+        """The network's own forecasts of horizons 1..horizon (autoregressive rollout on a
+        scratch copy of the state; nothing of the stream changes)."""
         tr = s.trainer
         prev = s.last_y
         if s.o is not None:
@@ -715,8 +1236,14 @@ class Forecaster:
             yhat = self._unscale(s, float(ybuf[0]), prev)
         net = tr.net
         out = [yhat]
+        path = list(s.hist)       # y[t-m..t], then the forecasts (m: the season)
+        m = len(path) - 1
         for k in range(1, horizon):
-            self._fill_y(s, u, yhat, prev)
+            if path:
+                path.append(yhat)
+                self._fill_y(s, u, yhat, prev, path[-m], path[-m - 1])
+            else:
+                self._fill_y(s, u, yhat, prev)
             self._fill_x(s, u, feats[k])
             prev = yhat
             net.step(u, state, out=ybuf)

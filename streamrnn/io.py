@@ -51,7 +51,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, ove
 import numpy as np
 
 from . import _core
-from .forecast import MAX_ABS, Forecaster, _Stream
+from .forecast import MAX_ABS, Forecaster
 from .network import GRU, LSTM, RNN, _Recurrent
 from .optim import SGD, Adam, RMSprop
 from .sequence import Seq2Seq, SequenceTrainer
@@ -348,6 +348,10 @@ def _check_key(key: Any) -> Any:
                     f"of type {type(key).__name__}")
 
 
+_FORECAST_ARRAYS = ("hist", "pend", "porig", "agg_r", "agg_s", "scores", "nscores", "alpha",
+                    "hw", "hw_season")
+
+
 def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     settings = f._settings()
     settings["optimizer"] = _opt_meta(f.optimizer)
@@ -378,6 +382,10 @@ def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.nda
                                               for s in streams], dtype=np.float64)
         arrays["streams.counts"] = np.array([[s.n_seen, s.n_obs, s.n_missing]
                                              for s in streams], dtype=np.int64)
+        # season history, smoothing level, kept forecasts, combination and conformal state
+        arrays["streams.ses"] = np.array([s.ses for s in streams], dtype=np.float64)
+        for name in _FORECAST_ARRAYS:
+            arrays["streams." + name] = np.stack([getattr(s, name) for s in streams])
     return meta, arrays
 
 
@@ -875,6 +883,29 @@ def _load_batch(r: _Reader) -> Any:
     return _core._make_batch(cell, L, H, dt, n, h, c)
 
 
+def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.ndarray]]:
+    """The streams' combination and conformal state, checked (None in files written before
+    it existed: the streams start it afresh)."""
+    if not r.has("streams.ses"):
+        return None
+    probe = f._new_stream_arrays()
+    out: Dict[str, np.ndarray] = {"ses": r.array("streams.ses", np.float64, (n,))}
+    for name in _FORECAST_ARRAYS:
+        ref = probe[name]
+        out[name] = r.array("streams." + name, ref.dtype, (n,) + ref.shape)
+    if np.isinf(out["ses"]).any() or (np.abs(np.nan_to_num(out["ses"])) > MAX_ABS).any():
+        raise r.error("stream smoothing levels out of range")
+    if np.isinf(out["hist"]).any() or (np.abs(np.nan_to_num(out["hist"])) > MAX_ABS).any():
+        raise r.error("stream season history out of range")
+    for name in ("agg_r", "agg_s", "scores", "alpha", "hw", "hw_season"):
+        if not np.isfinite(out[name]).all():
+            raise r.error(f"stream {name} holds NaN or inf")
+    if (out["agg_s"] < 0).any() or (out["scores"] < 0).any() or (out["nscores"] < 0).any() \
+            or (np.abs(out["alpha"]) > 2).any() or (out["porig"] < -1).any():
+        raise r.error("stream combination or conformal state holds impossible values")
+    return out
+
+
 def _load_forecaster(r: _Reader) -> Forecaster:
     meta = r.meta
     settings = meta.get("settings")
@@ -891,7 +922,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
                 or len(names) != f.n_features:
             raise r.error("invalid feature names")
-        f.feature_names = names
+        f._feature_names = names
     keys = meta.get("keys")
     if not isinstance(keys, list):
         raise r.error("missing stream keys")
@@ -905,7 +936,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
     if n and f.n_features is None:
         raise r.error("streams without a known number of features")
     if f.weights == "shared" and r.has("net.parameters"):
-        f.net = _build_net(r, meta.get("net"), r.array("net.parameters"))
+        f._net = _build_net(r, meta.get("net"), r.array("net.parameters"))
         if f.net.input_size != f.input_size or f.net.hidden_size != f.hidden_size:
             raise r.error("the network does not match the forecaster's settings")
     elif f.weights == "shared" and n:
@@ -952,6 +983,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         g = get[name]
         if g is not None and g.shape[:1] != (n,):
             raise r.error(f"stream array {name!r} does not have one row per stream")
+    extra = _forecast_state(r, f, n)
     for i, key in enumerate(keys):
         if pk is not None:
             net = _build_net(r, meta.get("net"), pk[i])
@@ -959,7 +991,7 @@ def _load_forecaster(r: _Reader) -> Forecaster:
                 raise r.error("a per-key network does not match the forecaster's settings")
             tr = OnlineTrainer(net, loss="mse", optimizer=f.optimizer, k1=f.k1, k2=f.k2,
                                clip_norm=f.clip_norm)
-            s = _Stream(tr, f._alpha, n_features, f.dtype, D)
+            s = f._wrap(tr, n_features)
         else:
             s = f._new_stream()
         arrays = {name: (None if g is None else g[i])
@@ -978,6 +1010,10 @@ def _load_forecaster(r: _Reader) -> Forecaster:
             if not r.has("streams.pending") or s.last_y != s.last_y:
                 raise r.error("a stream's step waits for its target without its prediction")
             s.o = float(pending[i])
+        if extra is not None:
+            s.ses = float(extra["ses"][i])
+            for name in _FORECAST_ARRAYS:
+                getattr(s, name)[...] = extra[name][i]
         f._streams[key] = s
     return f
 

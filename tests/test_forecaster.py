@@ -90,8 +90,8 @@ def test_forecast_one_is_the_prediction_learn_one_learns_from():
     f = sr.Forecaster(hidden_size=8, seed=3, dtype="float64")
     for y in sine(50):
         f.learn_one(y)
-    one = f.forecast(1)[0]
-    assert f.forecast(4)[0] == one
+    one = f.expert_forecasts(1)["network"][0]
+    assert f.expert_forecasts(4)["network"][0] == one
     tr = f.trainer()
     s = f._streams[None]
     assert tr._c_pending() == 1                 # the step waits for its target
@@ -138,10 +138,17 @@ def test_one_forward_step_per_value():
             assert np.array_equal(a, b)
         s = f._streams[None]
         assert s.o == float(calls["last_advance"][0])
-        assert out == [f._unscale(s, s.o, s.last_y)]
+        own = f._unscale(s, s.o, s.last_y)
+        assert f.expert_forecasts(1)["network"] == ([own] if n >= 3 else [pytest.approx(
+            float("nan"), nan_ok=True)])
+        w = f.expert_weights(1)
+        if w["network"] > 0:
+            assert out[0] == pytest.approx(sum(w[n] * v[0] for n, v in
+                                               f.expert_forecasts(1).items()), rel=1e-12)
     assert calls["advance"] == calls["observe"] == len(ys) - 1
     assert "learn_one" not in calls and "predict_one" not in calls and "step" not in calls
     # a horizon of h runs h - 1 steps, on a copy of the state
+    calls.pop("step", None)
     f.forecast(5)
     assert calls["step"] == 4 and tr.steps == len(ys)
 
@@ -171,8 +178,10 @@ def test_features_step_lazily_when_they_arrive():
     s = f._streams[None]
     assert s.o is None
     x = [2.0]
-    one = f.forecast(1, xs=[x])[0]
-    assert f.forecast(3, xs=[x] * 3)[0] == pytest.approx(one, rel=1e-12, abs=1e-12)
+    one = f.expert_forecasts(1, xs=[x])["network"][0]
+    assert f.expert_forecasts(3, xs=[x] * 3)["network"][0] == pytest.approx(one, rel=1e-12,
+                                                                             abs=1e-12)
+    assert f.forecast(3, xs=[x] * 3)[0] == f.forecast(1, xs=[x])[0]
     u = s.u.copy()
     f._fill_x(s, u, np.array(x))
     scaled = float(tr.predict_one(u)[0])
@@ -230,13 +239,14 @@ def test_missing_value_advances_without_learning(missing):
         f.learn_one(y)
     params = f.net.parameters().copy()
     updates = f.trainer().updates
-    expected = f.forecast(2)
+    expected = f.expert_forecasts(2)["network"]
     f.learn_one(missing)
     assert np.array_equal(params, f.net.parameters())      # k1=1: no update from it
     assert f.trainer().updates == updates
     # the model's own forecast stood in for the missing value
     assert f._streams[None].last_y == pytest.approx(expected[0], rel=1e-6)
-    assert f.forecast(1)[0] == pytest.approx(expected[1], rel=1e-4, abs=1e-4)
+    assert f.expert_forecasts(1)["network"][0] == pytest.approx(expected[1], rel=1e-4,
+                                                                abs=1e-4)
     assert f.stats()["missing"] == 1 and f.stats()["observations"] == 40
 
 
@@ -468,3 +478,448 @@ def test_real_airline_passengers_raw_values():
     r = sr.evaluate(y, f, horizon=3)
     assert np.all(np.isfinite(f.net.parameters())) and f.trainer().skipped_updates == 0
     assert r.mae[0] < r.persistence_mae[0] and r.mae[2] < r.persistence_mae[2]
+
+
+# ---------------------------------------------------------------------- all or nothing
+def _trained(n=30, **kw):
+    kw.setdefault("hidden_size", 8)
+    kw.setdefault("seed", 0)
+    f = sr.Forecaster(**kw)
+    for t, y in enumerate(sine(n, 2.0, 5.0)):
+        if f.n_features:
+            f.learn_one(y, [t % 3] * f.n_features)
+        else:
+            f.learn_one(y)
+    return f
+
+
+def _refuse(obj, name, after=0):
+    """Make obj.name raise RuntimeError (as when another thread uses the trainer) on its
+    call number ``after`` + 1, running the real call before raising when after < 0."""
+    real = getattr(obj, name)
+    calls = [0]
+
+    def refused(*a, **k):
+        calls[0] += 1
+        if calls[0] > after:
+            raise RuntimeError("this state is being stepped by another thread")
+        return real(*a, **k)
+    setattr(obj, name, refused)
+    return lambda: setattr(obj, name, real)
+
+
+@pytest.mark.parametrize("which", ["observe", "advance"])
+@pytest.mark.parametrize("n_features", [0, 1])
+@pytest.mark.parametrize("weights", ["shared", "per_key"])
+def test_refused_learn_one_changes_nothing(which, n_features, weights):
+    # the trainer refuses (another thread) after the other half of the step already ran:
+    # the stream, weights, moments and pending prediction are exactly as before
+    f = _trained(n_features=n_features, k1=1, weights=weights)
+    twin = sr.loads(sr.dumps(f))
+    before = sr.dumps(f)
+    x = [1.0] * n_features if n_features else None
+    undo = _refuse(f.trainer(), which)
+    with pytest.raises(RuntimeError, match="another thread"):
+        f.learn_one(0.5, x)
+    assert sr.dumps(f) == before
+    with pytest.raises(RuntimeError):
+        f.learn_many([0.5, 0.7], None if x is None else [x, x])
+    assert sr.dumps(f) == before
+    undo()
+    # and it continues exactly like a forecaster that never saw the refused calls
+    for y in [0.5, 0.7, 0.1]:
+        f.learn_one(y, x)
+        twin.learn_one(y, x)
+    assert sr.dumps(f) == sr.dumps(twin)
+    assert f.forecast(3, None if x is None else [x] * 3) == \
+        twin.forecast(3, None if x is None else [x] * 3)
+
+
+def test_refused_learn_one_on_a_new_stream_adds_nothing():
+    f = sr.Forecaster(hidden_size=4, seed=0)
+    real = sr.OnlineTrainer.advance
+
+    def refused(self, u):
+        raise RuntimeError("refused")
+    sr.OnlineTrainer.advance = refused
+    try:
+        with pytest.raises(RuntimeError):
+            f.learn_one(1.0, key="a")
+    finally:
+        sr.OnlineTrainer.advance = real
+    assert f.keys() == [] and f.n_features is None and f.net is None
+    f.learn_one(1.0, [2.0, 3.0], key="a")
+    assert f.n_features == 2
+
+
+def test_learn_many_checks_every_value_first():
+    f = _trained()
+    before = sr.dumps(f)
+    with pytest.raises(ValueError, match=r"ys\[2\] must be finite.*inf"):
+        f.learn_many([1.0, 2.0, float("inf")])
+    with pytest.raises(TypeError, match=r"ys\[1\] must be a number.*'a'"):
+        f.learn_many([1.0, "a"])
+    with pytest.raises(ValueError, match=r"ys\[0\] must have magnitude"):
+        f.learn_many([1e200])
+    with pytest.raises(ValueError, match=r"xs\[1\] must have 0 features"):
+        f.learn_many([1.0, 2.0], [None, [1.0]])
+    with pytest.raises(ValueError, match="one feature set per value"):
+        f.learn_many([1.0, 2.0], [None])
+    with pytest.raises(TypeError, match="ys must be a sequence"):
+        f.learn_many(3.0)
+    with pytest.raises(TypeError, match="key must be hashable"):
+        f.learn_many([1.0], key=[1])
+    assert sr.dumps(f) == before
+    g = sr.Forecaster(hidden_size=4, seed=0)
+    with pytest.raises(ValueError, match=r"xs\[2\] must have 2 features, got 3"):
+        g.learn_many([1.0, 2.0, 3.0], [[1, 2], [1, 2], [1, 2, 3]])
+    with pytest.raises(ValueError, match=r"xs\[1\] has an unknown feature 'c'"):
+        g.learn_many([1.0, 2.0], [{"a": 1, "b": 2}, {"c": 1}])
+    assert g.keys() == [] and g.n_features is None and g.feature_names is None
+
+
+def test_failing_first_learn_one_fixes_nothing():
+    f = sr.Forecaster(hidden_size=4, seed=0)
+    with pytest.raises(TypeError, match="key must be hashable"):
+        f.learn_one(1.0, [1.0, 2.0], key={"a": 1})
+    assert f.n_features is None and f.net is None and len(f) == 0
+    # a network that cannot be built (absurd memory) leaves n_features open too
+    g = sr.Forecaster(hidden_size=1024, seed=0)
+    with pytest.raises(ValueError, match="GiB per stream"):
+        g.learn_one(1.0, np.zeros(100_000))
+    assert g.n_features is None and g.net is None and len(g) == 0
+    g.learn_one(1.0, [1.0])
+    assert g.n_features == 1
+
+
+@pytest.mark.parametrize("kw", [{"hidden_size": 2**19}, {"num_layers": 2**20},
+                                {"n_features": 10**7}, {"n_features": 2**21},
+                                {"hidden_size": 2048, "k2": 2**17}])
+def test_absurd_sizes_refused_at_construction(kw):
+    with pytest.raises(ValueError, match="hidden_size|n_features|num_layers"):
+        sr.Forecaster(**kw)
+
+
+SETTINGS = ["cell", "hidden_size", "num_layers", "k1", "k2", "optimizer", "clip_norm", "seed",
+            "differencing", "scale", "scale_halflife", "n_features", "feature_names", "dtype",
+            "weights", "net"]
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_settings_are_read_only(name):
+    f = _trained(10)
+    before = sr.dumps(f)
+    value = getattr(f, name)
+    with pytest.raises(AttributeError):
+        setattr(f, name, 64 if name != "optimizer" else sr.SGD(lr=1.0))
+    assert getattr(f, name) is value or getattr(f, name) == value
+    assert sr.dumps(f) == before
+    assert sr.loads(before).forecast(2) == f.forecast(2)
+
+
+BAD_CALLS = [
+    ("learn_one", ("a",), {}, TypeError, "y must be a number"),
+    ("learn_one", ([1.0],), {}, TypeError, "y must be a number"),
+    ("learn_one", (True,), {}, TypeError, "y must be a number"),
+    ("learn_one", (complex(1, 1),), {}, TypeError, "y must be a number"),
+    ("learn_one", (float("inf"),), {}, ValueError, "y must be finite"),
+    ("learn_one", (-1e200,), {}, ValueError, "y must have magnitude"),
+    ("learn_one", (1.0, [1.0, 2.0]), {}, ValueError, "x must have 1 features, got 2"),
+    ("learn_one", (1.0, [float("inf")]), {}, ValueError, "x must not hold inf"),
+    ("learn_one", (1.0, [1e300]), {}, ValueError, "x must have magnitudes"),
+    ("learn_one", (1.0, "ab"), {}, TypeError, "x must be None, a mapping"),
+    ("learn_one", (1.0, [[1.0]]), {}, ValueError, "x must be 1-D"),
+    ("learn_one", (1.0, [object()]), {}, TypeError, "x must be None, a mapping"),
+    ("learn_one", (1.0, {"z": 1.0}), {}, TypeError, "came as sequences"),
+    ("learn_one", (1.0, [1.0]), {"key": [1]}, TypeError, "key must be hashable"),
+    ("learn_many", ([1.0, float("nan"), float("inf")],), {}, ValueError, r"ys\[2\]"),
+    ("learn_many", ([1.0], [[1.0, 2.0]]), {}, ValueError, r"xs\[0\] must have 1"),
+    ("forecast", (0,), {}, ValueError, "horizon must be an integer >= 1"),
+    ("forecast", (1.5,), {}, TypeError, "horizon must be an integer"),
+    ("forecast", (True,), {}, TypeError, "horizon must be an integer"),
+    ("forecast", ("2",), {}, TypeError, "horizon must be an integer"),
+    ("forecast", (2**40,), {}, ValueError, "horizon must be an integer <="),
+    ("forecast", (2, [[1.0]]), {}, ValueError, "one feature set per forecast value"),
+    ("forecast", (1, [[1.0, 2.0]]), {}, ValueError, r"xs\[0\] must have 1 features"),
+    ("forecast", (1, [[float("inf")]]), {}, ValueError, r"xs\[0\] must not hold inf"),
+    ("forecast", (1, "a"), {}, TypeError, "xs must be None or a sequence"),
+    ("forecast", (1,), {"key": {}}, TypeError, "key must be hashable"),
+    ("network", (), {"key": []}, TypeError, "key must be hashable"),
+    ("trainer", (), {"key": []}, TypeError, "key must be hashable"),
+    ("stats", (), {"key": []}, TypeError, "key must be hashable"),
+    ("forget", (), {"key": []}, TypeError, "key must be hashable"),
+]
+
+
+@pytest.mark.parametrize("method, args, kw, exc, match", BAD_CALLS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+def test_every_entry_point_refuses_bad_input_and_changes_nothing(method, args, kw, exc,
+                                                                 match):
+    f = _trained(20, n_features=1)
+    before = sr.dumps(f)
+    with pytest.raises(exc, match=match):
+        getattr(f, method)(*args, **kw)
+    assert sr.dumps(f) == before
+
+
+# ---------------------------------------------------------------------- season, combination
+def test_untrained_is_persistence_or_seasonal_naive():
+    f = sr.Forecaster(seed=0)
+    f.learn_one(10)
+    f.learn_one(12)
+    assert f.forecast(3) == [12.0, 12.0, 12.0]          # not the drift 14, 16, 18
+    assert f.expert_weights(1) == {"network": 0.0, "persistence": 1.0, "ses": 0.0}
+    g = sr.Forecaster(seed=0, season=4)
+    for y in [5.0, 1.0, 2.0, 3.0]:
+        g.learn_one(y)
+    assert g.forecast(6) == [5.0, 1.0, 2.0, 3.0, 5.0, 1.0]
+    assert g.expert_weights(4)["seasonal_naive"] == 1.0
+    # before a full season: persistence
+    h = sr.Forecaster(seed=0, season=4)
+    h.learn_one(7.0)
+    h.learn_one(9.0)
+    assert h.forecast(2) == [9.0, 9.0]
+
+
+def test_season_input_is_the_change_one_season_back():
+    m = 5
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m, dtype="float64")
+    rng = np.random.default_rng(0)
+    ys = list(rng.normal(size=40))
+    for y in ys:
+        f.learn_one(y)
+    assert f.input_size == 3 and f.net.input_size == 3
+    s = f._streams[None]
+    # the step predicting y[t+1] reads the change y[t+1-m] - y[t-m], scaled like changes
+    d = ys[-m] - ys[-m - 1]
+    diffs = np.diff(ys)
+    assert s.sd.mean == pytest.approx(diffs.mean(), rel=1e-12)
+    assert s.u[2] == pytest.approx((d - diffs.mean()) / diffs.std(), rel=1e-9)
+    g = sr.Forecaster(hidden_size=4, seed=0, season=m, differencing=False, dtype="float64")
+    for y in ys:
+        g.learn_one(y)
+    assert g.input_size == 2
+    t = g._streams[None]
+    assert t.u[1] == pytest.approx((ys[-m] - np.mean(ys)) / np.std(ys), rel=1e-9)
+
+
+def test_season_helps_the_network():
+    # a repeating pattern of period 7 with noise: the network with the season input
+    # forecasts one step ahead better than without it
+    rng = np.random.default_rng(1)
+    pattern = rng.normal(0, 3, 7)
+    ys = [pattern[t % 7] + rng.normal(0, 0.3) for t in range(700)]
+
+    def net_mae(season):
+        f = sr.Forecaster(hidden_size=16, seed=0, season=season, max_horizon=1)
+        err = []
+        for t, y in enumerate(ys):
+            if t > 100:
+                err.append(abs(f.expert_forecasts(1)["network"][0] - y))
+            f.learn_one(y)
+        return np.mean(err)
+    assert net_mae(7) < 0.75 * net_mae(None)       # measured: 0.63
+
+
+def test_ml_poly_weight_goes_to_the_exact_expert():
+    from streamrnn import _experts
+    rng = np.random.default_rng(0)
+    # the forecaster's own path: combine, then score (one horizon, and the same stream
+    # duplicated as two horizons through the vectorised path: identical numbers)
+    W = _experts.WINDOW
+    state1 = [np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, W)), np.zeros(1, np.int64),
+              np.full(1, 0.1)]
+    state2 = [np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, W)), np.zeros(2, np.int64),
+              np.full(2, 0.1)]
+    for t in range(2000):
+        y = rng.normal()
+        f = np.array([y + rng.normal(0, 1), y, y + 0.5 + rng.normal(0, 0.1)])
+        rows = []
+        for R, S, scores, n, alpha in (state1, state2):
+            F = np.tile(f, (R.shape[0], 1))
+            yhat = _experts.combine(R, S, F, 0)
+            rad = _experts.radii(scores, n, alpha)
+            row = np.column_stack([F, yhat, rad])
+            rows.append(row)
+            ok = np.ones(R.shape[0], dtype=bool)
+            _experts.score(R, S, scores, n, alpha, row, ok, ok, y, 0.1)
+        assert np.array_equal(rows[1], np.tile(rows[0], (2, 1)))
+    for a, b in zip(state1, state2):
+        assert np.array_equal(b, np.concatenate([a, a]))
+    assert _experts.weights(state1[0][0], state1[1][0], 0)[1] > 0.99
+
+
+def test_combination_weights_on_an_exactly_seasonal_stream():
+    # a pattern that repeats exactly: the seasonal experts (seasonal naive, Holt-Winters)
+    # are exact, persistence, SES and the network are not: they lose all weight
+    pattern = [3.0, -1.0, 4.0, 1.0, -5.0, 9.0]
+    f = sr.Forecaster(hidden_size=8, seed=0, season=6)
+    for t in range(600):
+        f.learn_one(pattern[t % 6])
+    for h in (1, 3, 6):
+        w = f.expert_weights(h)
+        assert w["persistence"] + w["ses"] + w["network"] < 1e-3, w
+        assert sum(w.values()) == pytest.approx(1.0)
+    assert f.forecast(6) == pytest.approx(pattern, abs=1e-6)
+    # deterministic: the same seed gives the same weights
+    g = sr.Forecaster(hidden_size=8, seed=0, season=6)
+    for t in range(600):
+        g.learn_one(pattern[t % 6])
+    assert g.expert_weights(3) == f.expert_weights(3)
+
+
+@pytest.mark.parametrize("level", [0.9, 0.8])
+def test_interval_coverage_with_known_noise(level):
+    # y = seasonal signal + iid N(0, 1): the conformal intervals cover close to the level
+    # at every tracked horizon, and their width is near the Gaussian one for h=1
+    rng = np.random.default_rng(3)
+    m = 10
+    ys = [5 * math.sin(2 * math.pi * t / m) + rng.normal() for t in range(3000)]
+    f = sr.Forecaster(hidden_size=8, seed=0, season=m, interval_level=level)
+    res = sr.evaluate(ys, f, horizon=m, grace_period=300, interval_level=level)
+    for k in (0, m // 2 - 1, m - 1):
+        assert abs(res.coverage[k] - level) < 0.03, (k, res.coverage)
+    z = {0.9: 1.645, 0.8: 1.2816}[level]
+    assert res.interval_width[0] == pytest.approx(2 * z, rel=0.25)
+
+
+def test_intervals_before_enough_errors_are_infinite():
+    f = sr.Forecaster(seed=0)
+    assert all(math.isnan(a) and math.isnan(b) for a, b in f.forecast_interval(2))
+    f.learn_one(1.0)
+    f.learn_one(2.0)
+    assert f.forecast_interval(1) == [(-math.inf, math.inf)]
+    for t in range(60):
+        f.learn_one(float(t % 3))
+    (lo, hi), = f.forecast_interval(1)
+    c = f.forecast(1)[0]
+    assert lo < c < hi and math.isfinite(hi - lo)
+    # a higher level is wider
+    (lo2, hi2), = f.forecast_interval(1, level=0.95)
+    assert hi2 - lo2 >= hi - lo
+
+
+@pytest.mark.parametrize("weights", ["shared", "per_key"])
+@pytest.mark.parametrize("n_features", [0, 1])
+def test_seasonal_forecaster_resumes_bit_for_bit(weights, n_features, tmp_path):
+    rng = np.random.default_rng(0)
+    m = 6
+
+    def feed(f, t0, t1):
+        for t in range(t0, t1):
+            for key in ("a", 7):
+                y = 3 * math.sin(2 * math.pi * t / m) + rng.normal(0, 0.2) + (key == 7)
+                x = [float(t % 3)] if n_features else None
+                f.learn_one(y if t % 17 else None, x, key=key)
+
+    f = sr.Forecaster(hidden_size=8, seed=1, season=m, weights=weights, dtype="float64")
+    feed(f, 0, 150)
+    sr.save(f, tmp_path / "f.srnn")
+    g = sr.load(tmp_path / "f.srnn")
+    assert g.season == m and g.max_horizon == m
+    state = rng.bit_generator.state
+    feed(f, 150, 200)
+    rng.bit_generator.state = state
+    feed(g, 150, 200)
+    assert sr.dumps(f) == sr.dumps(g)
+    xs = [[1.0]] * 9 if n_features else None
+    for key in ("a", 7):
+        assert f.forecast(9, xs, key=key) == g.forecast(9, xs, key=key)
+        assert f.forecast_interval(9, 0.9, xs, key=key) == \
+            g.forecast_interval(9, 0.9, xs, key=key)
+        assert f.expert_weights(4, key=key) == g.expert_weights(4, key=key)
+    # keys have their own combination weights
+    assert f.expert_weights(1, key="a") != f.expert_weights(1, key=7)
+
+
+def test_memory_per_stream_counts_the_season_state():
+    plain = sr.Forecaster(hidden_size=8, n_features=0).memory_per_stream()
+    seasonal = sr.Forecaster(hidden_size=8, n_features=0, season=24).memory_per_stream()
+    # kept forecasts (24 x 24 x 8 float64) and conformal scores (24 x 200 float64) at least
+    assert seasonal - plain >= 8 * (24 * 24 * 8 + 24 * 200)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"season": 1}, ValueError, "season must be an integer >= 2"),
+    ({"season": 2.5}, TypeError, "season"),
+    ({"season": 10**9}, ValueError, "season must be an integer <="),
+    ({"max_horizon": 0}, ValueError, "max_horizon"),
+    ({"max_horizon": 10**6}, ValueError, "max_horizon"),
+    ({"interval_level": 1.0}, ValueError, "interval_level"),
+    ({"interval_level": "0.9"}, TypeError, "interval_level"),
+])
+def test_bad_season_settings(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        sr.Forecaster(**kw)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda f: f.forecast_interval(2, level=1.5), ValueError, "level must be in"),
+    (lambda f: f.forecast_interval(2, level=True), TypeError, "level must be a number"),
+    (lambda f: f.forecast_interval(0), ValueError, "horizon"),
+    (lambda f: f.forecast_interval(1, key=[]), TypeError, "key must be hashable"),
+    (lambda f: f.expert_weights(0), ValueError, "horizon"),
+    (lambda f: f.expert_weights(1, key="nope"), KeyError, "no stream"),
+    (lambda f: f.expert_forecasts(2, xs=[[1.0]]), ValueError, "one feature set"),
+    (lambda f: f.expert_forecasts(1, key={}), TypeError, "key must be hashable"),
+])
+def test_new_entry_points_refuse_bad_input(call, exc, match):
+    f = _trained(30, season=4)
+    before = sr.dumps(f)
+    with pytest.raises(exc, match=match):
+        call(f)
+    assert sr.dumps(f) == before
+
+
+@pytest.mark.parametrize("which", ["observe", "advance"])
+def test_refused_learn_one_with_season_changes_nothing(which):
+    f = _trained(60, season=5)
+    before = sr.dumps(f)
+    undo = _refuse(f.trainer(), which)
+    with pytest.raises(RuntimeError):
+        f.learn_one(0.5)
+    undo()
+    assert sr.dumps(f) == before
+
+
+def test_cli_season_option(tmp_path, capsys):
+    from streamrnn.cli import main
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "".join(f"{[1, 2, 3, 4][t % 4]}\n" for t in range(9)))
+    assert main(["forecast", str(path), "--column", "v", "--season", "4", "-H", "3"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1].split(",")
+    assert [float(v) for v in last[-3:]] == [2.0, 3.0, 4.0]     # the seasonal pattern
+    assert main(["forecast", str(path), "--column", "v", "--season", "1"]) == 2
+
+
+def test_evaluate_interval_level_checks():
+    class Plain:
+        def learn_one(self, y, x=None):
+            pass
+
+        def forecast(self, horizon, xs=None):
+            return [0.0] * horizon
+    with pytest.raises(TypeError, match="forecast_interval"):
+        sr.evaluate([1.0, 2.0], Plain(), interval_level=0.9)
+    with pytest.raises(ValueError, match="interval_level"):
+        sr.evaluate([1.0, 2.0], sr.Forecaster(seed=0), interval_level=1.5)
+    res = sr.evaluate([1.0, 2.0, 3.0], sr.Forecaster(seed=0))
+    assert res.coverage is None and res.interval_width is None
+
+
+@pytest.mark.parametrize("kw, obj, name", [
+    ({"season": 4}, "net", "step"),                 # the kept rollout's steps
+    ({"n_features": 1}, "trainer", "predict_one"),  # the kept forecasts with features
+])
+def test_refused_rollout_in_learn_one_changes_nothing(kw, obj, name):
+    f = _trained(40, **kw)
+    before = sr.dumps(f)
+    target = f.net if obj == "net" else f.trainer()
+    undo = _refuse(target, name)
+    x = [1.0] if kw.get("n_features") else None
+    with pytest.raises(RuntimeError):
+        f.learn_one(0.5, x)
+    undo()
+    assert sr.dumps(f) == before
+    f.learn_one(0.5, x)
+    assert sr.dumps(f) != before

@@ -1,0 +1,160 @@
+"""Online combination of forecasts (ML-Poly) and adaptive conformal intervals, per horizon.
+
+Pure NumPy on small per-stream arrays; deterministic (no randomness at all), so a saved and
+loaded forecaster continues bit for bit.
+
+Expert aggregation (ML-Poly, Gaillard, Stoltz & van Erven 2014)
+---------------------------------------------------------------
+For one horizon, E experts forecast ``f_e``; the combination is ``yhat = sum_e w_e f_e``.
+When the truth ``y`` arrives, the absolute loss is linearised at ``yhat`` (gradient trick:
+``g = sign(yhat - y)``), each expert's instantaneous regret is ``r_e = g * (yhat - f_e)``,
+and ::
+
+    R_e += r_e;   S_e += r_e**2;   w_e  proportional to  (R_e)_+ / (1 + S_e)
+
+(ML-Poly with its polynomial potential of degree 2 and per-expert learning rates
+``1 / (1 + S_e)``). Its regret against the best *convex combination* of the experts is
+``O(sqrt(T log E))``-like without any tuning; the linearised absolute loss makes it scale-free
+in the series' units. While no expert has a positive cumulative regret, the weights are the
+prior (all mass on the baseline: persistence, or the seasonal naive forecast with a season).
+
+Adaptive conformal inference (Gibbs & Candes 2021)
+--------------------------------------------------
+For one horizon, the scores are the absolute errors ``|y - yhat|`` of the combined forecast,
+kept in a ring of the W newest. The interval at miscoverage ``a`` is
+``yhat +- q`` with ``q`` the ``ceil((n+1)(1-a))``-th smallest of the n scores (infinite when
+that exceeds n). ACI adapts ``a`` online: after each scored forecast
+``a += gamma * (target - err)`` with ``err = 1`` when ``y`` fell outside the interval issued
+with that forecast, so the long-run miscoverage tends to the target whatever the drift.
+"""
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import numpy as np
+
+GAMMA = 0.005          # ACI step (Gibbs & Candes' choice)
+WINDOW = 200           # conformal scores kept per horizon
+
+
+def weights(R: np.ndarray, S: np.ndarray, prior: int) -> np.ndarray:
+    """ML-Poly weights (E,) from cumulative regrets R (E,) and squared regrets S (E,)."""
+    v = np.maximum(R, 0.0) / (1.0 + S)
+    tot = float(v.sum())
+    if not tot > 0.0 or not math.isfinite(tot):
+        w = np.zeros(R.shape[0])
+        w[prior] = 1.0
+        return w
+    return v / tot
+
+
+def radius(scores: np.ndarray, n: int, alpha: float) -> float:
+    """Conformal radius at miscoverage alpha from the first min(n, W) scores (inf: none)."""
+    m = min(n, scores.shape[0])
+    if m == 0 or alpha <= 0.0:
+        return math.inf
+    if alpha >= 1.0:
+        return 0.0
+    k = math.ceil((m + 1) * (1.0 - alpha))
+    if k > m:
+        return math.inf
+    return float(np.partition(scores[:m], k - 1)[k - 1])
+
+
+# ---------------------------------------------------------------- all horizons at once
+def combine(R: np.ndarray, S: np.ndarray, F: np.ndarray, prior: int) -> np.ndarray:
+    """Combined forecasts (K,) from the forecasts F (K, E) (NaN: expert absent) and the
+    regrets R, S (K, E) of each row's horizon: ``weights`` over the present experts, row
+    by row (the prior where no present expert has a positive regret)."""
+    if F.shape[0] == 1:
+        # one horizon (the common case): the same operations on Python floats, in the same
+        # order (NumPy sums fewer than 8 terms sequentially), so the results are identical
+        tot = acc = 0.0
+        for f, r, s in zip(F[0].tolist(), R[0].tolist(), S[0].tolist()):
+            if math.isfinite(f):
+                v = max(r, 0.0) / (1.0 + s)
+                tot += v
+                acc += v * f
+        if tot > 0.0 and math.isfinite(tot):
+            return np.array([acc / tot])
+        return F[:, prior].copy()
+    ok = np.isfinite(F)
+    V = np.where(ok, np.maximum(R, 0.0) / (1.0 + S), 0.0)
+    tot = V.sum(axis=1)
+    Fz = np.where(ok, F, 0.0)
+    out = F[:, prior].copy()
+    good = (tot > 0.0) & np.isfinite(tot)
+    if good.any():
+        out[good] = (V[good] * Fz[good]).sum(axis=1) / tot[good]
+    return out
+
+
+def radii(scores: np.ndarray, n: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``radius`` of every row: scores (K, W), n (K,) scores seen, alpha (K,)."""
+    K, W = scores.shape
+    if K == 1:
+        return np.array([radius(scores[0], int(n[0]), float(alpha[0]))])
+    m = np.minimum(n, W)
+    srt = np.sort(np.where(np.arange(W)[None, :] < m[:, None], scores, np.inf), axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.ceil((m + 1) * (1.0 - alpha))
+    out = np.full(K, np.inf)
+    fin = (m > 0) & (alpha > 0.0) & (alpha < 1.0) & (k <= m)
+    idx = np.flatnonzero(fin)
+    out[idx] = srt[idx, k[idx].astype(np.int64) - 1]
+    out[(m > 0) & (alpha >= 1.0)] = 0.0
+    return out
+
+
+def score(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
+          alpha: np.ndarray, rows: np.ndarray, valid: np.ndarray, learn: np.ndarray,
+          y: float, target: float) -> None:
+    """Score kept forecasts of several horizons against their truth y, in place.
+
+    rows (K, E + 2): the experts' forecasts, the combination and the radius issued with
+    it; valid (K,): rows to score (conformal state); learn (K,): rows whose horizon's
+    weights learn (ML-Poly's update of the module notes). R, S (K, E), scores (K, W), n, alpha (K,)."""
+    E = R.shape[1]
+    if R.shape[0] == 1:
+        if valid[0]:
+            _score1(R[0], S[0], scores[0], n, alpha, rows[0], bool(learn[0]), y, target)
+        return
+    yhat = rows[:, E]
+    g = np.sign(yhat - y)
+    r = g[:, None] * (yhat[:, None] - rows[:, :E])
+    r[~np.isfinite(r)] = 0.0
+    r[~learn] = 0.0
+    R += r
+    S += r * r
+    vi = np.flatnonzero(valid)
+    if not vi.shape[0]:
+        return
+    err = np.abs(y - yhat[vi])
+    miss = (err > rows[vi, E + 1]).astype(np.float64)
+    nv = n[vi]
+    scores[vi, nv % scores.shape[1]] = err
+    n[vi] = nv + 1
+    alpha[vi] = np.minimum(np.maximum(alpha[vi] + GAMMA * (target - miss), -1.0), 2.0)
+
+
+def _score1(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
+            alpha: np.ndarray, row: np.ndarray, learn: bool, y: float,
+            target: float) -> None:
+    """``score`` of one horizon with Python floats (the same operations)."""
+    E = R.shape[0]
+    vals = row.tolist()
+    yhat = vals[E]
+    if learn:
+        g = 1.0 if yhat > y else (-1.0 if yhat < y else 0.0)
+        for e in range(E):
+            r = g * (yhat - vals[e])
+            if math.isfinite(r):
+                R[e] += r
+                S[e] += r * r
+    err = abs(y - yhat)
+    miss = 1.0 if err > vals[E + 1] else 0.0
+    k = int(n[0])
+    scores[k % scores.shape[0]] = err
+    n[0] = k + 1
+    alpha[0] = min(max(float(alpha[0]) + GAMMA * (target - miss), -1.0), 2.0)
