@@ -61,6 +61,8 @@ size_t srnn_record_size(const srnn_dims *d) { return make_layout(d, 1).size; }
 
 size_t srnn_train_work(const srnn_dims *d, int k2) { return make_layout(d, k2 < 1 ? 1 : k2).w_size; }
 
+#define SRNN_MAX_COUNT ((int64_t)1 << 62)
+
 static int finite_nonneg(double v) { return isfinite(v) && v >= 0; }
 
 int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
@@ -99,6 +101,13 @@ int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
     if (t->steps < t->filled || t->updates < 0 || t->skipped < 0 || t->opt_steps < 0
         || t->loss_count < 0)
         return SRNN_ERR_CONFIG;
+    /* the counters are incremented (signed: overflow would be undefined); 2^62 steps are
+     * out of reach, so larger values can only come from a crafted snapshot */
+    if (t->steps > SRNN_MAX_COUNT || t->updates > SRNN_MAX_COUNT || t->skipped > SRNN_MAX_COUNT
+        || t->opt_steps > SRNN_MAX_COUNT || t->loss_count > SRNN_MAX_COUNT)
+        return SRNN_ERR_CONFIG;
+    /* one ring slot is a BLAS leading dimension (int) in the weight-gradient products */
+    if (srnn_record_size(d) > 2147483647u) return SRNN_ERR_DIMS;
     return SRNN_OK;
 }
 

@@ -407,6 +407,8 @@ def _bad_snaps():
         ("counter as a float", counters(head=2.0)),
         ("counter as a bool", counters(filled=True)),
         ("counter beyond int64", counters(steps=2**64)),
+        ("counter that would overflow when incremented", counters(steps=2**63 - 1)),
+        ("optimizer steps that would overflow", counters(opt_steps=2**63 - 1)),
         ("loss_sum as a string", counters(loss_sum="x")),
         ("missing counter", lambda s: s["counters"].pop("head")),
         ("missing ring", lambda s: s.pop("ring")),
