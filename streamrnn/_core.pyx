@@ -961,7 +961,7 @@ cdef class _Network:
             ``x`` or ``out`` of the wrong dtype or type.
         ValueError
             A wrong shape, a non-finite ``x``, a state that does not fit this network, or an
-            ``out`` overlapping the state or the parameters. Nothing changes then.
+            ``out`` sharing memory with ``x``, the state or the parameters. Nothing changes then.
         RuntimeError
             ``state`` is being stepped by another thread.
 
@@ -1251,7 +1251,8 @@ cdef class _Network:
         ------
         TypeError, ValueError
             Wrong shapes or dtypes, non-finite X, an invalid or repeated index, a batch
-            that does not fit this network. Nothing changes then.
+            that does not fit this network, an ``out`` sharing memory with X, index, the
+            parameters or the states. Nothing changes then.
         RuntimeError
             The batch is being stepped by another thread.
 
