@@ -37,12 +37,16 @@ static inline float srnn_expf(float x)
 {
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float t, n, r, p;
-    int32_t ni;
+    uint32_t ni;
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     t = x * 1.44269504088896341f + shifter;
     n = t - shifter;
-    ni = srnn_float_to_bits(t) - srnn_float_to_bits(shifter);
+    /* n as an integer from the bits of t. Unsigned arithmetic: for finite x, n + 127 is in
+     * [1, 254] and this is the float 2^n; for a NaN x (which the clamps above let through)
+     * the bits are arbitrary and a signed shift would be undefined behaviour. The result is
+     * NaN then anyway (p is NaN). */
+    ni = (uint32_t)srnn_float_to_bits(t) - (uint32_t)srnn_float_to_bits(shifter);
     r = x - n * 0.693145751953125f;      /* ln 2, high part (exact in float) */
     r = r - n * 1.428606765330187e-06f;  /* ln 2, low part */
     p = 1.0f / 5040.0f + r * (1.0f / 40320.0f);
@@ -53,7 +57,7 @@ static inline float srnn_expf(float x)
     p = 0.5f + r * p;
     p = 1.0f + r * p;
     p = 1.0f + r * p;
-    return p * srnn_bits_to_float((ni + 127) << 23);
+    return p * srnn_bits_to_float((int32_t)(((ni + 127u) << 23) & 0x7fffffffu));
 }
 
 /* 1 / (1 + exp(-x)) without overflow: e = exp(-|x|); x >= 0: 1/(1+e), else e/(1+e). */

@@ -238,6 +238,11 @@ typedef struct srnn_trainer {
 } srnn_trainer;
 
 int srnn_train_check(const srnn_dims *d, const srnn_trainer *t);
+/* srnn_train_check plus the ring tags (k2,): each -1, or a target tag tbptt_update may index
+ * with (mse: 0; cross-entropy: a class in [0, O|H)). Every learning entry point runs it, so
+ * a trainer restored from a crafted snapshot (or tags changed in memory) is refused with
+ * SRNN_ERR_CONFIG instead of indexing outside the output. */
+int srnn_train_check_ring(const srnn_dims *d, const srnn_trainer *t, const int64_t *tags);
 /* Elements of one ring slot (the activations of one step), of the scratch, and of the
  * buffers a trainer owns: ring (k2 * slot), tags (k2 int64), grad (3 * num_params), m1, m2
  * (num_params). */

@@ -61,6 +61,8 @@ size_t srnn_record_size(const srnn_dims *d) { return make_layout(d, 1).size; }
 
 size_t srnn_train_work(const srnn_dims *d, int k2) { return make_layout(d, k2 < 1 ? 1 : k2).w_size; }
 
+#define SRNN_MAX_COUNT ((int64_t)1 << 62)
+
 static int finite_nonneg(double v) { return isfinite(v) && v >= 0; }
 
 int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
@@ -92,6 +94,35 @@ int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
         || t->since_update < 0 || t->since_update >= t->k1
         || (t->pending != 0 && t->pending != 1) || (t->pending && t->filled < 1))
         return SRNN_ERR_CONFIG;
+    /* the ring fills from slot 0 after a reset (head starts at k2 - 1): until it is full, the
+     * valid slots are exactly [0, filled), which the weight-gradient products of
+     * tbptt_update read as one block. NumPy: head == (filled - 1) % k2 unless filled == k2. */
+    if (t->filled < t->k2 && t->head != (t->filled + t->k2 - 1) % t->k2) return SRNN_ERR_CONFIG;
+    if (t->steps < t->filled || t->updates < 0 || t->skipped < 0 || t->opt_steps < 0
+        || t->loss_count < 0)
+        return SRNN_ERR_CONFIG;
+    /* the counters are incremented (signed: overflow would be undefined); 2^62 steps are
+     * out of reach, so larger values can only come from a crafted snapshot */
+    if (t->steps > SRNN_MAX_COUNT || t->updates > SRNN_MAX_COUNT || t->skipped > SRNN_MAX_COUNT
+        || t->opt_steps > SRNN_MAX_COUNT || t->loss_count > SRNN_MAX_COUNT)
+        return SRNN_ERR_CONFIG;
+    /* one ring slot is a BLAS leading dimension (int) in the weight-gradient products */
+    if (srnn_record_size(d) > 2147483647u) return SRNN_ERR_DIMS;
+    return SRNN_OK;
+}
+
+/* srnn_train_check, and every ring tag (k2,) in the range tbptt_update indexes with it:
+ * -1 (no target) or, mse, 0 (a target); cross-entropy, a class index in [0, O|H).
+ * NumPy: ((tags >= -1) & (tags <= (0 if mse else out - 1))).all(). */
+int srnn_train_check_ring(const srnn_dims *d, const srnn_trainer *t, const int64_t *tags)
+{
+    int st;
+    int64_t j, hi;
+    if ((st = srnn_train_check(d, t)) != SRNN_OK) return st;
+    if (!tags) return SRNN_ERR_NULL;
+    hi = t->loss == SRNN_LOSS_MSE ? 0 : (int64_t)srnn_out_size(d) - 1;
+    for (j = 0; j < t->k2; ++j)
+        if (tags[j] < -1 || tags[j] > hi) return SRNN_ERR_CONFIG;
     return SRNN_OK;
 }
 

@@ -132,6 +132,7 @@ cdef extern from "streamrnn.h" nogil:
         double last_grad_norm
 
     int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
+    int srnn_train_check_ring(const srnn_dims *d, const srnn_trainer *t, const int64_t *tags)
     size_t srnn_record_size(const srnn_dims *d)
     size_t srnn_train_work(const srnn_dims *d, int k2)
     void srnn_train_reset(srnn_trainer *t)
@@ -196,6 +197,12 @@ cdef class _Guard:
     cdef int busy
 
 
+cdef class _Memory:
+    cdef void *raw
+    cdef char *data
+    cdef size_t nbytes
+
+
 cdef class State:
     cdef srnn_dims dims
     cdef int typenum
@@ -204,6 +211,10 @@ cdef class State:
     cdef object _work
     cdef _Guard guard
     cdef object _batch
+    cdef _Memory _mem
+    cdef _Memory _wmem
+    cdef object _hpub
+    cdef object _cpub
     cdef void *hptr
     cdef void *cptr
     cdef void *wptr
@@ -218,6 +229,13 @@ cdef class StateBatch:
     cdef object _work
     cdef object _mark
     cdef _Guard guard
+    cdef _Memory _mem
+    cdef object _hpub
+    cdef object _cpub
+    cdef void *hptr
+    cdef void *cptr
+    cdef void *wptr
+    cdef unsigned char *mptr
 
 
 cdef class _Network:
@@ -225,6 +243,8 @@ cdef class _Network:
     cdef srnn_blas blas
     cdef int typenum
     cdef object _params
+    cdef _Memory _pmem
+    cdef object _ppub
     cdef void *pptr
     cdef Py_ssize_t out_size
     cdef Py_ssize_t nparams
@@ -236,6 +256,7 @@ cdef class _Network:
     cdef int _enter_write(self, State s) except -1
     cdef void _leave_write(self, _Guard g) noexcept
     cdef int _uni(self, str what) except -1
+    cdef bint _out_hits_state(self, object out, State s)
 
 
 cdef class _Trainer:
@@ -251,6 +272,7 @@ cdef class _Trainer:
     cdef object _ybuf
     cdef object _cbuf
     cdef Py_ssize_t out_size
+    cdef _Memory _mem
     cdef void *ring_p
     cdef int64_t *tags_p
     cdef void *grad_p
@@ -268,6 +290,7 @@ cdef class _Trainer:
 cdef class _SeqWork:
     cdef _Network _net
     cdef object _work
+    cdef _Memory _wmem
     cdef size_t cap
     cdef object _X
     cdef size_t T
@@ -286,3 +309,9 @@ cdef class _Updater:
     cdef object _m1
     cdef object _m2
     cdef Py_ssize_t P
+    cdef _Memory _mem
+    cdef void *grad_p
+    cdef void *m1_p
+    cdef void *m2_p
+
+    cdef int _ready(self) except -1

@@ -9,11 +9,18 @@ Ownership and aliasing rules (checked here, assumed by the C code):
 * a network owns one flat, C-contiguous parameter array; the per-weight arrays are views;
 * a State owns (or, for a view into a StateBatch, shares) ``h`` (L, H) and ``c`` (L, H)
   and owns a private scratch buffer, so different states can step in parallel threads;
-* ``out`` never overlaps the parameters or the state it is computed from.
+* ``out`` never overlaps the parameters or the state it is computed from, nor any input of
+  the call (x, X, index);
+* every buffer the C core keeps a pointer into (parameters, states, trainer buffers) lives in
+  a ``_Memory`` block of fixed size and address: the NumPy arrays handed out over it do not
+  own their data, so ``resize`` refuses, and whatever is done to such an array object
+  (reshaping, re-striding, ``__setstate__``) never moves the memory the C core uses;
+* objects made without their constructor (``State.__new__(State)``) raise on every use.
 """
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uintptr_t
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from cpython.exc cimport PyErr_CheckSignals
 from scipy.linalg.cython_blas cimport (sgemv, dgemv, sgemm, dgemm, sger, dger, saxpy, daxpy,
                                        sdot, ddot)
@@ -162,6 +169,110 @@ cdef object _check_out(object out, int typenum, tuple shape):
     return out
 
 
+@cython.final
+cdef class _Memory:
+    """A block of zeroed memory of fixed size and address (64-byte aligned).
+
+    Owned by a state, batch, network or trainer, which keeps the C core's pointers into it.
+    NumPy arrays over it (``_mem_array``) do not own their data, so ``resize`` refuses, and
+    this object, their base, offers no way to move or free the memory from Python: it lives
+    while any owner or array refers to it.
+    """
+
+    def __cinit__(self, size_t nbytes):
+        # the raw allocator: thread-safe, and traced by tracemalloc like NumPy's buffers
+        self.raw = PyMem_RawCalloc(nbytes + 64, 1)
+        if self.raw == NULL:
+            raise MemoryError(f"cannot allocate {nbytes} bytes")
+        self.data = <char*>((<uintptr_t>self.raw + 63) & ~(<uintptr_t>63))
+        self.nbytes = nbytes
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.raw)
+        self.raw = NULL
+        self.data = NULL
+
+
+cdef Py_ssize_t _itemsize(int typenum) except -1:
+    if typenum == cnp.NPY_FLOAT64 or typenum == cnp.NPY_INT64:
+        return 8
+    if typenum == cnp.NPY_FLOAT32:
+        return 4
+    if typenum == cnp.NPY_UINT8:
+        return 1
+    raise TypeError(f"unsupported type number {typenum}")
+
+
+cdef object _mem_array(_Memory mem, size_t offset, tuple shape, int typenum):
+    """A C-contiguous ndarray of the given shape over mem.data + offset (bytes), its base mem.
+
+    Each call makes a new array object (never a view of another array), so nothing done to
+    one array object (shape, strides, __setstate__) reaches another or the owner's pointers."""
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = len(shape), i
+    cdef size_t nbytes = <size_t>_itemsize(typenum)
+    if nd < 1 or nd > 3:
+        raise RuntimeError("internal error: unsupported number of dimensions")
+    for i in range(nd):
+        dims[i] = shape[i]
+        nbytes *= <size_t>dims[i]
+    if offset > mem.nbytes or nbytes > mem.nbytes - offset:
+        raise RuntimeError("internal error: an array outside its memory block")
+    cdef cnp.ndarray a = cnp.PyArray_SimpleNewFromData(nd, dims, typenum, mem.data + offset)
+    cnp.set_array_base(a, mem)
+    return a
+
+
+cdef tuple _block(list specs):
+    """One zeroed _Memory for several arrays: specs [(shape, typenum)] -> (mem, offsets).
+
+    Each array starts 64-byte aligned; sizes are computed with Python integers."""
+    total = 0
+    offsets = []
+    for shape, tn in specs:
+        nb = _itemsize(tn)
+        for n in shape:
+            nb *= n
+        offsets.append(total)
+        total += (nb + 63) // 64 * 64
+    if total >= 2**62:
+        raise MemoryError(f"cannot allocate {total} bytes")
+    return _Memory(max(total, 1)), offsets
+
+
+cdef inline bint _overlaps_at(object a, const void *p, size_t nbytes):
+    """True when the memory of ndarray a (C-contiguous) intersects [p, p + nbytes)."""
+    if a is None or p == NULL:
+        return False
+    cdef uintptr_t a0 = <uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef uintptr_t a1 = a0 + <uintptr_t>cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    cdef uintptr_t b0 = <uintptr_t>p
+    return a0 < b0 + nbytes and b0 < a1
+
+
+_UNINIT = ("this {what} was not initialised: {what} objects are made by {how}, not by "
+           "{what}.__new__")
+
+
+cdef inline int _state_ready(State s) except -1:
+    if s.guard is None:
+        raise RuntimeError(_UNINIT.format(what="State", how="net.new_state()"))
+    return 0
+
+
+cdef inline int _batch_ready(StateBatch b) except -1:
+    if b.guard is None:
+        raise RuntimeError(_UNINIT.format(what="StateBatch", how="net.new_states(n)"))
+    return 0
+
+
+cdef inline int _net_ready(_Network net) except -1:
+    if net._pmem is None:
+        raise RuntimeError("this network was not initialised (make it with streamrnn.LSTM, "
+                           "GRU or RNN)")
+    return 0
+
+
 cdef object _status_error(int st, str context):
     if st == SRNN_ERR_NONFINITE_X:
         return ValueError(f"{context} must be finite, got NaN or inf")
@@ -208,50 +319,85 @@ cdef str _state_desc(const srnn_dims *d, int typenum):
             f"hidden_size={d.hidden_size}, dtype={_dtype_of(typenum).name}")
 
 
-cdef State _new_state(const srnn_dims *d, int typenum, object h, object c, _Guard guard,
-                      object batch):
-    """Build a State around given h/c arrays (owned or views into a batch)."""
+cdef State _new_state(const srnn_dims *d, int typenum, _Memory mem, size_t hoff,
+                      Py_ssize_t coff, _Guard guard, object batch):
+    """Build a State over h (and, coff >= 0, c) at byte offsets of mem (its own block, or
+    its batch's), with a private step scratch."""
     cdef State s = State.__new__(State)
+    shape = (d.num_layers, d.hidden_size)
     s.dims = d[0]
     s.typenum = typenum
-    s._h = h
-    s._c = c
-    s._work = np.empty(srnn_step_work(d), dtype=_dtype_of(typenum))
+    s._mem = mem
+    s._h = _mem_array(mem, hoff, shape, typenum)
+    s._c = _mem_array(mem, <size_t>coff, shape, typenum) if coff >= 0 else None
+    cdef _Memory wmem = _block([((srnn_step_work(d),), typenum)])[0]
+    s._wmem = wmem
+    s._work = _mem_array(wmem, 0, (srnn_step_work(d),), typenum)
     s.guard = guard
     s._batch = batch
-    s.hptr = _ptr(h)
-    s.cptr = _ptr(c) if c is not None else NULL
-    s.wptr = _ptr(s._work)
+    s.hptr = mem.data + hoff
+    s.cptr = mem.data + coff if coff >= 0 else NULL
+    s.wptr = wmem.data
     return s
 
 
-def _make_state(str cell, int num_layers, int hidden_size, dtype, h=None, c=None):
-    """A fresh State (zeros unless h/c are given; they are copied). Used by unpickling."""
-    cdef srnn_dims d
+cdef State _zero_state(const srnn_dims *d, int typenum):
+    """An independent zero State with its own memory block."""
+    shape = (d.num_layers, d.hidden_size)
+    lstm = d.cell == SRNN_LSTM
+    mem, offs = _block([(shape, typenum)] * (2 if lstm else 1))
+    return _new_state(d, typenum, mem, offs[0], offs[1] if lstm else -1, _Guard(), None)
+
+
+cdef int _state_dims(srnn_dims *d, object cell, object num_layers, object hidden_size) except -1:
+    """Validate state sizes given from outside (unpickling): a known cell name and integer
+    sizes the C core accepts; TypeError/ValueError otherwise."""
+    if not isinstance(cell, str) or cell not in CELL_CODES:
+        raise ValueError(f"cell must be one of {sorted(CELL_CODES)}, got {cell!r}")
+    for name, v in (("num_layers", num_layers), ("hidden_size", hidden_size)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
+        if v < 1 or v > 2**30:
+            raise ValueError(f"{name} must be an integer in [1, 2**30], got {v}")
     d.cell = CELL_CODES[cell]
     d.num_layers = num_layers
     d.hidden_size = hidden_size
     d.input_size = 1
     d.output_size = 0
-    if srnn_check_dims(&d) != SRNN_OK:
+    if srnn_check_dims(d) != SRNN_OK:
         raise ValueError(f"invalid state sizes: num_layers={num_layers}, "
                          f"hidden_size={hidden_size}")
+    return 0
+
+
+def _make_state(cell, num_layers, hidden_size, dtype, h=None, c=None):
+    """A fresh State (zeros unless h/c are given; they are copied). Used by unpickling:
+    every argument is validated (TypeError/ValueError), as sr.load does."""
+    cdef srnn_dims d
+    _state_dims(&d, cell, num_layers, hidden_size)
     cdef int typenum = _typenum_of(dtype)
     dt = _dtype_of(typenum)
-    shape = (num_layers, hidden_size)
-    hh = np.zeros(shape, dtype=dt)
-    cc = np.zeros(shape, dtype=dt) if d.cell == SRNN_LSTM else None
-    if h is not None:
-        hh[...] = _checked_copy(h, "h", dt, shape)
+    shape = (d.num_layers, d.hidden_size)
+    hv = _checked_copy(h, "h", dt, shape) if h is not None else None
+    cv = None
     if c is not None:
-        if cc is None:
+        if d.cell != SRNN_LSTM:
             raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
-        cc[...] = _checked_copy(c, "c", dt, shape)
-    return _new_state(&d, typenum, hh, cc, _Guard(), None)
+        cv = _checked_copy(c, "c", dt, shape)
+    cdef State s = _zero_state(&d, typenum)
+    if hv is not None:
+        s._h[...] = hv
+    if cv is not None:
+        s._c[...] = cv
+    return s
 
 
 def _checked_copy(a, str name, dt, tuple shape):
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"{name} must be an array of dtype {np.dtype(dt).name}, got "
+                        f"{type(a).__name__} ({e})") from None
     if arr.dtype != dt:
         raise TypeError(f"{name} must have dtype {dt.name}, got {arr.dtype}")
     if arr.shape != shape:
@@ -315,41 +461,63 @@ cdef class State:
 
     @property
     def h(self):
-        """Hidden state, ndarray (num_layers, hidden_size), updated in place by steps."""
-        return self._h
+        """Hidden state, ndarray (num_layers, hidden_size), updated in place by steps.
+
+        An array object over the state's memory, made on first access and kept (never the
+        one the state uses itself): writable, but it does not own its data, so ``resize``
+        raises, and nothing done to the array object moves the memory the state uses."""
+        _state_ready(self)
+        if self._hpub is None:
+            self._hpub = _mem_array(self._mem, <size_t>(<char*>self.hptr - self._mem.data),
+                                    (self.dims.num_layers, self.dims.hidden_size),
+                                    self.typenum)
+        return self._hpub
 
     @property
     def c(self):
-        """LSTM cell state, ndarray (num_layers, hidden_size); None for RNN and GRU."""
-        return self._c
+        """LSTM cell state, ndarray (num_layers, hidden_size); None for RNN and GRU (as h)."""
+        _state_ready(self)
+        if self.cptr == NULL:
+            return None
+        if self._cpub is None:
+            self._cpub = _mem_array(self._mem, <size_t>(<char*>self.cptr - self._mem.data),
+                                    (self.dims.num_layers, self.dims.hidden_size),
+                                    self.typenum)
+        return self._cpub
 
     @property
     def cell(self):
         """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
+        _state_ready(self)
         return CELL_NAMES[self.dims.cell]
 
     @property
     def num_layers(self):
         """L, the number of stacked layers."""
+        _state_ready(self)
         return self.dims.num_layers
 
     @property
     def hidden_size(self):
         """H, the length of each layer's h."""
+        _state_ready(self)
         return self.dims.hidden_size
 
     @property
     def dtype(self):
         """The dtype of h and c: float32 or float64."""
+        _state_ready(self)
         return _dtype_of(self.typenum)
 
     @property
     def is_view(self):
         """True when this state shares memory with a StateBatch (``batch[i]``)."""
+        _state_ready(self)
         return self._batch is not None
 
     def reset(self):
         """Set h (and c) to zero in place."""
+        _state_ready(self)
         _acquire(self.guard)
         self._h[...] = 0
         if self._c is not None:
@@ -358,6 +526,7 @@ cdef class State:
 
     def copy(self):
         """An independent State with copies of h and c (never a view)."""
+        _state_ready(self)
         return _make_state(self.cell, self.dims.num_layers, self.dims.hidden_size,
                            self.dtype, self._h, self._c)
 
@@ -368,46 +537,61 @@ cdef class State:
         return self.copy()
 
     def __reduce__(self):
+        _state_ready(self)
         return (_make_state, (self.cell, self.dims.num_layers, self.dims.hidden_size,
                               self.dtype.name, self._h.copy(),
                               None if self._c is None else self._c.copy()))
 
     def __repr__(self):
+        if self.guard is None:
+            return "State(uninitialised)"
         view = ", view" if self._batch is not None else ""
         return f"State({_state_desc(&self.dims, self.typenum)}{view})"
 
 
-def _make_batch(str cell, int num_layers, int hidden_size, dtype, Py_ssize_t n,
-                h=None, c=None):
-    """A StateBatch of n zero streams (or copies of given h/c). Used by unpickling."""
+def _make_batch(cell, num_layers, hidden_size, dtype, n, h=None, c=None):
+    """A StateBatch of n zero streams (or copies of given h/c). Used by unpickling: every
+    argument is validated (TypeError/ValueError), as sr.load does."""
     cdef srnn_dims d
-    if n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n}")
-    d.cell = CELL_CODES[cell]
-    d.num_layers = num_layers
-    d.hidden_size = hidden_size
-    d.input_size = 1
-    d.output_size = 0
-    if srnn_check_dims(&d) != SRNN_OK:
-        raise ValueError(f"invalid state sizes: num_layers={num_layers}, "
-                         f"hidden_size={hidden_size}")
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
+    if n < 1 or n > 2147483647:
+        raise ValueError(f"n must be an integer in [1, 2147483647], got {n}")
+    _state_dims(&d, cell, num_layers, hidden_size)
     cdef int typenum = _typenum_of(dtype)
     dt = _dtype_of(typenum)
-    shape = (n, num_layers, hidden_size)
+    shape = (int(n), d.num_layers, d.hidden_size)
+    hv = _checked_copy(h, "h", dt, shape) if h is not None else None
+    cv = None
+    if c is not None:
+        if d.cell != SRNN_LSTM:
+            raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
+        cv = _checked_copy(c, "c", dt, shape)
+    lstm = d.cell == SRNN_LSTM
+    nwork = srnn_many_work(&d, <size_t>n)
+    # one block: h (n, L, H) | c (n, L, H), LSTM | step_many scratch | mark (n,) uint8
+    specs = [(shape, typenum)] + ([(shape, typenum)] if lstm else []) + [
+        ((nwork,), typenum), ((int(n),), cnp.NPY_UINT8)]
+    mem, offs = _block(specs)
+    ow, om = offs[len(offs) - 2], offs[len(offs) - 1]
+    cdef _Memory m = mem
     cdef StateBatch b = StateBatch.__new__(StateBatch)
     b.dims = d
     b.typenum = typenum
     b.n = n
-    b._h = np.zeros(shape, dtype=dt)
-    b._c = np.zeros(shape, dtype=dt) if d.cell == SRNN_LSTM else None
-    if h is not None:
-        b._h[...] = _checked_copy(h, "h", dt, shape)
-    if c is not None:
-        if b._c is None:
-            raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
-        b._c[...] = _checked_copy(c, "c", dt, shape)
-    b._work = np.empty(srnn_many_work(&d, n), dtype=dt)
-    b._mark = np.zeros(n, dtype=np.uint8)
+    b._mem = m
+    b._h = _mem_array(m, offs[0], shape, typenum)
+    b._c = _mem_array(m, offs[1], shape, typenum) if lstm else None
+    b._work = _mem_array(m, ow, (nwork,), typenum)
+    b._mark = _mem_array(m, om, (int(n),), cnp.NPY_UINT8)
+    b.hptr = m.data + <size_t>offs[0]
+    b.cptr = m.data + <size_t>offs[1] if lstm else NULL
+    b.wptr = m.data + <size_t>ow
+    b.mptr = <unsigned char*>(m.data + <size_t>om)
+    if hv is not None:
+        b._h[...] = hv
+    if cv is not None:
+        b._c[...] = cv
     b.guard = _Guard()
     return b
 
@@ -466,39 +650,60 @@ cdef class StateBatch:
 
     @property
     def h(self):
-        """Hidden states, ndarray (n, num_layers, hidden_size)."""
-        return self._h
+        """Hidden states, ndarray (n, num_layers, hidden_size).
+
+        An array object over the batch's memory, made on first access and kept (see
+        State.h)."""
+        _batch_ready(self)
+        if self._hpub is None:
+            self._hpub = _mem_array(self._mem, <size_t>(<char*>self.hptr - self._mem.data),
+                                    (self.n, self.dims.num_layers, self.dims.hidden_size),
+                                    self.typenum)
+        return self._hpub
 
     @property
     def c(self):
         """LSTM cell states, ndarray (n, num_layers, hidden_size); None otherwise."""
-        return self._c
+        _batch_ready(self)
+        if self.cptr == NULL:
+            return None
+        if self._cpub is None:
+            self._cpub = _mem_array(self._mem, <size_t>(<char*>self.cptr - self._mem.data),
+                                    (self.n, self.dims.num_layers, self.dims.hidden_size),
+                                    self.typenum)
+        return self._cpub
 
     @property
     def cell(self):
         """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
+        _batch_ready(self)
         return CELL_NAMES[self.dims.cell]
 
     @property
     def num_layers(self):
         """L, the number of stacked layers."""
+        _batch_ready(self)
         return self.dims.num_layers
 
     @property
     def hidden_size(self):
         """H, the length of each layer's h."""
+        _batch_ready(self)
         return self.dims.hidden_size
 
     @property
     def dtype(self):
         """The dtype of h and c: float32 or float64."""
+        _batch_ready(self)
         return _dtype_of(self.typenum)
 
     def __len__(self):
+        _batch_ready(self)
         return self.n
 
     def __getitem__(self, i):
         """State view of stream i (negative i counts from the end)."""
+        _batch_ready(self)
         if not isinstance(i, (int, np.integer)) or isinstance(i, (bool, np.bool_)):
             raise TypeError(f"stream index must be an integer, got {type(i).__name__}")
         cdef Py_ssize_t k = i
@@ -506,15 +711,22 @@ cdef class StateBatch:
             k += self.n
         if k < 0 or k >= self.n:
             raise IndexError(f"stream index must be in [-{self.n}, {self.n}), got {i}")
-        return _new_state(&self.dims, self.typenum, self._h[k],
-                          None if self._c is None else self._c[k], self.guard, self)
+        cdef size_t row = <size_t>k * <size_t>self.dims.num_layers * \
+            <size_t>self.dims.hidden_size * <size_t>_itemsize(self.typenum)
+        cdef size_t hoff = <size_t>(<char*>self.hptr - self._mem.data) + row
+        cdef Py_ssize_t coff = -1
+        if self.cptr != NULL:
+            coff = <Py_ssize_t>(<size_t>(<char*>self.cptr - self._mem.data) + row)
+        return _new_state(&self.dims, self.typenum, self._mem, hoff, coff, self.guard, self)
 
     def __iter__(self):
+        _batch_ready(self)
         for i in range(self.n):
             yield self[i]
 
     def reset(self, index=None):
         """Zero every stream, or only the streams in ``index``."""
+        _batch_ready(self)
         _acquire(self.guard)
         try:
             if index is None:
@@ -531,6 +743,7 @@ cdef class StateBatch:
 
     def copy(self):
         """An independent StateBatch with copies of every stream."""
+        _batch_ready(self)
         return _make_batch(self.cell, self.dims.num_layers, self.dims.hidden_size, self.dtype,
                            self.n, self._h, self._c)
 
@@ -541,11 +754,14 @@ cdef class StateBatch:
         return self.copy()
 
     def __reduce__(self):
+        _batch_ready(self)
         return (_make_batch, (self.cell, self.dims.num_layers, self.dims.hidden_size,
                               self.dtype.name, self.n, self._h.copy(),
                               None if self._c is None else self._c.copy()))
 
     def __repr__(self):
+        if self.guard is None:
+            return "StateBatch(uninitialised)"
         return f"StateBatch(n={self.n}, {_state_desc(&self.dims, self.typenum)})"
 
 
@@ -594,6 +810,7 @@ cdef class _Network:
         self.nparams = 0
         self.ndir = 1
         self._params = None
+        self._pmem = None
 
     def _init_core(self, str cell, int input_size, int hidden_size, int num_layers,
                    int output_size, dtype, int num_directions=1):
@@ -618,12 +835,38 @@ cdef class _Network:
         self.ndir = num_directions
         self.nparams = srnn_seq_num_params(&d, num_directions)
         self.out_size = srnn_seq_out_size(&d, num_directions)
-        self._params = np.zeros(self.nparams, dtype=_dtype_of(self.typenum))
-        self.pptr = _ptr(self._params)
+        mem, _ = _block([((self.nparams,), self.typenum)])
+        self._params = _mem_array(mem, 0, (self.nparams,), self.typenum)
+        self._pmem = mem
+        self.pptr = self._pmem.data
 
     def parameters(self):
-        """All parameters as one flat writable 1-D view (PyTorch's parameters() order)."""
-        return self._params
+        """All parameters as one flat writable 1-D view (PyTorch's parameters() order).
+
+        An array object over the network's parameter memory (made once, never the one the
+        network uses itself): it does not own its data, so ``resize`` raises (the C core
+        keeps a pointer to that memory)."""
+        _net_ready(self)
+        if self._ppub is None:
+            self._ppub = _mem_array(self._pmem, 0, (self.nparams,), self.typenum)
+        return self._ppub
+
+    def _load_flat(self, params):
+        """Copy a flat parameter array (exact dtype and shape) into the parameters: the
+        rebuild path of pickles and copies, validated like sr.load's sizes and dtype."""
+        _net_ready(self)
+        dt = _dtype_of(self.typenum)
+        if not isinstance(params, np.ndarray):
+            raise TypeError(f"params must be a numpy.ndarray, got {type(params).__name__}")
+        if params.dtype != dt:
+            raise TypeError(f"params must have dtype {dt.name}, got {params.dtype}")
+        if params.shape != (self.nparams,):
+            raise ValueError(f"params must have shape ({self.nparams},), got {params.shape}")
+        self._begin_write()
+        try:
+            self._params[...] = params
+        finally:
+            self._end_write()
 
     def _layer_offset(self, int layer, int direction=0):
         return srnn_seq_offset(&self.dims, self.ndir, layer, direction)
@@ -649,6 +892,8 @@ cdef class _Network:
         self.inflight = 0
 
     cdef int _enter(self, State s) except -1:
+        _net_ready(self)
+        _state_ready(s)
         if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
                 or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
             raise ValueError(f"state does not fit this network: expected a state with "
@@ -671,6 +916,8 @@ cdef class _Network:
         or a reader that finds the writer, raises RuntimeError; nobody ever reads
         half-updated weights.
         """
+        _net_ready(self)
+        _state_ready(s)
         if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
                 or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
             raise ValueError(f"state does not fit this network: expected a state with "
@@ -714,7 +961,7 @@ cdef class _Network:
             ``x`` or ``out`` of the wrong dtype or type.
         ValueError
             A wrong shape, a non-finite ``x``, a state that does not fit this network, or an
-            ``out`` overlapping the state or the parameters. Nothing changes then.
+            ``out`` sharing memory with ``x``, the state or the parameters. Nothing changes then.
         RuntimeError
             ``state`` is being stepped by another thread.
 
@@ -732,6 +979,8 @@ cdef class _Network:
         """
         cdef int st
         cdef cnp.npy_intp osz = self.out_size
+        _net_ready(self)
+        _state_ready(state)
         if self.ndir != 1:
             self._uni("step()")
         if not _is_exact_vec(x, self.typenum, self.dims.input_size):
@@ -741,8 +990,9 @@ cdef class _Network:
         else:
             if not _is_exact_out(out, self.typenum, osz):
                 _check_out(out, self.typenum, (self.out_size,))
-            if _overlaps(out, self._params) or _overlaps(out, state._h) or _overlaps(out, state._c):
-                raise ValueError("out must not share memory with the parameters or the state")
+            if _overlaps(out, x) or self._out_hits_state(out, state):
+                raise ValueError("out must not share memory with x, the parameters or the "
+                                 "state")
         self._enter(state)
         cdef void *xp = _ptr(x)
         cdef void *yp = _ptr(out)
@@ -760,6 +1010,13 @@ cdef class _Network:
         if st != SRNN_OK:
             raise _status_error(st, "x")
         return out
+
+    cdef bint _out_hits_state(self, object out, State s):
+        """out intersects the parameters or the state's h/c (by the C core's pointers)."""
+        cdef size_t isz = <size_t>_itemsize(self.typenum)
+        cdef size_t lh = <size_t>s.dims.num_layers * <size_t>s.dims.hidden_size * isz
+        return (_overlaps_at(out, self.pptr, <size_t>self.nparams * isz)
+                or _overlaps_at(out, s.hptr, lh) or _overlaps_at(out, s.cptr, lh))
 
     def run(self, X, State state=None, out=None):
         """T timesteps: X (T, input_size) -> (T, output_size or hidden_size).
@@ -809,6 +1066,7 @@ cdef class _Network:
         True
         """
         cdef int st
+        _net_ready(self)
         if self.ndir != 1:
             if state is not None:
                 raise ValueError(_BIDIR.format(what="run() with a state") + "; call run(X)")
@@ -816,6 +1074,7 @@ cdef class _Network:
         if state is None:
             raise TypeError("state must be a State of this network (net.new_state()), got "
                             "None; only a bidirectional network runs without one")
+        _state_ready(state)
         if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
             X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
         cdef Py_ssize_t T = X.shape[0]
@@ -824,8 +1083,9 @@ cdef class _Network:
             out = np.empty(shape, dtype=_dtype_of(self.typenum))
         else:
             _check_out(out, self.typenum, shape)
-            if _overlaps(out, self._params) or _overlaps(out, state._h) or _overlaps(out, state._c):
-                raise ValueError("out must not share memory with the parameters or the state")
+            if _overlaps(out, X) or self._out_hits_state(out, state):
+                raise ValueError("out must not share memory with X, the parameters or the "
+                                 "state")
         cdef Py_ssize_t chunk = _chunk_steps(self.nparams)
         if T > chunk and not np.isfinite(X).all():
             # the C call checks each chunk; check all of X first so nothing is stepped
@@ -875,8 +1135,9 @@ cdef class _Network:
             out = np.empty(shape, dtype=dt)
         else:
             _check_out(out, self.typenum, shape)
-            if _overlaps(out, self._params):
-                raise ValueError("out must not share memory with the parameters")
+            if _overlaps(out, X) or _overlaps_at(out, self.pptr, <size_t>self.nparams
+                                                  * <size_t>_itemsize(self.typenum)):
+                raise ValueError("out must not share memory with X or the parameters")
         if T == 0:
             return out
         if not np.isfinite(X).all():
@@ -925,12 +1186,9 @@ cdef class _Network:
         >>> sr.LSTM(2, 5, num_layers=3).new_state().h.shape
         (3, 5)
         """
+        _net_ready(self)
         self._uni("new_state()")
-        dt = _dtype_of(self.typenum)
-        shape = (self.dims.num_layers, self.dims.hidden_size)
-        return _new_state(&self.dims, self.typenum, np.zeros(shape, dtype=dt),
-                          np.zeros(shape, dtype=dt) if self.dims.cell == SRNN_LSTM else None,
-                          _Guard(), None)
+        return _zero_state(&self.dims, self.typenum)
 
     def new_states(self, n):
         """A StateBatch of n zero streams; ``batch[i]`` is a State view of stream i.
@@ -957,6 +1215,7 @@ cdef class _Network:
         >>> sr.GRU(2, 5).new_states(100).h.shape
         (100, 1, 5)
         """
+        _net_ready(self)
         self._uni("new_states()")
         if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
             raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
@@ -992,7 +1251,8 @@ cdef class _Network:
         ------
         TypeError, ValueError
             Wrong shapes or dtypes, non-finite X, an invalid or repeated index, a batch
-            that does not fit this network. Nothing changes then.
+            that does not fit this network, an ``out`` sharing memory with X, index, the
+            parameters or the states. Nothing changes then.
         RuntimeError
             The batch is being stepped by another thread.
 
@@ -1010,6 +1270,8 @@ cdef class _Network:
         cdef Py_ssize_t m
         cdef int64_t *ip = NULL
         cdef StateBatch b = states
+        _net_ready(self)
+        _batch_ready(b)
         self._uni("step_many()")
         if (b.dims.cell != self.dims.cell or b.dims.num_layers != self.dims.num_layers
                 or b.dims.hidden_size != self.dims.hidden_size or b.typenum != self.typenum):
@@ -1021,7 +1283,9 @@ cdef class _Network:
             m = b.n
             idx = None
         else:
-            idx = _as_index(index, b.n)
+            # a private copy: the C core reads index while it writes the states and out, so
+            # it must not alias them, nor change under it from another thread
+            idx = np.array(_as_index(index, b.n), dtype=np.int64, copy=True)
             m = idx.shape[0]
             if not _is_exact_mat(X, self.typenum, m, self.dims.input_size):
                 X = _as_input(X, "X", _dtype_of(self.typenum), (m, self.dims.input_size))
@@ -1033,18 +1297,22 @@ cdef class _Network:
             if not (_is_exact_mat(out, self.typenum, m, self.out_size)
                     and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)):
                 _check_out(out, self.typenum, shape)
-            if _overlaps(out, self._params) or _overlaps(out, b._h) or _overlaps(out, b._c):
-                raise ValueError("out must not share memory with the parameters or the states")
+            if (_overlaps(out, X) or (isinstance(index, np.ndarray) and np.may_share_memory(out, index))
+                    or _overlaps_at(out, self.pptr, <size_t>self.nparams
+                                    * <size_t>_itemsize(self.typenum))
+                    or _overlaps_at(out, b._mem.data, b._mem.nbytes)):
+                raise ValueError("out must not share memory with X, index, the parameters "
+                                 "or the states")
         if self.inflight < 0:
             raise RuntimeError(_WRITING)
         _acquire(b.guard)
         self.inflight += 1
         cdef void *xp = _ptr(X)
         cdef void *yp = _ptr(out)
-        cdef void *hp = _ptr(b._h)
-        cdef void *cp = _ptr(b._c) if b._c is not None else NULL
-        cdef void *wp = _ptr(b._work)
-        cdef unsigned char *mp = <unsigned char*>_ptr(b._mark)
+        cdef void *hp = b.hptr
+        cdef void *cp = b.cptr
+        cdef void *wp = b.wptr
+        cdef unsigned char *mp = b.mptr
         cdef size_t nn = b.n, mm = m
         if self.typenum == cnp.NPY_FLOAT32:
             with nogil:
@@ -1109,6 +1377,33 @@ cdef srnn_trainer _new_trainer(int loss, int opt, double lr, double momentum, bi
     return t
 
 
+cdef object _snap_get(dict d, str key, str what):
+    try:
+        return d[key]
+    except KeyError:
+        raise ValueError(f"{what} is missing {key!r}") from None
+
+
+cdef int64_t _snap_int(dict counters, str name) except? -1:
+    v = _snap_get(counters, name, "trainer snapshot counters")
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"trainer counter {name!r} must be an integer, got {type(v).__name__}")
+    if v < -2**63 or v >= 2**63:
+        raise ValueError(f"trainer counter {name!r} is out of range: {v}")
+    return v
+
+
+cdef double _snap_float(dict counters, str name) except? -1:
+    v = _snap_get(counters, name, "trainer snapshot counters")
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                            np.floating)):
+        raise TypeError(f"trainer counter {name!r} must be a number, got {type(v).__name__}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"trainer counter {name!r} is out of range: {v}") from None
+
+
 cdef class _Trainer:
     """Compiled part of OnlineTrainer: the C trainer struct and every buffer it needs.
 
@@ -1125,6 +1420,7 @@ cdef class _Trainer:
                       double clip_value, double clip_norm):
         if self._net is not None:
             raise RuntimeError("trainer already initialised")
+        _net_ready(net)
         if net.ndir != 1:
             raise ValueError(_BIDIR.format(what="OnlineTrainer"))
         cdef srnn_trainer t = _new_trainer(loss, opt, lr, momentum, nesterov, weight_decay,
@@ -1138,22 +1434,24 @@ cdef class _Trainer:
         self._net = net
         self._state = net.new_state()
         self.out_size = net.out_size
-        self._ring = np.zeros((k2, srnn_record_size(&net.dims)), dtype=dt)
-        self._tags = np.full(k2, -1, dtype=np.int64)
-        self._grad = np.zeros(3 * net.nparams, dtype=dt)
-        self._m1 = np.zeros(net.nparams, dtype=dt)
-        self._m2 = np.zeros(net.nparams, dtype=dt)
-        self._work = np.zeros(srnn_train_work(&net.dims, k2), dtype=dt)
-        self._ybuf = np.empty(self.out_size, dtype=dt)
-        self._cbuf = np.empty(1, dtype=np.int64)
-        # the buffers never move (reset and _restore write into them), so take their
-        # addresses once
-        self.ring_p = _ptr(self._ring)
-        self.tags_p = <int64_t*>_ptr(self._tags)
-        self.grad_p = _ptr(self._grad)
-        self.m1_p = _ptr(self._m1)
-        self.m2_p = _ptr(self._m2)
-        self.work_p = _ptr(self._work)
+        cdef int tn = net.typenum
+        cdef Py_ssize_t P = net.nparams
+        specs = [((k2, srnn_record_size(&net.dims)), tn), ((k2,), cnp.NPY_INT64),
+                 ((3 * P,), tn), ((P,), tn), ((P,), tn), ((srnn_train_work(&net.dims, k2),), tn),
+                 ((self.out_size,), tn), ((1,), cnp.NPY_INT64)]
+        mem, offs = _block(specs)
+        # every buffer lives in one fixed block the trainer holds: the addresses the C core
+        # uses never move, whatever happens to the array objects over them
+        self._mem = mem
+        self._ring, self._tags, self._grad, self._m1, self._m2, self._work, self._ybuf, \
+            self._cbuf = [_mem_array(mem, o, sh, k) for (sh, k), o in zip(specs, offs)]
+        self._tags[...] = -1
+        self.ring_p = self._mem.data + <size_t>offs[0]
+        self.tags_p = <int64_t*>(self._mem.data + <size_t>offs[1])
+        self.grad_p = self._mem.data + <size_t>offs[2]
+        self.m1_p = self._mem.data + <size_t>offs[3]
+        self.m2_p = self._mem.data + <size_t>offs[4]
+        self.work_p = self._mem.data + <size_t>offs[5]
 
     @property
     def state(self):
@@ -1405,7 +1703,9 @@ cdef class _Trainer:
                 if T and (arr.min() < -1 or arr.max() >= self.out_size):
                     raise ValueError(f"Y must hold class indices in [0, {self.out_size}) or -1, "
                                      f"got values in [{arr.min()}, {arr.max()}]")
-                cls = np.ascontiguousarray(arr, dtype=np.int64)
+                # a private copy: read while the update writes the weights (it must not
+                # alias them) and validated once, so it must not change under the C core
+                cls = np.array(arr, dtype=np.int64, copy=True)
         out = np.empty((T, self.out_size), dtype=dt)
         if T:
             self._run(T, X, Yt, cls, out, "X")
@@ -1470,30 +1770,55 @@ cdef class _Trainer:
         }
 
     def _restore(self, snap):
-        """Load a _snapshot() (validated in full before anything is written)."""
+        """Load a _snapshot() (validated in full before anything is written).
+
+        The rebuild path of pickles and copies: counters, the ring invariant, the ring tags
+        and every array's dtype and shape are checked as strictly as sr.load does (and by
+        the C core's srnn_train_check_ring); a bad snapshot raises TypeError/ValueError."""
         _ready(self)
-        counters = snap["counters"]
+        if not isinstance(snap, dict):
+            raise TypeError(f"trainer snapshot must be a dict, got {type(snap).__name__}")
+        counters = _snap_get(snap, "counters", "trainer snapshot")
+        if not isinstance(counters, dict):
+            raise TypeError(f"trainer snapshot counters must be a dict, got "
+                            f"{type(counters).__name__}")
         cdef srnn_trainer t = self.t
-        t.steps = counters["steps"]
-        t.since_update = counters["since_update"]
-        t.filled = counters["filled"]
-        t.head = counters["head"]
-        t.updates = counters["updates"]
-        t.skipped = counters["skipped"]
-        t.opt_steps = counters["opt_steps"]
-        t.loss_count = counters["loss_count"]
-        t.loss_sum = counters["loss_sum"]
-        t.last_loss = counters["last_loss"]
-        t.last_grad_norm = counters["last_grad_norm"]
-        t.pending = counters.get("pending", 0)
-        if srnn_train_check(&self._net.dims, &t) != SRNN_OK:
-            raise ValueError("trainer snapshot has inconsistent counters")
+        t.steps = _snap_int(counters, "steps")
+        t.since_update = _snap_int(counters, "since_update")
+        t.filled = _snap_int(counters, "filled")
+        t.head = _snap_int(counters, "head")
+        t.updates = _snap_int(counters, "updates")
+        t.skipped = _snap_int(counters, "skipped")
+        t.opt_steps = _snap_int(counters, "opt_steps")
+        t.loss_count = _snap_int(counters, "loss_count")
+        t.loss_sum = _snap_float(counters, "loss_sum")
+        t.last_loss = _snap_float(counters, "last_loss")
+        t.last_grad_norm = _snap_float(counters, "last_grad_norm")
+        t.pending = _snap_int(counters, "pending") if "pending" in counters else 0
         arrays = {}
-        for name, ref in (("h", self._state._h), ("c", self._state._c), ("ring", self._ring),
-                          ("tags", self._tags), ("m1", self._m1), ("m2", self._m2)):
-            if ref is None:
+        L, H = self._state.dims.num_layers, self._state.dims.hidden_size
+        sdt = _dtype_of(self._net.typenum)
+        for name, dt, shape in (("h", sdt, (L, H)),
+                                ("c", sdt, (L, H) if self._state.cptr != NULL else None),
+                                ("ring", sdt, (self.t.k2, srnn_record_size(&self._net.dims))),
+                                ("tags", np.dtype(np.int64), (self.t.k2,)),
+                                ("m1", sdt, (self._net.nparams,)),
+                                ("m2", sdt, (self._net.nparams,))):
+            if shape is None:
+                if snap.get(name) is not None:
+                    raise ValueError(f"trainer snapshot: {name!r} is only for LSTM trainers")
                 continue
-            arrays[name] = _checked_copy(snap[name], name, ref.dtype, ref.shape)
+            arrays[name] = np.ascontiguousarray(
+                _checked_copy(_snap_get(snap, name, "trainer snapshot"), name, dt, shape))
+        for name in ("m1", "m2"):
+            if not np.isfinite(arrays[name]).all():
+                raise ValueError(f"trainer snapshot: optimizer moments {name!r} hold NaN or inf")
+        cdef cnp.ndarray tags = arrays["tags"]
+        st = srnn_train_check_ring(&self._net.dims, &t, <int64_t*>cnp.PyArray_DATA(tags))
+        if st != SRNN_OK:
+            raise ValueError("trainer snapshot has inconsistent counters or ring tags (tags "
+                             "must be -1 or a target the loss can index; head, filled and "
+                             "the other counters must be ones a trainer reaches)")
         _acquire(self._state.guard)
         try:
             self._state._h[...] = arrays["h"]
@@ -1534,8 +1859,10 @@ cdef class _SeqWork:
     """
 
     def __cinit__(self, _Network net not None):
+        _net_ready(net)
         self._net = net
         self._work = None
+        self._wmem = None
         self.cap = 0
         self._X = None
         self.T = 0
@@ -1543,8 +1870,10 @@ cdef class _SeqWork:
 
     cdef int _grow(self, size_t T) except -1:
         cdef size_t need = srnn_seq_work(&self._net.dims, self._net.ndir, T)
-        if self._work is None or need > self.cap:
-            self._work = np.empty(need, dtype=_dtype_of(self._net.typenum))
+        if self._wmem is None or need > self.cap:
+            mem, _ = _block([((need,), self._net.typenum)])
+            self._wmem = mem
+            self._work = _mem_array(mem, 0, (need,), self._net.typenum)
             self.cap = need
         return 0
 
@@ -1600,7 +1929,7 @@ cdef class _SeqWork:
         cdef void *yp = _ptr(Y)
         cdef void *hTp = _ptr(hT) if hT is not None else NULL
         cdef void *cTp = _ptr(cT) if cT is not None else NULL
-        cdef void *wp = _ptr(self._work)
+        cdef void *wp = self._wmem.data
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
                 st = srnn_seq_forward_f32(&net.blas, &net.dims, nd, <float*>net.pptr, T,
@@ -1634,16 +1963,28 @@ cdef class _SeqWork:
         dY = np.ascontiguousarray(dY)
         if not (isinstance(grad, np.ndarray) and grad.dtype == dt
                 and grad.shape == (net.nparams,) and grad.flags.c_contiguous
-                and grad.flags.writeable):
+                and grad.flags.aligned and grad.flags.writeable):
             raise ValueError(f"grad must be a writable C-contiguous ndarray of shape "
                              f"({net.nparams},) and dtype {dt.name}")
         dhT = _state_arg(dhT, "dhT", net)
         dcT = _state_arg(dcT, "dcT", net) if net.dims.cell == SRNN_LSTM else None
+        X = self._X
+        # the window cached by forward() is the caller's array: check it still has the
+        # shape the C core will read (an array of ours cannot be resized; a caller's can)
+        if not (isinstance(X, np.ndarray) and X.dtype == dt
+                and X.shape == (<Py_ssize_t>T, net.dims.input_size)
+                and X.flags.c_contiguous and X.flags.aligned):
+            raise RuntimeError("the window given to forward() was changed (resized or "
+                               "re-strided) since; run forward() again")
+        if (_overlaps_at(grad, net.pptr, <size_t>net.nparams * <size_t>_itemsize(net.typenum))
+                or _overlaps(grad, X) or _overlaps(grad, dY) or _overlaps(grad, dhT)
+                or _overlaps(grad, dcT)):
+            raise ValueError("grad must not share memory with the parameters, the window or "
+                             "dY, dhT, dcT")
         sshape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
         dX = np.empty((<Py_ssize_t>T, net.dims.input_size), dtype=dt) if want_dX else None
         dh0 = np.empty(sshape, dtype=dt) if want_d0 else None
         dc0 = np.empty(sshape, dtype=dt) if want_d0 and net.dims.cell == SRNN_LSTM else None
-        X = self._X
         cdef void *xp = _ptr(X)
         cdef void *dyp = _ptr(dY)
         cdef void *dhTp = _ptr(dhT) if dhT is not None else NULL
@@ -1652,7 +1993,7 @@ cdef class _SeqWork:
         cdef void *dxp = _ptr(dX) if dX is not None else NULL
         cdef void *dh0p = _ptr(dh0) if dh0 is not None else NULL
         cdef void *dc0p = _ptr(dc0) if dc0 is not None else NULL
-        cdef void *wp = _ptr(self._work)
+        cdef void *wp = self._wmem.data
         cdef int m2o = self.m2o
         if self.busy:
             raise RuntimeError("this sequence trainer is being used by another thread")
@@ -1690,11 +2031,15 @@ cdef class _Updater:
     def _init_updater(self, list nets, int opt, double lr, double momentum, bint nesterov,
                       double weight_decay, double beta1, double beta2, double eps,
                       double alpha, double clip_value, double clip_norm):
+        if self._nets is not None:
+            raise RuntimeError("updater already initialised")
+        if len(nets) < 1 or len(nets) > 2:
+            raise ValueError("an updater takes one or two networks")
         cdef _Network n0 = nets[0]
         cdef _Network n
         cdef srnn_trainer t
-        if len(nets) < 1 or len(nets) > 2:
-            raise ValueError("an updater takes one or two networks")
+        for n in nets:
+            _net_ready(n)
         for n in nets:
             if n.typenum != n0.typenum:
                 raise TypeError(f"the networks must share one dtype, got "
@@ -1708,17 +2053,31 @@ cdef class _Updater:
         self.t = t
         self._nets = list(nets)
         self.P = sum((<_Network>n).nparams for n in nets)
-        dt = _dtype_of(n0.typenum)
-        self._grad = np.zeros(3 * self.P, dtype=dt)
-        self._m1 = np.zeros(self.P, dtype=dt)
-        self._m2 = np.zeros(self.P, dtype=dt)
+        cdef int tn = n0.typenum
+        specs = [((3 * self.P,), tn), ((self.P,), tn), ((self.P,), tn)]
+        mem, offs = _block(specs)
+        self._mem = mem
+        self._grad, self._m1, self._m2 = [_mem_array(mem, o, sh, k)
+                                          for (sh, k), o in zip(specs, offs)]
+        self.grad_p = self._mem.data + <size_t>offs[0]
+        self.m1_p = self._mem.data + <size_t>offs[1]
+        self.m2_p = self._mem.data + <size_t>offs[2]
+
+    cdef int _ready(self) except -1:
+        if self._nets is None:
+            raise RuntimeError("this updater was not initialised (it is made by the sequence "
+                               "trainers)")
+        return 0
 
     @property
     def grad(self):
-        """The concatenated gradient (P,) (a view; zeroed by zero_grad)."""
-        return self._grad[:self.P]
+        """The concatenated gradient (P,) (a new array object over the updater's memory
+        each time; zeroed by zero_grad)."""
+        self._ready()
+        return _mem_array(self._mem, 0, (self.P,), (<_Network>self._nets[0]).typenum)
 
     def zero_grad(self):
+        self._ready()
         self._grad[:self.P] = 0
 
     def apply(self, double loss):
@@ -1727,6 +2086,7 @@ cdef class _Updater:
         cdef float *fp[2]
         cdef double *dp[2]
         cdef size_t sizes[2]
+        self._ready()
         cdef int nseg = len(self._nets), i, st
         cdef _Network n
         for i in range(nseg):
@@ -1734,9 +2094,9 @@ cdef class _Updater:
             fp[i] = <float*>n.pptr
             dp[i] = <double*>n.pptr
             sizes[i] = n.nparams
-        cdef void *gp = _ptr(self._grad)
-        cdef void *m1 = _ptr(self._m1)
-        cdef void *m2 = _ptr(self._m2)
+        cdef void *gp = self.grad_p
+        cdef void *m1 = self.m1_p
+        cdef void *m2 = self.m2_p
         if (<_Network>self._nets[0]).typenum == cnp.NPY_FLOAT32:
             with nogil:
                 st = srnn_apply_update_f32(&self.t, nseg, fp, sizes, <float*>gp, <float*>m1,
@@ -1749,24 +2109,38 @@ cdef class _Updater:
             raise RuntimeError(f"streamrnn core error {st} in the optimizer update")
 
     def _stats(self):
+        self._ready()
         return {"updates": self.t.updates, "skipped": self.t.skipped,
                 "opt_steps": self.t.opt_steps, "last_loss": self.t.last_loss,
                 "last_grad_norm": self.t.last_grad_norm}
 
     def _snapshot(self):
+        self._ready()
         return {"counters": self._stats(), "m1": self._m1.copy(), "m2": self._m2.copy()}
 
     def _restore(self, snap):
-        """Load a _snapshot(): every piece read and checked before anything is written."""
-        c = snap["counters"]
+        """Load a _snapshot(): every piece read and checked before anything is written
+        (TypeError/ValueError for a bad one, as sr.load)."""
+        self._ready()
+        if not isinstance(snap, dict):
+            raise TypeError(f"updater snapshot must be a dict, got {type(snap).__name__}")
+        c = _snap_get(snap, "counters", "updater snapshot")
+        if not isinstance(c, dict):
+            raise TypeError(f"updater snapshot counters must be a dict, got "
+                            f"{type(c).__name__}")
         cdef srnn_trainer t = self.t
-        t.updates = c["updates"]
-        t.skipped = c["skipped"]
-        t.opt_steps = c["opt_steps"]
-        t.last_loss = c["last_loss"]
-        t.last_grad_norm = c["last_grad_norm"]
-        m1 = _checked_copy(snap["m1"], "m1", self._m1.dtype, self._m1.shape)
-        m2 = _checked_copy(snap["m2"], "m2", self._m2.dtype, self._m2.shape)
+        t.updates = _snap_int(c, "updates")
+        t.skipped = _snap_int(c, "skipped")
+        t.opt_steps = _snap_int(c, "opt_steps")
+        t.last_loss = _snap_float(c, "last_loss")
+        t.last_grad_norm = _snap_float(c, "last_grad_norm")
+        if srnn_train_check(&(<_Network>self._nets[0]).dims, &t) != SRNN_OK:
+            raise ValueError("updater snapshot has invalid counters (they must be >= 0)")
+        dt = _dtype_of((<_Network>self._nets[0]).typenum)
+        m1 = _checked_copy(_snap_get(snap, "m1", "updater snapshot"), "m1", dt, (self.P,))
+        m2 = _checked_copy(_snap_get(snap, "m2", "updater snapshot"), "m2", dt, (self.P,))
+        if not (np.isfinite(m1).all() and np.isfinite(m2).all()):
+            raise ValueError("updater snapshot: optimizer moments hold NaN or inf")
         self._m1[...] = m1
         self._m2[...] = m2
         self.t = t

@@ -166,7 +166,7 @@ class Head:
 
 def _rebuild(cls: type, kwargs: Dict[str, Any], params: np.ndarray) -> "_Recurrent":
     net: _Recurrent = cls(**kwargs)
-    net.parameters()[...] = params
+    net._load_flat(params)  # exact dtype and shape, as sr.load checks (pickles, copies)
     return net
 
 

@@ -42,6 +42,44 @@ for cls, kw in ((sr.LSTM, {}), (sr.GRU, {}), (sr.RNN, {"nonlinearity": "relu"}))
 # long enough for net.run to take several chunks
 net = sr.GRU(2, 3, output_size=1, dtype="float64", seed=2)
 net.run(rng.standard_normal((4_200_000 // net.parameters().size + 10, 2)), net.new_state())
+# issue 14's memory-safety probes (tests/test_memory_safety.py), under memcheck: resizes
+# refused, aliasing out= refused, an index aliasing the states (gemm path), a crafted ring
+# tag refused, uninitialised objects, NaN states through the float32 activations
+net = sr.LSTM(3, 6, 2, output_size=2, dtype="float32", seed=3)
+s, b = net.new_state(), net.new_states(24)
+for a in (s.h, s.c, b.h, b.c, net.parameters()):
+    try:
+        a.resize((1,), refcheck=False)
+        raise AssertionError("resized")
+    except ValueError:
+        pass
+ibuf = np.zeros(8, np.int64)
+try:
+    net.step_many(np.ones((4, 3), np.float32), b, index=ibuf[:4] + np.arange(4),
+                  out=ibuf[:4].view(np.float32).reshape(4, 2))
+except ValueError:
+    pass
+iv = b.h.reshape(-1).view(np.int64)[:12]
+iv[:] = np.arange(12)[::-1]
+net.step_many(np.ones((12, 3), np.float32), b, index=iv)
+s.h[0, 0] = np.nan
+s.c[1, 1] = np.nan
+net.step(np.ones(3, np.float32), s)
+tr = sr.OnlineTrainer(sr.GRU(2, 3, output_size=3, seed=0), loss="cross_entropy", k1=1, k2=3)
+tr.learn_one(np.ones(2, np.float32), 1)
+snap = tr._snapshot()
+snap["tags"][:] = 10**9
+try:
+    tr._restore(snap)
+    raise AssertionError("restored")
+except ValueError:
+    pass
+tr.learn_one(np.ones(2, np.float32), 2)
+for cls in (sr.State, sr.StateBatch):
+    try:
+        cls.__new__(cls).reset()
+    except RuntimeError:
+        pass
 f = sr.Forecaster(hidden_size=4, seed=0)
 f.learn_many(list(np.sin(0.3 * np.arange(60))))
 f.forecast(5)
