@@ -245,23 +245,34 @@ class Net:
         for k in range(self.num_layers - 1, -1, -1):
             d_in: Any = None
             for r in range(self.num_directions):
-                recs, sfx = records[k][r], _suffix(k, r)
-                width = self.input_size if k == 0 else self.num_directions * H
-                dx = np.zeros((len(recs), width), dtype=self.dtype)
-                dh = dhT[k, r]
-                dc = dcT[k, r] if dcT is not None else None
-                for t in (range(len(recs) - 1, -1, -1) if r == 0 else range(len(recs))):
-                    dh = dh + d_out[t, r * H:(r + 1) * H]
-                    if dh_out is not None:
-                        dh_out[t, k, r] = dh
-                    dx[t], dh, dc = cell_step_backward(self.cell, self.p, g, sfx, recs[t],
-                                                       dh, dc)
-                dh0[k, r] = dh
+                dx, dh0[k, r], dc = self._layer_backward(
+                    k, r, records[k][r], d_out[:, r * H:(r + 1) * H], dhT[k, r],
+                    None if dcT is None else dcT[k, r], g,
+                    None if dh_out is None else dh_out[:, k, r])
                 if dc0 is not None:
                     dc0[k, r] = dc
                 d_in = dx if d_in is None else d_in + dx
             d_out = d_in
         return d_out, dh0, dc0
+
+    def _layer_backward(self, k: int, r: int, recs: Sequence[_LayerRecord], d_out: np.ndarray,
+                        dh: np.ndarray, dc: Optional[np.ndarray], g: Dict[str, np.ndarray],
+                        dh_out: Optional[np.ndarray] = None
+                        ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """The backward of :meth:`_layer_forward` (layer k, direction r) from its records
+        (time order): d_out (T, H) dLoss/dh from the head or the layer above at each step,
+        (dh, dc) dLoss/d(the final state). Adds into the views ``g``; returns ``(dinputs (T,
+        D_k), dh0, dc0)``. ``dh_out`` (T, H): see :meth:`_backward`."""
+        T = len(recs)
+        dx = np.zeros((T, self.input_size if k == 0 else self.num_directions * self.hidden_size),
+                      dtype=self.dtype)
+        for t in (range(T - 1, -1, -1) if r == 0 else range(T)):
+            dh = dh + d_out[t]
+            if dh_out is not None:
+                dh_out[t] = dh
+            dx[t], dh, dc = cell_step_backward(self.cell, self.p, g, _suffix(k, r), recs[t],
+                                               dh, dc)
+        return dx, dh, dc
 
 
 class WindowNet(Net):
