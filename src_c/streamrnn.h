@@ -5,7 +5,7 @@
  * Plain C99. No Python, no global state, no allocation, no abort(): every
  * entry point returns an srnn_status. All buffers are owned by the caller.
  *
- * Conventions (identical to PyTorch and to streamrnn/reference.py):
+ * Conventions (identical to PyTorch and to streamrnn/reference/):
  *   gates G: RNN 1, LSTM 4 (rows i, f, g, o), GRU 3 (rows r, z, n).
  *   Layer k (input width D_k = D for k = 0, H above):
  *     weight_ih (G*H, D_k), weight_hh (G*H, H), bias_ih (G*H), bias_hh (G*H),
@@ -166,7 +166,7 @@ size_t srnn_many_work(const srnn_dims *d, size_t m);
  *   c       (L, H)        in/out for LSTM, ignored (may be NULL) otherwise
  *   y       (O|H,)        out: head output, or the new top-layer h without a head
  *   work    (srnn_step_work,) scratch; must not alias anything else
- * NumPy: see streamrnn/reference.py, Net.step.
+ * NumPy: see streamrnn/reference/net.py, Net.step.
  */
 int srnn_step_f32(const srnn_blas *b, const srnn_dims *d, const float *params, const float *x,
                   float *h, float *c, float *y, float *work);
@@ -254,7 +254,7 @@ void srnn_train_reset(srnn_trainer *t);   /* counters since reset; optimizer sta
  * T online-learning steps (learn_one is T = 1). For each t: step the trainer's stream
  * (h, c) with X[t], recording the activations in the ring; Ypred[t] = the output (made
  * before any learning at this step); record the target; every k1 steps run TBPTT(k1, k2)
- * and the optimizer on params (see reference.py for the exact semantics).
+ * and the optimizer on params (see streamrnn/reference/online.py for the exact semantics).
  *   X      (T, D)                    must be finite
  *   Yt     (T, O|H) mse targets      a row with a NaN: no target; inf: error. NULL for xent
  *   cls    (T,) class indices        -1: no target; else in [0, O|H). NULL for mse
