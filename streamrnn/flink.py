@@ -32,6 +32,7 @@ the key or send its records to the bad-records output.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from .forecast import Forecaster
@@ -122,6 +123,11 @@ class ForecastFunction(KeyedProcessFunction):
         scalers) on its network, and the network is never changed.
     horizon : int, default 1
         The forecast emitted is the ``horizon``-th step ahead.
+    live_keys : int, default 1024
+        How many keys' streams a worker keeps live between their records (least recently
+        used first out). A live key whose state in Flink is still exactly the bytes it
+        wrote last is not read back (no ``import_stream``); any other state (a restore,
+        a rollback after a failure) is read back, so outputs never depend on it.
 
     Raises
     ------
@@ -137,7 +143,8 @@ class ForecastFunction(KeyedProcessFunction):
     """
 
     def __init__(self, mode: str = "per_key", settings: Optional[Dict[str, Any]] = None,
-                 model: Optional[bytes] = None, horizon: int = 1) -> None:
+                 model: Optional[bytes] = None, horizon: int = 1,
+                 live_keys: int = 1024) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
@@ -157,8 +164,11 @@ class ForecastFunction(KeyedProcessFunction):
         self.settings = settings
         self.model = model
         self.horizon = horizon
+        self.live_keys = _check_live(live_keys)
         self._f: Optional[Forecaster] = None
         self._state: Any = None
+        # keys live in self._f -> the bytes their state held after their last record
+        self._live: "OrderedDict[str, bytes]" = OrderedDict()
 
     def open(self, runtime_context: Any) -> None:
         """Create the keyed state (bytes) and the worker's forecaster: a per-key-weights
@@ -170,6 +180,7 @@ class ForecastFunction(KeyedProcessFunction):
             self._f = frozen_twin(loads(self.model, Forecaster), 1, 1)
         else:
             self._f = Forecaster(**{**(self.settings or {}), "weights": "per_key"})
+        self._live.clear()
 
     def process_element(self, value: Any, ctx: Any) -> Iterable[Any]:
         """One record: if good, update its key and yield ``(key, timestamp, forecast)``;
@@ -183,13 +194,20 @@ class ForecastFunction(KeyedProcessFunction):
         f = self._f
         assert f is not None  # set by open()
         raw = self._state.value()
+        stored = None if raw is None else bytes(raw)
+        live = self._live.pop(key, None)
         try:
-            if raw is not None:
-                try:
-                    f.import_stream(key, bytes(raw))
-                except FileFormatError as e:
-                    raise FileFormatError(f"streamrnn.flink: the state of key {key!r} "
-                                          f"cannot be restored: {e}") from e
+            if live is None or stored != live:
+                # not live, or its state is not what this worker wrote last (a restore or
+                # a rollback): the state in Flink is the truth
+                if key in f:
+                    f.forget(key)
+                if stored is not None:
+                    try:
+                        f.import_stream(key, stored)
+                    except FileFormatError as e:
+                        raise FileFormatError(f"streamrnn.flink: the state of key {key!r} "
+                                              f"cannot be restored: {e}") from e
             try:
                 f.learn_one(y, key=key)
                 out = f.forecast(self.horizon, key=key)[-1]
@@ -197,13 +215,26 @@ class ForecastFunction(KeyedProcessFunction):
             except (TypeError, ValueError, ArithmeticError) as e:
                 # refused by the forecaster (e.g. a value beyond its range): the key's
                 # state is not written
+                if key in f:
+                    f.forget(key)
                 yield BAD_RECORDS, (describe(value), f"{type(e).__name__}: {e}")
                 return
-        finally:
+        except BaseException:
             if key in f:
                 f.forget(key)
+            raise
         self._state.update(blob)
+        self._live[key] = blob
+        while len(self._live) > self.live_keys:
+            old, _ = self._live.popitem(last=False)
+            f.forget(old)
         yield key, ts, float(out)
+
+
+def _check_live(n: Any) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"live_keys must be an int >= 0, got {n!r}")
+    return n
 
 
 _parse = parse_record       # (the validator lives in streamrnn._records: no pyflink there)
@@ -212,7 +243,8 @@ _raw_key = raw_key
 
 def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[str, Any]] = None,
                     model: Optional[bytes] = None, horizon: int = 1,
-                    uid: str = "streamrnn-forecast") -> Tuple[Any, Any]:
+                    uid: str = "streamrnn-forecast", live_keys: int = 1024
+                    ) -> Tuple[Any, Any]:
     """Wire the forecasting into a DataStream job.
 
     Parameters
@@ -220,7 +252,7 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
     ds : pyflink.datastream.DataStream
         Records ``(key, timestamp, value)`` (any Python objects) or CSV lines
         ``"key,timestamp,value"`` (strings); an empty value is a missing value.
-    mode, settings, model, horizon
+    mode, settings, model, horizon, live_keys
         As in :class:`ForecastFunction`.
     uid : str, default 'streamrnn-forecast'
         Operator id of the keyed function (its state in savepoints is found by it; two
@@ -241,7 +273,8 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
     >>> out, bad = forecast_stream(env.from_collection(rows), "per_key",
     ...                            settings={"hidden_size": 8, "seed": 0})  # doctest: +SKIP
     """
-    fn = ForecastFunction(mode, settings=settings, model=model, horizon=horizon)
+    fn = ForecastFunction(mode, settings=settings, model=model, horizon=horizon,
+                          live_keys=live_keys)
     # keyed on the raw key field, so every key's records keep their order; the keyed
     # function validates (bad records, keyed or not, go to the side output)
     out = ds.key_by(_raw_key, key_type=Types.STRING()) \

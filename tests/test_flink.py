@@ -124,8 +124,11 @@ class _KeyedState:
 
 
 def _drive(fn, rows, ks=None):
+    """Feed rows to fn (opened on first use) with keyed state ks (new if None)."""
     ks = _KeyedState() if ks is None else ks
-    fn.open(ks)
+    if fn._f is None:
+        fn.open(ks)
+    fn._state = ks
     out = []
     for r in rows:
         ks.key = srf._raw_key(r)
@@ -297,3 +300,27 @@ def test_stop_with_savepoint_and_restore_continue_exactly(tmp_path):
         assert sorted(got) == sorted((k, t) for k, t, _ in part)
         for kt, v in got.items():
             assert v == pytest.approx(exp[kt], rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["per_key", "shared"])
+@pytest.mark.parametrize("live_keys", [0, 3, 1024])
+def test_live_keys_never_change_outputs_even_after_a_rollback(mode, live_keys):
+    """Keys stay live in the worker between records; a key whose Flink state is not what the
+    worker wrote last (here: the state rolled back to a checkpoint while the worker lived
+    on, as after a failure) is read back from the state. Refused records change nothing."""
+    recs = _records(n_keys=8, n_per=16, seed=5)
+    rows = [f"{k},{t},{y}" for k, t, y in recs]
+    rows.insert(40, f"{recs[39][0]},99,1e300")          # refused: a bad record, no change
+    kw = {"settings": SETTINGS} if mode == "per_key" else {"model": _model()}
+    fn = srf.ForecastFunction(mode, live_keys=live_keys, **kw)
+    first, ks = _drive(fn, rows[:60])
+    checkpoint = dict(ks.store)
+    second, _ = _drive(fn, rows[60:], ks)
+    ks.store = dict(checkpoint)                         # failover: back to the checkpoint
+    replay, _ = _drive(fn, rows[60:], ks)
+    assert replay == second
+    good = [r for r in first + second if r[0] is not srf.BAD_RECORDS]
+    assert len(good) == len(recs)
+    exp = _expected(recs, SETTINGS) if mode == "per_key" else _expected(recs, model=kw["model"])
+    assert _by_key(good) == exp
+    assert len(fn._f) <= live_keys
