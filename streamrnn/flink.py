@@ -29,6 +29,13 @@ Key state that cannot be read back (corrupted, or written by a model of another
 configuration: the stream's fingerprint does not match) fails the job with the
 :class:`~streamrnn.FileFormatError` naming the key: restoring it must not silently restart
 the key or send its records to the bad-records output.
+
+Order policy (``in_order=True``, the default): every key's timestamps must increase. A record
+whose timestamp is not after the last one its key accepted (a replay after a restart from
+an older source position, a duplicate, or a late record) goes to the bad-records output with
+the reason ``"late or replayed: timestamp T, the key's last is L"`` and changes nothing; a
+refused record does not move the key's last timestamp. ``in_order=False`` takes records in
+arrival order whatever their timestamps.
 """
 from __future__ import annotations
 
@@ -123,6 +130,9 @@ class ForecastFunction(KeyedProcessFunction):
         scalers) on its network, and the network is never changed.
     horizon : int, default 1
         The forecast emitted is the ``horizon``-th step ahead.
+    in_order : bool, default True
+        Send a record whose timestamp is not after its key's last accepted one to the
+        bad-records output (the order policy in the module notes).
     live_keys : int, default 1024
         How many keys' streams a worker keeps live between their records (least recently
         used first out). A live key whose state in Flink is still exactly the bytes it
@@ -144,7 +154,7 @@ class ForecastFunction(KeyedProcessFunction):
 
     def __init__(self, mode: str = "per_key", settings: Optional[Dict[str, Any]] = None,
                  model: Optional[bytes] = None, horizon: int = 1,
-                 live_keys: int = 1024) -> None:
+                 live_keys: int = 1024, in_order: bool = True) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
@@ -165,6 +175,10 @@ class ForecastFunction(KeyedProcessFunction):
         self.model = model
         self.horizon = horizon
         self.live_keys = _check_live(live_keys)
+        if not isinstance(in_order, bool):
+            raise TypeError(f"in_order must be a bool, got {type(in_order).__name__}")
+        self.in_order = in_order
+        self._last: Any = None
         self._f: Optional[Forecaster] = None
         self._state: Any = None
         # keys live in self._f -> the bytes their state held after their last record
@@ -175,6 +189,8 @@ class ForecastFunction(KeyedProcessFunction):
         Forecaster of ``settings``, or the frozen twin of the shared model."""
         self._state = runtime_context.get_state(
             ValueStateDescriptor("streamrnn", Types.PRIMITIVE_ARRAY(Types.BYTE())))
+        self._last = runtime_context.get_state(
+            ValueStateDescriptor("streamrnn-last-timestamp", Types.LONG()))
         if self.mode == "shared":
             assert self.model is not None  # checked in __init__
             self._f = frozen_twin(loads(self.model, Forecaster), 1, 1)
@@ -193,6 +209,12 @@ class ForecastFunction(KeyedProcessFunction):
         key, ts, y = rec
         f = self._f
         assert f is not None  # set by open()
+        if self.in_order:
+            last = self._last.value()
+            if last is not None and ts <= last:
+                yield BAD_RECORDS, (describe(value), f"late or replayed: timestamp {ts}, "
+                                                     f"the key's last is {last}")
+                return
         raw = self._state.value()
         stored = None if raw is None else bytes(raw)
         live = self._live.pop(key, None)
@@ -224,6 +246,8 @@ class ForecastFunction(KeyedProcessFunction):
                 f.forget(key)
             raise
         self._state.update(blob)
+        if self.in_order:
+            self._last.update(ts)
         self._live[key] = blob
         while len(self._live) > self.live_keys:
             old, _ = self._live.popitem(last=False)
@@ -243,8 +267,8 @@ _raw_key = raw_key
 
 def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[str, Any]] = None,
                     model: Optional[bytes] = None, horizon: int = 1,
-                    uid: str = "streamrnn-forecast", live_keys: int = 1024
-                    ) -> Tuple[Any, Any]:
+                    uid: str = "streamrnn-forecast", live_keys: int = 1024,
+                    in_order: bool = True) -> Tuple[Any, Any]:
     """Wire the forecasting into a DataStream job.
 
     Parameters
@@ -252,7 +276,7 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
     ds : pyflink.datastream.DataStream
         Records ``(key, timestamp, value)`` (any Python objects) or CSV lines
         ``"key,timestamp,value"`` (strings); an empty value is a missing value.
-    mode, settings, model, horizon, live_keys
+    mode, settings, model, horizon, live_keys, in_order
         As in :class:`ForecastFunction`.
     uid : str, default 'streamrnn-forecast'
         Operator id of the keyed function (its state in savepoints is found by it; two
@@ -274,7 +298,7 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
     ...                            settings={"hidden_size": 8, "seed": 0})  # doctest: +SKIP
     """
     fn = ForecastFunction(mode, settings=settings, model=model, horizon=horizon,
-                          live_keys=live_keys)
+                          live_keys=live_keys, in_order=in_order)
     # keyed on the raw key field, so every key's records keep their order; the keyed
     # function validates (bad records, keyed or not, go to the side output)
     out = ds.key_by(_raw_key, key_type=Types.STRING()) \

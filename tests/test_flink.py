@@ -107,20 +107,32 @@ def test_job_equals_sequential_forecasters_and_bad_records_go_aside():
 
 
 class _KeyedState:
-    """Stand-in for Flink's runtime context and keyed ValueState: the driver sets ``key``
-    before each record, as Flink does."""
+    """Stand-in for Flink's runtime context and keyed ValueStates: the driver sets ``key``
+    before each record, as Flink does. ``store``: the forecaster state by key; ``last``: the
+    last accepted timestamp by key."""
 
     def __init__(self):
-        self.store, self.key = {}, None
+        self.store, self.last, self.key = {}, {}, None
 
     def get_state(self, descriptor):
-        return self
+        return _Value(self, "store" if descriptor.name == "streamrnn" else "last")
+
+    def snapshot(self):
+        return dict(self.store), dict(self.last)
+
+    def restore(self, snap):
+        self.store, self.last = dict(snap[0]), dict(snap[1])
+
+
+class _Value:
+    def __init__(self, ks, which):
+        self.ks, self.which = ks, which
 
     def value(self):
-        return self.store.get(self.key)
+        return getattr(self.ks, self.which).get(self.ks.key)
 
     def update(self, v):
-        self.store[self.key] = bytes(v)
+        getattr(self.ks, self.which)[self.ks.key] = bytes(v) if self.which == "store" else v
 
 
 def _drive(fn, rows, ks=None):
@@ -128,7 +140,7 @@ def _drive(fn, rows, ks=None):
     ks = _KeyedState() if ks is None else ks
     if fn._f is None:
         fn.open(ks)
-    fn._state = ks
+    fn._state, fn._last = _Value(ks, "store"), _Value(ks, "last")
     out = []
     for r in rows:
         ks.key = srf._raw_key(r)
@@ -314,9 +326,9 @@ def test_live_keys_never_change_outputs_even_after_a_rollback(mode, live_keys):
     kw = {"settings": SETTINGS} if mode == "per_key" else {"model": _model()}
     fn = srf.ForecastFunction(mode, live_keys=live_keys, **kw)
     first, ks = _drive(fn, rows[:60])
-    checkpoint = dict(ks.store)
+    checkpoint = ks.snapshot()
     second, _ = _drive(fn, rows[60:], ks)
-    ks.store = dict(checkpoint)                         # failover: back to the checkpoint
+    ks.restore(checkpoint)                              # failover: back to the checkpoint
     replay, _ = _drive(fn, rows[60:], ks)
     assert replay == second
     good = [r for r in first + second if r[0] is not srf.BAD_RECORDS]
@@ -324,3 +336,32 @@ def test_live_keys_never_change_outputs_even_after_a_rollback(mode, live_keys):
     exp = _expected(recs, SETTINGS) if mode == "per_key" else _expected(recs, model=kw["model"])
     assert _by_key(good) == exp
     assert len(fn._f) <= live_keys
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_late_and_replayed_records_go_aside(in_order):
+    """Order policy: a record whose timestamp is not after its key's last accepted one goes
+    to the bad-records output and changes nothing; a refused record does not move the last
+    timestamp. in_order=False learns from every record in arrival order."""
+    good = [("a", t, math.sin(0.5 * t)) for t in range(8)] + [("b", 3, 1.0), ("b", 4, 2.0)]
+    extra = [("a", 5, 9.0), ("a", 7, 9.0), ("b", 2, 9.0)]     # replays / late
+    rows = [f"{k},{t},{y}" for k, t, y in good[:8]] + ["a,8,1e300"] \
+        + [f"{k},{t},{y}" for k, t, y in good[8:] + extra] + ["a,8,0.25"]
+    fn = srf.ForecastFunction("per_key", settings=SETTINGS, in_order=in_order)
+    out, ks = _drive(fn, rows)
+    aside = [r[1] for r in out if r[0] is srf.BAD_RECORDS]
+    kept = [r for r in out if r[0] is not srf.BAD_RECORDS]
+    accepted = good + ([] if in_order else extra) + [("a", 8, 0.25)]
+    accepted.sort(key=lambda r: [f"{k},{t},{y}" for k, t, y in good + extra
+                                 + [("a", 8, 0.25)]].index(f"{r[0]},{r[1]},{r[2]}"))
+    assert _by_key(kept) == _expected(accepted, SETTINGS)
+    reasons = {d: r for d, r in aside}
+    assert reasons.pop("a,8,1e300").startswith("ValueError")
+    if in_order:
+        assert reasons == {
+            "a,5,9.0": "late or replayed: timestamp 5, the key's last is 7",
+            "a,7,9.0": "late or replayed: timestamp 7, the key's last is 7",
+            "b,2,9.0": "late or replayed: timestamp 2, the key's last is 4"}
+        assert ks.last == {"a": 8, "b": 4}
+    else:
+        assert reasons == {}
