@@ -12,26 +12,40 @@ or 1.5; a value that is not a number or beyond the float range, such as inf or 1
 
 Two modes:
 
-* ``"per_key"``: every key has its own online :class:`~streamrnn.Forecaster` (weights,
-  optimizer moments, TBPTT buffer, scalers, state) learning from its own stream; the keyed
-  state is the forecaster in streamrnn's save format (:func:`streamrnn.dumps`).
-* ``"shared"``: one trained Forecaster (bytes from :func:`streamrnn.dumps`, given to the
-  constructor, so every worker holds the same network) is only run, not trained; each key
-  keeps its recurrent state, scalers and the next input as compact bytes (:func:`pack_key_state`,
-  a few hundred bytes).
+* ``"per_key"``: every key has its own online :class:`~streamrnn.Forecaster` stream (its own
+  network, optimizer moments, TBPTT buffer, scalers, state, season history, combination and
+  conformal state) learning from its own records; its keyed state is the bytes of
+  :meth:`Forecaster.export_stream <streamrnn.Forecaster.export_stream>` (streamrnn's file
+  format, no pickle). Every key's outputs are exactly those of a ``Forecaster(**settings)``
+  fed only that key's records.
+* ``"shared"``: one trained univariate Forecaster (bytes from :func:`streamrnn.dumps`, given
+  to the constructor, so every worker holds the same network) is run with frozen weights;
+  every key keeps the rest of a stream (recurrent state, scalers, season history,
+  combination, conformal state) as ``export_stream`` bytes. Every key's outputs are exactly
+  those of the model's settings with ``optimizer=SGD(lr=0.0)`` (so its weights never move)
+  on the model's weights, fed the same records: see :func:`frozen_twin`.
+
+Key state that cannot be read back (corrupted, or written by a model of another
+configuration: the stream's fingerprint does not match) fails the job with the
+:class:`~streamrnn.FileFormatError` naming the key: restoring it must not silently restart
+the key or send its records to the bad-records output.
+
+Order policy (``in_order=True``, the default): every key's timestamps must increase. A record
+whose timestamp is not after the last one its key accepted (a replay after a restart from
+an older source position, a duplicate, or a late record) goes to the bad-records output with
+the reason ``"late or replayed: timestamp T, the key's last is L"`` and changes nothing; a
+refused record does not move the key's last timestamp. ``in_order=False`` takes records in
+arrival order whatever their timestamps.
 """
 from __future__ import annotations
 
-import math
-import struct
+from collections import OrderedDict
 from typing import Any, Dict, Iterable, Optional, Tuple
 
-import numpy as np
-
-from . import _core
-from .forecast import Forecaster, _Stream
+from .forecast import Forecaster
+from .optim import SGD
 from ._records import describe, parse_record, raw_key
-from .io import FileFormatError, dumps, loads
+from .io import FileFormatError, loads
 
 try:
     from pyflink.common import Types
@@ -41,8 +55,8 @@ except ImportError as _e:  # pragma: no cover - exercised without the extra
     raise ImportError("streamrnn.flink needs apache-flink: pip install 'streamrnn[flink]'"
                       ) from _e
 
-__all__ = ["ForecastFunction", "forecast_stream", "pack_key_state", "unpack_key_state",
-           "BAD_RECORDS", "OUTPUT_TYPE"]
+__all__ = ["ForecastFunction", "forecast_stream", "frozen_twin", "BAD_RECORDS",
+           "OUTPUT_TYPE"]
 
 #: Side output of bad records: ``(repr of the record, reason)``.
 BAD_RECORDS = OutputTag("streamrnn-bad-records", Types.TUPLE([Types.STRING(), Types.STRING()]))
@@ -50,165 +64,54 @@ BAD_RECORDS = OutputTag("streamrnn-bad-records", Types.TUPLE([Types.STRING(), Ty
 OUTPUT_TYPE = Types.TUPLE([Types.STRING(), Types.LONG(), Types.DOUBLE()])
 _MODES = ("per_key", "shared")
 
-# compact per-key state of the shared mode: magic+version, then the net-dtype block
-# (h, c, u) and the float64 block (sy, sd, sx, last_y, o), then int64 counts
-_KHEAD = struct.Struct("<4sI")
-_KMAGIC = b"SRK\x01"
 
+def frozen_twin(model: Forecaster, k1: Optional[int] = None,
+                k2: Optional[int] = None) -> Forecaster:
+    """A Forecaster with ``model``'s settings and network weights whose weights never change
+    (``optimizer=SGD(lr=0.0)``: every update adds exactly zero), and no streams.
 
-class _Runner:
-    """Stand-in for a stream's trainer in the shared mode: steps the shared network on the
-    key's state, learns nothing (``observe`` is a no-op)."""
-
-    __slots__ = ("net", "state", "_out")
-
-    def __init__(self, net: Any, state: Any) -> None:
-        self.net = net
-        self.state = state
-        self._out = np.empty(net.output_size, dtype=net.dtype)
-
-    def advance(self, u: np.ndarray) -> np.ndarray:
-        self.net.step(u, self.state, out=self._out)
-        return self._out
-
-    def observe(self, target: np.ndarray) -> None:
-        pass
-
-    def predict_one(self, u: np.ndarray) -> np.ndarray:
-        s = self.state.copy()
-        self.net.step(u, s, out=self._out)
-        return self._out
-
-
-def _new_key_stream(f: Forecaster) -> _Stream:
-    assert f.net is not None and f.n_features is not None and f.input_size is not None
-    s = _Stream.__new__(_Stream)
-    _Stream.__init__(s, None, f._alpha, f.n_features, f.dtype, f.input_size)  # type: ignore
-    s.trainer = _Runner(f.net, f.net.new_state())  # type: ignore[assignment]
-    return s
-
-
-def _layout(f: Forecaster) -> Tuple[int, int, int]:
-    """(net-dtype values, float64 values, int64 values) of one key's compact state."""
-    net = f.net
-    assert net is not None and f.n_features is not None and f.input_size is not None
-    nh = net.num_layers * net.hidden_size
-    nd = nh * (2 if f.cell == "lstm" else 1) + f.input_size
-    return nd, 3 + 3 + 3 * f.n_features + 2, 3
-
-
-def pack_key_state(f: Forecaster, s: _Stream) -> bytes:
-    """One key's state in the shared mode as compact bytes (no pickle).
-
-    Layout (little-endian): ``b"SRK\\x01"``, uint32 total length, then ``h`` (and ``c`` for
-    an LSTM) and the next input ``u`` in the network's dtype, then float64 scaler statistics
-    (level, change, features: count, mean, variance each), the last value and the pending
-    scaled prediction (NaN: none), then int64 counters (seen, observed, missing).
+    The shared mode runs every key on ``frozen_twin(model, 1, 1)`` (the TBPTT window does not
+    change any forecast when the weights are frozen; 1 keeps each key's state small).
 
     Parameters
     ----------
-    f : Forecaster
-        The shared model (gives the sizes).
-    s : object
-        The key's stream as made by :class:`ForecastFunction`.
+    model : Forecaster
+        A trained univariate Forecaster with ``weights='shared'``.
+    k1, k2 : int or None
+        TBPTT settings of the twin (None: the model's).
 
     Returns
     -------
-    bytes
+    Forecaster
 
     Raises
     ------
     ValueError
-        ``f`` has no network yet, or the key's state holds NaN or inf (which
-        :func:`unpack_key_state` would refuse).
+        ``model`` has no network, per-key weights or features.
 
     Examples
     --------
-    >>> import streamrnn as sr                                  # doctest: +SKIP
-    >>> len(pack_key_state(model, stream))                      # doctest: +SKIP
-    352
+    >>> twin = frozen_twin(sr.loads(model_bytes))                # doctest: +SKIP
     """
-    if f.net is None:
-        raise ValueError("f must be a Forecaster with a network (trained), got one without")
-    st = s.trainer.state
-    parts = [st.h.ravel()]
-    if st.c is not None:  # LSTM
-        parts.append(st.c.ravel())
-    parts.append(s.u)
-    a = np.concatenate(parts).astype(np.dtype(f.dtype).newbyteorder("<"))
-    b = np.concatenate([np.asarray(s.sy.pack(), dtype=np.float64),
-                        np.asarray(s.sd.pack(), dtype=np.float64),
-                        np.asarray(s.sx.pack(), dtype=np.float64).ravel(),
-                        [s.last_y, math.nan if s.o is None else s.o]]).astype("<f8")
-    c = np.array([s.n_seen, s.n_obs, s.n_missing], dtype="<i8")
-    # what pack writes, unpack must read: refuse what unpack_key_state would refuse
-    if not np.all(np.isfinite(a)) or np.isinf(b).any():
-        raise ValueError("cannot pack this key's state: its recurrent state, next input or "
-                         "scaler statistics hold NaN or inf (unpack_key_state would refuse "
-                         "them)")
-    body = a.tobytes() + b.tobytes() + c.tobytes()
-    return _KHEAD.pack(_KMAGIC, _KHEAD.size + len(body)) + body
-
-
-def unpack_key_state(f: Forecaster, data: bytes) -> _Stream:
-    """Inverse of :func:`pack_key_state`: the key's stream, validated.
-
-    Parameters
-    ----------
-    f : Forecaster
-        The shared model the bytes were made with.
-    data : bytes
-
-    Returns
-    -------
-    object
-        The key's stream (state, scalers, next input, counters).
-
-    Raises
-    ------
-    FileFormatError
-        Wrong magic, length or sizes, or non-finite state.
-
-    Examples
-    --------
-    >>> s = unpack_key_state(model, pack_key_state(model, s))   # doctest: +SKIP
-    """
-    nd, nf, ni = _layout(f)
-    dt = np.dtype(f.dtype).newbyteorder("<")
-    need = _KHEAD.size + nd * dt.itemsize + nf * 8 + ni * 8
-    if len(data) < _KHEAD.size:
-        raise FileFormatError(f"<key state>: {len(data)} bytes, shorter than its header")
-    magic, n = _KHEAD.unpack_from(data)
-    if magic != _KMAGIC or n != len(data) or n != need:
-        raise FileFormatError(f"<key state>: expected {need} bytes with magic {_KMAGIC!r}, "
-                              f"got {len(data)} bytes, magic {magic!r}")
-    off = _KHEAD.size
-    a = np.frombuffer(data, dtype=dt, count=nd, offset=off).astype(f.dtype)
-    off += nd * dt.itemsize
-    b = np.frombuffer(data, dtype="<f8", count=nf, offset=off).astype(np.float64)
-    off += nf * 8
-    c = np.frombuffer(data, dtype="<i8", count=ni, offset=off)
-    if not np.all(np.isfinite(a)) or np.isinf(b).any() or (c < 0).any():
-        raise FileFormatError("<key state>: non-finite state or negative counters")
-    s = _new_key_stream(f)
+    if model.weights != "shared" or model.net is None or model.n_features:
+        raise ValueError("model must be a trained univariate Forecaster with "
+                         "weights='shared'")
+    kw = {k: v for k, v in model._settings().items() if k != "n_features"}
+    kw["optimizer"] = SGD(lr=0.0)
+    if k1 is not None:
+        kw["k1"] = k1
+    if k2 is not None:
+        kw["k2"] = k2
+    f = Forecaster(**kw)
+    f.learn_one(0.0, key=_PROBE)          # makes the shared network (from the seed)...
+    f.forget(_PROBE)
     net = f.net
-    assert net is not None
-    L, H = net.num_layers, net.hidden_size
-    h = a[:L * H].reshape(L, H)
-    cc = a[L * H:2 * L * H].reshape(L, H) if f.cell == "lstm" else None
-    # s.trainer is a _Runner here (its state is writable), typed as _Stream's OnlineTrainer
-    s.trainer.state = _core._make_state(  # type: ignore[misc]
-        f.cell, L, H, np.dtype(f.dtype).name, h, cc)
-    s.u[...] = a[nd - net.input_size:]  # net.input_size == f.input_size (not None)
-    nfeat = f.n_features or 0
-    s.sy.unpack(b[0:3])
-    s.sd.unpack(b[3:6])
-    s.sx.unpack(b[6:6 + 3 * nfeat].reshape(3, nfeat))
-    s.last_y = float(b[6 + 3 * nfeat])
-    o = float(b[7 + 3 * nfeat])
-    s.o = None if o != o else o
-    s.n_seen, s.n_obs, s.n_missing = (int(v) for v in c)
-    return s
+    assert net is not None and model.net is not None
+    net.parameters()[...] = model.net.parameters()     # ...that gets the model's weights
+    return f
+
+
+_PROBE = ("streamrnn.flink", "probe")
 
 
 class ForecastFunction(KeyedProcessFunction):
@@ -227,6 +130,14 @@ class ForecastFunction(KeyedProcessFunction):
         scalers) on its network, and the network is never changed.
     horizon : int, default 1
         The forecast emitted is the ``horizon``-th step ahead.
+    in_order : bool, default True
+        Send a record whose timestamp is not after its key's last accepted one to the
+        bad-records output (the order policy in the module notes).
+    live_keys : int, default 1024
+        How many keys' streams a worker keeps live between their records (least recently
+        used first out). A live key whose state in Flink is still exactly the bytes it
+        wrote last is not read back (no ``import_stream``); any other state (a restore,
+        a rollback after a failure) is read back, so outputs never depend on it.
 
     Raises
     ------
@@ -242,7 +153,8 @@ class ForecastFunction(KeyedProcessFunction):
     """
 
     def __init__(self, mode: str = "per_key", settings: Optional[Dict[str, Any]] = None,
-                 model: Optional[bytes] = None, horizon: int = 1) -> None:
+                 model: Optional[bytes] = None, horizon: int = 1,
+                 live_keys: int = 1024, in_order: bool = True) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
@@ -256,62 +168,97 @@ class ForecastFunction(KeyedProcessFunction):
                                  "Forecaster), got None")
             if not isinstance(model, (bytes, bytearray)):
                 raise TypeError(f"model must be bytes, got {type(model).__name__}")
-            f = loads(bytes(model), Forecaster)
-            if f.weights != "shared" or f.net is None or f.n_features:
-                raise ValueError("model must be a trained univariate Forecaster with "
-                                 "weights='shared'")
+            frozen_twin(loads(bytes(model), Forecaster))      # validates now
             model = bytes(model)
         self.mode = mode
         self.settings = settings
         self.model = model
         self.horizon = horizon
+        self.live_keys = _check_live(live_keys)
+        if not isinstance(in_order, bool):
+            raise TypeError(f"in_order must be a bool, got {type(in_order).__name__}")
+        self.in_order = in_order
+        self._last: Any = None
         self._f: Optional[Forecaster] = None
         self._state: Any = None
+        # keys live in self._f -> the bytes their state held after their last record
+        self._live: "OrderedDict[str, bytes]" = OrderedDict()
 
     def open(self, runtime_context: Any) -> None:
-        """Create the keyed state (bytes) and, in shared mode, load the network."""
+        """Create the keyed state (bytes) and the worker's forecaster: a per-key-weights
+        Forecaster of ``settings``, or the frozen twin of the shared model."""
         self._state = runtime_context.get_state(
             ValueStateDescriptor("streamrnn", Types.PRIMITIVE_ARRAY(Types.BYTE())))
+        self._last = runtime_context.get_state(
+            ValueStateDescriptor("streamrnn-last-timestamp", Types.LONG()))
         if self.mode == "shared":
             assert self.model is not None  # checked in __init__
-            f = loads(self.model, Forecaster)
-            f._streams.clear()
-            self._f = f
+            self._f = frozen_twin(loads(self.model, Forecaster), 1, 1)
+        else:
+            self._f = Forecaster(**{**(self.settings or {}), "weights": "per_key"})
+        self._live.clear()
 
     def process_element(self, value: Any, ctx: Any) -> Iterable[Any]:
         """One record: if good, update its key and yield ``(key, timestamp, forecast)``;
-        if bad, yield ``(repr, reason)`` to :data:`BAD_RECORDS`."""
+        if bad, yield ``(repr, reason)`` to :data:`BAD_RECORDS`. Key state that does not
+        load raises :class:`~streamrnn.FileFormatError` (the job fails)."""
         rec, reason = _parse(value)
         if rec is None:
             yield BAD_RECORDS, (describe(value), reason)
             return
         key, ts, y = rec
+        f = self._f
+        assert f is not None  # set by open()
+        if self.in_order:
+            last = self._last.value()
+            if last is not None and ts <= last:
+                yield BAD_RECORDS, (describe(value), f"late or replayed: timestamp {ts}, "
+                                                     f"the key's last is {last}")
+                return
         raw = self._state.value()
+        stored = None if raw is None else bytes(raw)
+        live = self._live.pop(key, None)
         try:
-            if self.mode == "per_key":
-                f = (Forecaster(**(self.settings or {})) if raw is None
-                     else loads(bytes(raw), Forecaster))
-                f.learn_one(y)
-                out = f.forecast(self.horizon)[-1]
-                blob = dumps(f)
-            else:
-                assert self._f is not None  # set by open() in shared mode
-                f = self._f
-                s = _new_key_stream(f) if raw is None else unpack_key_state(f, bytes(raw))
-                f._streams[None] = s
-                try:
-                    f.learn_one(y)
-                    out = f.forecast(self.horizon)[-1]
-                finally:
-                    del f._streams[None]
-                blob = pack_key_state(f, s)
-        except (TypeError, ValueError, ArithmeticError) as e:
-            # refused by the forecaster (e.g. a value beyond its range): nothing of the key's
-            # state was written
-            yield BAD_RECORDS, (describe(value), f"{type(e).__name__}: {e}")
-            return
+            if live is None or stored != live:
+                # not live, or its state is not what this worker wrote last (a restore or
+                # a rollback): the state in Flink is the truth
+                if key in f:
+                    f.forget(key)
+                if stored is not None:
+                    try:
+                        f.import_stream(key, stored)
+                    except FileFormatError as e:
+                        raise FileFormatError(f"streamrnn.flink: the state of key {key!r} "
+                                              f"cannot be restored: {e}") from e
+            try:
+                f.learn_one(y, key=key)
+                out = f.forecast(self.horizon, key=key)[-1]
+                blob = f.export_stream(key)
+            except (TypeError, ValueError, ArithmeticError) as e:
+                # refused by the forecaster (e.g. a value beyond its range): the key's
+                # state is not written
+                if key in f:
+                    f.forget(key)
+                yield BAD_RECORDS, (describe(value), f"{type(e).__name__}: {e}")
+                return
+        except BaseException:
+            if key in f:
+                f.forget(key)
+            raise
         self._state.update(blob)
+        if self.in_order:
+            self._last.update(ts)
+        self._live[key] = blob
+        while len(self._live) > self.live_keys:
+            old, _ = self._live.popitem(last=False)
+            f.forget(old)
         yield key, ts, float(out)
+
+
+def _check_live(n: Any) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"live_keys must be an int >= 0, got {n!r}")
+    return n
 
 
 _parse = parse_record       # (the validator lives in streamrnn._records: no pyflink there)
@@ -320,7 +267,8 @@ _raw_key = raw_key
 
 def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[str, Any]] = None,
                     model: Optional[bytes] = None, horizon: int = 1,
-                    uid: str = "streamrnn-forecast") -> Tuple[Any, Any]:
+                    uid: str = "streamrnn-forecast", live_keys: int = 1024,
+                    in_order: bool = True) -> Tuple[Any, Any]:
     """Wire the forecasting into a DataStream job.
 
     Parameters
@@ -328,7 +276,7 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
     ds : pyflink.datastream.DataStream
         Records ``(key, timestamp, value)`` (any Python objects) or CSV lines
         ``"key,timestamp,value"`` (strings); an empty value is a missing value.
-    mode, settings, model, horizon
+    mode, settings, model, horizon, live_keys, in_order
         As in :class:`ForecastFunction`.
     uid : str, default 'streamrnn-forecast'
         Operator id of the keyed function (its state in savepoints is found by it; two
@@ -349,7 +297,8 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
     >>> out, bad = forecast_stream(env.from_collection(rows), "per_key",
     ...                            settings={"hidden_size": 8, "seed": 0})  # doctest: +SKIP
     """
-    fn = ForecastFunction(mode, settings=settings, model=model, horizon=horizon)
+    fn = ForecastFunction(mode, settings=settings, model=model, horizon=horizon,
+                          live_keys=live_keys, in_order=in_order)
     # keyed on the raw key field, so every key's records keep their order; the keyed
     # function validates (bad records, keyed or not, go to the side output)
     out = ds.key_by(_raw_key, key_type=Types.STRING()) \

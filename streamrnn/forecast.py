@@ -1250,3 +1250,77 @@ class Forecaster:
             yhat = self._unscale(s, float(ybuf[0]), prev)
             out.append(yhat)
         return out
+
+    # ------------------------------------------------------------------ one stream's state
+    # export_stream / import_stream: one stream in streamrnn's file format (streamrnn.io,
+    # object type "ForecasterStream"), for engines that keep every key's state themselves
+    # (streamrnn.flink). Kept apart from the methods above on purpose.
+    def export_stream(self, key: _Key = None) -> bytes:
+        """The complete state of stream ``key`` as bytes (no pickle).
+
+        Everything the stream owns: its trainer (recurrent state, TBPTT ring, optimizer
+        moments, counters; with ``weights='per_key'`` also its network's weights), scalers,
+        next input and pending prediction, season history, smoothing, Holt-Winters, the
+        combination's regrets and kept forecasts and the conformal state, plus a fingerprint
+        of this forecaster's configuration (settings, optimizer, feature names). With
+        ``weights='shared'`` the shared network is not part of a stream (save the forecaster
+        for it). Nothing changes.
+
+        Raises
+        ------
+        KeyError
+            No stream ``key``.
+        TypeError
+            ``key`` unhashable.
+        ValueError
+            The stream holds NaN or inf where :meth:`import_stream` requires finite values.
+
+        Examples
+        --------
+        >>> import streamrnn as sr
+        >>> f = sr.Forecaster(hidden_size=4, seed=0)
+        >>> for t in range(5):
+        ...     f.learn_one(float(t), key="a")
+        >>> g = sr.Forecaster(hidden_size=4, seed=0)
+        >>> g.import_stream("b", f.export_stream("a"))
+        >>> g.keys()
+        ['b']
+        """
+        from .io import _dump_stream
+        s = self._lookup(key)
+        if s is None:
+            raise KeyError(f"no stream with key {key!r}")
+        return _dump_stream(self, s)
+
+    def import_stream(self, key: _Key, data: bytes) -> None:
+        """Set stream ``key`` (new, or replacing the one there) to bytes of
+        :meth:`export_stream`: it continues bit for bit where the exported stream stopped
+        (with shared weights: on this forecaster's shared network).
+
+        The bytes are validated as strictly as :func:`streamrnn.load` (checksums, shapes,
+        dtypes, finite values, statistics) and their configuration fingerprint must equal
+        this forecaster's (``n_features`` and ``feature_names`` not yet fixed here are taken
+        from the stream). On any error nothing of the forecaster changes.
+
+        Raises
+        ------
+        FileFormatError (a ValueError)
+            Not stream bytes, corrupted or truncated, or a stream of a forecaster with
+            another configuration.
+        TypeError
+            ``data`` not bytes, or ``key`` unhashable.
+        """
+        from .io import _load_stream
+        try:
+            hash(key)
+        except TypeError:
+            raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
+        s, net, nf, names = _load_stream(self, data)
+        with critical:
+            if self._weights == "shared" and self._net is None:
+                self._net = net
+            if self._n_features is None:
+                self._n_features = nf
+            if self._feature_names is None and names is not None:
+                self._feature_names = names
+            self._streams[key] = s

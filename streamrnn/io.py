@@ -352,15 +352,18 @@ _FORECAST_ARRAYS = ("hist", "pend", "porig", "agg_r", "agg_s", "scores", "nscore
                     "hw", "hw_season")
 
 
-def _forecaster_payload(f: Forecaster) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+def _forecaster_payload(f: Forecaster, only: Any = None
+                        ) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    """Settings and arrays of ``f``; with ``only`` (one of its streams): that stream alone,
+    keyed None and without the shared network (Forecaster.export_stream)."""
     settings = f._settings()
     settings["optimizer"] = _opt_meta(f.optimizer)
-    keys = [_check_key(k) for k in f._streams]
+    keys = [None] if only is not None else [_check_key(k) for k in f._streams]
     meta: Dict[str, Any] = {"settings": settings, "feature_names": f.feature_names,
                             "keys": keys}
     arrays: Dict[str, np.ndarray] = {}
-    streams = list(f._streams.values())
-    if f.net is not None:
+    streams = [only] if only is not None else list(f._streams.values())
+    if f.net is not None and only is None:
         meta["net"] = _net_meta(f.net)
         arrays["net.parameters"] = f.net.parameters()
     if streams:
@@ -549,7 +552,11 @@ def dumps(obj: Any, *, metadata: Optional[Dict[str, Any]] = None) -> bytes:
     >>> bool((sr.loads(b).parameters() == net.parameters()).all())
     True
     """
-    head, blobs = _encode_obj(obj, metadata)
+    return _join(*_encode_obj(obj, metadata))
+
+
+def _join(head: bytes, blobs: List[Tuple[int, np.ndarray]]) -> bytes:
+    """The bytes of an encoded object (head, then the blobs at their offsets)."""
     parts = [head]
     pos = 0
     for off, a in blobs:
@@ -906,7 +913,9 @@ def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.
     return out
 
 
-def _load_forecaster(r: _Reader) -> Forecaster:
+def _load_forecaster(r: _Reader, shared_net: Optional[_Recurrent] = None) -> Forecaster:
+    """The Forecaster of ``r``; ``shared_net``: the shared network of streams written
+    without it (Forecaster.import_stream)."""
     meta = r.meta
     settings = meta.get("settings")
     if not isinstance(settings, dict):
@@ -937,6 +946,10 @@ def _load_forecaster(r: _Reader) -> Forecaster:
         raise r.error("streams without a known number of features")
     if f.weights == "shared" and r.has("net.parameters"):
         f._net = _build_net(r, meta.get("net"), r.array("net.parameters"))
+        if f.net.input_size != f.input_size or f.net.hidden_size != f.hidden_size:
+            raise r.error("the network does not match the forecaster's settings")
+    elif f.weights == "shared" and shared_net is not None:
+        f._net = shared_net
         if f.net.input_size != f.input_size or f.net.hidden_size != f.hidden_size:
             raise r.error("the network does not match the forecaster's settings")
     elif f.weights == "shared" and n:
@@ -1219,3 +1232,79 @@ def _decode(r: "_Reader", expect: Optional[Type[Any]], with_metadata: bool) -> A
     finally:
         r.close()
     return (obj, user) if with_metadata else obj
+
+
+# ---------------------------------------------------------------------- one stream
+# Forecaster.export_stream / import_stream: one stream of a Forecaster in the same format
+# (type "ForecasterStream"): the payload of a Forecaster holding only that stream (keyed
+# None), without the shared network, plus the fingerprint of the model configuration.
+_STREAM_TYPE = "ForecasterStream"
+
+
+def _stream_fingerprint(settings: Any, feature_names: Any) -> str:
+    """sha256 of the configuration (settings incl. optimizer and n_features, feature names)
+    that a stream's arrays are only meaningful under."""
+    blob = json.dumps({"settings": settings, "feature_names": feature_names},
+                      sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _dump_stream(f: Forecaster, s: Any) -> bytes:
+    """The bytes of stream ``s`` of ``f`` (ValueError: what _load_stream would refuse)."""
+    meta, arrays = _forecaster_payload(f, only=s)
+    meta["fingerprint"] = _stream_fingerprint(meta["settings"], meta["feature_names"])
+    _refuse_unloadable("stream", arrays)
+    meta["user"] = {}
+    return _join(*_encode(_STREAM_TYPE, meta, arrays))
+
+
+def _load_stream(f: Forecaster, data: Any) -> Tuple[Any, Optional[_Recurrent], int,
+                                                     Optional[List[str]]]:
+    """Decode and validate one stream for ``f`` (nothing of ``f`` changes): the stream,
+    the shared network it runs on (new if ``f`` has none yet), its n_features and feature
+    names. FileFormatError for bad bytes or another configuration."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    r = _Reader("<stream>", bytes(data))
+    r.path = "<stream>"
+    try:
+        if r.type != _STREAM_TYPE:
+            raise r.error(f"holds a {r.type}, expected one stream of a Forecaster "
+                          f"(Forecaster.export_stream)")
+        meta = r.meta
+        settings, names, fp = meta.get("settings"), meta.get("feature_names"), \
+            meta.get("fingerprint")
+        try:
+            ok = isinstance(settings, dict) and fp == _stream_fingerprint(settings, names)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or meta.get("keys") != [None]:
+            raise r.error("corrupted: not one stream with a consistent model fingerprint")
+        mine = f._settings()
+        mine["optimizer"] = _opt_meta(f.optimizer)
+        nf = settings.get("n_features")
+        if mine["n_features"] is None and isinstance(nf, int) and not isinstance(nf, bool):
+            mine["n_features"] = nf
+        own = _stream_fingerprint(mine, names if f.feature_names is None
+                                  else f.feature_names)
+        if own != fp:
+            raise r.error(f"the stream belongs to a forecaster of another configuration "
+                          f"(fingerprint {fp[:12]}, this forecaster's {own[:12]}): "
+                          f"{settings!r}")
+        net = None
+        try:
+            if f.weights == "shared":
+                net = f.net if f.net is not None else f._new_network(
+                    1 + int(f.differencing) + int(f.season is not None) + nf)
+            g = _load_forecaster(r, net)
+        except FileFormatError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError,
+                AttributeError, RecursionError) as e:
+            raise r.error(f"invalid stream content: {type(e).__name__}: {e}") from None
+        if not r.has("streams.ses") or len(g._streams) != 1:
+            raise r.error("corrupted: the stream's combination state is missing")
+    finally:
+        r.close()
+    assert g.n_features is not None
+    return g._streams[None], net, g.n_features, g.feature_names

@@ -4,7 +4,6 @@ import os
 import random
 import sys
 
-import numpy as np
 import pytest
 
 pytest.importorskip("pyflink")
@@ -40,54 +39,65 @@ def _env(par=2):
     return env
 
 
+def _model(**kw):
+    """A shared model trained in plain Python (sr.dumps bytes)."""
+    m = sr.Forecaster(hidden_size=4, seed=1, k2=4, **kw)
+    for t in range(60):
+        m.learn_one(math.sin(0.3 * t) + 0.1 * (t % 4))
+    return sr.dumps(m)
+
+
+def _expected(recs, per_key_settings=None, model=None, horizon=1):
+    """Independent reference, records in arrival order. per_key: one Forecaster per key fed
+    only its records. shared: ONE frozen twin of the model (its settings with SGD(lr=0.0),
+    so its weights never move) fed all records, key by key: with frozen weights every
+    key's outputs are independent of the other keys' records."""
+    exp, per = {}, {}
+    twin = None if model is None else srf.frozen_twin(sr.loads(model))
+    for k, t, y in recs:
+        if twin is None:
+            f = per.setdefault(k, sr.Forecaster(**per_key_settings))
+            f.learn_one(float(y))
+            v = f.forecast(horizon)[-1]
+        else:
+            twin.learn_one(float(y), key=k)
+            v = twin.forecast(horizon, key=k)[-1]
+        exp.setdefault(k, []).append((t, v))
+    return exp
+
+
 def test_job_equals_sequential_forecasters_and_bad_records_go_aside():
-    recs = _records()
+    recs = _records(n_per=12)
     # every kind of bad record (the validator's cases: tests/test_flink_records.py),
     # including the ones that used to raise out of process_element and fail the job
     bad = ["1,1.0", "kx,2,abc", ",3,2", "ky,4,inf", "kt,inf,2", "ku,1.5,2", "kv,5,1e400",
            "kw,6,1e300"]
     rows = [f"{k},{t},{y}" for k, t, y in recs[:100]] + bad \
         + [f"{k},{t},{y}" for k, t, y in recs[100:]]
-    # shared model: a forecaster trained in plain Python
-    m = sr.Forecaster(hidden_size=4, seed=1, k2=4)
-    for t in range(60):
-        m.learn_one(math.sin(0.3 * t))
-    model = sr.dumps(m)
+    model, seasonal = _model(), _model(season=4)
 
     env = _env()
     ds = env.from_collection(rows, type_info=Types.STRING())
     out1, bad1 = srf.forecast_stream(ds, "per_key", settings=SETTINGS)
     out2, _ = srf.forecast_stream(ds, "shared", model=model, uid="shared")
+    out3, _ = srf.forecast_stream(ds, "shared", model=seasonal, uid="seasonal", horizon=2)
     tagged = out1.map(lambda r: ("p",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .union(out2.map(lambda r: ("s",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY())) \
+        .union(out3.map(lambda r: ("m",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY())) \
         .union(bad1.map(lambda r: ("b",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY()))
     got = list(tagged.execute_and_collect())
 
-    # independent reference: one Forecaster per key, records in arrival order; shared mode:
-    # the trained model run with a zero learning rate (a real trainer that changes nothing)
-    per = {}
-    ref_shared = sr.loads(model)
-    ref_shared._streams.clear()
-    ref_shared.optimizer = sr.SGD(lr=0.0)
-    exp_p, exp_s = {}, {}
-    for k, t, y in recs:
-        f = per.setdefault(k, sr.Forecaster(**SETTINGS))
-        f.learn_one(float(y))
-        exp_p.setdefault(k, []).append((t, f.forecast(1)[0]))
-        ref_shared.learn_one(float(y), key=k)
-        exp_s.setdefault(k, []).append((t, ref_shared.forecast(1, key=k)[0]))
-    got_p, got_s, got_b = {}, {}, []
+    exp = {"p": _expected(recs, SETTINGS), "s": _expected(recs, model=model),
+           "m": _expected(recs, model=seasonal, horizon=2)}
+    gotm = {"p": {}, "s": {}, "m": {}}
+    got_b = []
     for r in got:
         if r[0] == "b":
             got_b.append(r[1:])
         else:
-            (got_p if r[0] == "p" else got_s).setdefault(r[1], []).append((r[2], r[3]))
-    assert sorted(got_p) == sorted(exp_p) and sorted(got_s) == sorted(exp_s)
-    for exp, gotm in ((exp_p, got_p), (exp_s, got_s)):
-        for k in exp:
-            assert [t for t, _ in gotm[k]] == [t for t, _ in exp[k]]
-            assert [v for _, v in gotm[k]] == pytest.approx([v for _, v in exp[k]],
-                                                            rel=1e-12, abs=1e-12)
+            gotm[r[0]].setdefault(r[1], []).append((r[2], r[3]))
+    for tag in exp:
+        assert gotm[tag] == exp[tag], tag          # every key: same outputs, same order
     reasons = sorted(r for _, r in got_b)
     assert reasons == sorted(["not a (key, timestamp, value) record", "missing key",
                               "non-numeric value 'abc'", "infinite value 'inf'",
@@ -96,31 +106,101 @@ def test_job_equals_sequential_forecasters_and_bad_records_go_aside():
                               "ValueError: y must have magnitude <= 1e+150, got 1e+300"])
 
 
-def test_key_state_bytes_roundtrip_and_size():
-    m = sr.Forecaster(hidden_size=32, seed=1)
-    for t in range(20):
-        m.learn_one(math.sin(0.3 * t))
-    s = srf._new_key_stream(m)
-    m._streams["a"] = s
-    for t in range(5):
-        m.learn_one(float(t), key="a")
-    b = srf.pack_key_state(m, s)
-    s2 = srf.unpack_key_state(m, b)
-    assert srf.pack_key_state(m, s2) == b
-    assert len(b) < 500
-    with pytest.raises(sr.FileFormatError):
-        srf.unpack_key_state(m, b[:-1])
+class _KeyedState:
+    """Stand-in for Flink's runtime context and keyed ValueStates: the driver sets ``key``
+    before each record, as Flink does. ``store``: the forecaster state by key; ``last``: the
+    last accepted timestamp by key."""
+
+    def __init__(self):
+        self.store, self.last, self.key = {}, {}, None
+
+    def get_state(self, descriptor):
+        return _Value(self, "store" if descriptor.name == "streamrnn" else "last")
+
+    def snapshot(self):
+        return dict(self.store), dict(self.last)
+
+    def restore(self, snap):
+        self.store, self.last = dict(snap[0]), dict(snap[1])
 
 
-def test_key_state_refuses_what_unpack_refuses():
-    f = sr.Forecaster(hidden_size=3, seed=0)
-    for t in range(5):
-        f.learn_one(float(t))
-    s = next(iter(f._streams.values()))
-    srf.pack_key_state(f, s)                   # finite: packs
-    s.u[...] = np.inf
-    with pytest.raises(ValueError, match="cannot pack .*NaN or inf"):
-        srf.pack_key_state(f, s)
+class _Value:
+    def __init__(self, ks, which):
+        self.ks, self.which = ks, which
+
+    def value(self):
+        return getattr(self.ks, self.which).get(self.ks.key)
+
+    def update(self, v):
+        getattr(self.ks, self.which)[self.ks.key] = bytes(v) if self.which == "store" else v
+
+
+def _drive(fn, rows, ks=None):
+    """Feed rows to fn (opened on first use) with keyed state ks (new if None)."""
+    ks = _KeyedState() if ks is None else ks
+    if fn._f is None:
+        fn.open(ks)
+    fn._state, fn._last = _Value(ks, "store"), _Value(ks, "last")
+    out = []
+    for r in rows:
+        ks.key = srf._raw_key(r)
+        out += list(fn.process_element(r, None))
+    return out, ks
+
+
+def _by_key(out):
+    d = {}
+    for k, t, v in out:
+        d.setdefault(k, []).append((t, v))
+    return d
+
+
+@pytest.mark.parametrize("season", [None, 4])
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_shared_mode_is_the_frozen_model_per_key(season, horizon):
+    """The bug this catches: the shared mode's key state lacked the season history, the
+    smoothing, the combination and conformal state (keys restarted them every record and
+    a seasonal model crashed)."""
+    recs = _records(n_keys=15, n_per=25, seed=3)
+    model = _model(season=season)
+    out, ks = _drive(srf.ForecastFunction("shared", model=model, horizon=horizon),
+                     [f"{k},{t},{y}" for k, t, y in recs])
+    assert _by_key(out) == _expected(recs, model=model, horizon=horizon)
+    assert sorted(ks.store) == sorted({k for k, _, _ in recs})
+
+
+def test_per_key_mode_is_a_forecaster_per_key():
+    recs = _records(n_keys=10, n_per=20, seed=4)
+    settings = {**SETTINGS, "season": 3}
+    out, _ = _drive(srf.ForecastFunction("per_key", settings=settings),
+                    [f"{k},{t},{y}" for k, t, y in recs])
+    assert _by_key(out) == _expected(recs, settings)
+
+
+@pytest.mark.parametrize("mode", ["per_key", "shared"])
+def test_key_state_that_does_not_load_fails_the_job(mode):
+    """A corrupted key state, or one of another model configuration, raises FileFormatError
+    out of process_element (the job fails and restarts from its checkpoint) instead of
+    restarting the key or sending its records to the bad-records output."""
+    kw = {"settings": SETTINGS} if mode == "per_key" else {"model": _model()}
+    other = {"settings": {**SETTINGS, "hidden_size": 5}} if mode == "per_key" \
+        else {"model": _model(season=4)}
+    rows = [f"a,{t},{math.sin(t)}" for t in range(5)]
+    _, ks = _drive(srf.ForecastFunction(mode, **kw), rows)
+    _, ks_other = _drive(srf.ForecastFunction(mode, **other), rows)
+    good = ks.store["a"]
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 1
+    for broken in (bytes(flipped), good[:-3], b"junk", ks_other.store["a"]):
+        ks.store["a"] = broken
+        fn = srf.ForecastFunction(mode, **kw)
+        with pytest.raises(sr.FileFormatError, match="state of key 'a' cannot be restored"):
+            _drive(fn, ["a,9,1.0"], ks)
+        assert ks.store["a"] == broken             # nothing written
+        assert "a" not in fn._f                    # nothing left in the worker
+    ks.store["a"] = good
+    out, _ = _drive(srf.ForecastFunction(mode, **kw), ["a,9,1.0"], ks)
+    assert [r[:2] for r in out] == [("a", 9)]
 
 
 class _FileSink:
@@ -232,3 +312,56 @@ def test_stop_with_savepoint_and_restore_continue_exactly(tmp_path):
         assert sorted(got) == sorted((k, t) for k, t, _ in part)
         for kt, v in got.items():
             assert v == pytest.approx(exp[kt], rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["per_key", "shared"])
+@pytest.mark.parametrize("live_keys", [0, 3, 1024])
+def test_live_keys_never_change_outputs_even_after_a_rollback(mode, live_keys):
+    """Keys stay live in the worker between records; a key whose Flink state is not what the
+    worker wrote last (here: the state rolled back to a checkpoint while the worker lived
+    on, as after a failure) is read back from the state. Refused records change nothing."""
+    recs = _records(n_keys=8, n_per=16, seed=5)
+    rows = [f"{k},{t},{y}" for k, t, y in recs]
+    rows.insert(40, f"{recs[39][0]},99,1e300")          # refused: a bad record, no change
+    kw = {"settings": SETTINGS} if mode == "per_key" else {"model": _model()}
+    fn = srf.ForecastFunction(mode, live_keys=live_keys, **kw)
+    first, ks = _drive(fn, rows[:60])
+    checkpoint = ks.snapshot()
+    second, _ = _drive(fn, rows[60:], ks)
+    ks.restore(checkpoint)                              # failover: back to the checkpoint
+    replay, _ = _drive(fn, rows[60:], ks)
+    assert replay == second
+    good = [r for r in first + second if r[0] is not srf.BAD_RECORDS]
+    assert len(good) == len(recs)
+    exp = _expected(recs, SETTINGS) if mode == "per_key" else _expected(recs, model=kw["model"])
+    assert _by_key(good) == exp
+    assert len(fn._f) <= live_keys
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_late_and_replayed_records_go_aside(in_order):
+    """Order policy: a record whose timestamp is not after its key's last accepted one goes
+    to the bad-records output and changes nothing; a refused record does not move the last
+    timestamp. in_order=False learns from every record in arrival order."""
+    good = [("a", t, math.sin(0.5 * t)) for t in range(8)] + [("b", 3, 1.0), ("b", 4, 2.0)]
+    extra = [("a", 5, 9.0), ("a", 7, 9.0), ("b", 2, 9.0)]     # replays / late
+    rows = [f"{k},{t},{y}" for k, t, y in good[:8]] + ["a,8,1e300"] \
+        + [f"{k},{t},{y}" for k, t, y in good[8:] + extra] + ["a,8,0.25"]
+    fn = srf.ForecastFunction("per_key", settings=SETTINGS, in_order=in_order)
+    out, ks = _drive(fn, rows)
+    aside = [r[1] for r in out if r[0] is srf.BAD_RECORDS]
+    kept = [r for r in out if r[0] is not srf.BAD_RECORDS]
+    accepted = good + ([] if in_order else extra) + [("a", 8, 0.25)]
+    accepted.sort(key=lambda r: [f"{k},{t},{y}" for k, t, y in good + extra
+                                 + [("a", 8, 0.25)]].index(f"{r[0]},{r[1]},{r[2]}"))
+    assert _by_key(kept) == _expected(accepted, SETTINGS)
+    reasons = {d: r for d, r in aside}
+    assert reasons.pop("a,8,1e300").startswith("ValueError")
+    if in_order:
+        assert reasons == {
+            "a,5,9.0": "late or replayed: timestamp 5, the key's last is 7",
+            "a,7,9.0": "late or replayed: timestamp 7, the key's last is 7",
+            "b,2,9.0": "late or replayed: timestamp 2, the key's last is 4"}
+        assert ks.last == {"a": 8, "b": 4}
+    else:
+        assert reasons == {}
