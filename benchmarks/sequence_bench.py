@@ -25,13 +25,14 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import argparse
 import platform
 import sys
+import time
 
 import numpy as np
 
 import streamrnn as sr
 from streamrnn import reference
 
-from bench import interleaved  # benchmarks/bench.py: round-robin medians of per-call means
+from bench import CLOCK, interleaved  # benchmarks/bench.py: round-robin medians of per-call means
 
 try:
     import torch
@@ -87,11 +88,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer rounds")
     ap.add_argument("--T", type=int, default=50)
     ap.add_argument("--H", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: time.perf_counter; cpu: time.process_time (see bench.py)")
     args = ap.parse_args()
     rounds = 5 if args.quick else 15
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
     print(f"command: python benchmarks/sequence_bench.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"learn_sequence, T = {args.T}, D = 8, O = 1, one layer, Adam + clip_norm; "
-          f"median of {rounds} round-robin rounds (ms per window update)\n")
+          f"median of {rounds} round-robin rounds (ms per window update), clock {args.clock}\n")
     print("| cell | H | dtype | bidirectional | ours ms | ref ms | torch ms | ref/ours | "
           "torch/ours |")
     print("|---|---|---|---|---|---|---|---|---|")
