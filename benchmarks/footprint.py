@@ -50,6 +50,14 @@ KINDS = {
 }
 
 
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return "load average " + ", ".join(f.read().split()[:3])
+    except OSError:
+        return "load average unknown"
+
+
 def run_child(stmt: str, where: str) -> "tuple[float, float, int, int, str]":
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", CHILD.format(stmt=stmt, where=where)],
@@ -85,6 +93,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="N = 5")
     args = ap.parse_args()
     n = 5 if args.quick else args.n
+    load0 = loadavg()
     samples: Dict[str, List[tuple]] = {k: [] for k in KINDS}
     cli: Dict[str, List[float]] = {"--version": [], "forecast": []}
     paths = {}
@@ -97,6 +106,7 @@ def main() -> int:
         cli["forecast"].append(first_output(["-m", "streamrnn", "forecast", "-", "--column", "y"],
                                             b"y\n1.5\n"))
     print(f"command: python benchmarks/footprint.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"at start: {load0}; at end: {loadavg()}")
     print(f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
           f"streamrnn from {paths['import streamrnn']}, numpy from {paths['import numpy']}; "
           f"median of {n} fresh processes each, launched round-robin\n")
