@@ -1,12 +1,16 @@
 """streamrnn benchmarks: per-step latency, many streams, online training, memory.
 
 Every figure is the median over repeated rounds, and every ratio compares numbers measured
-side by side in this one run. BLAS is limited to one thread (set below, before NumPy loads)
+side by side (round-robin) in this one run; memory figures are measured (tracemalloc and RSS
+growth over many live objects, each kind in a fresh process). BLAS is limited to one thread (set below, before NumPy loads)
 and torch to one thread, so latency figures are single-core.
 
     python benchmarks/bench.py                 # the default table (a few minutes)
     python benchmarks/bench.py --full          # every D, H, dtype of the step grid
     python benchmarks/bench.py --only step     # one section: step, many, train, flops, memory
+    python benchmarks/bench.py --clock cpu     # CPU time of the process: on a shared,
+                                               # overloaded host (see RESULTS.md)
+    python benchmarks/bench.py --quick         # float32 only, fewer rounds and objects
 
 Columns: ours = ``net.step(x, s, out)`` from Python; C floor = the same C core over a whole
 sequence without returning to Python (``net.run`` time / T); ref = the NumPy reference's

@@ -9,6 +9,7 @@ BLAS and torch use one thread.
 
     python benchmarks/sequence_bench.py            # LSTM/GRU, H = 32, 128, T = 50
     python benchmarks/sequence_bench.py --quick    # fewer rounds
+    python benchmarks/sequence_bench.py --clock cpu   # CPU time (shared, overloaded host)
 
 Columns: ours = ``tr.learn_sequence(X, Y)``; ref = ``reference.sequence_loss_and_grad`` plus
 ``reference.SequenceTrainer.apply`` (the NumPy specification); torch = ``nn.LSTM/GRU`` +
