@@ -2,8 +2,9 @@
 
 Every figure is the median over repeated rounds, and every ratio compares numbers measured
 side by side (round-robin) in this one run; memory figures are measured (tracemalloc and RSS
-growth over many live objects, each kind in a fresh process). BLAS is limited to one thread (set below, before NumPy loads)
-and torch to one thread, so latency figures are single-core.
+growth over many live objects, each kind in a fresh process). BLAS is limited to one thread
+(set below, before NumPy loads) and torch and onnxruntime to one thread, so latency figures
+are single-core.
 
     python benchmarks/bench.py                 # the default table (a few minutes)
     python benchmarks/bench.py --full          # every D, H, dtype of the step grid
