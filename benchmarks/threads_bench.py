@@ -9,8 +9,8 @@ the machine as it is ("quiet") and once while another process spins on one core 
 resumed with SIGCONT for the busy ones). Every round times all four columns of a row once, so
 their ratios compare numbers taken under the same outside load.
 
-    pip install threadpoolctl            # or: pip install --target DIR threadpoolctl; PYTHONPATH=DIR
-    python benchmarks/threads_bench.py           # H = 16, 64, 128, 256, 512, four operations (a few minutes)
+    pip install threadpoolctl     # or pip install --target DIR threadpoolctl; PYTHONPATH=DIR
+    python benchmarks/threads_bench.py           # H = 16, 64, 128, 256, 512 (a few minutes)
     python benchmarks/threads_bench.py --quick   # H = 16, 128, 512, fewer rounds
 
 Operations (LSTM float32, one layer): ``step`` = ``net.step(x, s, out)`` (D = 8); ``step_many``
