@@ -1,16 +1,27 @@
 """streamrnn benchmarks: per-step latency, many streams, online training, memory.
 
 Every figure is the median over repeated rounds, and every ratio compares numbers measured
-side by side in this one run. BLAS is limited to one thread (set below, before NumPy loads)
-and torch to one thread, so latency figures are single-core.
+side by side (round-robin) in this one run; memory figures are measured (tracemalloc and RSS
+growth over many live objects, each kind in a fresh process). BLAS is limited to one thread
+(set below, before NumPy loads) and torch and onnxruntime to one thread, so latency figures
+are single-core.
 
     python benchmarks/bench.py                 # the default table (a few minutes)
     python benchmarks/bench.py --full          # every D, H, dtype of the step grid
     python benchmarks/bench.py --only step     # one section: step, many, train, flops, memory
+    python benchmarks/bench.py --clock cpu     # CPU time of the process: on a shared,
+                                               # overloaded host (see RESULTS.md)
+    python benchmarks/bench.py --quick         # float32 only, fewer rounds and objects
 
 Columns: ours = ``net.step(x, s, out)`` from Python; C floor = the same C core over a whole
 sequence without returning to Python (``net.run`` time / T); ref = the NumPy reference's
-step; torch = ``torch.nn.LSTMCell/GRUCell/RNNCell`` under ``torch.inference_mode()``.
+step; torch = ``torch.nn.LSTMCell/GRUCell/RNNCell`` called on preallocated input and state
+tensors, one torch thread, with ``torch.inference_mode()`` entered once around the whole
+measurement (the fastest loop a torch user would write, not a context per step); ORT =
+onnxruntime (float32 only: it has no float64 recurrent kernels) running the model of
+``streamrnn.interop.onnx.to_onnx(net, initial_state=True)`` on one step through I/O binding
+(inputs and outputs bound once to preallocated OrtValues; the state ping-pongs between two
+bindings), one intra-op and one inter-op thread.
 """
 from __future__ import annotations
 
@@ -21,6 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
+import contextlib
 import platform
 import statistics
 import sys
@@ -40,6 +52,20 @@ try:
 except ImportError:  # torch is optional
     torch = None
 
+try:
+    import onnxruntime as ort
+
+    from streamrnn.interop.onnx import to_onnx
+except ImportError:  # onnx / onnxruntime are optional
+    ort = None
+
+# The clock of every timed block: time.perf_counter (wall) by default; --clock cpu switches to
+# time.process_time (CPU time of this process), which leaves out the time other processes hold
+# the core on a shared, overloaded machine. Valid here because every column runs on one thread
+# (BLAS, torch and onnxruntime are all limited to one), so CPU time is the single core's busy
+# time for the calls.
+CLOCK: "list[Callable[[], float]]" = [time.perf_counter]
+
 CLASSES = {"lstm": sr.LSTM, "gru": sr.GRU, "rnn": sr.RNN}
 REF_CELL = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}
 
@@ -50,10 +76,11 @@ def median_time(fn: Callable[[], object], inner: int, rounds: int) -> float:
         fn()
     times: List[float] = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        clock = CLOCK[0]
+        t0 = clock()
         for _ in range(inner):
             fn()
-        times.append((time.perf_counter() - t0) / inner)
+        times.append((clock() - t0) / inner)
     return statistics.median(times)
 
 
@@ -71,10 +98,11 @@ def interleaved(fns: "dict[str, Callable[[], object]]", rounds: int,
     for _ in range(rounds):
         for k, f in fns.items():
             n = inners[k]
-            t0 = time.perf_counter()
+            clock = CLOCK[0]
+            t0 = clock()
             for _ in range(n):
                 f()
-            samples[k].append((time.perf_counter() - t0) / n)
+            samples[k].append((clock() - t0) / n)
     div = divisors or {}
     return {k: statistics.median(v) / div.get(k, 1.0) for k, v in samples.items()}
 
@@ -100,11 +128,65 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
     return "—" if a is None or b is None else f"{a / b:.1f}×"
 
 
+def torch_mode() -> "contextlib.AbstractContextManager[object]":
+    """``torch.inference_mode()`` entered once around a whole measurement (the torch loops
+    inside it are what a user would write after entering it once); a no-op without torch."""
+    return torch.inference_mode() if torch is not None else contextlib.nullcontext()
+
+
+def ort_step(net: "sr.LSTM", x: np.ndarray) -> Callable[[], None]:
+    """One onnxruntime step of ``net`` (float32, no head needed) through I/O binding.
+
+    The model is ``to_onnx(net, initial_state=True)``; X, h0, c0 and the outputs Y, h_n, c_n
+    are bound once to preallocated OrtValues, and two bindings swap the state buffers so that
+    each call continues the stream (no copy, no allocation per call). Checked against
+    ``net.step`` on three steps before it is timed."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(to_onnx(net, initial_state=True).SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    H = net.hidden_size
+    names = [i.name for i in sess.get_inputs()]
+    has_c = "c0" in names
+    xv = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x, np.float32).reshape(1, 1, -1))
+    y = ort.OrtValue.ortvalue_from_numpy(np.zeros((1, 1, H), np.float32))
+    hs = [ort.OrtValue.ortvalue_from_numpy(np.zeros((1, 1, H), np.float32)) for _ in range(2)]
+    cs = [ort.OrtValue.ortvalue_from_numpy(np.zeros((1, 1, H), np.float32)) for _ in range(2)]
+    binds = []
+    for a, b in ((0, 1), (1, 0)):
+        io = sess.io_binding()
+        io.bind_ortvalue_input("X", xv)
+        io.bind_ortvalue_input("h0", hs[a])
+        io.bind_ortvalue_output("Y", y)
+        io.bind_ortvalue_output("h_n", hs[b])
+        if has_c:
+            io.bind_ortvalue_input("c0", cs[a])
+            io.bind_ortvalue_output("c_n", cs[b])
+        binds.append(io)
+    s = net.new_state()
+    out = np.empty(H, np.float32)
+    for i in range(3):  # the anchor computes the same step as ours
+        net.step(x, s, out)
+        sess.run_with_iobinding(binds[i % 2])
+    got = hs[1].numpy().reshape(H)
+    if not np.allclose(got, s.h.reshape(H), rtol=1e-4, atol=1e-5):
+        raise AssertionError(f"onnxruntime step differs from net.step: {got[:4]} vs {s.h[:4]}")
+    run = sess.run_with_iobinding
+    k = [0]
+
+    def step() -> None:
+        k[0] ^= 1
+        run(binds[k[0]])
+
+    return step
+
+
 def bench_step(args: argparse.Namespace) -> None:
     print("\n### Per-step latency from Python (µs per step, median)\n")
     print("| cell | dtype | D | H | ours | C floor | Python overhead | NumPy ref | torch cell "
-          "| ours vs ref | ours vs torch |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| ORT I/O binding | ours vs ref | ours vs torch | ours vs ORT |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     cells = ["lstm", "gru", "rnn"]
     if args.full:
         grid = [(D, H) for D in (1, 8, 32) for H in (16, 64, 128, 256, 512)]
@@ -139,17 +221,17 @@ def bench_step(args: argparse.Namespace) -> None:
                     th = torch.zeros(1, H, dtype=tdt)
                     tstate = (th, th.clone()) if cell == "lstm" else th
 
-                    def tstep() -> None:
-                        with torch.inference_mode():
-                            tc(tx, tstate)
-
-                    fns["torch"] = tstep
-                m = interleaved(fns, args.rounds, {"floor": T})
+                    fns["torch"] = lambda: tc(tx, tstate)
+                if ort is not None and dtype == "float32":
+                    fns["ort"] = ort_step(net, x)
+                with torch_mode():
+                    m = interleaved(fns, args.rounds, {"floor": T})
                 t_ours, t_floor, t_ref = m["ours"], m["floor"], m["ref"]
-                t_torch = m.get("torch")
+                t_torch, t_ort = m.get("torch"), m.get("ort")
                 print(f"| {cell} | {dtype} | {D} | {H} | {us(t_ours)} | {us(t_floor)} | "
                       f"{(t_ours / t_floor - 1) * 100:.0f}% | {us(t_ref)} | {us(t_torch)} | "
-                      f"{ratio(t_ref, t_ours)} | {ratio(t_torch, t_ours)} |", flush=True)
+                      f"{us(t_ort)} | {ratio(t_ref, t_ours)} | {ratio(t_torch, t_ours)} | "
+                      f"{ratio(t_ort, t_ours)} |", flush=True)
 
 
 def bench_many(args: argparse.Namespace) -> None:
@@ -176,12 +258,9 @@ def bench_many(args: argparse.Namespace) -> None:
             tX = torch.from_numpy(X)
             hc = (torch.zeros(n, H), torch.zeros(n, H))
 
-            def tmany() -> None:
-                with torch.inference_mode():
-                    tc(tX, hc)
-
-            fns["torch"] = tmany
-        m = interleaved(fns, args.rounds, {k: n for k in fns})
+            fns["torch"] = lambda: tc(tX, hc)
+        with torch_mode():
+            m = interleaved(fns, args.rounds, {k: n for k in fns})
         t_many, t_loop, t_torch = m["many"], m["loop"], m.get("torch")
         print(f"| {n} | {us(t_many)} | {us(t_loop)} | {us(t_torch)} | {ratio(t_torch, t_many)} |",
               flush=True)
@@ -318,18 +397,71 @@ def bench_flops(args: argparse.Namespace) -> None:
           "memory bandwidth, not by arithmetic; gemm reuses each weight many times.")
 
 
-def bench_memory(args: argparse.Namespace) -> None:
-    print("\n### Memory\n")
-    print("| network | bytes per State (h, c, scratch) | bytes per stream in a StateBatch |")
-    print("|---|---|---|")
+def _memory_rows(n: int) -> "List[tuple[str, int, Callable[[int], object]]]":
+    """(label, number of objects, make) of each measured memory row."""
+    rows: "List[tuple[str, int, Callable[[int], object]]]" = []
     for cls, name in ((sr.LSTM, "LSTM"), (sr.GRU, "GRU"), (sr.RNN, "RNN")):
-        net = cls(8, 64, seed=0)
-        s = net.new_state()
-        nbytes = s.h.nbytes + (s.c.nbytes if s.c is not None else 0)
-        scratch = 2 * {"LSTM": 4, "GRU": 3, "RNN": 1}[name] * 64 * 4
-        b = net.new_states(1024)
-        per = (b.h.nbytes + (b.c.nbytes if b.c is not None else 0)) / 1024
-        print(f"| {name} f32 H=64 | {nbytes} + {scratch} scratch | {per:.0f} + shared scratch |")
+        rows.append((f"{name} f32 D=8 H=64: one `State` (`net.new_state()`)", n,
+                     lambda k, cls=cls: (lambda net: [net.new_state() for _ in range(k)])(
+                         cls(8, 64, seed=0))))
+    for cls, name in ((sr.LSTM, "LSTM"), (sr.GRU, "GRU"), (sr.RNN, "RNN")):
+        def batch(k: int, cls: type = cls) -> object:
+            net = cls(8, 64, seed=0)
+            b = net.new_states(k)
+            net.step_many(np.zeros((k, 8), np.float32), b)  # touches h, c and the scratch
+            return b
+
+        rows.append((f"{name} f32 D=8 H=64: one stream of a `StateBatch` of {n:,} after one "
+                     f"`step_many` (batch / n)", n, batch))
+    m = max(1, n // 20)
+    for mode in ("shared", "per_key"):
+        def add_keys(k: int, mode: str = mode) -> object:
+            f = sr.Forecaster(hidden_size=32, seed=0, weights=mode)
+            for i in range(k):
+                f.learn_one(0.5, key=i)
+            return f
+
+        rows.append((f"`Forecaster(hidden_size=32, weights='{mode}')`: one key (one "
+                     f"`learn_one` per key, {m:,} keys)", m, add_keys))
+    return rows
+
+
+def _memory_row(i: int, n: int) -> None:
+    """Child process of bench_memory: measure row i alone in a fresh interpreter (so RSS
+    growth is not hidden by memory freed by an earlier row). Prints "traced rss"."""
+    import gc
+
+    label, k, make = _memory_rows(n)[i]
+    base = make(1)  # imports, the first network/trainer: not part of the per-object cost
+    del base
+    gc.collect()
+    tracemalloc.start()
+    t0 = tracemalloc.get_traced_memory()[0]
+    rss0 = _rss_kib()
+    keep = make(k)
+    t1 = tracemalloc.get_traced_memory()[0]
+    rss1 = _rss_kib()
+    tracemalloc.stop()
+    del keep
+    print(f"{(t1 - t0) / k:.0f} {(rss1 - rss0) * 1024 / k:.0f}")
+
+
+def bench_memory(args: argparse.Namespace) -> None:
+    import subprocess
+
+    n = args.memory_objects
+    print(f"\n### Memory (measured, each row in a fresh process: traced = tracemalloc growth "
+          f"(Python objects + NumPy buffers, which NumPy reports to tracemalloc) / number of "
+          f"objects kept alive; RSS = resident-set growth / number, counts only touched "
+          f"pages)\n")
+    print("| object | traced bytes each | RSS bytes each |")
+    print("|---|---|---|")
+    for i, (label, _, _) in enumerate(_memory_rows(n)):
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-row", str(i),
+                            "--memory-objects", str(n)], capture_output=True, text=True,
+                           check=True)
+        tb, rb = r.stdout.split()
+        print(f"| {label} | {tb} | {rb} |", flush=True)
     net = sr.LSTM(8, 64, output_size=1, seed=0)
     s = net.new_state()
     x = np.ones(8, np.float32)
@@ -348,6 +480,14 @@ def bench_memory(args: argparse.Namespace) -> None:
     grown = sum(st.size_diff for st in snap1.compare_to(snap0, "filename"))
     print(f"\n{steps:,} steps with `out=`: traced Python allocations grew by {grown} bytes, "
           f"RSS {rss0} KiB → {rss1} KiB.")
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return "load average " + ", ".join(f.read().split()[:3])
+    except OSError:
+        return "load average unknown"
 
 
 def _rss_kib() -> int:
@@ -369,18 +509,32 @@ def main() -> int:
     ap.add_argument("--only", choices=["step", "many", "train", "flops", "memory"],
                     action="append")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: time.perf_counter; cpu: time.process_time (leaves out time "
+                         "other processes hold the core; every column is single-threaded)")
     ap.add_argument("--memory-steps", type=int, default=1_000_000)
+    ap.add_argument("--memory-objects", type=int, default=20_000)
+    ap.add_argument("--memory-row", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
         args.rounds = min(args.rounds, 5)
+        args.memory_steps = min(args.memory_steps, 100_000)
+        args.memory_objects = min(args.memory_objects, 2_000)
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
+    if args.memory_row is not None:
+        _memory_row(args.memory_row, args.memory_objects)
+        return 0
     print(f"streamrnn {sr.__version__}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch is not None else 'not installed'}, "
           f"Python {platform.python_version()}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}")
+          f"{os.cpu_count()} CPUs, BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}, "
+          f"clock {args.clock}, {_loadavg()}")
     print(f"command: python benchmarks/bench.py {' '.join(sys.argv[1:])}".rstrip())
     sections = args.only or ["step", "many", "train", "flops", "memory"]
     for name in sections:
         globals()["bench_" + name](args)
+    print(f"\nat end: {_loadavg()}")
     return 0
 
 

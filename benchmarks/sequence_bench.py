@@ -3,11 +3,13 @@ PyTorch.
 
 One training update on one window of T steps (forward, full BPTT, clip, Adam), n-to-n mse,
 float32 and float64, unidirectional and bidirectional, one layer, D = 8, O = 1. Every figure
-is the median over repeated rounds; ratios compare numbers measured side by side in this run.
+is the median over repeated rounds, measured round-robin (each round times ours, the reference
+and torch once, ``bench.interleaved``), so all three columns see the same machine load.
 BLAS and torch use one thread.
 
     python benchmarks/sequence_bench.py            # LSTM/GRU, H = 32, 128, T = 50
     python benchmarks/sequence_bench.py --quick    # fewer rounds
+    python benchmarks/sequence_bench.py --clock cpu   # CPU time (shared, overloaded host)
 
 Columns: ours = ``tr.learn_sequence(X, Y)``; ref = ``reference.sequence_loss_and_grad`` plus
 ``reference.SequenceTrainer.apply`` (the NumPy specification); torch = ``nn.LSTM/GRU`` +
@@ -23,13 +25,15 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import platform
+import sys
+import time
 
 import numpy as np
 
 import streamrnn as sr
 from streamrnn import reference
 
-from bench import median_time  # benchmarks/bench.py: median over rounds of per-call means
+from bench import CLOCK, interleaved  # benchmarks/bench.py: round-robin medians of per-call means
 
 try:
     import torch
@@ -48,7 +52,6 @@ def bench(cell: str, H: int, T: int, dtype: str, bidirectional: bool, rounds: in
     Y = rng.standard_normal((T, O)).astype(dtype)
     net = CLASSES[cell](D, H, 1, O, dtype=dtype, seed=0, bidirectional=bidirectional)
     tr = sr.SequenceTrainer(net, optimizer=sr.Adam(lr=1e-4), clip_norm=1.0)
-    ours = median_time(lambda: tr.learn_sequence(X, Y), 20, rounds)
 
     nd = 2 if bidirectional else 1
     rn = reference.WindowNet(cell, D, H, 1, O, nd, net.parameters().astype(dtype))
@@ -58,9 +61,7 @@ def bench(cell: str, H: int, T: int, dtype: str, bidirectional: bool, rounds: in
         v, g = reference.sequence_loss_and_grad(rn, X, Y, "mse")
         rt.apply(v, g)
 
-    ref = median_time(ref_step, 1, max(3, rounds // 4))
-
-    tt = None
+    fns = {"ours": lambda: tr.learn_sequence(X, Y), "ref": ref_step}
     if torch is not None:
         tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
         mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
@@ -78,23 +79,30 @@ def bench(cell: str, H: int, T: int, dtype: str, bidirectional: bool, rounds: in
             opt.step()
             return loss.item()
 
-        tt = median_time(torch_step, 20, rounds)
-    return ours, ref, tt
+        fns["torch"] = torch_step
+    m = interleaved(fns, rounds, inner={"ours": 20, "ref": 1, "torch": 5})
+    return m["ours"], m["ref"], m.get("torch")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds")
     ap.add_argument("--T", type=int, default=50)
+    ap.add_argument("--H", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: time.perf_counter; cpu: time.process_time (see bench.py)")
     args = ap.parse_args()
     rounds = 5 if args.quick else 15
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
+    print(f"command: python benchmarks/sequence_bench.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"learn_sequence, T = {args.T}, D = 8, O = 1, one layer, Adam + clip_norm; "
-          f"median of {rounds} rounds (ms per window update)\n")
+          f"median of {rounds} round-robin rounds (ms per window update), clock {args.clock}\n")
     print("| cell | H | dtype | bidirectional | ours ms | ref ms | torch ms | ref/ours | "
           "torch/ours |")
     print("|---|---|---|---|---|---|---|---|---|")
     for cell in ("lstm", "gru"):
-        for H in (32, 128):
+        for H in args.H:
             for dtype in ("float32", "float64"):
                 for bi in (False, True):
                     ours, ref, tt = bench(cell, H, args.T, dtype, bi, rounds)
