@@ -82,8 +82,6 @@ int srnn_fused_rows(int cell, int H)
 
 int srnn_out_size(const srnn_dims *d) { return d->output_size > 0 ? d->output_size : d->hidden_size; }
 
-int srnn_has_c(const srnn_dims *d) { return d->cell == SRNN_LSTM; }
-
 /* Single step: gates (G*H) and, for GRU, the recurrent part kept apart (G*H). */
 size_t srnn_step_work(const srnn_dims *d)
 {

@@ -9,8 +9,6 @@
 #define GEMV dgemv
 #define GEMM dgemm
 #define GER dger
-#define EXP exp
-#define TANH tanh
 #define SQRT sqrt
 #define SIGM(x) srnn_sigmoid_f64(x)
 #define UREAL uint64_t
@@ -24,8 +22,6 @@
 #define GEMV sgemv
 #define GEMM sgemm
 #define GER sger
-#define EXP expf
-#define TANH tanhf
 #define SQRT sqrtf
 #define SIGM(x) srnn_sigmoidf(x)
 #define UREAL uint32_t

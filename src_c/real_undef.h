@@ -4,8 +4,6 @@
 #undef GEMV
 #undef GEMM
 #undef GER
-#undef EXP
-#undef TANH
 #undef SQRT
 #undef SRNN_DOUBLE
 #undef SIGM

@@ -88,15 +88,6 @@ typedef void (*srnn_sger_t)(srnn_blas_int *m, srnn_blas_int *n, float *alpha, fl
 typedef void (*srnn_dger_t)(srnn_blas_int *m, srnn_blas_int *n, double *alpha, double *x,
                             srnn_blas_int *incx, double *y, srnn_blas_int *incy, double *a,
                             srnn_blas_int *lda);
-typedef void (*srnn_saxpy_t)(srnn_blas_int *n, float *a, float *x, srnn_blas_int *incx,
-                             float *y, srnn_blas_int *incy);
-typedef void (*srnn_daxpy_t)(srnn_blas_int *n, double *a, double *x, srnn_blas_int *incx,
-                             double *y, srnn_blas_int *incy);
-typedef float (*srnn_sdot_t)(srnn_blas_int *n, float *x, srnn_blas_int *incx, float *y,
-                             srnn_blas_int *incy);
-typedef double (*srnn_ddot_t)(srnn_blas_int *n, double *x, srnn_blas_int *incx, double *y,
-                              srnn_blas_int *incy);
-
 typedef struct srnn_blas {
     srnn_sgemv_t sgemv;
     srnn_dgemv_t dgemv;
@@ -104,10 +95,6 @@ typedef struct srnn_blas {
     srnn_dgemm_t dgemm;
     srnn_sger_t sger;
     srnn_dger_t dger;
-    srnn_saxpy_t saxpy;
-    srnn_daxpy_t daxpy;
-    srnn_sdot_t sdot;
-    srnn_ddot_t ddot;
 } srnn_blas;
 
 /* Status codes. New values only at the end. */
@@ -148,11 +135,10 @@ int srnn_gates(int cell);                     /* G, or 0 for an unknown cell */
 size_t srnn_num_params(const srnn_dims *d);   /* length of the flat buffer */
 size_t srnn_layer_offset(const srnn_dims *d, int layer);  /* start of layer's weight_ih;
                                                              layer == L: start of the head */
-int srnn_out_size(const srnn_dims *d);
+int srnn_out_size(const srnn_dims *d);       /* O if O > 0 else H */
 /* Rows of a layer's pre-activation that take W_hh h + b_hh summed with the input part: all,
  * except GRU's n rows (the reset gate multiplies their recurrent part): 2H for GRU, else G*H. */
-int srnn_fused_rows(int cell, int H);        /* O if O > 0 else H */
-int srnn_has_c(const srnn_dims *d);           /* 1 for LSTM */
+int srnn_fused_rows(int cell, int H);
 /* Scratch (elements, not bytes) that srnn_step / srnn_run need. */
 size_t srnn_step_work(const srnn_dims *d);
 /* Scratch that srnn_step_many needs for m streams. */

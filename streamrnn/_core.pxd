@@ -21,14 +21,6 @@ cdef extern from "streamrnn.h" nogil:
     ctypedef void (*srnn_dger_t)(srnn_blas_int*, srnn_blas_int*, double*, double*,
                                  srnn_blas_int*, double*, srnn_blas_int*, double*,
                                  srnn_blas_int*) noexcept nogil
-    ctypedef void (*srnn_saxpy_t)(srnn_blas_int*, float*, float*, srnn_blas_int*, float*,
-                                  srnn_blas_int*) noexcept nogil
-    ctypedef void (*srnn_daxpy_t)(srnn_blas_int*, double*, double*, srnn_blas_int*, double*,
-                                  srnn_blas_int*) noexcept nogil
-    ctypedef float (*srnn_sdot_t)(srnn_blas_int*, float*, srnn_blas_int*, float*,
-                                  srnn_blas_int*) noexcept nogil
-    ctypedef double (*srnn_ddot_t)(srnn_blas_int*, double*, srnn_blas_int*, double*,
-                                   srnn_blas_int*) noexcept nogil
 
     ctypedef struct srnn_blas:
         srnn_sgemv_t sgemv
@@ -37,10 +29,6 @@ cdef extern from "streamrnn.h" nogil:
         srnn_dgemm_t dgemm
         srnn_sger_t sger
         srnn_dger_t dger
-        srnn_saxpy_t saxpy
-        srnn_daxpy_t daxpy
-        srnn_sdot_t sdot
-        srnn_ddot_t ddot
 
     enum:
         SRNN_OK
@@ -74,7 +62,6 @@ cdef extern from "streamrnn.h" nogil:
     size_t srnn_num_params(const srnn_dims *d)
     size_t srnn_layer_offset(const srnn_dims *d, int layer)
     int srnn_out_size(const srnn_dims *d)
-    int srnn_has_c(const srnn_dims *d)
     size_t srnn_step_work(const srnn_dims *d)
     size_t srnn_many_work(const srnn_dims *d, size_t m)
 

@@ -22,8 +22,7 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t, uintptr_t
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from cpython.exc cimport PyErr_CheckSignals
-from scipy.linalg.cython_blas cimport (sgemv, dgemv, sgemm, dgemm, sger, dger, saxpy, daxpy,
-                                       sdot, ddot)
+from scipy.linalg.cython_blas cimport sgemv, dgemv, sgemm, dgemm, sger, dger
 
 import sys
 
@@ -44,10 +43,6 @@ cdef int _fill_blas(srnn_blas *b) noexcept:
     b.dgemm = <srnn_dgemm_t>dgemm
     b.sger = <srnn_sger_t>sger
     b.dger = <srnn_dger_t>dger
-    b.saxpy = <srnn_saxpy_t>saxpy
-    b.daxpy = <srnn_daxpy_t>daxpy
-    b.sdot = <srnn_sdot_t>sdot
-    b.ddot = <srnn_ddot_t>ddot
     return 0
 
 
