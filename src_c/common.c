@@ -34,7 +34,8 @@ int srnn_gates(int cell)
  * length below SIZE_MAX; 2^30 per dimension product is ample for a streaming RNN. */
 #define SRNN_MAX_DIM (1 << 20)
 
-int srnn_check_dims(const srnn_dims *d)
+/* Every size check of a network, one direction (ndir 1) or two (ndir 2). */
+int srnn_check_dims(const srnn_dims *d, int ndir)
 {
     if (!d) return SRNN_ERR_NULL;
     if (srnn_gates(d->cell) == 0) return SRNN_ERR_CELL;
@@ -43,36 +44,46 @@ int srnn_check_dims(const srnn_dims *d)
     if (d->num_layers > 4096 || d->input_size > SRNN_MAX_DIM || d->hidden_size > SRNN_MAX_DIM / 4
         || d->output_size > SRNN_MAX_DIM)
         return SRNN_ERR_DIMS;
+    if (ndir != 1 && ndir != 2) return SRNN_ERR_DIMS;
     {
-        /* every weight matrix must be addressable with a BLAS int */
-        double gh = 4.0 * d->hidden_size;
-        double big = gh * (d->input_size > d->hidden_size ? d->input_size : d->hidden_size);
-        if (big > 2147483647.0 || (double)d->output_size * d->hidden_size > 2147483647.0)
+        /* every weight matrix must be addressable with a BLAS int; layers above the first
+         * and the head read ndir*H */
+        double gh = 4.0 * d->hidden_size, nh = (double)ndir * d->hidden_size;
+        double big = gh * (d->input_size > nh ? d->input_size : nh);
+        if (big > 2147483647.0 || (double)d->output_size * nh > 2147483647.0)
             return SRNN_ERR_DIMS;
     }
     return SRNN_OK;
 }
 
-static size_t layer_params(const srnn_dims *d, int layer)
+/* Parameters of one direction of one layer: weight_ih, weight_hh, bias_ih, bias_hh. */
+static size_t dir_params(const srnn_dims *d, int ndir, int layer)
 {
     size_t gh = (size_t)srnn_gates(d->cell) * (size_t)d->hidden_size;
-    size_t din = layer == 0 ? (size_t)d->input_size : (size_t)d->hidden_size;
+    size_t din = layer == 0 ? (size_t)d->input_size : (size_t)ndir * (size_t)d->hidden_size;
     return gh * din + gh * (size_t)d->hidden_size + 2 * gh;
 }
 
-size_t srnn_layer_offset(const srnn_dims *d, int layer)
+size_t srnn_layer_offset(const srnn_dims *d, int ndir, int layer, int dir)
 {
     size_t off = 0;
     int k;
-    for (k = 0; k < layer && k < d->num_layers; ++k) off += layer_params(d, k);
+    for (k = 0; k < layer && k < d->num_layers; ++k) off += (size_t)ndir * dir_params(d, ndir, k);
+    if (layer < d->num_layers) off += (size_t)dir * dir_params(d, ndir, layer);
     return off;
 }
 
-size_t srnn_num_params(const srnn_dims *d)
+size_t srnn_num_params(const srnn_dims *d, int ndir)
 {
-    size_t n = srnn_layer_offset(d, d->num_layers);
-    if (d->output_size > 0) n += (size_t)d->output_size * ((size_t)d->hidden_size + 1);
+    size_t n = srnn_layer_offset(d, ndir, d->num_layers, 0);
+    if (d->output_size > 0)
+        n += (size_t)d->output_size * ((size_t)ndir * (size_t)d->hidden_size + 1);
     return n;
+}
+
+int srnn_out_size(const srnn_dims *d, int ndir)
+{
+    return d->output_size > 0 ? d->output_size : ndir * d->hidden_size;
 }
 
 int srnn_fused_rows(int cell, int H)
@@ -80,7 +91,6 @@ int srnn_fused_rows(int cell, int H)
     return cell == SRNN_GRU ? 2 * H : srnn_gates(cell) * H;
 }
 
-int srnn_out_size(const srnn_dims *d) { return d->output_size > 0 ? d->output_size : d->hidden_size; }
 
 /* Single step: gates (G*H) and, for GRU, the recurrent part kept apart (G*H). */
 size_t srnn_step_work(const srnn_dims *d)

@@ -130,12 +130,19 @@ typedef struct srnn_dims {
     int output_size;  /* O >= 0 */
 } srnn_dims;
 
-int srnn_check_dims(const srnn_dims *d);
+/*
+ * Sizes and the flat layout of a network with ndir directions per layer (1, or 2 for a
+ * bidirectional one; a one-direction network is the ndir = 1 case of the same layout):
+ * for each layer k, for each direction r: weight_ih (G*H, D_k), weight_hh (G*H, H),
+ * bias_ih (G*H), bias_hh (G*H), D_0 = D, D_k = ndir*H above; then the head: weight
+ * (O, ndir*H), bias (O).
+ */
+int srnn_check_dims(const srnn_dims *d, int ndir);    /* SRNN_ERR_DIMS also for ndir not 1, 2 */
 int srnn_gates(int cell);                     /* G, or 0 for an unknown cell */
-size_t srnn_num_params(const srnn_dims *d);   /* length of the flat buffer */
-size_t srnn_layer_offset(const srnn_dims *d, int layer);  /* start of layer's weight_ih;
-                                                             layer == L: start of the head */
-int srnn_out_size(const srnn_dims *d);       /* O if O > 0 else H */
+size_t srnn_num_params(const srnn_dims *d, int ndir);   /* length of the flat buffer */
+/* start of (layer, dir)'s weight_ih; layer == L (dir 0): start of the head */
+size_t srnn_layer_offset(const srnn_dims *d, int ndir, int layer, int dir);
+int srnn_out_size(const srnn_dims *d, int ndir);       /* O if O > 0 else ndir*H */
 /* Rows of a layer's pre-activation that take W_hh h + b_hh summed with the input part: all,
  * except GRU's n rows (the reset gate multiplies their recurrent part): 2H for GRU, else G*H. */
 int srnn_fused_rows(int cell, int H);
@@ -146,7 +153,7 @@ size_t srnn_many_work(const srnn_dims *d, size_t m);
 
 /*
  * Forward, one timestep of the whole network (templated: _f32 and _f64).
- *   params  flat parameters (srnn_num_params)
+ *   params  flat parameters (srnn_num_params(d, 1))
  *   x       (D,)          must be finite (checked before anything is written)
  *   h       (L, H)        in/out, updated in place
  *   c       (L, H)        in/out for LSTM, ignored (may be NULL) otherwise
@@ -297,24 +304,17 @@ int srnn_predict_f64(const srnn_blas *b, const srnn_dims *d, const double *param
  * A network run over a whole window of T steps, optionally bidirectional (ndir = 2): per
  * layer a forward direction (t = 0..T-1) and a backward direction (t = T-1..0), each with its
  * own parameters, their h concatenated [forward | backward] (2H) as the next layer's input
- * and as the head's input. Flat layout (PyTorch's named_parameters order): for each layer k,
- * for each direction r (0 forward, 1 reverse "_reverse"): weight_ih (G*H, D_k), weight_hh
- * (G*H, H), bias_ih (G*H), bias_hh (G*H), with D_0 = D and D_k = ndir*H above; then the
- * head: weight (O, ndir*H), bias (O). With ndir = 1 this is exactly the srnn_layer_offset
- * layout. States of a window, initial or final: (L, ndir, H), direction r's h of layer k at
+ * and as the head's input, with the flat layout of srnn_layer_offset (PyTorch's
+ * named_parameters order, direction 1 being "_reverse"). States of a window, initial or
+ * final: (L, ndir, H), direction r's h of layer k at
  * [k][r] (PyTorch's h_n is (L*ndir, H) in the same order).
  */
-int srnn_seq_check_dims(const srnn_dims *d, int ndir);
-size_t srnn_seq_num_params(const srnn_dims *d, int ndir);
-/* start of (layer, dir)'s weight_ih; layer == L (dir 0): start of the head */
-size_t srnn_seq_offset(const srnn_dims *d, int ndir, int layer, int dir);
-int srnn_seq_out_size(const srnn_dims *d, int ndir);   /* O, or ndir*H without a head */
 /* Elements of the window cache + scratch that srnn_seq_forward/backward need for T steps. */
 size_t srnn_seq_work(const srnn_dims *d, int ndir, size_t T);
 
 /*
  * Forward over a window, caching in `work` everything srnn_seq_backward needs.
- *   params  (srnn_seq_num_params,)
+ *   params  (srnn_num_params(d, ndir),)
  *   X       (T, D) C-contiguous, must be finite (checked before anything is written)
  *   h0, c0  (L, ndir, H) initial states, or NULL for zeros (c0: LSTM only)
  *   many_to_one 0: Y (T, OUT), the output at every step;
@@ -338,7 +338,7 @@ int srnn_seq_forward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
  * many_to_one; `work` as that call left it). Accumulates (+=) dLoss/dparams into grad.
  *   dY      (T, OUT) or (OUT,) as Y: dLoss/dY
  *   dhT, dcT (L, ndir, H) dLoss/d(final states), or NULL for zeros
- *   grad    (srnn_seq_num_params,) accumulated into, not zeroed
+ *   grad    (srnn_num_params(d, ndir),) accumulated into, not zeroed
  *   dX      (T, D) written with dLoss/dX, or NULL
  *   dh0, dc0 (L, ndir, H) written with dLoss/d(initial states), or NULL
  * The outputs (grad, dX, dh0, dc0) alias neither each other, the inputs nor work. Returns

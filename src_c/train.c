@@ -26,7 +26,7 @@ static rec_layout make_layout(const srnn_dims *d, int k2)
 {
     rec_layout l;
     const size_t H = (size_t)d->hidden_size, LH = (size_t)d->num_layers * H;
-    l.out = srnn_out_size(d);
+    l.out = srnn_out_size(d, 1);
     l.GH = srnn_gates(d->cell) * d->hidden_size;
     l.x = 0;
     l.y = (size_t)d->input_size;
@@ -69,7 +69,7 @@ int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
 {
     int st;
     if (!d || !t) return SRNN_ERR_NULL;
-    if ((st = srnn_check_dims(d)) != SRNN_OK) return st;
+    if ((st = srnn_check_dims(d, 1)) != SRNN_OK) return st;
     if (t->loss != SRNN_LOSS_MSE && t->loss != SRNN_LOSS_XENT) return SRNN_ERR_CONFIG;
     if (t->k1 < 1 || t->k2 < t->k1) return SRNN_ERR_CONFIG;
     if (!finite_nonneg(t->clip_value) || !finite_nonneg(t->clip_norm)) return SRNN_ERR_CONFIG;
@@ -120,7 +120,7 @@ int srnn_train_check_ring(const srnn_dims *d, const srnn_trainer *t, const int64
     int64_t j, hi;
     if ((st = srnn_train_check(d, t)) != SRNN_OK) return st;
     if (!tags) return SRNN_ERR_NULL;
-    hi = t->loss == SRNN_LOSS_MSE ? 0 : (int64_t)srnn_out_size(d) - 1;
+    hi = t->loss == SRNN_LOSS_MSE ? 0 : (int64_t)srnn_out_size(d, 1) - 1;
     for (j = 0; j < t->k2; ++j)
         if (tags[j] < -1 || tags[j] > hi) return SRNN_ERR_CONFIG;
     return SRNN_OK;
@@ -139,48 +139,6 @@ void srnn_train_reset(srnn_trainer *t)
 
 
 /* ------------------------------------------------------------------ whole windows */
-
-int srnn_seq_check_dims(const srnn_dims *d, int ndir)
-{
-    int st;
-    if (!d) return SRNN_ERR_NULL;
-    if ((st = srnn_check_dims(d)) != SRNN_OK) return st;
-    if (ndir != 1 && ndir != 2) return SRNN_ERR_DIMS;
-    /* layers above the first read ndir*H: those matrices must fit a BLAS int too */
-    if (4.0 * d->hidden_size * (double)ndir * d->hidden_size > 2147483647.0
-        || (double)d->output_size * ndir * d->hidden_size > 2147483647.0)
-        return SRNN_ERR_DIMS;
-    return SRNN_OK;
-}
-
-static size_t seq_dir_params(const srnn_dims *d, int ndir, int layer)
-{
-    size_t gh = (size_t)srnn_gates(d->cell) * (size_t)d->hidden_size;
-    size_t din = layer == 0 ? (size_t)d->input_size : (size_t)ndir * (size_t)d->hidden_size;
-    return gh * din + gh * (size_t)d->hidden_size + 2 * gh;
-}
-
-size_t srnn_seq_offset(const srnn_dims *d, int ndir, int layer, int dir)
-{
-    size_t off = 0;
-    int k;
-    for (k = 0; k < layer && k < d->num_layers; ++k) off += (size_t)ndir * seq_dir_params(d, ndir, k);
-    if (layer < d->num_layers) off += (size_t)dir * seq_dir_params(d, ndir, layer);
-    return off;
-}
-
-int srnn_seq_out_size(const srnn_dims *d, int ndir)
-{
-    return d->output_size > 0 ? d->output_size : ndir * d->hidden_size;
-}
-
-size_t srnn_seq_num_params(const srnn_dims *d, int ndir)
-{
-    size_t n = srnn_seq_offset(d, ndir, d->num_layers, 0);
-    if (d->output_size > 0)
-        n += (size_t)d->output_size * ((size_t)ndir * (size_t)d->hidden_size + 1);
-    return n;
-}
 
 /*
  * Layout of a window's cache and scratch (elements), for T steps:

@@ -57,11 +57,11 @@ cdef extern from "streamrnn.h" nogil:
         int output_size
 
     const char *srnn_status_name(int status)
-    int srnn_check_dims(const srnn_dims *d)
+    int srnn_check_dims(const srnn_dims *d, int ndir)
     int srnn_gates(int cell)
-    size_t srnn_num_params(const srnn_dims *d)
-    size_t srnn_layer_offset(const srnn_dims *d, int layer)
-    int srnn_out_size(const srnn_dims *d)
+    size_t srnn_num_params(const srnn_dims *d, int ndir)
+    size_t srnn_layer_offset(const srnn_dims *d, int ndir, int layer, int dir)
+    int srnn_out_size(const srnn_dims *d, int ndir)
     size_t srnn_step_work(const srnn_dims *d)
     size_t srnn_many_work(const srnn_dims *d, size_t m)
 
@@ -150,10 +150,6 @@ cdef extern from "streamrnn.h" nogil:
                          const double *x, const double *h, const double *c, double *y,
                          double *work)
 
-    int srnn_seq_check_dims(const srnn_dims *d, int ndir)
-    size_t srnn_seq_num_params(const srnn_dims *d, int ndir)
-    size_t srnn_seq_offset(const srnn_dims *d, int ndir, int layer, int dir)
-    int srnn_seq_out_size(const srnn_dims *d, int ndir)
     size_t srnn_seq_work(const srnn_dims *d, int ndir, size_t T)
     int srnn_seq_forward_f32(const srnn_blas *b, const srnn_dims *d, int ndir,
                              const float *params, size_t T, const float *X, const float *h0,

@@ -359,7 +359,7 @@ cdef int _state_dims(srnn_dims *d, object cell, object num_layers, object hidden
     d.hidden_size = hidden_size
     d.input_size = 1
     d.output_size = 0
-    if srnn_check_dims(d) != SRNN_OK:
+    if srnn_check_dims(d, 1) != SRNN_OK:
         raise ValueError(f"invalid state sizes: num_layers={num_layers}, "
                          f"hidden_size={hidden_size}")
     return 0
@@ -820,7 +820,7 @@ cdef class _Network:
         d.hidden_size = hidden_size
         d.num_layers = num_layers
         d.output_size = output_size
-        st = srnn_seq_check_dims(&d, num_directions)
+        st = srnn_check_dims(&d, num_directions)
         if st != SRNN_OK:
             raise ValueError(f"invalid network sizes (input_size={input_size}, "
                              f"hidden_size={hidden_size}, num_layers={num_layers}, "
@@ -828,8 +828,8 @@ cdef class _Network:
         self.typenum = _typenum_of(dtype)
         self.dims = d
         self.ndir = num_directions
-        self.nparams = srnn_seq_num_params(&d, num_directions)
-        self.out_size = srnn_seq_out_size(&d, num_directions)
+        self.nparams = srnn_num_params(&d, num_directions)
+        self.out_size = srnn_out_size(&d, num_directions)
         mem, _ = _block([((self.nparams,), self.typenum)])
         self._params = _mem_array(mem, 0, (self.nparams,), self.typenum)
         self._pmem = mem
@@ -864,7 +864,7 @@ cdef class _Network:
             self._end_write()
 
     def _layer_offset(self, int layer, int direction=0):
-        return srnn_seq_offset(&self.dims, self.ndir, layer, direction)
+        return srnn_layer_offset(&self.dims, self.ndir, layer, direction)
 
     @property
     def num_directions(self):
