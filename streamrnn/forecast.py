@@ -70,12 +70,14 @@ streams make afterwards enter its forecasts from its next value on (and its roll
 from __future__ import annotations
 
 import math
+import threading
 from numbers import Real
 from typing import Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from ._signals import critical
+from . import _core, _threads
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
 from ._checks import MAX_WINDOW, check_clip as _check_clip, check_int as _check_int
@@ -254,6 +256,12 @@ class Forecaster:
         The network's dtype (inputs are converted internally).
     weights : {'shared', 'per_key'}, default 'shared'
         With several keys: one network trained by all streams, or one network per stream.
+    threadsafe : bool, default False
+        Threads: ``learn_one``/``learn_many``/``forget`` are writers, ``forecast``/``stats``
+        and ``sr.save`` readers; a call meeting a conflicting one in another thread raises
+        RuntimeError at once (nothing changed; readers share). True: every call first takes
+        ``self.lock`` (an RLock), so calls from several threads wait for each other. Not
+        saved: set ``f.threadsafe = True`` after ``sr.load`` if needed.
 
     Attributes
     ----------
@@ -291,7 +299,8 @@ class Forecaster:
                  clip_norm: Optional[float] = 1.0, seed: Optional[int] = None, *,
                  differencing: bool = True, scale: bool = True,
                  scale_halflife: Optional[float] = None, n_features: Optional[int] = None,
-                 dtype: Any = "float32", weights: str = "shared") -> None:
+                 dtype: Any = "float32", weights: str = "shared",
+                 threadsafe: bool = False) -> None:
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {list(_CELLS)}, got {cell!r}")
         hidden_size = _check_size(hidden_size, "hidden_size")
@@ -342,6 +351,22 @@ class Forecaster:
         self.net: Optional[_Recurrent] = None
         self._streams: Dict[_Key, _Stream] = {}
         self._alpha = 0.0 if scale_halflife is None else 1.0 - 0.5 ** (1.0 / scale_halflife)
+        # --- threads (RELIABILITY.md, "One thread contract"): methods are readers or
+        # writers of self._guard (RuntimeError on a conflict); threadsafe: they take
+        # self.lock first, so calls from several threads wait for each other
+        if not isinstance(threadsafe, (bool, np.bool_)):
+            raise TypeError(f"threadsafe must be a bool, got {type(threadsafe).__name__}")
+        self.threadsafe = bool(threadsafe)
+        self.lock = threading.RLock()
+        self._guard = _core._Guard()
+
+    def _reading(self, inner: bool = False) -> Any:
+        """Hold the forecaster as a reader (and, with ``inner``, its networks and trainers:
+        used by sr.save so that nothing moves while it is copied)."""
+        return _threads._Use(self, False, inner)
+
+    def _inner(self) -> List[Any]:
+        return [self.net] + [s.trainer for s in self._streams.values()]
 
     # ------------------------------------------------------------------ settings
     def _settings(self) -> Dict[str, Any]:
@@ -390,6 +415,7 @@ class Forecaster:
             self._streams[key] = s
         return s
 
+    @_threads.reads
     def keys(self) -> List[_Key]:
         """The keys of the streams seen so far, in order of first appearance."""
         return list(self._streams)
@@ -404,6 +430,7 @@ class Forecaster:
     def __iter__(self) -> Iterator[_Key]:
         return iter(self._streams)
 
+    @_threads.reads
     def network(self, key: _Key = None) -> Optional[_Recurrent]:
         """The network that forecasts stream ``key`` (the shared one with weights='shared')."""
         if self.weights == "shared":
@@ -411,11 +438,13 @@ class Forecaster:
         s = self._streams.get(key)
         return None if s is None else s.trainer.net
 
+    @_threads.reads
     def trainer(self, key: _Key = None) -> Optional[OnlineTrainer]:
         """The OnlineTrainer of stream ``key`` (None for an unseen key)."""
         s = self._streams.get(key)
         return None if s is None else s.trainer
 
+    @_threads.writes
     def forget(self, key: _Key = None) -> None:
         """Drop stream ``key`` (its state, scalers and buffers); shared weights are kept."""
         try:
@@ -423,6 +452,7 @@ class Forecaster:
         except KeyError:
             raise KeyError(f"no stream with key {key!r}") from None
 
+    @_threads.reads
     def stats(self, key: _Key = None) -> Dict[str, Any]:
         """Counters of stream ``key``: observations, missing values, trainer statistics."""
         s = self._streams.get(key)
@@ -433,6 +463,7 @@ class Forecaster:
         d.update({f"trainer_{k}": v for k, v in s.trainer.stats().items()})
         return d
 
+    @_threads.writes
     def memory_per_stream(self) -> int:
         """Bytes that one more stream costs, measured (with tracemalloc) by creating one.
 
@@ -577,6 +608,7 @@ class Forecaster:
         return _clip((y - s.sy.mean) / s.sy.std())
 
     # ------------------------------------------------------------------ learning
+    @_threads.writes
     def learn_one(self, y: Any, x: Any = None, *, key: _Key = None) -> None:
         """Learn from the newest value y of stream ``key`` and advance the stream.
 
@@ -642,6 +674,7 @@ class Forecaster:
             # the one forward step of this value: it predicts the next value
             s.o = float(tr.advance(s.u)[0])
 
+    @_threads.writes
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:
         """``learn_one`` over a sequence of values (and feature sets) of one stream.
@@ -664,6 +697,7 @@ class Forecaster:
                     critical.check()
 
     # ------------------------------------------------------------------ forecasting
+    @_threads.reads
     def forecast(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
                  key: _Key = None) -> List[float]:
         """Forecasts of the next ``horizon`` values of stream ``key``, as a list of floats.

@@ -325,6 +325,31 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
         json.dumps(user, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
+    # one thread contract: everything is read at one moment (the objects held as readers,
+    # RuntimeError while another thread writes them) and copied before the hold ends, so
+    # a save made while another thread trains is a whole state that loads (its checksums
+    # are of the bytes written)
+    with _snapshot_hold(obj):
+        type_name, meta, arrays = _payload(obj)
+        arrays = {k: np.array(v, copy=True) for k, v in arrays.items()}
+    meta["user"] = user
+    return _encode(type_name, meta, arrays)
+
+
+def _snapshot_hold(obj: Any) -> Any:
+    """A context that holds everything ``obj``'s payload reads (see ``_core._holding``)."""
+    if isinstance(obj, Forecaster):
+        return obj._reading(inner=True)
+    if isinstance(obj, Seq2Seq):
+        return _core._holding(obj.encoder, obj.decoder)
+    if isinstance(obj, SequenceTrainer):
+        return _core._holding(obj.net)
+    if isinstance(obj, (OnlineTrainer, _Recurrent, _core.State, _core.StateBatch)):
+        return _core._holding(obj)
+    return _core._holding()
+
+
+def _payload(obj: Any) -> Tuple[str, Dict[str, Any], Dict[str, np.ndarray]]:
     meta: Dict[str, Any]
     if isinstance(obj, OnlineTrainer):
         type_name = "OnlineTrainer"
@@ -359,8 +384,7 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
         raise TypeError(f"cannot save a {type(obj).__name__}: expected an LSTM, GRU, RNN, "
                         f"State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or "
                         f"Forecaster")
-    meta["user"] = user
-    return _encode(type_name, meta, arrays)
+    return type_name, meta, arrays
 
 
 def save(obj: Any, path: "os.PathLike[str] | str", *,
