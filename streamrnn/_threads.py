@@ -62,19 +62,31 @@ class _Use:
             lock.release()
 
 
-def reads(method: _F) -> _F:
-    """Decorator: the method is a reader of its object (shared with other readers)."""
+def _wrap(method: _F, write: bool) -> _F:
+    what = "this " + method.__qualname__.split(".")[0]   # for the error message
+
+    def guarded(self: Any, args: Any, kwargs: Any) -> Any:
+        g = self._guard
+        g._enter(write, what)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            g._exit(write)
+
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with _Use(self, False):
-            return method(self, *args, **kwargs)
+        if self.threadsafe:
+            with self.lock:
+                return guarded(self, args, kwargs)
+        return guarded(self, args, kwargs)
     return call  # type: ignore[return-value]
+
+
+def reads(method: _F) -> _F:
+    """Decorator: the method is a reader of its object (shared with other readers)."""
+    return _wrap(method, False)
 
 
 def writes(method: _F) -> _F:
     """Decorator: the method is the writer of its object (exclusive)."""
-    @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with _Use(self, True):
-            return method(self, *args, **kwargs)
-    return call  # type: ignore[return-value]
+    return _wrap(method, True)
