@@ -368,6 +368,25 @@ class Forecaster:
     def _inner(self) -> List[Any]:
         return [self.net] + [s.trainer for s in self._streams.values()]
 
+    def __getstate__(self) -> Dict[str, Any]:
+        # pickle/deepcopy: the networks and streams are serialised inside one read hold
+        # (one moment, RuntimeError while another thread learns); the lock and guard are
+        # per object, made anew on load
+        import pickle
+        with self._reading(inner=True):
+            d = {k: v for k, v in self.__dict__.items()
+                 if k not in ("lock", "_guard", "net", "_streams")}
+            d["_nets_streams"] = pickle.dumps((self.net, self._streams))
+        return d
+
+    def __setstate__(self, d: Dict[str, Any]) -> None:
+        import pickle
+        d = dict(d)
+        self.net, self._streams = pickle.loads(d.pop("_nets_streams"))
+        self.__dict__.update(d)
+        self.lock = threading.RLock()
+        self._guard = _core._Guard()
+
     # ------------------------------------------------------------------ settings
     def _settings(self) -> Dict[str, Any]:
         return dict(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
