@@ -333,7 +333,9 @@ cdef class State:
     TypeError
         ``State()`` called directly.
     RuntimeError
-        A step, ``reset`` or another call on this state while another thread is stepping it.
+        A step or ``reset`` of this state while another thread steps, copies, pickles or
+        saves it; a copy, pickle, save or ``h``/``c`` read while another thread steps it
+        (readers share; see RELIABILITY.md, "One thread contract").
 
     See Also
     --------
@@ -506,7 +508,9 @@ cdef class StateBatch:
     ValueError
         ``reset(index)`` with an index that is not 1-D distinct integers in ``[0, n)``.
     RuntimeError
-        A call on the batch (or one of its views) while another thread is stepping it.
+        A step or reset of the batch (or one of its views) while another thread steps,
+        copies or saves it; a copy, pickle, save or ``h``/``c`` read while another thread
+        steps it.
 
     Examples
     --------

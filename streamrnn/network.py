@@ -351,11 +351,23 @@ class LSTM(_Recurrent):
         O.
     dtype : numpy.dtype
         float32 or float64.
+    lock : threading.RLock
+        Taken by no streamrnn call: to share the network (or a trainer on it, whose
+        ``.lock`` it is) between threads, take it around every call in every thread, so
+        calls wait instead of raising RuntimeError (RELIABILITY.md, "One thread contract").
 
     Raises
     ------
     TypeError, ValueError
         A size that is not an integer >= 1, an unknown dtype, a negative seed.
+
+    Notes
+    -----
+    Threads: steps are readers of the weights and writers of their state (different
+    states step in parallel); trainer calls and ``load_state_dict`` write the weights;
+    ``state_dict``, copies, pickles and ``sr.save`` read them at one moment. A call that
+    meets a conflicting one in another thread raises RuntimeError and changes nothing.
+    ``parameters()`` and the layer views are live buffers outside this rule.
 
     See Also
     --------
