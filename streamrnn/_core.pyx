@@ -721,7 +721,8 @@ cdef class _Network:
         """Called before parameters are replaced: refuses while a step runs without the GIL."""
         if self.inflight != 0:
             raise RuntimeError("the network's parameters cannot be replaced while another "
-                               "thread is stepping it")
+                               "thread is stepping it or reading them (state_dict, copy, "
+                               "pickle, save) or a trainer updates them")
         self.inflight = -1
 
     def _end_write(self):
@@ -802,8 +803,8 @@ cdef class _Network:
             raise RuntimeError(_WRITING)
         if self.inflight > 0:
             raise RuntimeError("a trainer cannot update the network's weights while another "
-                               "thread is stepping the network; step and train one network "
-                               "from one thread at a time (or train a copy)")
+                               "thread is stepping the network or reading its weights (a "
+                               "copy, pickle or save); " + _ONE_THREAD)
         _acquire(s.guard)
         self.inflight = -1
         return 0
