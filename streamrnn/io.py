@@ -112,9 +112,12 @@ def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
         else:  # pragma: no cover - internal misuse
             raise TypeError(f"cannot save an array of dtype {a.dtype}")
         le = np.ascontiguousarray(a, dtype=np.dtype(code))
+        # the bytes hashed are the bytes written: a private copy (the array may be live)
+        raw = le.tobytes()
+        le = np.frombuffer(raw, dtype=le.dtype).reshape(le.shape)
         off = _align(off)
         table[name] = {"dtype": code, "shape": list(le.shape), "offset": off,
-                       "nbytes": le.nbytes, "sha256": hashlib.sha256(le.tobytes()).hexdigest()}
+                       "nbytes": le.nbytes, "sha256": hashlib.sha256(raw).hexdigest()}
         blobs.append((off, le))
         off += le.nbytes
     header = {"format": "streamrnn", "version": FORMAT_VERSION, "streamrnn": __version__,
@@ -326,14 +329,13 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
     # one thread contract: everything is read at one moment (the objects held as readers,
-    # RuntimeError while another thread writes them) and copied before the hold ends, so
-    # a save made while another thread trains is a whole state that loads (its checksums
-    # are of the bytes written)
+    # RuntimeError while another thread writes them) and encoded (copied to private bytes,
+    # hashed) before the hold ends, so a save made while another thread trains is a whole
+    # state that loads (its checksums are of the bytes written)
     with _snapshot_hold(obj):
         type_name, meta, arrays = _payload(obj)
-        arrays = {k: np.array(v, copy=True) for k, v in arrays.items()}
-    meta["user"] = user
-    return _encode(type_name, meta, arrays)
+        meta["user"] = user
+        return _encode(type_name, meta, arrays)
 
 
 def _snapshot_hold(obj: Any) -> Any:
