@@ -1553,10 +1553,13 @@ cdef class _Trainer:
         if not _is_exact_vec(x, net.typenum, net.dims.input_size):
             x = _as_input(x, "x", _dtype_of(net.typenum), (net.dims.input_size,))
         out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
+        # a scratch of its own (not the trainer's): predictions only read the state and the
+        # weights, so they run alongside snapshots and other predictions
+        work = np.empty(srnn_train_work(&net.dims, 1), dtype=_dtype_of(net.typenum))
         cdef void *xp = _ptr(x)
         cdef void *yp = _ptr(out)
-        cdef void *wp = self.work_p
-        net._enter_read(s)   # reads the state: shared with snapshots and other predictions
+        cdef void *wp = _ptr(work)
+        net._enter_read(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
                 st = srnn_predict_f32(&net.blas, &net.dims, <float*>net.pptr, <float*>xp,

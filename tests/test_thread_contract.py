@@ -184,6 +184,7 @@ class InFlight:
     def __init__(self, w, name, how, call):
         self.w, self.how = w, how
         self.error = None
+        self.value = None
         self.ctx = None
         if how == "hold":
             self.ctx = call(w)
@@ -206,7 +207,7 @@ class InFlight:
 
         def run():
             try:
-                target()
+                self.value = target()
             except BaseException as e:  # reported by finish()
                 self.error = e
         self.t = threading.Thread(target=run)
@@ -246,7 +247,7 @@ def apply_a(w, name, how, call, part):
             w.f.learn_many([FVALS[5]])
         return
     if part == "rest":
-        call(w)
+        return call(w)
 
 
 RESULTS = {}
@@ -257,7 +258,7 @@ def test_every_pair(a):
     name, how, call, fa = a
     only_a = World()                      # the world after A alone
     apply_a(only_a, name, how, call, "before")
-    apply_a(only_a, name, how, call, "rest")
+    a_value = canon(apply_a(only_a, name, how, call, "rest"))   # what A returns alone
     only_a = only_a.fingerprint()
     refused = ok = 0
     for bname, bcall, fb in B_OPS:
@@ -273,6 +274,7 @@ def test_every_pair(a):
             after = [x.tobytes() for x in live]
         finally:
             flight.finish()
+        assert canon(flight.value) == a_value, f"{name} returned another value during {bname}"
         expect = "refused" if conflict(fa, fb) else "ok"
         RESULTS[(name, bname)] = got[0]
         assert got[0] == expect, (name, bname, got)
