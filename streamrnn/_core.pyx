@@ -2026,22 +2026,26 @@ cdef extern from *:
        next BLAS call after _gate_arm(), without the GIL, until _gate_release(). So a test
        holds a real C call "in flight" for as long as it needs, with no timing. States:
        0 open, 1 armed, 2 a call waits at the gate, 3 released, 4 gave up (a failing test
-       never hangs the process: the wait ends after ~1e9 yields). */
+       never hangs the process: the wait ends after ~1e7 naps of 0.1 ms, about 20 min). */
     #ifdef _WIN32
     #include <windows.h>
-    #define SRNN_GATE_YIELD() SwitchToThread()
+    #define SRNN_GATE_NAP() Sleep(1)
     #else
-    #include <sched.h>
-    #define SRNN_GATE_YIELD() sched_yield()
+    #include <time.h>
+    static void srnn_gate_nap(void) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    #define SRNN_GATE_NAP() srnn_gate_nap()
     #endif
     static volatile int srnn_test_gate = 0;
     static void srnn_test_gate_wait(void) {
-        long long spins = 0;
+        long naps = 0;
         if (srnn_test_gate != 1) return;
         srnn_test_gate = 2;
         while (srnn_test_gate == 2) {
-            if (++spins > 1000000000LL) { srnn_test_gate = 4; return; }
-            SRNN_GATE_YIELD();
+            if (++naps > 10000000L) { srnn_test_gate = 4; return; }
+            SRNN_GATE_NAP();
         }
     }
     """
