@@ -10,7 +10,11 @@ With ``obj.threadsafe`` true, every such call first takes ``obj.lock`` (a
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+import pickle
+import threading
+from typing import Any, Callable, Dict, List, TypeVar
+
+import numpy as np
 
 from . import _core
 
@@ -19,7 +23,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 class _Use:
     """``with _Use(obj, write, inner):`` obj's lock (when threadsafe), then its guard, then
-    (``inner``) read holds on everything ``obj._inner()`` returns (networks, trainers)."""
+    (``inner``) read holds on its networks and trainers."""
 
     __slots__ = ("obj", "write", "inner", "lock", "held")
 
@@ -39,7 +43,7 @@ class _Use:
             obj._guard._enter(self.write, f"this {type(obj).__name__}")
             try:
                 if self.inner:
-                    held = _core._holding(*obj._inner())
+                    held = _core._holding(*_inner(obj))
                     held.__enter__()
                     self.held = held
             except BaseException:
@@ -90,3 +94,44 @@ def reads(method: _F) -> _F:
 def writes(method: _F) -> _F:
     """Decorator: the method is the writer of its object (exclusive)."""
     return _wrap(method, True)
+
+
+# ---------------------------------------------------------------------- Forecaster parts
+# (an object with .net and ._streams whose values have .trainer)
+
+def setup(obj: Any, threadsafe: Any) -> None:
+    """Give ``obj`` its ``threadsafe`` flag, its ``lock`` and its guard."""
+    if not isinstance(threadsafe, (bool, np.bool_)):
+        raise TypeError(f"threadsafe must be a bool, got {type(threadsafe).__name__}")
+    obj.threadsafe = bool(threadsafe)
+    obj.lock = threading.RLock()
+    obj._guard = _core._Guard()
+
+
+def _inner(obj: Any) -> List[Any]:
+    """What a whole-object read also holds: the networks and every stream's trainer."""
+    return [obj.net] + [s.trainer for s in obj._streams.values()]
+
+
+def reading(obj: Any, inner: bool = False) -> _Use:
+    """``with obj._reading(inner=True):`` hold obj as a reader, and (inner) its networks
+    and trainers: sr.save uses it so that nothing moves while it is copied."""
+    return _Use(obj, False, inner)
+
+
+def getstate(obj: Any) -> Dict[str, Any]:
+    """Pickle/deepcopy: the networks and streams are serialised inside one read hold (one
+    moment; RuntimeError while another thread learns). Lock and guard are not kept."""
+    with reading(obj, inner=True):
+        d = {k: v for k, v in obj.__dict__.items()
+             if k not in ("lock", "_guard", "net", "_streams")}
+        d["_nets_streams"] = pickle.dumps((obj.net, obj._streams))
+    return d
+
+
+def setstate(obj: Any, d: Dict[str, Any]) -> None:
+    d = dict(d)
+    obj.net, obj._streams = pickle.loads(d.pop("_nets_streams"))
+    obj.__dict__.update(d)
+    obj.lock = threading.RLock()
+    obj._guard = _core._Guard()

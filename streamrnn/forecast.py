@@ -70,14 +70,13 @@ streams make afterwards enter its forecasts from its next value on (and its roll
 from __future__ import annotations
 
 import math
-import threading
 from numbers import Real
 from typing import Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from ._signals import critical
-from . import _core, _threads
+from . import _threads
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
 from ._checks import MAX_WINDOW, check_clip as _check_clip, check_int as _check_int
@@ -351,41 +350,12 @@ class Forecaster:
         self.net: Optional[_Recurrent] = None
         self._streams: Dict[_Key, _Stream] = {}
         self._alpha = 0.0 if scale_halflife is None else 1.0 - 0.5 ** (1.0 / scale_halflife)
-        # --- threads (RELIABILITY.md, "One thread contract"): methods are readers or
-        # writers of self._guard (RuntimeError on a conflict); threadsafe: they take
-        # self.lock first, so calls from several threads wait for each other
-        if not isinstance(threadsafe, (bool, np.bool_)):
-            raise TypeError(f"threadsafe must be a bool, got {type(threadsafe).__name__}")
-        self.threadsafe = bool(threadsafe)
-        self.lock = threading.RLock()
-        self._guard = _core._Guard()
+        _threads.setup(self, threadsafe)   # .threadsafe, .lock, ._guard (One thread contract)
 
-    def _reading(self, inner: bool = False) -> Any:
-        """Hold the forecaster as a reader (and, with ``inner``, its networks and trainers:
-        used by sr.save so that nothing moves while it is copied)."""
-        return _threads._Use(self, False, inner)
-
-    def _inner(self) -> List[Any]:
-        return [self.net] + [s.trainer for s in self._streams.values()]
-
-    def __getstate__(self) -> Dict[str, Any]:
-        # pickle/deepcopy: the networks and streams are serialised inside one read hold
-        # (one moment, RuntimeError while another thread learns); the lock and guard are
-        # per object, made anew on load
-        import pickle
-        with self._reading(inner=True):
-            d = {k: v for k, v in self.__dict__.items()
-                 if k not in ("lock", "_guard", "net", "_streams")}
-            d["_nets_streams"] = pickle.dumps((self.net, self._streams))
-        return d
-
-    def __setstate__(self, d: Dict[str, Any]) -> None:
-        import pickle
-        d = dict(d)
-        self.net, self._streams = pickle.loads(d.pop("_nets_streams"))
-        self.__dict__.update(d)
-        self.lock = threading.RLock()
-        self._guard = _core._Guard()
+    # threads: sr.save's read hold, pickling inside one read hold (see streamrnn/_threads.py)
+    _reading = _threads.reading
+    __getstate__ = _threads.getstate
+    __setstate__ = _threads.setstate
 
     # ------------------------------------------------------------------ settings
     def _settings(self) -> Dict[str, Any]:
