@@ -353,6 +353,8 @@ class Forecaster:
         _threads.setup(self, threadsafe)   # .threadsafe, .lock, ._guard (One thread contract)
 
     # threads: sr.save's read hold, pickling inside one read hold (see streamrnn/_threads.py)
+    threadsafe: bool
+    lock: Any          # a threading.RLock
     _reading = _threads.reading
     __getstate__ = _threads.getstate
     __setstate__ = _threads.setstate
