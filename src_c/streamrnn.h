@@ -148,7 +148,8 @@ int srnn_out_size(const srnn_dims *d, int ndir);       /* O if O > 0 else ndir*H
 int srnn_fused_rows(int cell, int H);
 /* Scratch (elements, not bytes) that srnn_step / srnn_run need. */
 size_t srnn_step_work(const srnn_dims *d);
-/* Scratch that srnn_step_many needs for m streams. */
+/* Scratch that srnn_step_many needs for m streams: bounded, for m >= SRNN_MANY_BLOCK the
+ * same as for SRNN_MANY_BLOCK streams (srnn_step_many works in blocks of that many). */
 size_t srnn_many_work(const srnn_dims *d, size_t m);
 
 /*
@@ -184,11 +185,14 @@ int srnn_run_f64(const srnn_blas *b, const srnn_dims *d, const double *params, s
  *   H      (n, L, H) all streams' hidden states, C (n, L, H) for LSTM
  *   index  (m,) distinct stream numbers in [0, n), or NULL
  *   Y      (m, O|H)
- *   work   (srnn_many_work(d, m),) plus mark (n,) bytes used to find duplicates
+ *   work   (srnn_many_work(d, m),) plus mark (n,) bytes used to find duplicates (all zero on
+ *          entry; left all zero)
  * Validates X finite and index before writing anything.
  */
-/* Below this many streams srnn_step_many steps each stream with matrix-vector products. */
+/* Below this many streams srnn_step_many steps each stream with matrix-vector products;
+ * from it on, blocks of at most SRNN_MANY_BLOCK streams with matrix-matrix products. */
 #define SRNN_MANY_GEMM_MIN 8
+#define SRNN_MANY_BLOCK 256
 
 int srnn_step_many_f32(const srnn_blas *b, const srnn_dims *d, const float *params, size_t n,
                        size_t m, const float *X, const int64_t *index, float *H, float *C,

@@ -293,6 +293,64 @@ def test_step_many_matches_per_stream_step(cfg, n, rounds, xseed, data):
             singles[i] = b[i].copy()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_many_in_blocks_matches_per_stream_step(cell, dtype):
+    """More streams than one block of the C core (SRNN_MANY_BLOCK = 256, the last block
+    partial), with and without an index: still one step per stream's numbers."""
+    net = make_net(cell, 3, 12, 2, output_size=3, dtype=dtype, seed=4)
+    n = 600
+    rng = np.random.default_rng(11)
+    b = net.new_states(n)
+    b.h[...] = rng.uniform(-0.5, 0.5, b.h.shape)
+    if b.c is not None:
+        b.c[...] = rng.uniform(-1, 1, b.c.shape)
+    for idx in (None, rng.permutation(n)[:530]):
+        rows = range(n) if idx is None else idx
+        singles = {int(i): b[int(i)].copy() for i in rows}
+        X = rng.standard_normal((len(singles), 3)).astype(dtype)
+        hb = b.h.copy()
+        Y = net.step_many(X, b) if idx is None else net.step_many(X, b, index=idx)
+        for row, i in enumerate(rows):
+            i = int(i)
+            assert_close(Y[row], net.step(X[row], singles[i]), dtype, f"y of stream {i}")
+            assert_close(b.h[i], singles[i].h, dtype, f"h of stream {i}")
+            if b.c is not None:
+                assert_close(b.c[i], singles[i].c, dtype, f"c of stream {i}")
+        rest = sorted(set(range(n)) - set(singles))
+        assert b.h[rest].tobytes() == hb[rest].tobytes()
+
+
+def _traced_bytes(make):
+    """Bytes that make() allocates and keeps, measured with tracemalloc (the C buffers of
+    states are allocated through PyMem_Raw*, which tracemalloc traces)."""
+    import gc
+    import tracemalloc
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        obj = make()
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    del obj
+    return used
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_state_batch_memory_per_stream_is_the_state(cell):
+    """README: new_states(n) costs hidden_size * num_layers * itemsize bytes per stream (x2
+    for LSTM), measured: the step_many scratch is bounded (one block of streams), so each
+    further stream adds its state and one byte (the duplicate-index mark), nothing more."""
+    net = make_net(cell, 3, 64, 1, output_size=None, dtype="float32", seed=0)
+    state = 64 * 4 * (2 if cell == "lstm" else 1)
+    n1, n2 = 1000, 5000
+    per_stream = (_traced_bytes(lambda: net.new_states(n2))
+                  - _traced_bytes(lambda: net.new_states(n1))) / (n2 - n1)
+    assert state <= per_stream <= state + 1.01, (cell, per_stream, state)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_step_many_sparse_unsorted_index_against_reference(cell):
     net = make_net(cell, 3, 9, 2, output_size=None, dtype="float64", seed=2)
