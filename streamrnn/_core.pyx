@@ -1517,8 +1517,12 @@ cdef int64_t _snap_int(dict counters, str name) except? -1:
     v = _snap_get(counters, name, "trainer snapshot counters")
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"trainer counter {name!r} must be an integer, got {type(v).__name__}")
-    if v < -2**63 or v >= 2**63:
-        raise ValueError(f"trainer counter {name!r} is out of range: {v}")
+    # counters count steps and updates: a trainer reaches at most 2**53 of them in
+    # practice (centuries at a million steps per second); larger values can only come from
+    # a crafted snapshot or file, and would let the C core's own bound (2**62, below which
+    # increments cannot overflow) refuse a later step instead of the load
+    if v < -2**63 or v > 2**53:
+        raise ValueError(f"trainer counter {name!r} is out of range: {v} (at most 2**53)")
     return v
 
 
