@@ -59,7 +59,7 @@ def _as_datetime(v: Any) -> Optional[_dt.date]:
     if isinstance(v, np.datetime64):
         if np.isnat(v):
             raise ValueError("a datetime feature is NaT (not a time)")
-        return v.astype("datetime64[us]").item()  # type: ignore[no-any-return]
+        return v.astype("datetime64[us]").item()
     return None
 
 
@@ -149,7 +149,7 @@ def _encode(x: Optional[Mapping[Any, Any]], parts: Tuple[str, ...], name: str
     return out
 
 
-class CalendarFeatures(_TransformerBase):  # type: ignore[misc]
+class CalendarFeatures(_TransformerBase):
     """A river transformer: datetimes in ``x`` become calendar features, numbers stay.
 
     Put it first in a river pipeline whose later steps need numbers (``StandardScaler``):
@@ -182,7 +182,7 @@ class CalendarFeatures(_TransformerBase):  # type: ignore[misc]
         return out if out is not None else {}
 
 
-class RiverForecaster(_ForecasterBase):  # type: ignore[misc]
+class RiverForecaster(_ForecasterBase):
     """A streamrnn :class:`~streamrnn.Forecaster` behind river's forecaster protocol.
 
     ``learn_one(y, x=None)`` and ``forecast(horizon, xs=None)`` as in river, ``clone()`` a
@@ -244,12 +244,13 @@ class RiverForecaster(_ForecasterBase):  # type: ignore[misc]
     def forecast(self, horizon: int, xs: Optional[List[Mapping[Any, Any]]] = None
                  ) -> List[float]:
         """Forecasts of the next ``horizon`` values (xs: one feature dict per step)."""
-        if xs is not None:
-            if isinstance(xs, Mapping) or not isinstance(xs, Sequence):
-                raise TypeError(f"xs must be None or a list of feature dicts, got "
-                                f"{type(xs).__name__}")
-            xs = [self._x(x, f"xs[{i}]") for i, x in enumerate(xs)]
-        return self.forecaster.forecast(horizon, xs)
+        if xs is None:
+            return self.forecaster.forecast(horizon)
+        if isinstance(xs, Mapping) or not isinstance(xs, Sequence):
+            raise TypeError(f"xs must be None or a list of feature dicts, got "
+                            f"{type(xs).__name__}")
+        return self.forecaster.forecast(horizon, [self._x(x, f"xs[{i}]")
+                                                  for i, x in enumerate(xs)])
 
     def clone(self, new_params: Optional[Dict[str, Any]] = None,
               include_attributes: bool = False) -> "RiverForecaster":

@@ -267,7 +267,8 @@ class _WindowTrainerBase:
         self._validate_all(windows, targets)   # every window before the first update
         rng = np.random.default_rng(seed)
         history = []
-        bar = progress_bar(epochs * len(windows), "fit", enabled=progress)
+        bar = progress_bar(epochs * len(windows), "fit",
+                           enabled=None if progress is None else bool(progress))
         try:
             for epoch in range(epochs):
                 t0 = time.perf_counter()
