@@ -85,10 +85,12 @@ def pandas_series(value: Any, name: str) -> Any:
         return value
     if getattr(value, "ndim", 1) != 1:
         cols = [str(c) for c in getattr(value, "columns", [])]
-        raise TypeError(f"{name} must be one column of numbers (a Series), got a DataFrame "
-                        f"with columns {cols}; pass one column, e.g. df[{cols[0]!r}]"
-                        if cols else f"{name} must be one column of numbers, got a "
-                        f"{type(value).__name__}")
+        numeric = [str(c) for c, t in getattr(value, "dtypes", {}).items()
+                   if getattr(t, "kind", "") in "iuf"]
+        pick = (numeric or cols or ["y"])[0]
+        raise TypeError(f"{name} must be one column of numbers (a Series), got a "
+                        f"{type(value).__name__} with columns {cols}; pass one column, "
+                        f"e.g. df[{pick!r}]")
     return value.to_numpy()
 
 

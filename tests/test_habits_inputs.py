@@ -40,6 +40,11 @@ def test_evaluate_dataframe_names_its_columns():
     with pytest.raises(TypeError, match=r"series must be one column.*\['y', 'temp'\].*"
                                         r"df\['y'\]"):
         sr.evaluate(df, sr.Forecaster(seed=0))
+    # the hint names a numeric column, not the timestamps
+    df = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=80, freq="h"),
+                       "load": _series()})
+    with pytest.raises(TypeError, match=r"e\.g\. df\['load'\]"):
+        sr.evaluate(df, sr.Forecaster(seed=0))
 
 
 def test_evaluate_x_dataframe_is_its_rows():
