@@ -253,6 +253,8 @@ cdef class _Network:
 
     cdef int _enter(self, State s) except -1
     cdef void _leave(self, _Guard g) noexcept
+    cdef int _enter_read(self, State s) except -1
+    cdef void _leave_read(self, _Guard g) noexcept
     cdef int _enter_write(self, State s) except -1
     cdef void _leave_write(self, _Guard g) noexcept
     cdef int _uni(self, str what) except -1

@@ -301,20 +301,63 @@ cdef inline Py_ssize_t _chunk_steps(Py_ssize_t nparams) noexcept:
 
 
 cdef class _Guard:
-    """Marks an object in use by a C call that runs without the GIL.
+    """Marks an object in use: a readers/writer counter without waiting (RELIABILITY.md,
+    "One thread contract").
 
-    Set and cleared with the GIL held, so the check and the set cannot interleave.
+    ``busy``: 0 free, -1 one writer (a step of the state, a reset, a trainer call), n > 0
+    readers (snapshots: copy, pickle, save). Set and cleared with the GIL held, so the
+    check and the set cannot interleave; whoever conflicts raises RuntimeError at once.
     """
     def __cinit__(self):
         self.busy = 0
 
+    def _enter(self, bint write, str what):
+        """Python-level use (Forecaster): take the guard for reading or writing ``what``."""
+        if write:
+            if self.busy != 0:
+                raise RuntimeError(f"{what} is being {'read' if self.busy > 0 else 'updated'} "
+                                   f"by another thread; {_ONE_THREAD}")
+            self.busy = -1
+        else:
+            if self.busy < 0:
+                raise RuntimeError(f"{what} is being updated by another thread; "
+                                   f"{_ONE_THREAD}")
+            self.busy += 1
+
+    def _exit(self, bint write):
+        if write:
+            self.busy = 0
+        elif self.busy > 0:
+            self.busy -= 1
+
+
+_ONE_THREAD = ("to share objects between threads, take one lock around every call on "
+               "them in every thread (networks, trainers and forecasters have a .lock for "
+               "this; then calls wait instead of raising: RELIABILITY.md, 'One thread "
+               "contract')")
+
 
 cdef inline int _acquire(_Guard g) except -1:
+    """Take a state's guard for a step, a reset or a trainer call (exclusive)."""
     if g.busy:
-        raise RuntimeError("this state is being stepped by another thread; "
-                           "a State (or StateBatch) may be used by one thread at a time")
-    g.busy = 1
+        raise RuntimeError("this state is being " + ("stepped" if g.busy < 0 else "copied")
+                           + " by another thread; a State (or StateBatch) may be used by "
+                           "one thread at a time; " + _ONE_THREAD)
+    g.busy = -1
     return 0
+
+
+cdef inline int _read_acquire(_Guard g) except -1:
+    """Take a state's guard for a snapshot read (copy, pickle, save): shared with readers."""
+    if g.busy < 0:
+        raise RuntimeError("this state is being stepped by another thread; it cannot be "
+                           "read (copied, pickled, saved) meanwhile; " + _ONE_THREAD)
+    g.busy += 1
+    return 0
+
+
+cdef inline void _read_release(_Guard g) noexcept:
+    g.busy -= 1
 
 
 cdef str _state_desc(const srnn_dims *d, int typenum):
@@ -439,7 +482,9 @@ cdef class State:
     TypeError
         ``State()`` called directly.
     RuntimeError
-        A step, ``reset`` or another call on this state while another thread is stepping it.
+        A step or ``reset`` of this state while another thread steps, copies, pickles or
+        saves it; a copy, pickle, save or ``h``/``c`` read while another thread steps it
+        (readers share; see RELIABILITY.md, "One thread contract").
 
     See Also
     --------
@@ -468,8 +513,12 @@ cdef class State:
 
         An array object over the state's memory, made on first access and kept (never the
         one the state uses itself): writable, but it does not own its data, so ``resize``
-        raises, and nothing done to the array object moves the memory the state uses."""
+        raises, and nothing done to the array object moves the memory the state uses. Reading the
+        property raises RuntimeError while another thread steps the state; use ``copy()``
+        for a snapshot that later steps do not change."""
         _state_ready(self)
+        _read_acquire(self.guard)
+        _read_release(self.guard)
         if self._hpub is None:
             self._hpub = _mem_array(self._mem, <size_t>(<char*>self.hptr - self._mem.data),
                                     (self.dims.num_layers, self.dims.hidden_size),
@@ -480,6 +529,8 @@ cdef class State:
     def c(self):
         """LSTM cell state, ndarray (num_layers, hidden_size); None for RNN and GRU (as h)."""
         _state_ready(self)
+        _read_acquire(self.guard)
+        _read_release(self.guard)
         if self.cptr == NULL:
             return None
         if self._cpub is None:
@@ -528,10 +579,16 @@ cdef class State:
         self.guard.busy = 0
 
     def copy(self):
-        """An independent State with copies of h and c (never a view)."""
+        """An independent State with copies of h and c (never a view).
+
+        Raises RuntimeError while another thread steps the state (never a torn copy)."""
         _state_ready(self)
-        return _make_state(self.cell, self.dims.num_layers, self.dims.hidden_size,
-                           self.dtype, self._h, self._c)
+        _read_acquire(self.guard)
+        try:
+            return _make_state(self.cell, self.dims.num_layers, self.dims.hidden_size,
+                               self.dtype, self._h, self._c)
+        finally:
+            _read_release(self.guard)
 
     def __copy__(self):
         return self.copy()
@@ -541,9 +598,13 @@ cdef class State:
 
     def __reduce__(self):
         _state_ready(self)
-        return (_make_state, (self.cell, self.dims.num_layers, self.dims.hidden_size,
-                              self.dtype.name, self._h.copy(),
-                              None if self._c is None else self._c.copy()))
+        _read_acquire(self.guard)
+        try:
+            return (_make_state, (self.cell, self.dims.num_layers, self.dims.hidden_size,
+                                  self.dtype.name, self._h.copy(),
+                                  None if self._c is None else self._c.copy()))
+        finally:
+            _read_release(self.guard)
 
     def __repr__(self):
         if self.guard is None:
@@ -631,7 +692,9 @@ cdef class StateBatch:
     ValueError
         ``reset(index)`` with an index that is not 1-D distinct integers in ``[0, n)``.
     RuntimeError
-        A call on the batch (or one of its views) while another thread is stepping it.
+        A step or reset of the batch (or one of its views) while another thread steps,
+        copies or saves it; a copy, pickle, save or ``h``/``c`` read while another thread
+        steps it.
 
     Examples
     --------
@@ -658,6 +721,8 @@ cdef class StateBatch:
         An array object over the batch's memory, made on first access and kept (see
         State.h)."""
         _batch_ready(self)
+        _read_acquire(self.guard)
+        _read_release(self.guard)
         if self._hpub is None:
             self._hpub = _mem_array(self._mem, <size_t>(<char*>self.hptr - self._mem.data),
                                     (self.n, self.dims.num_layers, self.dims.hidden_size),
@@ -668,6 +733,8 @@ cdef class StateBatch:
     def c(self):
         """LSTM cell states, ndarray (n, num_layers, hidden_size); None otherwise."""
         _batch_ready(self)
+        _read_acquire(self.guard)
+        _read_release(self.guard)
         if self.cptr == NULL:
             return None
         if self._cpub is None:
@@ -745,10 +812,15 @@ cdef class StateBatch:
             self.guard.busy = 0
 
     def copy(self):
-        """An independent StateBatch with copies of every stream."""
+        """An independent StateBatch with copies of every stream (RuntimeError while
+        another thread steps the batch or one of its views)."""
         _batch_ready(self)
-        return _make_batch(self.cell, self.dims.num_layers, self.dims.hidden_size, self.dtype,
-                           self.n, self._h, self._c)
+        _read_acquire(self.guard)
+        try:
+            return _make_batch(self.cell, self.dims.num_layers, self.dims.hidden_size,
+                               self.dtype, self.n, self._h, self._c)
+        finally:
+            _read_release(self.guard)
 
     def __copy__(self):
         return self.copy()
@@ -758,9 +830,13 @@ cdef class StateBatch:
 
     def __reduce__(self):
         _batch_ready(self)
-        return (_make_batch, (self.cell, self.dims.num_layers, self.dims.hidden_size,
-                              self.dtype.name, self.n, self._h.copy(),
-                              None if self._c is None else self._c.copy()))
+        _read_acquire(self.guard)
+        try:
+            return (_make_batch, (self.cell, self.dims.num_layers, self.dims.hidden_size,
+                                  self.dtype.name, self.n, self._h.copy(),
+                                  None if self._c is None else self._c.copy()))
+        finally:
+            _read_release(self.guard)
 
     def __repr__(self):
         if self.guard is None:
@@ -888,11 +964,56 @@ cdef class _Network:
         """Called before parameters are replaced: refuses while a step runs without the GIL."""
         if self.inflight != 0:
             raise RuntimeError("the network's parameters cannot be replaced while another "
-                               "thread is stepping it")
+                               "thread is stepping it or reading them (state_dict, copy, "
+                               "pickle, save) or a trainer updates them")
         self.inflight = -1
 
     def _end_write(self):
         self.inflight = 0
+
+    def _begin_read(self):
+        """Called before a snapshot of the parameters (state_dict, copy, pickle, save): a
+        reader like a step; refuses while a trainer or load_state_dict writes them."""
+        if self.inflight < 0:
+            raise RuntimeError("the network's weights are being replaced or updated by a "
+                               "trainer in another thread; they cannot be read (state_dict, "
+                               "copy, pickle, save) meanwhile; " + _ONE_THREAD)
+        self.inflight += 1
+
+    def _end_read(self):
+        self.inflight -= 1
+
+    cdef int _enter_read(self, State s) except -1:
+        """Like _enter, but the state is only read (predict_one): shared with snapshots."""
+        if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
+                or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
+            raise ValueError(f"state does not fit this network: expected a state with "
+                             f"{_state_desc(&self.dims, self.typenum)}, got {s!r}")
+        if self.inflight < 0:
+            raise RuntimeError(_WRITING)
+        _read_acquire(s.guard)
+        self.inflight += 1
+        return 0
+
+    cdef void _leave_read(self, _Guard g) noexcept:
+        _read_release(g)
+        self.inflight -= 1
+
+    def _gated(self, bint on):
+        """Test hook: route this network's gemv/gemm/ger through the test gate (_gate_arm).
+
+        (Small layers use the core's own kernels, not gemv: a gated step needs a layer with
+        G*H*(D+H) > SRNN_OWN_GEMV_MAX; step_many with >= 8 rows uses gemm; a trainer update
+        with a head uses ger.)"""
+        if on:
+            self.blas.sgemv = <srnn_sgemv_t>_gated_sgemv
+            self.blas.dgemv = <srnn_dgemv_t>_gated_dgemv
+            self.blas.sgemm = <srnn_sgemm_t>_gated_sgemm
+            self.blas.dgemm = <srnn_dgemm_t>_gated_dgemm
+            self.blas.sger = <srnn_sger_t>_gated_sger
+            self.blas.dger = <srnn_dger_t>_gated_dger
+        else:
+            _fill_blas(&self.blas)
 
     cdef int _enter(self, State s) except -1:
         _net_ready(self)
@@ -929,8 +1050,8 @@ cdef class _Network:
             raise RuntimeError(_WRITING)
         if self.inflight > 0:
             raise RuntimeError("a trainer cannot update the network's weights while another "
-                               "thread is stepping the network; step and train one network "
-                               "from one thread at a time (or train a copy)")
+                               "thread is stepping the network or reading its weights (a "
+                               "copy, pickle or save); " + _ONE_THREAD)
         _acquire(s.guard)
         self.inflight = -1
         return 0
@@ -1342,6 +1463,14 @@ _COUNTER_GETTERS = tuple((name, sys.intern("_c_" + name)) for name in _TRAINER_C
 _CONFIG_ERROR = "invalid trainer settings"
 
 
+cdef inline int _counters_readable(_Trainer tr) except -1:
+    """The counters are read only when no trainer call runs (they move during one)."""
+    if tr._state is not None and tr._state.guard.busy < 0:
+        raise RuntimeError("this trainer is being used by another thread; its counters "
+                           "cannot be read meanwhile; " + _ONE_THREAD)
+    return 0
+
+
 cdef inline int _ready(_Trainer tr) except -1:
     if tr._net is None:
         raise RuntimeError("this trainer was not initialised (make it with "
@@ -1466,18 +1595,18 @@ cdef class _Trainer:
         # type attribute cache (bounded, but it shows up as allocation growth in leak checks)
         return {name: getattr(self, attr)() for name, attr in _COUNTER_GETTERS}
 
-    def _c_steps(self): return self.t.steps
-    def _c_since_update(self): return self.t.since_update
-    def _c_filled(self): return self.t.filled
-    def _c_head(self): return self.t.head
-    def _c_updates(self): return self.t.updates
-    def _c_skipped(self): return self.t.skipped
-    def _c_opt_steps(self): return self.t.opt_steps
-    def _c_loss_count(self): return self.t.loss_count
-    def _c_loss_sum(self): return self.t.loss_sum
-    def _c_last_loss(self): return self.t.last_loss
-    def _c_last_grad_norm(self): return self.t.last_grad_norm
-    def _c_pending(self): return self.t.pending
+    def _c_steps(self): _counters_readable(self); return self.t.steps
+    def _c_since_update(self): _counters_readable(self); return self.t.since_update
+    def _c_filled(self): _counters_readable(self); return self.t.filled
+    def _c_head(self): _counters_readable(self); return self.t.head
+    def _c_updates(self): _counters_readable(self); return self.t.updates
+    def _c_skipped(self): _counters_readable(self); return self.t.skipped
+    def _c_opt_steps(self): _counters_readable(self); return self.t.opt_steps
+    def _c_loss_count(self): _counters_readable(self); return self.t.loss_count
+    def _c_loss_sum(self): _counters_readable(self); return self.t.loss_sum
+    def _c_last_loss(self): _counters_readable(self); return self.t.last_loss
+    def _c_last_grad_norm(self): _counters_readable(self); return self.t.last_grad_norm
+    def _c_pending(self): _counters_readable(self); return self.t.pending
 
     cdef object _target_row(self, y):
         """The mse target of one step as a (OUT,) array (NaN row for None)."""
@@ -1724,10 +1853,13 @@ cdef class _Trainer:
         if not _is_exact_vec(x, net.typenum, net.dims.input_size):
             x = _as_input(x, "x", _dtype_of(net.typenum), (net.dims.input_size,))
         out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
+        # a scratch of its own (not the trainer's): predictions only read the state and the
+        # weights, so they run alongside snapshots and other predictions
+        work = np.empty(srnn_train_work(&net.dims, 1), dtype=_dtype_of(net.typenum))
         cdef void *xp = _ptr(x)
         cdef void *yp = _ptr(out)
-        cdef void *wp = self.work_p
-        net._enter(s)
+        cdef void *wp = _ptr(work)
+        net._enter_read(s)
         if net.typenum == cnp.NPY_FLOAT32:
             with nogil:
                 st = srnn_predict_f32(&net.blas, &net.dims, <float*>net.pptr, <float*>xp,
@@ -1737,7 +1869,7 @@ cdef class _Trainer:
                 st = srnn_predict_f64(&net.blas, &net.dims, <double*>net.pptr, <double*>xp,
                                       <double*>s.hptr, <double*>s.cptr, <double*>yp,
                                       <double*>wp)
-        net._leave(s.guard)
+        net._leave_read(s.guard)
         if st != SRNN_OK:
             raise _status_error(st, "x")
         return out
@@ -1760,17 +1892,24 @@ cdef class _Trainer:
             self._state.guard.busy = 0
 
     def _snapshot(self):
-        """Everything that makes this trainer continue bit-for-bit (weights excluded)."""
+        """Everything that makes this trainer continue bit-for-bit (weights excluded).
+
+        Taken as one read (RuntimeError while a trainer call, reset or step of its state
+        runs in another thread): never a mixture of two moments."""
         _ready(self)
-        return {
-            "counters": self._stats(),
-            "h": self._state._h.copy(),
-            "c": None if self._state._c is None else self._state._c.copy(),
-            "ring": self._ring.copy(),
-            "tags": self._tags.copy(),
-            "m1": self._m1.copy(),
-            "m2": self._m2.copy(),
-        }
+        _hold(self, False)
+        try:
+            return {
+                "counters": self._stats(),
+                "h": self._state._h.copy(),
+                "c": None if self._state._c is None else self._state._c.copy(),
+                "ring": self._ring.copy(),
+                "tags": self._tags.copy(),
+                "m1": self._m1.copy(),
+                "m2": self._m2.copy(),
+            }
+        finally:
+            _unhold(self, False)
 
     def _restore(self, snap):
         """Load a _snapshot() (validated in full before anything is written).
@@ -2119,7 +2258,9 @@ cdef class _Updater:
 
     def _snapshot(self):
         self._ready()
-        return {"counters": self._stats(), "m1": self._m1.copy(), "m2": self._m2.copy()}
+        # one read of the moments: refused while an update of the networks runs
+        with _holding(*self._nets):
+            return {"counters": self._stats(), "m1": self._m1.copy(), "m2": self._m2.copy()}
 
     def _restore(self, snap):
         """Load a _snapshot(): every piece read and checked before anything is written
@@ -2147,3 +2288,195 @@ cdef class _Updater:
         self._m1[...] = m1
         self._m2[...] = m2
         self.t = t
+
+
+# ---------------------------------------------------------------------------------------
+# one thread contract: holds taken from Python (snapshots), and test hooks
+# ---------------------------------------------------------------------------------------
+
+def _hold(obj, bint write=False):
+    """Mark ``obj`` in use exactly as the C calls do, or raise RuntimeError at once.
+
+    write=False: a snapshot read (a State/StateBatch guard or a network's weights shared
+    with steps and other reads; a trainer: its state and its network). write=True: as a
+    step of the state, a trainer call (its state and weights exclusive) or load_state_dict.
+    Release with ``_unhold(obj, write)``. Used by copies, pickles and saves, and by tests
+    to make an operation be "in flight" without any timing."""
+    cdef _Trainer tr
+    cdef _Network net
+    if isinstance(obj, (State, StateBatch)):
+        g = (<State>obj).guard if isinstance(obj, State) else (<StateBatch>obj).guard
+        if write:
+            _acquire(g)
+        else:
+            _read_acquire(g)
+    elif isinstance(obj, _Trainer):
+        tr = obj
+        _ready(tr)
+        if write:
+            tr._net._enter_write(tr._state)
+        else:
+            tr._net._begin_read()
+            try:
+                _read_acquire(tr._state.guard)
+            except BaseException:
+                tr._net._end_read()
+                raise
+    elif isinstance(obj, _Network):
+        net = obj
+        if write:
+            net._begin_write()
+        else:
+            net._begin_read()
+    elif isinstance(obj, _Guard):
+        (<_Guard>obj)._enter(write, "this object")
+    else:
+        raise TypeError(f"cannot hold a {type(obj).__name__}")
+
+
+def _unhold(obj, bint write=False):
+    """Release a ``_hold(obj, write)``."""
+    cdef _Trainer tr
+    if isinstance(obj, (State, StateBatch)):
+        g = (<State>obj).guard if isinstance(obj, State) else (<StateBatch>obj).guard
+        if write:
+            (<_Guard>g).busy = 0
+        else:
+            _read_release(g)
+    elif isinstance(obj, _Trainer):
+        tr = obj
+        if write:
+            tr._net._leave_write(tr._state.guard)
+        else:
+            _read_release(tr._state.guard)
+            tr._net._end_read()
+    elif isinstance(obj, _Network):
+        if write:
+            (<_Network>obj)._end_write()
+        else:
+            (<_Network>obj)._end_read()
+    elif isinstance(obj, _Guard):
+        (<_Guard>obj)._exit(write)
+
+
+class _Holding:
+    """Context manager of ``_holding``: takes every hold or none."""
+
+    def __init__(self, objs, write):
+        self.objs = []
+        seen = set()
+        for o in objs:                 # one hold per object (a shared network once)
+            if o is not None and id(o) not in seen:
+                seen.add(id(o))
+                self.objs.append(o)
+        self.write = write
+        self.taken = []
+
+    def __enter__(self):
+        try:
+            for o in self.objs:
+                _hold(o, self.write)
+                self.taken.append(o)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        while self.taken:
+            _unhold(self.taken.pop(), self.write)
+        return False
+
+
+def _holding(*objs, bint write=False):
+    """``with _holding(a, b, ...):`` holds every object (see ``_hold``); None is skipped."""
+    return _Holding(objs, write)
+
+
+cdef extern from *:
+    """
+    /* Test gate (tests/test_threads.py, tests/test_thread_contract.py): a network whose
+       BLAS table is routed through the gated wrappers (_Network._gated) stops inside its
+       next BLAS call after _gate_arm(), without the GIL, until _gate_release(). So a test
+       holds a real C call "in flight" for as long as it needs, with no timing. States:
+       0 open, 1 armed, 2 a call waits at the gate, 3 released, 4 gave up (a failing test
+       never hangs the process: the wait ends after ~1e7 naps of 0.1 ms, about 20 min). */
+    #ifdef _WIN32
+    #include <windows.h>
+    #define SRNN_GATE_NAP() Sleep(1)
+    #else
+    #include <time.h>
+    static void srnn_gate_nap(void) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    #define SRNN_GATE_NAP() srnn_gate_nap()
+    #endif
+    static volatile int srnn_test_gate = 0;
+    static void srnn_test_gate_wait(void) {
+        long naps = 0;
+        if (srnn_test_gate != 1) return;
+        srnn_test_gate = 2;
+        while (srnn_test_gate == 2) {
+            if (++naps > 10000000L) { srnn_test_gate = 4; return; }
+            SRNN_GATE_NAP();
+        }
+    }
+    """
+    int srnn_test_gate
+    void srnn_test_gate_wait() nogil
+
+
+cdef void _gated_dgemv(char *t, int *m, int *n, double *al, double *a, int *lda, double *x,
+                       int *incx, double *be, double *y, int *incy) noexcept nogil:
+    srnn_test_gate_wait()
+    dgemv(t, m, n, al, a, lda, x, incx, be, y, incy)
+
+
+cdef void _gated_sgemv(char *t, int *m, int *n, float *al, float *a, int *lda, float *x,
+                       int *incx, float *be, float *y, int *incy) noexcept nogil:
+    srnn_test_gate_wait()
+    sgemv(t, m, n, al, a, lda, x, incx, be, y, incy)
+
+
+cdef void _gated_dgemm(char *ta, char *tb, int *m, int *n, int *k, double *al, double *a,
+                       int *lda, double *b, int *ldb, double *be, double *c,
+                       int *ldc) noexcept nogil:
+    srnn_test_gate_wait()
+    dgemm(ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc)
+
+
+cdef void _gated_sgemm(char *ta, char *tb, int *m, int *n, int *k, float *al, float *a,
+                       int *lda, float *b, int *ldb, float *be, float *c,
+                       int *ldc) noexcept nogil:
+    srnn_test_gate_wait()
+    sgemm(ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc)
+
+
+cdef void _gated_dger(int *m, int *n, double *al, double *x, int *incx, double *y,
+                      int *incy, double *a, int *lda) noexcept nogil:
+    srnn_test_gate_wait()
+    dger(m, n, al, x, incx, y, incy, a, lda)
+
+
+cdef void _gated_sger(int *m, int *n, float *al, float *x, int *incx, float *y,
+                      int *incy, float *a, int *lda) noexcept nogil:
+    srnn_test_gate_wait()
+    sger(m, n, al, x, incx, y, incy, a, lda)
+
+
+def _gate_arm():
+    """Test hook: the next BLAS call of a gated network waits at the gate."""
+    global srnn_test_gate
+    srnn_test_gate = 1
+
+
+def _gate_state():
+    """Test hook: 0 open, 1 armed, 2 a call waits, 3 released, 4 gave up."""
+    return srnn_test_gate
+
+
+def _gate_release():
+    """Test hook: let the waiting call go on (and disarm the gate)."""
+    global srnn_test_gate
+    srnn_test_gate = 3 if srnn_test_gate == 2 else 0

@@ -90,6 +90,7 @@ import numpy as np
 
 from . import _experts
 from ._signals import critical
+from . import _threads
 from .network import GRU, LSTM, RNN, _Recurrent, _check_dtype, _check_seed, _check_size
 from .optim import SGD, Adam, RMSprop
 from ._checks import MAX_WINDOW, check_clip as _check_clip, check_int as _check_int
@@ -403,6 +404,12 @@ class Forecaster:
 
     All settings are read-only attributes (a changed setting would not reach the trainers
     and would make ``sr.save`` write a file that loads as another model).
+    threadsafe : bool, default False
+        Threads: ``learn_one``/``learn_many``/``forget`` are writers, ``forecast``/``stats``
+        and ``sr.save`` readers; a call meeting a conflicting one in another thread raises
+        RuntimeError at once (nothing changed; readers share). True: every call first takes
+        ``self.lock`` (an RLock), so calls from several threads wait for each other. Not
+        saved: set ``f.threadsafe = True`` after ``sr.load`` if needed.
 
     Attributes
     ----------
@@ -466,7 +473,7 @@ class Forecaster:
                  scale_halflife: Optional[float] = None, n_features: Optional[int] = None,
                  dtype: Any = "float32", weights: str = "shared",
                  season: Optional[int] = None, max_horizon: Optional[int] = None,
-                 interval_level: float = 0.9) -> None:
+                 interval_level: float = 0.9, threadsafe: bool = False) -> None:
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {list(_CELLS)}, got {cell!r}")
         hidden_size = _check_size(hidden_size, "hidden_size")
@@ -539,6 +546,14 @@ class Forecaster:
         self._prior = 2 if season else 1      # untrained: seasonal naive, or persistence
         self._streams = {}
         self._alpha = 0.0 if scale_halflife is None else 1.0 - 0.5 ** (1.0 / scale_halflife)
+        _threads.setup(self, threadsafe)   # .threadsafe, .lock, ._guard (One thread contract)
+
+    # threads: sr.save's read hold, pickling inside one read hold (see streamrnn/_threads.py)
+    threadsafe: bool
+    lock: Any          # a threading.RLock
+    _reading = _threads.reading
+    __getstate__ = _threads.getstate
+    __setstate__ = _threads.setstate
 
     # ------------------------------------------------------------------ settings
     # Read-only: a setting changed after construction would not reach the trainers that
@@ -654,6 +669,7 @@ class Forecaster:
         except TypeError:
             raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
 
+    @_threads.reads
     def keys(self) -> List[_Key]:
         """The keys of the streams seen so far, in order of first appearance."""
         return list(self._streams)
@@ -668,6 +684,7 @@ class Forecaster:
     def __iter__(self) -> Iterator[_Key]:
         return iter(self._streams)
 
+    @_threads.reads
     def network(self, key: _Key = None) -> Optional[_Recurrent]:
         """The network that forecasts stream ``key`` (the shared one with weights='shared')."""
         s = self._lookup(key)
@@ -675,11 +692,13 @@ class Forecaster:
             return self._net
         return None if s is None else s.trainer.net
 
+    @_threads.reads
     def trainer(self, key: _Key = None) -> Optional[OnlineTrainer]:
         """The OnlineTrainer of stream ``key`` (None for an unseen key)."""
         s = self._lookup(key)
         return None if s is None else s.trainer
 
+    @_threads.writes
     def forget(self, key: _Key = None) -> None:
         """Drop stream ``key`` (its state, scalers and buffers); shared weights are kept."""
         if self._lookup(key) is None:
@@ -689,6 +708,7 @@ class Forecaster:
         except KeyError:
             raise KeyError(f"no stream with key {key!r}") from None
 
+    @_threads.reads
     def stats(self, key: _Key = None) -> Dict[str, Any]:
         """Counters of stream ``key``: observations, missing values, trainer statistics."""
         s = self._lookup(key)
@@ -699,6 +719,7 @@ class Forecaster:
         d.update({f"trainer_{k}": v for k, v in s.trainer.stats().items()})
         return d
 
+    @_threads.writes
     def memory_per_stream(self) -> int:
         """Bytes that one more stream costs, measured (with tracemalloc) by creating one.
 
@@ -859,6 +880,7 @@ class Forecaster:
         return _clip((y - s.sy.mean) / s.sy.std())
 
     # ------------------------------------------------------------------ learning
+    @_threads.writes
     def learn_one(self, y: Any, x: Any = None, *, key: _Key = None) -> None:
         """Learn from the newest value y of stream ``key`` and advance the stream.
 
@@ -1072,6 +1094,7 @@ class Forecaster:
         _experts.score(s.agg_r, s.agg_s, s.scores, s.nscores, s.alpha, rows, valid, learn,
                        y, 1.0 - self._interval_level)
 
+    @_threads.writes
     def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
                    key: _Key = None) -> None:
         """``learn_one`` over a sequence of values (and feature sets) of one stream.
@@ -1112,6 +1135,7 @@ class Forecaster:
                 critical.check()
 
     # ------------------------------------------------------------------ forecasting
+    @_threads.reads
     def forecast(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
                  key: _Key = None) -> List[float]:
         """Forecasts of the next ``horizon`` values of stream ``key``, as a list of floats.
@@ -1149,6 +1173,7 @@ class Forecaster:
                                              len(self._expert_names)]]
         return self._combine(s, self._expert_matrix(s, self._net_path(s, horizon, feats)))
 
+    @_threads.reads
     def forecast_interval(self, horizon: int = 1, level: float = 0.9,
                           xs: Optional[Sequence[Any]] = None, *,
                           key: _Key = None) -> List[Tuple[float, float]]:
@@ -1180,6 +1205,7 @@ class Forecaster:
             out.append((c - r, c + r))
         return out
 
+    @_threads.reads
     def expert_weights(self, horizon: int = 1, *, key: _Key = None) -> Dict[str, float]:
         """The combination weights of stream ``key`` at ``horizon`` (1-based; beyond
         ``max_horizon``: those of ``max_horizon``), by expert name. Before the network's
@@ -1193,6 +1219,7 @@ class Forecaster:
         w = self._weights_of(s, horizon, avail)
         return {n: float(v) for n, v in zip(self._expert_names, w)}
 
+    @_threads.reads
     def expert_forecasts(self, horizon: int = 1, xs: Optional[Sequence[Any]] = None, *,
                          key: _Key = None) -> Dict[str, List[float]]:
         """Every expert's own forecasts of the next ``horizon`` values of ``key`` (the network's
@@ -1255,6 +1282,7 @@ class Forecaster:
     # export_stream / import_stream: one stream in streamrnn's file format (streamrnn.io,
     # object type "ForecasterStream"), for engines that keep every key's state themselves
     # (streamrnn.flink). Kept apart from the methods above on purpose.
+    @_threads.reads
     def export_stream(self, key: _Key = None) -> bytes:
         """The complete state of stream ``key`` as bytes (no pickle).
 
@@ -1292,6 +1320,7 @@ class Forecaster:
             raise KeyError(f"no stream with key {key!r}")
         return _dump_stream(self, s)
 
+    @_threads.writes
     def import_stream(self, key: _Key, data: bytes) -> None:
         """Set stream ``key`` (new, or replacing the one there) to bytes of
         :meth:`export_stream`: it continues bit for bit where the exported stream stopped

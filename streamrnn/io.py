@@ -117,9 +117,12 @@ def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
         else:  # pragma: no cover - internal misuse
             raise TypeError(f"cannot save an array of dtype {a.dtype}")
         le = np.ascontiguousarray(a, dtype=np.dtype(code))
+        # the bytes hashed are the bytes written: a private copy (the array may be live)
+        raw = le.tobytes()
+        le = np.frombuffer(raw, dtype=le.dtype).reshape(le.shape)
         off = _align(off)
         table[name] = {"dtype": code, "shape": list(le.shape), "offset": off,
-                       "nbytes": le.nbytes, "sha256": hashlib.sha256(le.tobytes()).hexdigest()}
+                       "nbytes": le.nbytes, "sha256": hashlib.sha256(raw).hexdigest()}
         blobs.append((off, le))
         off += le.nbytes
     header = {"format": "streamrnn", "version": FORMAT_VERSION, "streamrnn": __version__,
@@ -402,6 +405,31 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
         json.dumps(user, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
+    # one thread contract: everything is read at one moment (the objects held as readers,
+    # RuntimeError while another thread writes them) and encoded (copied to private bytes,
+    # hashed) before the hold ends, so a save made while another thread trains is a whole
+    # state that loads (its checksums are of the bytes written)
+    with _snapshot_hold(obj):
+        type_name, meta, arrays = _payload(obj)
+        _refuse_unloadable(type_name, arrays)
+        meta["user"] = user
+        return _encode(type_name, meta, arrays)
+
+
+def _snapshot_hold(obj: Any) -> Any:
+    """A context that holds everything ``obj``'s payload reads (see ``_core._holding``)."""
+    if isinstance(obj, Forecaster):
+        return obj._reading(inner=True)
+    if isinstance(obj, Seq2Seq):
+        return _core._holding(obj.encoder, obj.decoder)
+    if isinstance(obj, SequenceTrainer):
+        return _core._holding(obj.net)
+    if isinstance(obj, (OnlineTrainer, _Recurrent, _core.State, _core.StateBatch)):
+        return _core._holding(obj)
+    return _core._holding()
+
+
+def _payload(obj: Any) -> Tuple[str, Dict[str, Any], Dict[str, np.ndarray]]:
     meta: Dict[str, Any]
     if isinstance(obj, OnlineTrainer):
         type_name = "OnlineTrainer"
@@ -436,9 +464,7 @@ def _encode_obj(obj: Any, metadata: Optional[Dict[str, Any]]
         raise TypeError(f"cannot save a {type(obj).__name__}: expected an LSTM, GRU, RNN, "
                         f"State, StateBatch, OnlineTrainer, SequenceTrainer, Seq2Seq or "
                         f"Forecaster")
-    _refuse_unloadable(type_name, arrays)
-    meta["user"] = user
-    return _encode(type_name, meta, arrays)
+    return type_name, meta, arrays
 
 
 # What save writes, load reads: the arrays that load requires finite (so that a loaded

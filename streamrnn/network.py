@@ -1,6 +1,7 @@
 """Public network classes: LSTM, GRU and RNN (pure Python around the compiled core)."""
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -201,6 +202,9 @@ class _Recurrent(_core._Network):
         bidirectional = bool(bidirectional)
         ndir = 2 if bidirectional else 1
         self._init_core(self._cell, D, H, L, O, dt, ndir)
+        # the blocking way to share this network (and the trainers built on it) between
+        # threads: every thread takes it around its calls (RELIABILITY.md, One thread contract)
+        self.lock = threading.RLock()
         flat = self.parameters()
         # PyTorch's init: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)); the head's bound
         # is 1/sqrt(in_features) = 1/sqrt(H) too. Drawn in float64, then cast.
@@ -274,10 +278,13 @@ class _Recurrent(_core._Network):
         return f"{type(self).__name__}({args})"
 
     def __reduce__(self) -> Any:
-        return (_rebuild, (type(self), self._kwargs(), self.parameters().copy()))
+        with _core._holding(self):     # one read of the weights: never a torn copy
+            return (_rebuild, (type(self), self._kwargs(), self.parameters().copy()))
 
     def __copy__(self) -> "_Recurrent":
-        return _rebuild(type(self), self._kwargs(), self.parameters())
+        with _core._holding(self):
+            params = self.parameters().copy()
+        return _rebuild(type(self), self._kwargs(), params)
 
     def __deepcopy__(self, memo: Any) -> "_Recurrent":
         return self.__copy__()
@@ -289,8 +296,12 @@ class _Recurrent(_core._Network):
         Keys: ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (as
         ``torch.nn.LSTM/GRU/RNN``; bidirectional networks also the ``..._l{k}_reverse`` keys,
         in ``named_parameters`` order) and, with a head, ``head.weight`` and ``head.bias``.
+
+        One consistent read: raises RuntimeError (rather than mixing two weight versions)
+        while a trainer or ``load_state_dict`` in another thread writes the weights.
         """
-        return {k: v.copy() for k, v in self._views.items()}
+        with _core._holding(self):
+            return {k: v.copy() for k, v in self._views.items()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Replace every parameter, strictly and atomically.
@@ -305,6 +316,8 @@ class _Recurrent(_core._Network):
         ValueError
             A key is missing or unexpected, a shape differs, or a value is NaN/inf.
             Nothing is changed when anything raises.
+        RuntimeError
+            Another thread is stepping, training, copying or saving the network.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping of names to arrays, got "
@@ -394,6 +407,10 @@ class LSTM(_Recurrent):
         O.
     dtype : numpy.dtype
         float32 or float64.
+    lock : threading.RLock
+        Taken by no streamrnn call: to share the network (or a trainer on it, whose
+        ``.lock`` it is) between threads, take it around every call in every thread, so
+        calls wait instead of raising RuntimeError (RELIABILITY.md, "One thread contract").
 
     The settings above (and ``seed``, ``bidirectional``, ``cell``) are read-only: setting
     one raises AttributeError, since buffers, states, trainers and checkpoints are built from
@@ -404,6 +421,14 @@ class LSTM(_Recurrent):
     ------
     TypeError, ValueError
         A size that is not an integer >= 1, an unknown dtype, a negative seed.
+
+    Notes
+    -----
+    Threads: steps are readers of the weights and writers of their state (different
+    states step in parallel); trainer calls and ``load_state_dict`` write the weights;
+    ``state_dict``, copies, pickles and ``sr.save`` read them at one moment. A call that
+    meets a conflicting one in another thread raises RuntimeError and changes nothing.
+    ``parameters()`` and the layer views are live buffers outside this rule.
 
     See Also
     --------

@@ -15,7 +15,12 @@ _OPTS = {"sgd": 0, "adam": 1, "rmsprop": 2}
 _SETTINGS = frozenset({"net", "loss", "optimizer", "k1", "k2", "clip_value", "clip_norm"})
 
 
-def _rebuild(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any]) -> "OnlineTrainer":
+def _rebuild(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any],
+             params: Any = None) -> "OnlineTrainer":
+    if params is not None:
+        # the weights read together with snap (one moment; the net may have been pickled
+        # at another moment of the same dump)
+        net.parameters()[...] = params
     tr = OnlineTrainer(net, **kwargs)
     tr._restore(snap)
     return tr
@@ -62,6 +67,13 @@ class OnlineTrainer(_core._Trainer):
     skipped: weights and optimizer moments are unchanged, and ``skipped`` counts it.
     With ``k1 == k2 == K`` the trainer equals the loop "run K steps from a detached state,
     mean loss, backward, clip, optimizer step" written with PyTorch.
+
+    Threads: a trainer call (``learn_one``, ``learn_many``, ``advance``, ``observe``,
+    ``reset``) takes the trainer's state and the network's weights exclusively; a call
+    from another thread that meets it (another trainer call, a step of the network, a read
+    of the counters, a pickle, copy or ``sr.save`` of the trainer or its network) raises
+    RuntimeError at once and changes nothing. To share a trainer between threads, take
+    ``tr.lock`` (the network's lock) around every call in every thread.
 
     Raises
     ------
@@ -166,14 +178,29 @@ class OnlineTrainer(_core._Trainer):
         return dict(loss=self.loss, optimizer=self.optimizer, k1=self.k1, k2=self.k2,
                     clip_value=self.clip_value, clip_norm=self.clip_norm)
 
+    @property
+    def lock(self) -> Any:
+        """The network's ``threading.RLock`` (``net.lock``): to share this trainer (or its
+        network) between threads, take it around every call in every thread; calls then
+        wait for each other instead of raising RuntimeError."""
+        return self.net.lock
+
+    def _consistent(self) -> Any:
+        """The trainer's snapshot and the weights, read at one moment (RuntimeError while
+        another thread trains, steps the trainer's state or writes the weights)."""
+        with _core._holding(self):
+            return self._snapshot(), self.net.parameters().copy()
+
     def __reduce__(self) -> Any:
-        return (_rebuild, (self.net, self._kwargs(), self._snapshot()))
+        snap, params = self._consistent()
+        return (_rebuild, (self.net, self._kwargs(), snap, params))
 
     def __deepcopy__(self, memo: Any) -> "OnlineTrainer":
         import copy
 
+        snap, params = self._consistent()
         net = copy.deepcopy(self.net, memo)
-        return _rebuild(net, self._kwargs(), self._snapshot())
+        return _rebuild(net, self._kwargs(), snap, params)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items())
