@@ -83,7 +83,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import (Any, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence,
+from typing import (Any, Dict, Hashable, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     Tuple, Union)
 
 import numpy as np
@@ -1095,9 +1095,10 @@ class Forecaster:
                        y, 1.0 - self._interval_level)
 
     @_threads.writes
-    def learn_many(self, ys: Sequence[Any], xs: Optional[Sequence[Any]] = None, *,
+    def learn_many(self, ys: Iterable[Any], xs: Optional[Iterable[Any]] = None, *,
                    key: _Key = None) -> None:
-        """``learn_one`` over a sequence of values (and feature sets) of one stream.
+        """``learn_one`` over a sequence (or any iterable) of values (and feature sets) of one
+        stream.
 
         Every value and feature set is checked before the first is learned: a bad one raises
         ValueError/TypeError naming its index, and nothing is learned. A Ctrl-C
@@ -1106,25 +1107,31 @@ class Forecaster:
         ``learn_one``, the rest not at all (``stats(key)['steps']`` counts the values
         learned).
         """
-        if isinstance(ys, (str, bytes, Mapping)) or not hasattr(ys, "__len__"):
+        if isinstance(ys, (str, bytes, Mapping)) or not hasattr(ys, "__iter__"):
             raise TypeError(f"ys must be a sequence of numbers, got {type(ys).__name__}")
+        # an iterator (or a sized iterable without indexing) is read whole, checked, learned
+        ys_: Sequence[Any] = (ys if isinstance(ys, (list, tuple, np.ndarray))  # type: ignore[assignment]
+                              else list(ys))
         if xs is not None:
-            if isinstance(xs, (str, bytes, Mapping)) or not hasattr(xs, "__len__"):
+            if isinstance(xs, (str, bytes, Mapping)) or not hasattr(xs, "__iter__"):
                 raise TypeError(f"xs must be None or a sequence of feature sets, got "
                                 f"{type(xs).__name__}")
-            if len(xs) != len(ys):
-                raise ValueError(f"xs must have one feature set per value ({len(ys)}), got "
-                                 f"{len(xs)}")
+            xl: Sequence[Any] = (xs if isinstance(xs, (list, tuple, np.ndarray))  # type: ignore[assignment]
+                                 else list(xs))
+            if len(xl) != len(ys_):
+                raise ValueError(f"xs must have one feature set per value ({len(ys_)}), got "
+                                 f"{len(xl)}")
+        xs_: Optional[Sequence[Any]] = None if xs is None else xl
         try:
             hash(key)
         except TypeError:
             raise TypeError(f"key must be hashable, got {type(key).__name__}") from None
-        vals = [self._number(y, f"ys[{i}]") for i, y in enumerate(ys)]
+        vals = [self._number(y, f"ys[{i}]") for i, y in enumerate(ys_)]
         feats: List[Tuple[Optional[np.ndarray], Optional[List[str]]]] = []
         nf, names = self._n_features, self._feature_names
         for i in range(len(vals)):
-            xv, nm = self._features(None if xs is None else xs[i], f"xs[{i}]", nf, names)
-            if nf is None and (xv is not None or xs is None or xs[i] is None):
+            xv, nm = self._features(None if xs_ is None else xs_[i], f"xs[{i}]", nf, names)
+            if nf is None and (xv is not None or xs_ is None or xs_[i] is None):
                 nf = 0 if xv is None else int(xv.shape[0])
             if names is None and nm is not None:
                 names = nm

@@ -193,12 +193,19 @@ class InFlight:
         if how == "between":
             self.inside, self.go = threading.Event(), threading.Event()
 
-            def values():
-                yield FVALS[4]
-                self.inside.set()          # learn_many is in flight between two values
-                assert self.go.wait(60)
-                yield FVALS[5]
-            target = lambda: w.f.learn_many(values())  # noqa: E731
+            # learn_many checks every value before the first is learned, so the pause
+            # comes from the per-value learning step: after the first of the two values
+            f = w.f
+            learned = f._learn_checked
+
+            def pausing(*args, **kwargs):
+                out = learned(*args, **kwargs)
+                if not self.inside.is_set():
+                    self.inside.set()      # learn_many is in flight between two values
+                    assert self.go.wait(60)
+                return out
+            f._learn_checked = pausing     # type: ignore[method-assign]
+            target = lambda: f.learn_many([FVALS[4], FVALS[5]])  # noqa: E731
         else:
             self.net = w.f.net if name.startswith("f.") else w.net
             self.net._gated(True)
@@ -229,6 +236,8 @@ class InFlight:
             _core._gate_release()
         self.t.join(60)
         assert not self.t.is_alive()
+        if self.how == "between":
+            del self.w.f._learn_checked    # the class's method again
         if self.how == "gate":
             assert _core._gate_state() == 3
             self.net._gated(False)
