@@ -120,6 +120,9 @@ def _as_input(x, str name, dtype, tuple shape):
     sequences are converted. Shape ``-1`` entries accept any length. Copies only when the
     given array is not contiguous or not aligned.
     """
+    if not isinstance(x, np.ndarray) and hasattr(x, "to_numpy") and \
+            type(x).__module__.split(".")[0] == "pandas":
+        x = x.to_numpy()    # pandas: its values, under the ndarray rules (_checks.py)
     if isinstance(x, np.ndarray):
         arr = x
         if arr.dtype != dtype:
@@ -1157,7 +1160,8 @@ cdef class _Network:
             The inputs, one row per step, of the network's dtype (sequences are converted).
         state : State or None
             A state fitting this network; updated in place (ends as after the last step).
-            None (and only None) for a bidirectional network.
+            None (and only None) for a bidirectional network. None for a unidirectional
+            network: a fresh zero state, not kept (as PyTorch's ``h0=None``).
         out : ndarray, shape (T, output_size or hidden_size), optional
             C-contiguous, writable, of the network's dtype.
 
@@ -1170,7 +1174,7 @@ cdef class _Network:
         ------
         TypeError, ValueError, RuntimeError
             As :meth:`step` (checked before the first step; nothing changes then); a
-            state given to a bidirectional network, or none to a unidirectional one.
+            state given to a bidirectional network.
         KeyboardInterrupt
             Ctrl-C, between whole steps.
 
@@ -1193,8 +1197,7 @@ cdef class _Network:
                 raise ValueError(_BIDIR.format(what="run() with a state") + "; call run(X)")
             return self._run_window(X, out)
         if state is None:
-            raise TypeError("state must be a State of this network (net.new_state()), got "
-                            "None; only a bidirectional network runs without one")
+            state = self.new_state()    # like torch: no state means zeros (not kept)
         _state_ready(state)
         if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
             X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
