@@ -16,10 +16,11 @@ the loss with them; with clipping the same gradients are rescaled to norm 1 and 
 stays stable. (The trainer's non-finite guard is a different safety net: an update whose
 gradient or result is not finite is skipped, so the weights never become NaN.)
 
-    python examples/gradient_flow.py [--out gradient_flow.png] [--gain 3]
+    python examples/gradient_flow.py [--out gradient_flow.png] [--gain 3] [--quick]
 
-The plot needs matplotlib (``pip install matplotlib``); without it the figures are printed
-only. STREAMRNN_EXAMPLE_QUICK=1 runs a shorter version (used by the tests).
+The figures are printed; the plot is saved only with ``--out FILE`` (nothing is written
+otherwise) and needs matplotlib (``pip install matplotlib``). ``--quick`` (or
+STREAMRNN_EXAMPLE_QUICK=1) runs a shorter version (used by the tests).
 """
 from __future__ import annotations
 
@@ -103,11 +104,13 @@ def train_online(gain: float, clip_norm: float | None, steps: int, H: int) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="gradient_flow.png", help="where to save the plot")
+    ap.add_argument("--out", default=None,
+                    help="save the plot to this file (default: no plot, nothing written)")
+    ap.add_argument("--quick", action="store_true", help="a shorter run (tests)")
     ap.add_argument("--gain", type=float, default=3.0,
                     help="spectral radius of W_hh for the 'large weights' runs")
     args = ap.parse_args()
-    T, H, seeds = (40, 32, 2) if QUICK else (100, 64, 5)
+    T, H, seeds = (40, 32, 2) if QUICK or args.quick else (100, 64, 5)
     steps = 4000
 
     print(f"Part 1: ||dLoss_T/dh_(T-d)|| / ||dLoss_T/dh_T|| (H={H}, T={T}, "
@@ -140,6 +143,9 @@ def main() -> None:
               f"MSE over the last fifth {r['tail_mse']:.4g}; max |head weight| "
               f"{r['max_weight']:.3g}")
 
+    if args.out is None:
+        print("no plot saved (pass --out gradient_flow.png to save one)")
+        return
     try:
         import matplotlib
         matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))

@@ -65,3 +65,47 @@ def check_trainer_settings(loss: Any, optimizer: Any, k1: Any, k2: Any, clip_val
                          f"{out_size}")
     return (loss, optimizer, k1, k2, check_clip(clip_value, "clip_value"),
             check_clip(clip_norm, "clip_norm"))
+
+
+# One rule for pandas inputs, everywhere: a pandas object is taken as its values
+# (``.to_numpy()``), exactly as if that ndarray had been passed (same dtype rules, no
+# silent casts where an ndarray would get none). Where one value per step is expected
+# (a series), a DataFrame is refused with its column names; where one feature set per step
+# is expected (``x``), a DataFrame is its rows as {column: value} dicts.
+
+def is_pandas(value: Any) -> bool:
+    """True for a pandas Series, DataFrame or Index (without importing pandas)."""
+    return any(c.__module__.split(".")[0] == "pandas" for c in type(value).__mro__)
+
+
+def pandas_series(value: Any, name: str) -> Any:
+    """A pandas Series/Index as its values (ndarray); a DataFrame is a TypeError naming its
+    columns; anything else is returned unchanged."""
+    if not is_pandas(value):
+        return value
+    if getattr(value, "ndim", 1) != 1:
+        cols = [str(c) for c in getattr(value, "columns", [])]
+        numeric = [str(c) for c, t in getattr(value, "dtypes", {}).items()
+                   if getattr(t, "kind", "") in "iuf"]
+        pick = (numeric or cols or ["y"])[0]
+        raise TypeError(f"{name} must be one column of numbers (a Series), got a "
+                        f"{type(value).__name__} with columns {cols}; pass one column, "
+                        f"e.g. df[{pick!r}]")
+    return value.to_numpy()
+
+
+def pandas_rows(value: Any, name: str) -> Any:
+    """A pandas DataFrame as a list of its rows ({column: value} dicts, NaN for missing);
+    a Series as a list of its values; anything else unchanged."""
+    if not is_pandas(value):
+        return value
+    if getattr(value, "ndim", 1) == 2:
+        cols = list(value.columns)
+        return [dict(zip(cols, row)) for row in value.itertuples(index=False, name=None)]
+    return list(value.to_numpy())
+
+
+def pandas_values(value: Any) -> Any:
+    """A pandas object as its ``.to_numpy()`` ndarray (for arrays of the network's
+    dtype); anything else unchanged."""
+    return value.to_numpy() if is_pandas(value) else value

@@ -115,6 +115,9 @@ def _as_input(x, str name, dtype, tuple shape):
     sequences are converted. Shape ``-1`` entries accept any length. Copies only when the
     given array is not contiguous or not aligned.
     """
+    if not isinstance(x, np.ndarray) and hasattr(x, "to_numpy") and \
+            type(x).__module__.split(".")[0] == "pandas":
+        x = x.to_numpy()    # pandas: its values, under the ndarray rules (_checks.py)
     if isinstance(x, np.ndarray):
         arr = x
         if arr.dtype != dtype:
@@ -1152,7 +1155,8 @@ cdef class _Network:
             The inputs, one row per step, of the network's dtype (sequences are converted).
         state : State or None
             A state fitting this network; updated in place (ends as after the last step).
-            None (and only None) for a bidirectional network.
+            None (and only None) for a bidirectional network. None for a unidirectional
+            network: a fresh zero state, not kept (as PyTorch's ``h0=None``).
         out : ndarray, shape (T, output_size or hidden_size), optional
             C-contiguous, writable, of the network's dtype.
 
@@ -1165,7 +1169,7 @@ cdef class _Network:
         ------
         TypeError, ValueError, RuntimeError
             As :meth:`step` (checked before the first step; nothing changes then); a
-            state given to a bidirectional network, or none to a unidirectional one.
+            state given to a bidirectional network.
         KeyboardInterrupt
             Ctrl-C, between whole steps.
 
@@ -1188,8 +1192,7 @@ cdef class _Network:
                 raise ValueError(_BIDIR.format(what="run() with a state") + "; call run(X)")
             return self._run_window(X, out)
         if state is None:
-            raise TypeError("state must be a State of this network (net.new_state()), got "
-                            "None; only a bidirectional network runs without one")
+            state = self.new_state()    # like torch: no state means zeros (not kept)
         _state_ready(state)
         if not _is_exact_mat(X, self.typenum, -1, self.dims.input_size):
             X = _as_input(X, "X", _dtype_of(self.typenum), (-1, self.dims.input_size))
@@ -1512,8 +1515,12 @@ cdef int64_t _snap_int(dict counters, str name) except? -1:
     v = _snap_get(counters, name, "trainer snapshot counters")
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"trainer counter {name!r} must be an integer, got {type(v).__name__}")
-    if v < -2**63 or v >= 2**63:
-        raise ValueError(f"trainer counter {name!r} is out of range: {v}")
+    # counters count steps and updates: a trainer reaches at most 2**53 of them in
+    # practice (centuries at a million steps per second); larger values can only come from
+    # a crafted snapshot or file, and would let the C core's own bound (2**62, below which
+    # increments cannot overflow) refuse a later step instead of the load
+    if v < -2**63 or v > 2**53:
+        raise ValueError(f"trainer counter {name!r} is out of range: {v} (at most 2**53)")
     return v
 
 

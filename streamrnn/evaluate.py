@@ -106,7 +106,7 @@ class Evaluation:
 
 def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
              x: Optional[Sequence[Any]] = None, key: Hashable = None, grace_period: int = 0,
-             return_forecasts: bool = False, progress: Optional[bool] = False,
+             return_forecasts: bool = False, progress: Optional[bool] = None,
              impute_missing: bool = True,
              interval_level: Optional[float] = None) -> Evaluation:
     """Progressive validation: at each t, forecast ``horizon`` values, then learn series[t].
@@ -119,16 +119,18 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
 
     Parameters
     ----------
-    series : iterable of float (NaN/None: missing)
+    series : iterable of float (NaN/None: missing), or a pandas Series (its values)
     forecaster : a streamrnn Forecaster, or any object with river's ``learn_one(y, x=None)``
         and ``forecast(horizon, xs=None)`` (river's SNARIMAX, HoltWinters, ...)
     horizon : int >= 1
-    x : sequence of feature sets (one per value) or None
+    x : sequence of feature sets (one per value), a pandas DataFrame (its rows, as
+        {column: value} dicts), or None
         ``x[t]`` is given with ``series[t]`` to learn_one; ``x[t:t+horizon]`` to forecast.
     key : the stream key passed to a streamrnn Forecaster (ignored for other forecasters)
     grace_period : int >= 0
     return_forecasts : keep every forecast in the result
-    progress : None (a bar when stderr is a terminal), True or False (default)
+    progress : None (default: a bar when stderr is a terminal, silent otherwise), True or
+        False
     impute_missing : for forecasters other than streamrnn's (which take NaN themselves):
         at a missing value, learn the model's own forecast of it (the streamrnn policy);
         False: skip the learn_one call
@@ -151,6 +153,9 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
     ValueError
         ``horizon < 1``, ``grace_period < 0``, a series that is not 1-D or holds inf, an
         ``x`` of another length than the series.
+    KeyboardInterrupt
+        Ctrl-C: re-raised with the figures so far as its ``evaluation`` attribute (an
+        :class:`Evaluation` over the ``steps`` values processed; see ``e.evaluation``).
 
     Examples
     --------
@@ -162,8 +167,15 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
     """
     import time
 
+    from ._checks import pandas_rows, pandas_series
     from .forecast import Forecaster
 
+    if isinstance(forecaster, type):
+        raise TypeError(f"forecaster must be an instance, got the class "
+                        f"{forecaster.__name__}; pass {forecaster.__name__}() (with its "
+                        f"settings), e.g. sr.evaluate(series, sr.Forecaster())")
+    series = pandas_series(series, "series")
+    x = pandas_rows(x, "x")
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
     if isinstance(grace_period, bool) or not isinstance(grace_period, (int, np.integer)) \
@@ -213,6 +225,7 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
     seen = False
     bar = progress_bar(T, "evaluate", enabled=progress)
     t0 = time.perf_counter()
+    done = 0
     try:
         for t in range(T):
             if seen:
@@ -262,9 +275,25 @@ def evaluate(series: Iterable[Any], forecaster: Any, horizon: int = 1, *,
                 last = y
                 seen = True
             bar.update(1)
+            done += 1
+    except KeyboardInterrupt as e:
+        # keep the partial result: the figures over the values processed so far
+        partial = _summary(h, cnt, abs_m, sq_m, abs_p, sq_p, cover, wsum, wcnt,
+                           interval_level, F, P, time.perf_counter() - t0, done)
+        e.evaluation = partial  # type: ignore[attr-defined]
+        raise
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
+    return _summary(h, cnt, abs_m, sq_m, abs_p, sq_p, cover, wsum, wcnt, interval_level, F,
+                    P, seconds, T)
+
+
+def _summary(h: int, cnt: np.ndarray, abs_m: np.ndarray, sq_m: np.ndarray,
+             abs_p: np.ndarray, sq_p: np.ndarray, cover: np.ndarray, wsum: np.ndarray,
+             wcnt: np.ndarray, interval_level: Optional[float], F: Optional[np.ndarray],
+             P: Optional[np.ndarray], seconds: float, T: int) -> Evaluation:
+    """The Evaluation from the loop's sums (T: values processed)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         n = [int(c) for c in cnt]
 

@@ -11,12 +11,14 @@ NumPy reference is :func:`streamrnn.reference.sequence_loss_and_grad`,
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core
 from ._checks import LOSSES, check_clip, check_int
+from ._progress import progress_bar
 from .network import _Recurrent
 from .optim import SGD, Adam, RMSprop, check_in_dtype
 
@@ -249,23 +251,41 @@ class _WindowTrainerBase:
         return a, b
 
     def _fit(self, windows: Sequence[Any], targets: Sequence[Any], epochs: Any, shuffle: Any,
-             seed: Any, batch_size: Any) -> List[float]:
+             seed: Any, batch_size: Any, progress: Any = False,
+             callback: Any = None) -> List[float]:
         epochs = check_int(epochs, "epochs", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
+        if progress is not None and not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be None, True or False, got "
+                            f"{type(progress).__name__}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be None or a callable (epoch, loss, seconds), got "
+                            f"{type(callback).__name__}")
         windows, targets = self._pairs(windows, targets)
         self._validate_all(windows, targets)   # every window before the first update
         rng = np.random.default_rng(seed)
         history = []
-        for _ in range(epochs):
-            order = rng.permutation(len(windows)) if shuffle else np.arange(len(windows))
-            losses: List[float] = []
-            for s in range(0, len(order), batch_size):
-                idx = order[s:s + batch_size]
-                losses += self._batch([windows[i] for i in idx], [targets[i] for i in idx])
-            finite = [v for v in losses if not math.isnan(v)]
-            history.append(float(np.mean(finite)) if finite else float("nan"))
+        bar = progress_bar(epochs * len(windows), "fit",
+                           enabled=None if progress is None else bool(progress))
+        try:
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                order = rng.permutation(len(windows)) if shuffle else np.arange(len(windows))
+                losses: List[float] = []
+                for s in range(0, len(order), batch_size):
+                    idx = order[s:s + batch_size]
+                    losses += self._batch([windows[i] for i in idx],
+                                          [targets[i] for i in idx])
+                    bar.update(len(idx))
+                finite = [v for v in losses if not math.isnan(v)]
+                history.append(float(np.mean(finite)) if finite else float("nan"))
+                bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {history[-1]:.4g}")
+                if callback is not None:
+                    callback(epoch, history[-1], time.perf_counter() - t0)
+        finally:
+            bar.close()
         return history
 
     def _validate_all(self, windows: List[Any], targets: List[Any]) -> None:
@@ -477,8 +497,9 @@ class SequenceTrainer(_WindowTrainerBase):
         return float(np.mean(losses)) if losses else float("nan")
 
     def fit(self, windows: Sequence[Any], targets: Sequence[Any], epochs: int = 1,
-            shuffle: bool = True, seed: Optional[int] = None, batch_size: int = 1
-            ) -> List[float]:
+            shuffle: bool = True, seed: Optional[int] = None, batch_size: int = 1, *,
+            progress: Optional[bool] = None,
+            callback: Optional[Callable[[int, float, float], Any]] = None) -> List[float]:
         """Train for ``epochs`` passes over the windows in batches of ``batch_size``.
 
         Parameters
@@ -490,6 +511,13 @@ class SequenceTrainer(_WindowTrainerBase):
         seed : int or None
         batch_size : int >= 1
             Windows per update (:meth:`learn_batch`).
+
+        progress : None (a bar on stderr when it is a terminal, silent otherwise), True
+            or False
+        callback : callable or None
+            Called after each epoch as ``callback(epoch, loss, seconds)``: the epoch index
+            (from 0), its mean loss (as returned) and its wall time. An exception it raises
+            stops training (the epochs done stay learned).
 
         Returns
         -------
@@ -511,7 +539,8 @@ class SequenceTrainer(_WindowTrainerBase):
         >>> hist[-1] < hist[0]
         True
         """
-        return self._fit(windows, targets, epochs, shuffle, seed, batch_size)
+        return self._fit(windows, targets, epochs, shuffle, seed, batch_size, progress,
+                         callback)
 
     def predict(self, X: Any, many_to_one: bool = False) -> np.ndarray:
         """The outputs for a window from zero states, changing nothing.
@@ -865,8 +894,9 @@ class Seq2Seq(_WindowTrainerBase):
         return float(np.mean(self._batch(src, tgt)))
 
     def fit(self, src: Sequence[Any], tgt: Sequence[Any], epochs: int = 1,
-            shuffle: bool = True, seed: Optional[int] = None, batch_size: int = 1
-            ) -> List[float]:
+            shuffle: bool = True, seed: Optional[int] = None, batch_size: int = 1, *,
+            progress: Optional[bool] = None,
+            callback: Optional[Callable[[int, float, float], Any]] = None) -> List[float]:
         """Train for ``epochs`` passes over the pairs in batches of ``batch_size``.
 
         Parameters
@@ -877,6 +907,13 @@ class Seq2Seq(_WindowTrainerBase):
             Shuffle the order each epoch with ``numpy.random.default_rng(seed)``.
         seed : int or None
         batch_size : int >= 1
+
+        progress : None (a bar on stderr when it is a terminal, silent otherwise), True
+            or False
+        callback : callable or None
+            Called after each epoch as ``callback(epoch, loss, seconds)``: the epoch index
+            (from 0), its mean loss (as returned) and its wall time. An exception it raises
+            stops training (the epochs done stay learned).
 
         Returns
         -------
@@ -898,7 +935,8 @@ class Seq2Seq(_WindowTrainerBase):
         >>> hist[-1] < hist[0]
         True
         """
-        return self._fit(src, tgt, epochs, shuffle, seed, batch_size)
+        return self._fit(src, tgt, epochs, shuffle, seed, batch_size, progress,
+                         callback)
 
     def generate(self, X_src: Any, max_len: int,
                  stop: Union[None, int, Callable[[np.ndarray], bool]] = None) -> np.ndarray:

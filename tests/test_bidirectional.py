@@ -196,10 +196,11 @@ def test_run_checks_input():
     assert net.run(np.zeros((0, 2), np.float32)).shape == (0, 6)
 
 
-def test_unidirectional_run_still_needs_a_state():
+def test_unidirectional_run_without_state_runs_from_zeros():
+    # issue 18 point 9 (as PyTorch's h0=None); more in test_habits_inputs.py
     net = make("gru", 2, 3, 2, 1, bidirectional=False)
-    with pytest.raises(TypeError, match="state"):
-        net.run(np.zeros((5, 2)))
+    X = np.linspace(-1, 1, 10).reshape(5, 2).astype(net.dtype)
+    np.testing.assert_array_equal(net.run(X), net.run(X, net.new_state()))
 
 
 def test_sizes_and_views():

@@ -468,6 +468,30 @@ def test_crafted_trainer_pickle_with_bad_tags_does_not_crash_the_next_update():
     assert "refused: trainer snapshot has inconsistent counters or ring tags" in out
 
 
+@pytest.mark.parametrize("counter", ["steps", "updates", "skipped", "opt_steps",
+                                     "loss_count"])
+def test_trainer_snapshot_counters_beyond_reach_are_refused_at_restore(counter):
+    """Found by tests/fuzz/fuzz_pickle.py: a snapshot whose counter sat at the C core's own
+    bound (2**62) was restored, and the next steps were refused by the core ("core error
+    -9 ... in x") instead of the restore. Counters above 2**53 are refused at restore, and
+    one at 2**53 still learns."""
+    net = sr.GRU(2, 3, output_size=3, seed=0, dtype="float64")
+    tr = sr.OnlineTrainer(net, k1=1, k2=2)
+    tr.learn_one(np.ones(2), np.ones(3))
+    snap = tr._snapshot()
+    before = tr._snapshot()
+    snap["counters"][counter] = 2**62
+    with pytest.raises(ValueError, match="out of range"):
+        tr._restore(snap)
+    after = tr._snapshot()
+    assert repr(after["counters"]) == repr(before["counters"])
+    snap["counters"][counter] = 2**53
+    tr._restore(snap)
+    for _ in range(3):
+        tr.learn_one(np.ones(2), np.ones(3))
+    assert tr._snapshot()["counters"][counter] >= 2**53
+
+
 def test_ring_tags_changed_in_memory_are_refused_by_the_core():
     """The tags array is reachable with gc.get_referents; the C core checks the ring tags
     (srnn_train_check_ring) at every learning call instead of trusting them."""

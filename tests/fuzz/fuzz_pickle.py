@@ -5,8 +5,9 @@ A data-only pickle can call streamrnn's rebuild functions with any arrays and nu
 fuzzer builds the arguments of ``_core._make_state``, ``_core._make_batch``, a trainer
 snapshot for ``OnlineTrainer._restore`` and an updater snapshot for
 ``SequenceTrainer._upd._restore`` from its bytes (sizes, dtypes, shapes, counters, ring
-tags, NaN). Any exception other than TypeError/ValueError from a rebuild, or any exception
-from using a rebuilt object, is a crash (and so, of course, is a crash).
+tags, NaN). Any exception other than TypeError/ValueError (or MemoryError for a batch too
+large to allocate) from a rebuild, or any exception from using a rebuilt object, is a crash
+(and so, of course, is a crash).
 
 Run::
 
@@ -108,6 +109,10 @@ def one_input(data: bytes) -> None:
             else:
                 s = _core._make_batch(cell, L, H, dtype, b.value(), h, c)
         except (TypeError, ValueError):
+            return
+        except MemoryError:
+            # a batch of up to 2**31 - 1 zero streams, as net.new_states(n) could ask for:
+            # refused cleanly when the memory is not there (nothing was built)
             return
         _use_state(s)
         return
