@@ -18,7 +18,7 @@ typedef struct rec_layout {
     int out, GH;
     size_t x, y, tgt, layer0, per_layer, size;
     size_t hp, cp, g, ex, hn;
-    size_t w_gh, w_carry_h, w_carry_c, w_dup, w_dtot, w_direct, w_dai, w_dah, w_dy;
+    size_t w_gh, w_dh, w_dc, w_dtot, w_direct, w_dai, w_dah, w_dy;
     size_t w_ph, w_pc, w_pwork, w_size;
 } rec_layout;
 
@@ -40,16 +40,15 @@ static rec_layout make_layout(const srnn_dims *d, int k2)
     l.ex = 2 * H + (size_t)l.GH;
     l.hn = l.ex + H;
     l.w_gh = 0;
-    l.w_carry_h = l.w_gh + (size_t)l.GH;
-    l.w_carry_c = l.w_carry_h + LH;
-    l.w_dup = l.w_carry_c + LH;
-    l.w_dtot = l.w_dup + H;
+    l.w_dh = l.w_gh + (size_t)l.GH;
+    l.w_dc = l.w_dh + H;
+    l.w_dtot = l.w_dc + H;
     l.w_direct = l.w_dtot + H;
-    /* every layer's dLoss/d(pre-activation) of every ring slot: (L, k2, G*H) each, so that
-     * the weight gradients of a whole window are two matrix products per layer */
+    /* one layer's dLoss/d(pre-activation) of every ring slot, (k2, G*H) each, so that the
+     * weight gradients of a whole window are two matrix products per layer */
     l.w_dai = l.w_direct + H;
-    l.w_dah = l.w_dai + (size_t)d->num_layers * (size_t)k2 * (size_t)l.GH;
-    l.w_dy = l.w_dah + (size_t)d->num_layers * (size_t)k2 * (size_t)l.GH;
+    l.w_dah = l.w_dai + (size_t)k2 * (size_t)l.GH;
+    l.w_dy = l.w_dah + (size_t)k2 * (size_t)l.GH;
     l.w_ph = l.w_dy + (size_t)l.out;
     l.w_pc = l.w_ph + LH;
     l.w_pwork = l.w_pc + LH;
