@@ -99,10 +99,9 @@ size_t srnn_step_work(const srnn_dims *d)
 }
 
 /* One block of mb = min(m, SRNN_MANY_BLOCK) streams: gates (mb, 2*G*H), layer input (mb, H),
- * h (mb, H), c (mb, H); at least srnn_step_work (the few-streams path). */
+ * h (mb, H), c (mb, H); for m >= 1 at least srnn_step_work (the few-streams path). */
 size_t srnn_many_work(const srnn_dims *d, size_t m)
 {
     size_t H = (size_t)d->hidden_size, mb = m < SRNN_MANY_BLOCK ? m : SRNN_MANY_BLOCK;
-    size_t w = mb * (2 * (size_t)srnn_gates(d->cell) * H + 4 * H);
-    return w > srnn_step_work(d) ? w : srnn_step_work(d);
+    return mb * (2 * (size_t)srnn_gates(d->cell) * H + 4 * H);
 }
