@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import check_int
+from ._checks import check_dtype, check_int
 
 __all__ = ["LSTM", "GRU", "RNN", "Layer", "Head"]
 
@@ -15,20 +15,10 @@ def _check_size(value: Any, name: str, minimum: int = 1) -> int:
     return check_int(value, name, minimum, _MAX_SIZE)
 
 
+_check_dtype = check_dtype   # the name forecast.py imports
+
 # Sizes beyond this cannot be addressed by a BLAS int (the C core checks products too).
 _MAX_SIZE = 2**20
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    if dtype is None:  # np.dtype(None) would silently mean float64
-        raise TypeError("dtype must be 'float32' or 'float64', got None")
-    try:
-        dt: np.dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dt}")
-    return dt
 
 
 def _check_seed(seed: Any) -> Optional[int]:
@@ -193,7 +183,7 @@ class _Recurrent(_core._Network):
         H = _check_size(hidden_size, "hidden_size")
         L = _check_size(num_layers, "num_layers")
         O = 0 if output_size is None else _check_size(output_size, "output_size")
-        dt = _check_dtype(dtype)
+        dt = check_dtype(dtype)
         seed = _check_seed(seed)
         if not isinstance(bidirectional, (bool, np.bool_)):
             raise TypeError(f"bidirectional must be True or False, got "

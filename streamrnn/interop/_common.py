@@ -30,8 +30,8 @@ def check_dtype_arg(dtype: Any) -> Optional[np.dtype]:
     """None, or 'float32'/'float64' as a NumPy dtype."""
     if dtype is None:
         return None
-    from ..network import _check_dtype
-    return _check_dtype(dtype)
+    from .._checks import check_dtype
+    return check_dtype(dtype)
 
 
 def permute_gates(a: np.ndarray, order: "tuple[int, ...]", axis: int = 0) -> np.ndarray:
@@ -55,7 +55,7 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
     ``net.load_state_dict`` is itself strict and atomic, so on any error ``net`` is unchanged.
     """
     from .. import network as _network
-    if net is not None and not isinstance(net, _network._Recurrent):
+    if net is not None and not isinstance(net, (_network.LSTM, _network.GRU, _network.RNN)):
         raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
     dt = check_dtype_arg(dtype)
     if dt is None:
