@@ -714,20 +714,15 @@ class _Reader:
         self.f.close()
 
 
-def _gates(cell: str) -> int:
-    return {"lstm": 4, "gru": 3}.get(cell, 1)
-
-
 def _num_params(meta: Dict[str, Any]) -> int:
+    """The parameter count of the network the header describes, from the C core (which
+    refuses sizes it cannot build, crafted ones included, before counting: ValueError)."""
     cls = meta["class"]
-    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}[cls]
+    # the parameter layout depends on the gate count only: any RNN cell stands for both
+    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn_tanh"}[cls]
     D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
-    G = _gates(cell)
     nd = 2 if meta.get("bidirectional", False) else 1
-    # closed form (a loop over a crafted num_layers of 10**12 would hang)
-    n: int = nd * G * H * (D + H + 2) + (L - 1) * nd * G * H * (nd * H + H + 2)
-    if O:
-        n += O * nd * H + O
+    n: int = _core.num_params(cell, D, H, L, O, nd)
     return n
 
 
@@ -747,7 +742,11 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
     if not isinstance(meta.get("bidirectional", False), bool):
         raise r.error(f"invalid network bidirectional flag {meta.get('bidirectional')!r}")
     # the sizes must match the parameters actually in the file before anything is allocated
-    expected = _num_params(meta)
+    try:
+        expected = _num_params(meta)
+    except (TypeError, ValueError) as e:
+        raise r.error(f"network parameters have shape {params.shape}; the sizes in the header "
+                      f"need a network streamrnn cannot build ({e})") from None
     if params.ndim != 1 or params.shape[0] != expected:
         raise r.error(f"network parameters have shape {params.shape}, the sizes in the header "
                       f"need ({expected},)")

@@ -202,28 +202,16 @@ class _Recurrent(_core._Network):
         layers_reverse: List[Layer] = []
         head: Optional[Head] = None
         self._views: Dict[str, np.ndarray] = {}
-        G = {"lstm": 4, "gru": 3}.get(self._cell, 1)
+        # the layout (names in PyTorch's named_parameters order, offsets, shapes) is the C
+        # core's: _core.param_layout
+        for name, off, shape in _core.param_layout(self._cell, D, H, L, O, ndir):
+            self._views[name] = flat[off:off + int(np.prod(shape))].reshape(shape)
         for k in range(L):
-            din = D if k == 0 else ndir * H
-            for r in range(ndir):
-                off = self._layer_offset(k, r)
-                shapes = [("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
-                          ("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
-                views = []
-                for name, shape in shapes:
-                    size = int(np.prod(shape))
-                    v = flat[off:off + size].reshape(shape)
-                    off += size
-                    views.append(v)
-                    self._views[f"{name}_l{k}" + ("_reverse" if r else "")] = v
-                (layers_reverse if r else layers).append(Layer(*views))
+            for sfx, dest in (("", layers), ("_reverse", layers_reverse))[:ndir]:
+                dest.append(Layer(*(self._views[f"{n}_l{k}{sfx}"] for n in
+                                    ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))))
         if O:
-            off = self._layer_offset(L)
-            w = flat[off:off + O * ndir * H].reshape(O, ndir * H)
-            b = flat[off + O * ndir * H:off + O * ndir * H + O]
-            head = Head(w, b)
-            self._views["head.weight"] = w
-            self._views["head.bias"] = b
+            head = Head(self._views["head.weight"], self._views["head.bias"])
         # the settings: read-only from here on (see __setattr__)
         self.__dict__.update(bidirectional=bidirectional, input_size=D, hidden_size=H,
                              num_layers=L, output_size=O or None, dtype=dt, seed=seed,

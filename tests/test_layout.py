@@ -50,3 +50,127 @@ def test_check_dtype_lives_in_checks():
     for bad in (None, "int32", "nonsense"):
         with pytest.raises(TypeError, match="dtype must be 'float32' or 'float64'"):
             _checks.check_dtype(bad)
+
+
+# ---------------------------------------------------------------- item 2: layout facts
+import itertools
+import re
+
+import numpy as np
+
+import streamrnn as sr
+from streamrnn import _core, _checks
+from streamrnn import reference as ref
+
+SIZES = [(cell, D, H, L, O) for cell in ref.CELLS for D, H, L, O in
+         ((1, 1, 1, None), (3, 5, 2, 2), (2, 4, 3, 1), (7, 2, 1, None))]
+
+
+def test_gates_match_the_reference_copy():
+    # the reference keeps its own independent copy; the two must agree
+    assert dict(_core.GATES) == {c: ref.gate_count(c) for c in ref.CELLS}
+    with pytest.raises(TypeError):
+        _core.GATES["lstm"] = 5   # read-only
+
+
+@pytest.mark.parametrize("cell,D,H,L,O", SIZES)
+def test_param_layout_matches_the_reference(cell, D, H, L, O):
+    rows = _core.param_layout(cell, D, H, L, O)
+    assert [(n, s) for n, _, s in rows] == ref.param_shapes(cell, D, H, L, O)
+    # contiguous, in order, ending at the buffer's length
+    off = 0
+    for _, o, shape in rows:
+        assert o == off
+        off += int(np.prod(shape))
+    assert off == _core.num_params(cell, D, H, L, O) == ref.num_params(cell, D, H, L, O)
+
+
+@pytest.mark.parametrize("cell", ref.CELLS)
+def test_bidirectional_param_layout_is_torch_named_parameters(cell):
+    torch = pytest.importorskip("torch")
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(cell, torch.nn.RNN)
+    kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
+    m = kind(3, 4, num_layers=2, bidirectional=True, **kw)
+    want = [(n, tuple(p.shape)) for n, p in m.named_parameters()]
+    want += [("head.weight", (2, 8)), ("head.bias", (2,))]
+    rows = _core.param_layout(cell, 3, 4, 2, 2, 2)
+    assert [(n, s) for n, _, s in rows] == want
+    offs = np.cumsum([0] + [int(np.prod(s)) for _, s in want])
+    assert [o for _, o, _ in rows] == list(offs[:-1])
+    assert _core.num_params(cell, 3, 4, 2, 2, 2) == offs[-1]
+
+
+def test_network_views_follow_param_layout():
+    net = sr.GRU(3, 4, num_layers=2, output_size=2, bidirectional=True, seed=0)
+    flat = net.parameters()
+    for name, off, shape in _core.param_layout("gru", 3, 4, 2, 2, 2):
+        v = net.state_dict()[name]
+        assert v.shape == shape
+        assert np.array_equal(v.ravel(), flat[off:off + v.size])
+
+
+@pytest.mark.parametrize("bad", [dict(cell="elman"), dict(num_layers=0),
+                                 dict(hidden_size=2**40), dict(num_layers=10**12),
+                                 dict(num_directions=3), dict(input_size=1.5)])
+def test_layout_functions_refuse_bad_sizes(bad):
+    kw = dict(cell="lstm", input_size=2, hidden_size=3, num_layers=1, output_size=None,
+              num_directions=1)
+    kw.update(bad)
+    for fn in (_core.num_params, _core.param_layout):
+        with pytest.raises((TypeError, ValueError)):
+            fn(**kw)
+
+
+def test_enum_codes():
+    assert tuple(_core.LOSSES) == _checks.LOSSES
+    assert set(_core.OPTIMIZERS) == {sr.SGD(lr=0.1).kind, sr.Adam().kind, sr.RMSprop().kind}
+    assert sorted(_core.OPTIMIZERS.values()) == [0, 1, 2]
+    assert sorted(_core.LOSSES.values()) == [0, 1]
+
+
+def test_trainer_counters_record():
+    tr = sr.OnlineTrainer(sr.LSTM(2, 3, output_size=1, seed=0), k1=2, k2=3)
+    tr.learn_many(np.ones((5, 2), np.float32), np.ones((5, 1), np.float32))
+    rec = _core.trainer_counters(tr)
+    assert rec._fields == _core.TRAINER_COUNTERS
+    assert set(_core.TRAINER_COUNTERS) == set(tr._stats())
+    assert set(_core.TRAINER_FLOAT_COUNTERS) < set(_core.TRAINER_COUNTERS)
+    assert set(_core.UPDATER_COUNTERS) < set(_core.TRAINER_COUNTERS)
+    assert (rec.steps, rec.updates, rec.filled) == (5, 2, 3)
+    assert rec.steps == tr.steps and rec.last_loss == tr.last_loss
+    upd = sr.SequenceTrainer(sr.GRU(2, 3, seed=0))._upd
+    assert tuple(upd._stats()) == _core.UPDATER_COUNTERS
+
+
+@pytest.mark.parametrize("cell,D,H,L,O", SIZES)
+def test_ring_layout_partitions_a_slot(cell, D, H, L, O):
+    size, fields = _core.ring_layout(cell, D, H, L, O)
+    net = {"lstm": sr.LSTM, "gru": sr.GRU}.get(cell, sr.RNN)
+    kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
+    tr = sr.OnlineTrainer(net(D, H, num_layers=L, output_size=O, **kw), k2=2)
+    assert tr._snapshot()["ring"].shape == (2, size)
+    hit = np.zeros(size, int)
+    for name, off, count, length, stride in fields:
+        for k in range(count):
+            hit[off + k * stride:off + k * stride + length] += 1
+    assert (hit == 1).all()
+    G, OUT = _core.GATES[cell], O or H
+    assert {n: (c, ln) for n, _, c, ln, _ in fields} == {
+        "x": (1, D), "y": (1, OUT), "tgt": (1, OUT), "hp": (L, H), "cp": (L, H),
+        "g": (L, G * H), "ex": (L, H), "hn": (L, H)}
+
+
+# no Python module but the reference (which keeps its own copy on purpose) re-derives these
+_REDERIVED = [re.compile(p) for p in (r'"lstm":\s*4', r'"gru":\s*3', r'"sgd":\s*0',
+                                      r'"adam":\s*1', r"enumerate\(LOSSES\)")]
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(PKG).as_posix() for p in PKG.rglob("*.py")
+                                        if not p.name.startswith("reference")))
+def test_no_python_copy_of_layout_facts(path):
+    text = (PKG / path).read_text()
+    assert [p.pattern for p in _REDERIVED if p.search(text)] == []
+
+
+def test_rederivation_detector_can_fail():
+    assert _REDERIVED[0].search('G = {"lstm": 4, "gru": 3}.get(cell, 1)')
