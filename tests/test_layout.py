@@ -174,3 +174,141 @@ def test_no_python_copy_of_layout_facts(path):
 
 def test_rederivation_detector_can_fail():
     assert _REDERIVED[0].search('G = {"lstm": 4, "gru": 3}.get(cell, 1)')
+
+
+# ---------------------------------------------------------------- item 3: named ring fields
+import hashlib
+import json
+
+from streamrnn import io as srio
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def _header(raw):
+    _, _, _, hlen, _ = srio._PREFIX.unpack_from(raw)
+    return json.loads(raw[srio._PREFIX.size:srio._PREFIX.size + hlen])
+
+
+def _rewrite(raw, edit):
+    """raw with its header edited by edit(header) (checksum fixed, data kept)."""
+    magic, version, res, hlen, _ = srio._PREFIX.unpack_from(raw)
+    data = raw[srio._align(srio._PREFIX.size + hlen):]
+    header = _header(raw)
+    edit(header)
+    hb = json.dumps(header).encode()
+    head = srio._PREFIX.pack(magic, version, res, len(hb), hashlib.sha256(hb).digest()) + hb
+    return head + b"\0" * (srio._align(len(head)) - len(head)) + data
+
+
+def test_old_files_have_one_raw_ring_array():
+    # the fixtures were written by streamrnn before this change (raw C records)
+    for name in ("v1_trainer_lstm", "v1_trainer_gru_xent", "v1_forecaster"):
+        arrays = _header((DATA / f"{name}.srnn").read_bytes())["arrays"]
+        assert [k for k in arrays if "ring" in k] in (["trainer.ring"], ["streams.ring"])
+
+
+def test_old_trainer_files_resume_bit_for_bit():
+    # expected numbers: computed by the code that wrote the fixtures, right after writing
+    exp = np.load(DATA / "v1_resume_expected.npz")
+    tr = sr.load(DATA / "v1_trainer_lstm.srnn", sr.OnlineTrainer)
+    assert tr._c_pending() == 1
+    tr.observe(np.array([0.5, -0.5]))
+    pred = tr.learn_many(exp["lstm_X"], exp["lstm_Y"])
+    assert pred.tobytes() == exp["lstm_pred"].tobytes()
+    assert tr.net.parameters().tobytes() == exp["lstm_params"].tobytes()
+    assert tr.state.h.tobytes() == exp["lstm_h"].tobytes()
+    assert tr.state.c.tobytes() == exp["lstm_c"].tobytes()
+    tr = sr.load(DATA / "v1_trainer_gru_xent.srnn", sr.OnlineTrainer)
+    pred = tr.learn_many(exp["gru_X"], exp["gru_Y"])
+    assert pred.tobytes() == exp["gru_pred"].tobytes()
+    assert tr.net.parameters().tobytes() == exp["gru_params"].tobytes()
+    assert tr.state.h.tobytes() == exp["gru_h"].tobytes()
+
+
+def test_old_forecaster_file_resumes_bit_for_bit():
+    exp = np.load(DATA / "v1_resume_expected.npz")
+    f = sr.load(DATA / "v1_forecaster.srnn", sr.Forecaster)
+    got = []
+    for a, b in exp["fc_values"]:
+        f.learn_one(float(a), key="a")
+        f.learn_one(float(b), key="b")
+        got.append(f.forecast(3, key="a") + f.forecast(3, key="b"))
+    assert np.array(got).tobytes() == exp["fc_forecasts"].tobytes()
+
+
+def test_old_file_resaved_by_field_continues_identically():
+    old = sr.load(DATA / "v1_trainer_lstm.srnn")
+    raw = sr.dumps(old)
+    arrays = _header(raw)["arrays"]
+    assert "trainer.ring" not in arrays
+    assert {k for k in arrays if k.startswith("trainer.ring.")} == {
+        "trainer.ring." + n for n in ("x", "y", "tgt", "hp", "cp", "g", "ex", "hn")}
+    new = sr.loads(raw)
+    for k in ("ring", "tags", "h", "c", "m1", "m2"):
+        assert new._snapshot()[k].tobytes() == old._snapshot()[k].tobytes()
+    assert new._stats() == pytest.approx(old._stats(), nan_ok=True)
+    x = np.linspace(-1, 1, 3)
+    assert new.advance(x).tobytes() == old.advance(x).tobytes()
+
+
+def test_ring_fields_hold_what_they_name():
+    # the stored fields are the recorded step's values, whatever the C record layout
+    net = sr.LSTM(3, 4, num_layers=2, output_size=2, dtype="float64", seed=0)
+    tr = sr.OnlineTrainer(net, k1=5, k2=5)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((3, 3)), rng.standard_normal((3, 2))
+    h_before = tr.state.h.copy()
+    s = net.new_state()
+    net.run(X[:2], s)
+    h1, c1 = s.h.copy(), s.c.copy()
+    pred = tr.learn_many(X, Y)
+    raw = sr.dumps(tr)
+    hdr = _header(raw)
+    r = srio._Reader("", data=raw)
+    field = {n: r.array("trainer.ring." + n) for n in ("x", "y", "tgt", "hp", "cp", "hn")}
+    head = tr._c_head()
+    assert head == 2 and not h_before.any()
+    assert np.array_equal(field["x"][head, 0], X[2])
+    assert np.array_equal(field["y"][head, 0], pred[2])
+    assert np.array_equal(field["tgt"][head, 0], Y[2])
+    assert np.array_equal(field["hp"][head], h1) and np.array_equal(field["cp"][head], c1)
+    assert np.array_equal(field["hn"][head], tr.state.h)
+    assert hdr["arrays"]["trainer.ring.g"]["shape"] == [5, 2, 16]
+
+
+@pytest.fixture
+def trainer_bytes():
+    tr = sr.OnlineTrainer(sr.GRU(2, 3, output_size=1, seed=0), k1=1, k2=3)
+    tr.learn_many(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32))
+    return sr.dumps(tr)
+
+
+def test_ring_stored_both_ways_is_refused(trainer_bytes):
+    def add_raw(h):
+        h["arrays"]["trainer.ring"] = dict(h["arrays"]["trainer.ring.x"])
+    with pytest.raises(sr.FileFormatError, match="both raw and by field"):
+        sr.loads(_rewrite(trainer_bytes, add_raw))
+
+
+def test_unknown_or_missing_ring_fields_are_refused(trainer_bytes):
+    def rename(h):
+        h["arrays"]["trainer.ring.zz"] = h["arrays"].pop("trainer.ring.ex")
+    with pytest.raises(sr.FileFormatError, match="unknown ring buffer fields"):
+        sr.loads(_rewrite(trainer_bytes, rename))
+
+    def drop(h):
+        h["arrays"].pop("trainer.ring.hn")
+    with pytest.raises(sr.FileFormatError, match="'trainer.ring.hn' is missing"):
+        sr.loads(_rewrite(trainer_bytes, drop))
+
+    def reshape(h):
+        h["arrays"]["trainer.ring.g"]["shape"] = [3, 9, 1]
+    with pytest.raises(sr.FileFormatError, match="trainer.ring.g' has shape"):
+        sr.loads(_rewrite(trainer_bytes, reshape))
+
+
+def test_v1_ring_layout_is_the_records_of_then():
+    # the frozen description of old files equals the C record these fixtures were written with
+    for dims in (("lstm", 3, 5, 2, 2), ("gru", 2, 4, 1, 3), ("rnn_relu", 1, 2, 3, None)):
+        assert srio._ring_v1_fields(dims) == _core.ring_layout(*dims)
