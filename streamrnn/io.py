@@ -70,6 +70,9 @@ _PREFIX = struct.Struct("<8sIIQ32s")     # magic, version, reserved, header leng
 _ALIGN = 64
 _MAX_HEADER = 1 << 30
 _DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
+# The order of the counters in a file's "counters"/"fcounters" arrays: a fact of the file
+# format (files of every version are read with it), not of the C core, whose names
+# (_core.TRAINER_COUNTERS, _core.UPDATER_COUNTERS) these must cover exactly (tests/test_layout.py).
 _COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped", "opt_steps",
              "loss_count", "pending")
 _FCOUNTERS = ("loss_sum", "last_loss", "last_grad_norm")

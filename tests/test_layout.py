@@ -312,3 +312,14 @@ def test_v1_ring_layout_is_the_records_of_then():
     # the frozen description of old files equals the C record these fixtures were written with
     for dims in (("lstm", 3, 5, 2, 2), ("gru", 2, 4, 1, 3), ("rnn_relu", 1, 2, 3, None)):
         assert srio._ring_v1_fields(dims) == _core.ring_layout(*dims)
+
+
+def test_file_counter_order_covers_the_core_counters():
+    # the file format's own (frozen) counter order names every counter of the C core once:
+    # a counter added in C without a place in the file would fail here, not be dropped
+    file_counters = srio._COUNTERS + srio._FCOUNTERS
+    assert sorted(file_counters) == sorted(_core.TRAINER_COUNTERS)
+    assert set(srio._FCOUNTERS) == set(_core.TRAINER_FLOAT_COUNTERS)
+    window = srio._WCOUNTERS + srio._WFCOUNTERS
+    assert sorted(window) == sorted(_core.UPDATER_COUNTERS)
+    assert set(srio._WFCOUNTERS) == set(_core.UPDATER_COUNTERS) & set(_core.TRAINER_FLOAT_COUNTERS)
