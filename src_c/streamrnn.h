@@ -245,6 +245,16 @@ int srnn_train_check_ring(const srnn_dims *d, const srnn_trainer *t, const int64
  * (num_params). */
 size_t srnn_record_size(const srnn_dims *d);
 size_t srnn_train_work(const srnn_dims *d, int k2);
+/* The named fields of one ring slot, so that a file can store the ring field by field,
+ * independent of this layout. Field f (0 <= f < SRNN_RECORD_FIELDS) is `count` blocks of
+ * `length` elements, block k at slot offset `offset + k * stride` (elements): x (1 x D),
+ * y (1 x O|H) prediction, tgt (1 x O|H) mse target, then per layer (L blocks): hp (H) h_{t-1},
+ * cp (H) c_{t-1}, g (G*H) gates, ex (H), hn (H) h_t. Returns the field's name, or NULL
+ * (outputs untouched) for f outside [0, SRNN_RECORD_FIELDS) or d NULL. NumPy: the field is
+ * slot[offset + k*stride : offset + k*stride + length] for k in range(count). */
+#define SRNN_RECORD_FIELDS 8
+const char *srnn_record_field(const srnn_dims *d, int f, size_t *offset, size_t *count,
+                              size_t *length, size_t *stride);
 void srnn_train_reset(srnn_trainer *t);   /* counters since reset; optimizer state kept */
 
 /*

@@ -60,6 +60,31 @@ size_t srnn_record_size(const srnn_dims *d) { return make_layout(d, 1).size; }
 
 size_t srnn_train_work(const srnn_dims *d, int k2) { return make_layout(d, k2 < 1 ? 1 : k2).w_size; }
 
+const char *srnn_record_field(const srnn_dims *d, int f, size_t *offset, size_t *count,
+                              size_t *length, size_t *stride)
+{
+    static const char *const names[SRNN_RECORD_FIELDS] = {"x", "y", "tgt", "hp", "cp", "g",
+                                                           "ex", "hn"};
+    rec_layout l;
+    size_t H, off[SRNN_RECORD_FIELDS], len[SRNN_RECORD_FIELDS];
+    if (!d || f < 0 || f >= SRNN_RECORD_FIELDS) return NULL;
+    l = make_layout(d, 1);
+    H = (size_t)d->hidden_size;
+    off[0] = l.x; len[0] = (size_t)d->input_size;
+    off[1] = l.y; len[1] = (size_t)l.out;
+    off[2] = l.tgt; len[2] = (size_t)l.out;
+    off[3] = l.layer0 + l.hp; len[3] = H;
+    off[4] = l.layer0 + l.cp; len[4] = H;
+    off[5] = l.layer0 + l.g; len[5] = (size_t)l.GH;
+    off[6] = l.layer0 + l.ex; len[6] = H;
+    off[7] = l.layer0 + l.hn; len[7] = H;
+    *offset = off[f];
+    *length = len[f];
+    *count = f < 3 ? 1 : (size_t)d->num_layers;
+    *stride = f < 3 ? l.size : l.per_layer;
+    return names[f];
+}
+
 #define SRNN_MAX_COUNT ((int64_t)1 << 62)
 
 static int finite_nonneg(double v) { return isfinite(v) && v >= 0; }

@@ -28,6 +28,19 @@ def check_int(value: Any, name: str, minimum: int, maximum: Optional[int] = None
     return int(value)
 
 
+def check_dtype(dtype: Any) -> np.dtype:
+    """'float32' or 'float64' (any spelling NumPy accepts) as a NumPy dtype."""
+    if dtype is None:  # np.dtype(None) would silently mean float64
+        raise TypeError("dtype must be 'float32' or 'float64', got None")
+    try:
+        dt: np.dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dt}")
+    return dt
+
+
 def check_clip(value: Any, name: str) -> Optional[float]:
     """None (off) or a finite number > 0."""
     if value is None:

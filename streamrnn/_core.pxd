@@ -121,6 +121,9 @@ cdef extern from "streamrnn.h" nogil:
     int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
     int srnn_train_check_ring(const srnn_dims *d, const srnn_trainer *t, const int64_t *tags)
     size_t srnn_record_size(const srnn_dims *d)
+    enum: SRNN_RECORD_FIELDS
+    const char *srnn_record_field(const srnn_dims *d, int f, size_t *offset, size_t *count,
+                                  size_t *length, size_t *stride)
     size_t srnn_train_work(const srnn_dims *d, int k2)
     void srnn_train_reset(srnn_trainer *t)
     int srnn_learn_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,

@@ -5,7 +5,8 @@ the few allowed differences are listed, with reasons, in .ci/stubtest-allowlist.
 ``cdef class`` types are disjoint bases (their C layouts cannot be combined); State and
 StateBatch are final (``@cython.final``), which implies it.
 """
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, final
+from typing import (Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple,
+                    Union, final)
 
 import numpy as np
 import numpy.typing as npt
@@ -165,3 +166,34 @@ def _holding(*objs: Any, write: bool = ...) -> _Holding: ...
 def _gate_arm() -> None: ...
 def _gate_state() -> int: ...
 def _gate_release() -> None: ...
+# layout facts from the C core (issue 15)
+GATES: Mapping[str, int]
+LOSSES: Mapping[str, int]
+OPTIMIZERS: Mapping[str, int]
+TRAINER_COUNTERS: Tuple[str, ...]
+TRAINER_FLOAT_COUNTERS: Tuple[str, ...]
+UPDATER_COUNTERS: Tuple[str, ...]
+
+class TrainerCounters(NamedTuple):
+    steps: int
+    since_update: int
+    filled: int
+    head: int
+    updates: int
+    skipped: int
+    opt_steps: int
+    loss_count: int
+    loss_sum: float
+    last_loss: float
+    last_grad_norm: float
+    pending: int
+
+def trainer_counters(tr: _Trainer) -> TrainerCounters: ...
+def num_params(cell: str, input_size: int, hidden_size: int, num_layers: int,
+               output_size: Optional[int], num_directions: int = ...) -> int: ...
+def param_layout(cell: str, input_size: int, hidden_size: int, num_layers: int,
+                 output_size: Optional[int], num_directions: int = ...
+                 ) -> Tuple[Tuple[str, int, Tuple[int, ...]], ...]: ...
+def ring_layout(cell: str, input_size: int, hidden_size: int, num_layers: int,
+                output_size: Optional[int]
+                ) -> Tuple[int, Tuple[Tuple[str, int, int, int, int], ...]]: ...

@@ -112,7 +112,7 @@ MAX_TRACKED = 1 << 10    # max_horizon: the per-stream forecasts kept grow with 
 # Refused at construction: a forecaster whose one stream would need more than this many
 # bytes (parameters, gradient, two optimizer moments, the TBPTT ring) is a typo, not a model.
 MAX_STREAM_BYTES = 1 << 32
-_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+from ._core import GATES as _GATES  # noqa: E402  (gates per cell, from the C core)
 
 
 def _stream_bytes(cell: str, hidden_size: int, num_layers: int, k2: int, input_size: int,

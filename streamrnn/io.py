@@ -25,6 +25,11 @@ counter) and ``Forecaster`` (all of that for every stream, plus scalers and the 
 of a step that waits for its target), so a loaded trainer or forecaster continues bit for bit
 as if it had never stopped.
 
+A trainer's TBPTT ring buffer is stored by named field (``<prefix>ring.x``, ``.y``, ``.tgt``,
+``.hp``, ``.cp``, ``.g``, ``.ex``, ``.hn``, shape (..., k2, count, length)), not as the C core's
+raw records, so the file does not depend on the C record layout; files with one raw
+``<prefix>ring`` array (written before) are read with the record layout of then.
+
 Writing is atomic: a temporary file in the target's directory, fsync, ``os.replace``, fsync
 of the directory; a crash leaves either the old file or the new one. A new file's mode is
 0o666 less the umask, a replaced file keeps its mode; a symbolic link is followed (its target
@@ -65,6 +70,9 @@ _PREFIX = struct.Struct("<8sIIQ32s")     # magic, version, reserved, header leng
 _ALIGN = 64
 _MAX_HEADER = 1 << 30
 _DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
+# The order of the counters in a file's "counters"/"fcounters" arrays: a fact of the file
+# format (files of every version are read with it), not of the C core, whose names
+# (_core.TRAINER_COUNTERS, _core.UPDATER_COUNTERS) these must cover exactly (tests/test_layout.py).
 _COUNTERS = ("steps", "since_update", "filled", "head", "updates", "skipped", "opt_steps",
              "loss_count", "pending")
 _FCOUNTERS = ("loss_sum", "last_loss", "last_grad_norm")
@@ -306,12 +314,60 @@ def _trainer_meta(tr: OnlineTrainer) -> Dict[str, Any]:
             "clip_value": tr.clip_value, "clip_norm": tr.clip_norm}
 
 
-def _trainer_arrays(snap: Dict[str, Any], prefix: str = "") -> Dict[str, np.ndarray]:
+# The ring buffer of an online trainer (k2 recorded steps) is stored field by field:
+# "<prefix>ring.<field>" of shape (..., k2, count, length), the fields and their sizes named by
+# the C core (srnn_record_field: x, y, tgt, then per layer hp, cp, g, ex, hn), so that a file
+# does not depend on the C record layout. Files written before hold one raw "<prefix>ring"
+# array (..., k2, record): it is read with the record layout of then, _ring_v1_fields.
+_Dims = Tuple[str, int, int, int, Optional[int]]
+
+
+def _net_dims(net: _Recurrent) -> _Dims:
+    return (net.cell, net.input_size, net.hidden_size, net.num_layers, net.output_size)
+
+
+def _ring_v1_fields(dims: _Dims) -> Tuple[int, Tuple[Tuple[str, int, int, int, int], ...]]:
+    """The ring record of files with one raw "ring" array (streamrnn 0.1's C record), frozen:
+    x (D) | y (OUT) | tgt (OUT) | per layer: hp (H) | cp (H) | g (G*H) | ex (H) | hn (H)."""
+    cell, D, H, L, O = dims
+    G, OUT = _core.GATES[cell], O or H
+    per, b = 4 * H + G * H, D + 2 * OUT
+    n = b + L * per   # single-block fields: stride one record
+    return n, (("x", 0, 1, D, n), ("y", D, 1, OUT, n), ("tgt", D + OUT, 1, OUT, n),
+                         ("hp", b, L, H, per), ("cp", b + H, L, H, per),
+                         ("g", b + 2 * H, L, G * H, per), ("ex", b + 2 * H + G * H, L, H, per),
+                         ("hn", b + 3 * H + G * H, L, H, per))
+
+
+def _field_index(off: int, count: int, length: int, stride: int) -> np.ndarray:
+    """Slot indices (count, length) of a field: block k is [off + k*stride, + length)."""
+    return off + stride * np.arange(count)[:, None] + np.arange(length)[None, :]
+
+
+def _split_ring(ring: np.ndarray, fields: Any) -> Dict[str, np.ndarray]:
+    """Raw records (..., size) -> {field: (..., count, length)}."""
+    return {name: ring[..., _field_index(o, c, n, st)] for name, o, c, n, st in fields}
+
+
+def _join_ring(parts: Dict[str, np.ndarray], dims: _Dims, lead: Tuple[int, ...],
+               dtype: Any) -> np.ndarray:
+    """{field: (..., count, length)} -> records (..., size) in the C core's layout."""
+    size, fields = _core.ring_layout(*dims)
+    ring = np.zeros(lead + (size,), dtype)
+    for name, o, c, n, st in fields:
+        ring[..., _field_index(o, c, n, st)] = parts[name]
+    return ring
+
+
+def _trainer_arrays(snap: Dict[str, Any], dims: _Dims, prefix: str = ""
+                    ) -> Dict[str, np.ndarray]:
     c = snap["counters"]
     out = {prefix + "counters": np.array([c[k] for k in _COUNTERS], dtype=np.int64),
            prefix + "fcounters": np.array([c[k] for k in _FCOUNTERS], dtype=np.float64),
-           prefix + "h": snap["h"], prefix + "ring": snap["ring"], prefix + "tags": snap["tags"],
+           prefix + "h": snap["h"], prefix + "tags": snap["tags"],
            prefix + "m1": snap["m1"], prefix + "m2": snap["m2"]}
+    for name, a in _split_ring(snap["ring"], _core.ring_layout(*dims)[1]).items():
+        out[prefix + "ring." + name] = a
     if snap["c"] is not None:
         out[prefix + "c"] = snap["c"]
     return out
@@ -371,7 +427,7 @@ def _forecaster_payload(f: Forecaster, only: Any = None
         arrays["net.parameters"] = f.net.parameters()
     if streams:
         snaps = [s.trainer._snapshot() for s in streams]
-        per = [_trainer_arrays(sn) for sn in snaps]
+        per = [_trainer_arrays(sn, _net_dims(s.trainer.net)) for sn, s in zip(snaps, streams)]
         for name in per[0]:
             arrays["streams." + name] = np.stack([p[name] for p in per])
         if f.weights == "per_key":
@@ -435,7 +491,7 @@ def _payload(obj: Any) -> Tuple[str, Dict[str, Any], Dict[str, np.ndarray]]:
         type_name = "OnlineTrainer"
         meta = {"net": _net_meta(obj.net), "trainer": _trainer_meta(obj)}
         arrays = {"net.parameters": obj.net.parameters()}
-        arrays.update(_trainer_arrays(obj._snapshot(), "trainer."))
+        arrays.update(_trainer_arrays(obj._snapshot(), _net_dims(obj.net), "trainer."))
     elif isinstance(obj, _Recurrent):
         type_name = type(obj).__name__
         meta = _net_meta(obj)
@@ -747,20 +803,15 @@ class _Reader:
         self.f.close()
 
 
-def _gates(cell: str) -> int:
-    return {"lstm": 4, "gru": 3}.get(cell, 1)
-
-
 def _num_params(meta: Dict[str, Any]) -> int:
+    """The parameter count of the network the header describes, from the C core (which
+    refuses sizes it cannot build, crafted ones included, before counting: ValueError)."""
     cls = meta["class"]
-    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}[cls]
+    # the parameter layout depends on the gate count only: any RNN cell stands for both
+    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn_tanh"}[cls]
     D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
-    G = _gates(cell)
     nd = 2 if meta.get("bidirectional", False) else 1
-    # closed form (a loop over a crafted num_layers of 10**12 would hang)
-    n: int = nd * G * H * (D + H + 2) + (L - 1) * nd * G * H * (nd * H + H + 2)
-    if O:
-        n += O * nd * H + O
+    n: int = _core.num_params(cell, D, H, L, O, nd)
     return n
 
 
@@ -780,7 +831,11 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
     if not isinstance(meta.get("bidirectional", False), bool):
         raise r.error(f"invalid network bidirectional flag {meta.get('bidirectional')!r}")
     # the sizes must match the parameters actually in the file before anything is allocated
-    expected = _num_params(meta)
+    try:
+        expected = _num_params(meta)
+    except (TypeError, ValueError) as e:
+        raise r.error(f"network parameters have shape {params.shape}; the sizes in the header "
+                      f"need a network streamrnn cannot build ({e})") from None
     if params.ndim != 1 or params.shape[0] != expected:
         raise r.error(f"network parameters have shape {params.shape}, the sizes in the header "
                       f"need ({expected},)")
@@ -848,6 +903,34 @@ def _snap_from(r: _Reader, tr: OnlineTrainer, counters: np.ndarray, fcounters: n
     return snap
 
 
+def _ring_rows(r: _Reader, prefix: str) -> Tuple[int, ...]:
+    """The leading shape of a stored ring buffer: (k2,) or (n, k2), then the rest."""
+    return r.shape(prefix + ("ring" if r.has(prefix + "ring") else "ring.x"))
+
+
+def _read_ring(r: _Reader, prefix: str, dims: _Dims, lead: Tuple[int, ...],
+               dtype: Any) -> np.ndarray:
+    """A stored ring buffer, lead + (record,), in the C core's record layout: from its named
+    fields, or from the raw records of an older file (layout _ring_v1_fields)."""
+    try:
+        size, fields = _core.ring_layout(*dims)
+    except (TypeError, ValueError) as e:
+        raise r.error(f"invalid network sizes for a trainer: {e}") from None
+    names = {f[0] for f in fields}
+    stored = {k[len(prefix) + 5:] for k in r.header["arrays"] if k.startswith(prefix + "ring.")}
+    if r.has(prefix + "ring"):
+        if stored:
+            raise r.error(f"{prefix}ring is stored both raw and by field")
+        v1size, v1fields = _ring_v1_fields(dims)
+        parts = _split_ring(r.array(prefix + "ring", dtype, lead + (v1size,)), v1fields)
+    else:
+        if stored - names:
+            raise r.error(f"unknown ring buffer fields {sorted(stored - names)}")
+        parts = {name: r.array(prefix + "ring." + name, dtype, lead + (c, n))
+                 for name, _, c, n, _ in fields}
+    return _join_ring(parts, dims, lead, dtype)
+
+
 def _restore(r: _Reader, tr: OnlineTrainer, snap: Dict[str, Any]) -> None:
     try:
         tr._restore(snap)
@@ -863,7 +946,7 @@ def _load_trainer(r: _Reader) -> OnlineTrainer:
     net = _build_net(r, meta.get("net"), r.array("net.parameters"))
     k2 = tmeta.get("k2")
     if not isinstance(k2, int) or isinstance(k2, bool) or k2 < 1 \
-            or r.shape("trainer.ring")[:1] != (k2,):
+            or _ring_rows(r, "trainer.")[:1] != (k2,):
         raise r.error(f"trainer k2 {k2!r} does not match its ring buffer")
     tm: Any = tmeta  # values from the file: OnlineTrainer validates them
     try:
@@ -873,7 +956,8 @@ def _load_trainer(r: _Reader) -> OnlineTrainer:
     except (TypeError, ValueError) as e:
         raise r.error(f"invalid trainer settings: {e}") from None
     arrays = {n: (r.array("trainer." + n) if r.has("trainer." + n) else None)
-              for n in ("h", "c", "ring", "tags", "m1", "m2")}
+              for n in ("h", "c", "tags", "m1", "m2")}
+    arrays["ring"] = _read_ring(r, "trainer.", _net_dims(net), (k2,), net.dtype)
     snap = _snap_from(r, tr, r.array("trainer.counters", np.int64),
                       r.array("trainer.fcounters", np.float64), arrays)
     _restore(r, tr, snap)
@@ -990,10 +1074,12 @@ def _load_forecaster(r: _Reader, shared_net: Optional[_Recurrent] = None) -> For
         if r.shape("streams.parameters")[:1] != (n,):
             raise r.error("per-key parameters do not match the number of streams")
         pk = r.array("streams.parameters")
-    if r.shape("streams.ring")[:2] != (n, f.k2):
+    if _ring_rows(r, "streams.")[:2] != (n, f.k2):
         raise r.error("stream ring buffers do not match the settings")
     get: Dict[str, Optional[np.ndarray]] = {name: r.array("streams." + name) for name in
-           ("counters", "fcounters", "h", "ring", "tags", "m1", "m2")}
+           ("counters", "fcounters", "h", "tags", "m1", "m2")}
+    dims_net = f.net if pk is None else _build_net(r, meta.get("net"), pk[0])
+    get["ring"] = _read_ring(r, "streams.", _net_dims(dims_net), (n, f.k2), f.dtype)
     get["c"] = r.array("streams.c") if r.has("streams.c") else None
     sy = r.array("streams.sy", np.float64, (n, 3))
     sd = r.array("streams.sd", np.float64, (n, 3))

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import check_int
+from ._checks import check_dtype, check_int
 
 __all__ = ["LSTM", "GRU", "RNN", "Layer", "Head"]
 
@@ -16,20 +16,10 @@ def _check_size(value: Any, name: str, minimum: int = 1) -> int:
     return check_int(value, name, minimum, _MAX_SIZE)
 
 
+_check_dtype = check_dtype   # the name forecast.py imports
+
 # Sizes beyond this cannot be addressed by a BLAS int (the C core checks products too).
 _MAX_SIZE = 2**20
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    if dtype is None:  # np.dtype(None) would silently mean float64
-        raise TypeError("dtype must be 'float32' or 'float64', got None")
-    try:
-        dt: np.dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dt}")
-    return dt
 
 
 def _check_seed(seed: Any) -> Optional[int]:
@@ -194,7 +184,7 @@ class _Recurrent(_core._Network):
         H = _check_size(hidden_size, "hidden_size")
         L = _check_size(num_layers, "num_layers")
         O = 0 if output_size is None else _check_size(output_size, "output_size")
-        dt = _check_dtype(dtype)
+        dt = check_dtype(dtype)
         seed = _check_seed(seed)
         if not isinstance(bidirectional, (bool, np.bool_)):
             raise TypeError(f"bidirectional must be True or False, got "
@@ -216,28 +206,16 @@ class _Recurrent(_core._Network):
         layers_reverse: List[Layer] = []
         head: Optional[Head] = None
         self._views: Dict[str, np.ndarray] = {}
-        G = {"lstm": 4, "gru": 3}.get(self._cell, 1)
+        # the layout (names in PyTorch's named_parameters order, offsets, shapes) is the C
+        # core's: _core.param_layout
+        for name, off, shape in _core.param_layout(self._cell, D, H, L, O, ndir):
+            self._views[name] = flat[off:off + int(np.prod(shape))].reshape(shape)
         for k in range(L):
-            din = D if k == 0 else ndir * H
-            for r in range(ndir):
-                off = self._layer_offset(k, r)
-                shapes = [("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
-                          ("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
-                views = []
-                for name, shape in shapes:
-                    size = int(np.prod(shape))
-                    v = flat[off:off + size].reshape(shape)
-                    off += size
-                    views.append(v)
-                    self._views[f"{name}_l{k}" + ("_reverse" if r else "")] = v
-                (layers_reverse if r else layers).append(Layer(*views))
+            for sfx, dest in (("", layers), ("_reverse", layers_reverse))[:ndir]:
+                dest.append(Layer(*(self._views[f"{n}_l{k}{sfx}"] for n in
+                                    ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))))
         if O:
-            off = self._layer_offset(L)
-            w = flat[off:off + O * ndir * H].reshape(O, ndir * H)
-            b = flat[off + O * ndir * H:off + O * ndir * H + O]
-            head = Head(w, b)
-            self._views["head.weight"] = w
-            self._views["head.bias"] = b
+            head = Head(self._views["head.weight"], self._views["head.bias"])
         # the settings: read-only from here on (see __setattr__)
         self.__dict__.update(bidirectional=bidirectional, input_size=D, hidden_size=H,
                              num_layers=L, output_size=O or None, dtype=dt, seed=seed,

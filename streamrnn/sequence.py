@@ -24,9 +24,6 @@ from .optim import SGD, Adam, RMSprop, check_in_dtype
 
 __all__ = ["SequenceTrainer", "Seq2Seq"]
 
-_OPTS = {"sgd": 0, "adam": 1, "rmsprop": 2}
-
-
 # ---------------------------------------------------------------------------------- helpers
 
 def _check_loss(loss: Any, out_size: int) -> str:
@@ -50,7 +47,7 @@ def _make_updater(nets: List[_Recurrent], optimizer: Any, clip_value: Any, clip_
     check_in_dtype(optimizer, cv, cn, nets[0].dtype)
     betas = getattr(optimizer, "betas", (0.9, 0.999))
     upd = _core._Updater()
-    upd._init_updater(list(nets), _OPTS[optimizer.kind], float(optimizer.lr),
+    upd._init_updater(list(nets), _core.OPTIMIZERS[optimizer.kind], float(optimizer.lr),
                       float(getattr(optimizer, "momentum", 0.0)),
                       bool(getattr(optimizer, "nesterov", False)),
                       float(getattr(optimizer, "weight_decay", 0.0)), float(betas[0]),

@@ -4,14 +4,12 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Union
 
 from . import _core
-from ._checks import LOSSES, check_trainer_settings
+from ._checks import check_trainer_settings
 from .network import _Recurrent
 from .optim import SGD, Adam, RMSprop, check_in_dtype
 
 __all__ = ["OnlineTrainer"]
 
-_LOSSES = {name: code for code, name in enumerate(LOSSES)}  # the C enum srnn_loss
-_OPTS = {"sgd": 0, "adam": 1, "rmsprop": 2}
 _SETTINGS = frozenset({"net", "loss", "optimizer", "k1", "k2", "clip_value", "clip_norm"})
 
 
@@ -110,7 +108,8 @@ class OnlineTrainer(_core._Trainer):
             loss, optimizer, k1, k2, clip_value, clip_norm, net.output_size or net.hidden_size)
         check_in_dtype(optimizer, cv, cn, net.dtype)
         betas = getattr(optimizer, "betas", (0.9, 0.999))
-        self._init_trainer(net, _LOSSES[loss], _OPTS[optimizer.kind], float(optimizer.lr),
+        self._init_trainer(net, _core.LOSSES[loss], _core.OPTIMIZERS[optimizer.kind],
+                           float(optimizer.lr),
                            float(getattr(optimizer, "momentum", 0.0)),
                            bool(getattr(optimizer, "nesterov", False)),
                            float(getattr(optimizer, "weight_decay", 0.0)),

@@ -273,12 +273,12 @@ def test_wrong_type(saved):
 
 def test_lying_headers_are_refused_before_allocating(saved):
     def huge(h):
-        h["arrays"]["streams.ring"]["shape"] = [1, 10 ** 12, 10 ** 6]
+        h["arrays"]["streams.ring.g"]["shape"] = [1, 10 ** 12, 10 ** 6]
     rewrite_header(saved, huge)
     expect_error(saved, "cannot have")
 
     def huge_consistent(h):
-        spec = h["arrays"]["streams.ring"]
+        spec = h["arrays"]["streams.ring.g"]
         spec["shape"] = [10 ** 9, 10 ** 6]
         spec["nbytes"] = 4 * 10 ** 15
     rewrite_header(saved, huge_consistent)

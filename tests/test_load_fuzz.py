@@ -271,7 +271,7 @@ def crafted_cases(files):
         return join(hh, body)
 
     def huge_ring(hh):
-        spec = hh["arrays"]["streams.ring"]
+        spec = hh["arrays"]["streams.ring.g"]
         spec["shape"], spec["nbytes"] = [2, 10 ** 8, 10 ** 4], 8 * 2 * 10 ** 12
     cases["array claims 16 TB"] = edit(huge_ring)
 

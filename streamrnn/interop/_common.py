@@ -6,10 +6,12 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from .. import _core
+
 __all__ = ["require", "build_network", "GATES", "permute_gates", "check_dtype_arg",
            "direction_suffixes"]
 
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+GATES = _core.GATES   # gates per cell, from the C core
 
 
 def direction_suffixes(bidirectional: bool) -> "tuple[str, ...]":
@@ -30,8 +32,8 @@ def check_dtype_arg(dtype: Any) -> Optional[np.dtype]:
     """None, or 'float32'/'float64' as a NumPy dtype."""
     if dtype is None:
         return None
-    from ..network import _check_dtype
-    return _check_dtype(dtype)
+    from .._checks import check_dtype
+    return check_dtype(dtype)
 
 
 def permute_gates(a: np.ndarray, order: "tuple[int, ...]", axis: int = 0) -> np.ndarray:
@@ -55,7 +57,7 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
     ``net.load_state_dict`` is itself strict and atomic, so on any error ``net`` is unchanged.
     """
     from .. import network as _network
-    if net is not None and not isinstance(net, _network._Recurrent):
+    if net is not None and not isinstance(net, (_network.LSTM, _network.GRU, _network.RNN)):
         raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
     dt = check_dtype_arg(dtype)
     if dt is None:
@@ -70,20 +72,13 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
                 raise TypeError(f"{source}: the parameters are {source_dtype}; pass "
                                 f"dtype='float32' or 'float64' to convert them")
             dt = src
-    G = GATES[cell]
     H = hidden_size
     ndir = 2 if bidirectional else 1
-    expected: Dict[str, tuple] = {}
-    for k in range(num_layers):
-        din = input_size if k == 0 else ndir * H
-        for sfx in direction_suffixes(bidirectional):
-            expected[f"weight_ih_l{k}{sfx}"] = (G * H, din)
-            expected[f"weight_hh_l{k}{sfx}"] = (G * H, H)
-            expected[f"bias_ih_l{k}{sfx}"] = (G * H,)
-            expected[f"bias_hh_l{k}{sfx}"] = (G * H,)
-    if output_size:
-        expected["head.weight"] = (output_size, ndir * H)
-        expected["head.bias"] = (output_size,)
+    try:
+        layout = _core.param_layout(cell, input_size, H, num_layers, output_size, ndir)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{source}: not a network streamrnn can hold: {e}") from None
+    expected: Dict[str, tuple] = {name: shape for name, _, shape in layout}
     missing = sorted(set(expected) - set(state_dict))
     unused = sorted(set(state_dict) - set(expected))
     if missing or unused:

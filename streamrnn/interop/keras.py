@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from ._common import build_network, direction_suffixes, permute_gates, require
+from ._common import GATES, build_network, direction_suffixes, permute_gates, require
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..network import GRU, LSTM, RNN
@@ -279,7 +279,7 @@ def _convert(keras: Any, layer: Any, allow_dropout: bool,
                          f"variables {c.kernel.dtype}) is not supported")
     arrs = {n: _np(keras, v) for n, v in variables.items()}
     kern, rker = arrs["kernel"], arrs["recurrent_kernel"]
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    G = GATES[cell]
     h = int(layer.units)
     if rker.shape != (h, G * h) or kern.ndim != 2 or kern.shape[1] != G * h:
         raise ValueError(f"{name}: kernel {kern.shape} / recurrent_kernel {rker.shape} do "

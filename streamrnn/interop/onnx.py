@@ -96,9 +96,9 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     >>> [n.op_type for n in sr.to_onnx(bi).graph.node]                 # doctest: +SKIP
     ['LSTM', 'Transpose', 'Reshape', 'Concat', 'Concat']
     """
-    from ..network import _Recurrent
+    from ..network import GRU, LSTM, RNN
     from .._checks import check_int
-    if not isinstance(net, _Recurrent):
+    if not isinstance(net, (LSTM, GRU, RNN)):
         raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
     onnx = require("onnx", "onnx")
     helper, numpy_helper, TP = onnx.helper, onnx.numpy_helper, onnx.TensorProto

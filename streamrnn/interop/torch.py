@@ -236,8 +236,8 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     >>> type(m.rnn).__name__, type(m.head).__name__  # doctest: +SKIP
     ('LSTM', 'Linear')
     """
-    from ..network import _Recurrent
-    if not isinstance(net, _Recurrent):
+    from ..network import GRU, LSTM, RNN
+    if not isinstance(net, (LSTM, GRU, RNN)):
         raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
     torch = require("torch", "torch")
     tdt = {"float32": torch.float32, "float64": torch.float64}[net.dtype.name]
