@@ -2511,7 +2511,7 @@ def trainer_counters(_Trainer tr not None):
 cdef int _layout_dims(srnn_dims *d, object cell, object input_size, object hidden_size,
                       object num_layers, object output_size, object num_directions) except -1:
     """Fill d from Python sizes (output_size None or 0: no head); ValueError/TypeError for
-    anything the C core refuses (srnn_seq_check_dims)."""
+    anything the C core refuses (srnn_check_dims)."""
     if not isinstance(cell, str) or cell not in CELL_CODES:
         raise ValueError(f"cell must be one of {sorted(CELL_CODES)}, got {cell!r}")
     if output_size is None:
@@ -2530,7 +2530,7 @@ cdef int _layout_dims(srnn_dims *d, object cell, object input_size, object hidde
     d.hidden_size = hidden_size
     d.num_layers = num_layers
     d.output_size = output_size
-    st = srnn_seq_check_dims(d, num_directions)
+    st = srnn_check_dims(d, num_directions)
     if st != SRNN_OK:
         raise ValueError(f"invalid network sizes (input_size={input_size}, "
                          f"hidden_size={hidden_size}, num_layers={num_layers}, "
@@ -2539,10 +2539,10 @@ cdef int _layout_dims(srnn_dims *d, object cell, object input_size, object hidde
 
 
 def num_params(cell, input_size, hidden_size, num_layers, output_size, num_directions=1):
-    """Length of a network's flat parameter buffer (srnn_seq_num_params)."""
+    """Length of a network's flat parameter buffer (srnn_num_params)."""
     cdef srnn_dims d
     _layout_dims(&d, cell, input_size, hidden_size, num_layers, output_size, num_directions)
-    return srnn_seq_num_params(&d, num_directions)
+    return srnn_num_params(&d, num_directions)
 
 
 def param_layout(cell, input_size, hidden_size, num_layers, output_size, num_directions=1):
@@ -2550,7 +2550,7 @@ def param_layout(cell, input_size, hidden_size, num_layers, output_size, num_dir
     named_parameters order: per layer k and direction (suffix "_reverse" for the backward
     one) weight_ih_l{k} (G*H, D_k), weight_hh_l{k} (G*H, H), bias_ih_l{k}, bias_hh_l{k}
     (G*H,); then head.weight (O, ndir*H) and head.bias (O,) with a head. Offsets (elements)
-    come from srnn_seq_offset; each layer's rows are checked to end where the C core puts
+    come from srnn_layer_offset; each layer's rows are checked to end where the C core puts
     the next one."""
     cdef srnn_dims d
     _layout_dims(&d, cell, input_size, hidden_size, num_layers, output_size, num_directions)
@@ -2561,22 +2561,22 @@ def param_layout(cell, input_size, hidden_size, num_layers, output_size, num_dir
     for k in range(L):
         din = D if k == 0 else ndir * H
         for r in range(ndir):
-            off = srnn_seq_offset(&d, ndir, k, r)
+            off = srnn_layer_offset(&d, ndir, k, r)
             sfx = f"_l{k}" + ("_reverse" if r else "")
             for name, shape in (("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
                                 ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
                 rows.append((name + sfx, off, shape))
                 off += int(np.prod(shape))
-            end = srnn_seq_offset(&d, ndir, k + 1, 0) if r == ndir - 1 else \
-                srnn_seq_offset(&d, ndir, k, r + 1)
+            end = srnn_layer_offset(&d, ndir, k + 1, 0) if r == ndir - 1 else \
+                srnn_layer_offset(&d, ndir, k, r + 1)
             if off != end:
                 raise RuntimeError("internal error: parameter layout disagrees with the C core")
-    off = srnn_seq_offset(&d, ndir, L, 0)
+    off = srnn_layer_offset(&d, ndir, L, 0)
     if O:
         rows.append(("head.weight", off, (O, ndir * H)))
         rows.append(("head.bias", off + O * ndir * H, (O,)))
         off += O * ndir * H + O
-    if off != srnn_seq_num_params(&d, ndir):
+    if off != srnn_num_params(&d, ndir):
         raise RuntimeError("internal error: parameter layout disagrees with the C core")
     return tuple(rows)
 
