@@ -186,8 +186,9 @@ int srnn_run_f64(const srnn_blas *b, const srnn_dims *d, const double *params, s
  *   index  (m,) distinct stream numbers in [0, n), or NULL
  *   Y      (m, O|H)
  *   work   (srnn_many_work(d, m),) plus mark (n,) bytes used to find duplicates (all zero on
- *          entry; left all zero)
+ *          entry; left all zero); X, Y, work, mark alias neither each other nor H, C
  * Validates X finite and index before writing anything.
+ * NumPy: for i, s in enumerate(index): Y[i] = step(X[i], H[s], C[s]).
  */
 /* Below this many streams srnn_step_many steps each stream with matrix-vector products;
  * from it on, blocks of at most SRNN_MANY_BLOCK streams with matrix-matrix products. */
