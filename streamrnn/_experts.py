@@ -147,11 +147,16 @@ def _score1(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
     yhat = vals[E]
     if learn:
         g = 1.0 if yhat > y else (-1.0 if yhat < y else 0.0)
+        # on Python floats, written back at once (element-wise NumPy access is slower)
+        Rl = R.tolist()
+        Sl = S.tolist()
         for e in range(E):
             r = g * (yhat - vals[e])
             if math.isfinite(r):
-                R[e] += r
-                S[e] += r * r
+                Rl[e] += r
+                Sl[e] += r * r
+        R[:] = Rl
+        S[:] = Sl
     err = abs(y - yhat)
     miss = 1.0 if err > vals[E + 1] else 0.0
     k = int(n[0])

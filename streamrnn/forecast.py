@@ -332,14 +332,15 @@ class _Stream:
             snap, params = tr.state.copy(), None
         sx = self.sx
         return (snap, params, self.sy.pack(), self.sd.pack(),
-                (sx.n.copy(), sx.mean.copy(), sx.var.copy()), self.u.copy(),
-                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing,
-                self.hist.copy())
+                (sx.n.copy(), sx.mean.copy(), sx.var.copy()) if sx.n.shape[0] else None,
+                self.u.copy(), self.o, self.last_y, self.n_seen, self.n_obs,
+                self.n_missing, self.hist.copy() if self.hist.shape[0] else None)
 
     def restore(self, saved: Tuple[Any, ...]) -> None:
         (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
          self.n_missing, hist) = saved
-        self.hist[...] = hist
+        if hist is not None:
+            self.hist[...] = hist
         tr = self.trainer
         if params is not None:
             p, updates, skipped = params
@@ -350,7 +351,8 @@ class _Stream:
             tr.state = snap                  # type: ignore[misc]
         self.sy.unpack(sy)
         self.sd.unpack(sd)
-        self.sx.n, self.sx.mean, self.sx.var = sx
+        if sx is not None:
+            self.sx.n, self.sx.mean, self.sx.var = sx
         self.u[...] = u
 
 
@@ -995,10 +997,9 @@ class Forecaster:
         j = 2
         m = self._season
         if m:
-            hist = s.hist
-            for k in range(1, K + 1):
-                v = hist[-1 - (m * -(-k // m) - k)]
-                F[k - 1, 2] = last if v != v else v
+            k = np.arange(1, K + 1)
+            v = s.hist[-1 - (m * -(-k // m) - k)]
+            F[:, 2] = np.where(v != v, last, v)
             j = 3
         F[:, j] = last if s.ses != s.ses else s.ses
         if m:
@@ -1024,6 +1025,25 @@ class Forecaster:
         if s.last_y != s.last_y:
             return
         H = self._max_horizon
+        if H == 1 and not self._season:
+            # one horizon, no season (the common case): the same operations as
+            # _expert_matrix and _experts.combine on Python floats, so the numbers are
+            # identical (NumPy sums fewer than 8 terms sequentially)
+            last = s.last_y
+            ses = last if s.ses != s.ses else s.ses
+            F1 = [net_path[0] if self._net_ready(s) else _MISSING, last, ses]
+            tot = acc = 0.0
+            for f, r, q in zip(F1, s.agg_r[0].tolist(), s.agg_s[0].tolist()):
+                if math.isfinite(f):
+                    v = max(r, 0.0) / (1.0 + q)
+                    tot += v
+                    acc += v * f
+            c = acc / tot if tot > 0.0 and math.isfinite(tot) else F1[self._prior]
+            F1.append(c)
+            F1.append(_experts.radius(s.scores[0], int(s.nscores[0]), float(s.alpha[0])))
+            s.pend[0, 0] = F1
+            s.porig[0] = s.n_seen
+            return
         E = len(self._expert_names)
         F = self._expert_matrix(s, net_path)
         slot = s.pend[s.n_seen % H]
@@ -1126,6 +1146,14 @@ class Forecaster:
         without ``xs``, or for a None entry or a NaN feature, the features' running means are
         used. Before the stream's first observed value, every forecast is NaN.
         """
+        if horizon.__class__ is int and horizon == 1 and xs is None:
+            # the common call: the forecast issued by the last learn_one, if any
+            s = self._streams.get(key) if key.__class__ in (str, int, type(None)) \
+                else self._lookup(key)
+            if s is not None and s.last_y == s.last_y and not s.sx.n.shape[0]:
+                H = self._max_horizon
+                if s.porig[s.n_seen % H] == s.n_seen:
+                    return [float(s.pend[s.n_seen % H, 0, len(self._expert_names)])]
         horizon = _check_int(horizon, "horizon", 1, MAX_HORIZON)
         feats: List[Optional[np.ndarray]] = [None] * horizon
         if xs is not None:
@@ -1238,6 +1266,31 @@ class Forecaster:
         out = [yhat]
         path = list(s.hist)       # y[t-m..t], then the forecasts (m: the season)
         m = len(path) - 1
+        if self._scale and not s.sx.n.shape[0]:
+            # no features, scaled (the default): _fill_y and _unscale with the scalers'
+            # statistics read once (they do not change during the rollout); the same
+            # operations, so the same numbers
+            my, ssy = s.sy.mean, s.sy.std()
+            md, ssd = s.sd.mean, s.sd.std()
+            dif = self._differencing
+            for k in range(1, horizon):
+                u[0] = _clip((yhat - my) / ssy)
+                if dif:
+                    u[1] = 0.0 if prev != prev else _clip((yhat - prev - md) / ssd)
+                if path:
+                    path.append(yhat)
+                    if dif:
+                        d = path[-m] - path[-m - 1]
+                        u[2] = 0.0 if d != d else _clip((d - md) / ssd)
+                    else:
+                        b = path[-m]
+                        u[1] = 0.0 if b != b else _clip((b - my) / ssy)
+                prev = yhat
+                net.step(u, state, out=ybuf)
+                o = float(ybuf[0])
+                yhat = prev + (o * ssd + md) if dif else o * ssy + my
+                out.append(yhat)
+            return out
         for k in range(1, horizon):
             if path:
                 path.append(yhat)
