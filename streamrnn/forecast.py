@@ -59,7 +59,8 @@ Combination, season and intervals
 ---------------------------------
 ``forecast`` returns, per horizon, an online combination (ML-Poly, see ``_experts``) of the
 network's rollout with persistence, simple exponential smoothing and, with ``season=m``,
-the seasonal naive forecast and two additive Holt-Winters. The forecasts of horizons
+the seasonal naive forecast and three Holt-Winters (two additive, one multiplicative that
+takes part on positive series). The forecasts of horizons
 1..``max_horizon`` are made at the end of ``learn_one`` (``max_horizon - 1`` extra steps on
 a scratch copy) and kept until their values arrive, when they train the weights and the
 adaptive conformal intervals of ``forecast_interval``. The combination learns from the
@@ -233,10 +234,12 @@ class _FloatScaler:
 
 
 def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float, g: float,
-               phi: float) -> None:
-    """Additive Holt-Winters with a damped trend, in place: hw = [level, trend, n seen],
-    season[i] the component of the positions i mod m. The first season initialises it (level:
-    its mean, trend 0, components: deviations from that mean)."""
+               phi: float, mult: bool = False) -> None:
+    """Holt-Winters with a damped trend, in place: hw = [level, trend, n seen], season[i]
+    the component of the positions i mod m, added to the level (mult: multiplying it). The
+    first season initialises it (level: its mean, trend 0, components: deviations from, or
+    ratios to, that mean). Multiplicative: for positive series; a level or component that
+    is not positive restarts it (no forecast until it has seen a new season)."""
     m = season.shape[0]
     n = int(hw[2])
     i = n % m
@@ -244,7 +247,23 @@ def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float,
         season[i] = y
         if n == m - 1:
             hw[0] = float(season.mean())
-            season -= hw[0]
+            if not mult:
+                season -= hw[0]
+            elif hw[0] > 0.0 and float(season.min()) > 0.0:
+                season /= hw[0]
+            else:
+                hw[:] = 0.0
+                return
+    elif mult:
+        level, trend, si = float(hw[0]), float(hw[1]), float(season[i])
+        new = a * (y / si) + (1.0 - a) * (level + phi * trend)
+        s_new = g * (y / new) + (1.0 - g) * si if new > 0.0 else 0.0
+        if not (s_new > 0.0 and math.isfinite(s_new)):
+            hw[:] = 0.0
+            return
+        hw[1] = b * (new - level) + (1.0 - b) * phi * trend
+        season[i] = s_new
+        hw[0] = new
     else:
         level, trend = hw[0], hw[1]
         new = a * (y - season[i]) + (1.0 - a) * (level + phi * trend)
@@ -254,7 +273,8 @@ def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float,
     hw[2] = n + 1
 
 
-def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float) -> np.ndarray:
+def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float,
+                 mult: bool = False) -> np.ndarray:
     """Holt-Winters forecasts of horizons 1..K (NaN before a season was seen)."""
     m = season.shape[0]
     n = int(hw[2])
@@ -262,6 +282,8 @@ def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float) -> np.n
         return np.full(K, np.nan)
     k = np.arange(1, K + 1)
     damp = np.cumsum(phi ** k)
+    if mult:
+        return (hw[0] + damp * hw[1]) * season[(n + k - 1) % m]
     return hw[0] + damp * hw[1] + season[(n + k - 1) % m]
 
 
@@ -272,10 +294,11 @@ def _clip(v: float) -> float:
 _STREAM_ARRAYS = ("hist", "pend", "porig", "agg_r", "agg_s", "scores", "nscores", "alpha",
                   "hw", "hw_season")
 SES_ALPHA = 0.3       # smoothing of the simple exponential smoothing expert
-# additive Holt-Winters expert (with a season): level, trend and season smoothing, and the
-# damping of the trend over the horizon
-HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98),     # (alpha, beta, gamma, phi): slow, damped
-               (0.5, 0.1, 0.6, 1.0))       # fast
+# Holt-Winters experts (with a season): level, trend and season smoothing, the damping of
+# the trend over the horizon, and whether the season multiplies the level
+HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98, False),     # (alpha, beta, gamma, phi, mult):
+               (0.5, 0.1, 0.6, 1.0, False),       # slow and damped; fast; fast and
+               (0.5, 0.1, 0.6, 1.0, True))        # multiplicative (positive series)
 
 
 class _Stream:
@@ -395,8 +418,8 @@ class Forecaster:
         With several keys: one network trained by all streams, or one network per stream.
     season : int >= 2 or None, default None
         The season length in steps: the network also reads the change (without
-        differencing: the value) one season back, and the seasonal naive forecast and two
-        additive Holt-Winters join the combination.
+        differencing: the value) one season back, and the seasonal naive forecast and three
+        Holt-Winters (two additive, one multiplicative) join the combination.
     max_horizon : int >= 1 or None, default None (the season, else 1)
         Horizons whose forecasts are made in ``learn_one`` and scored: each has its own
         combination weights and conformal intervals (beyond it, those of max_horizon).
@@ -1004,7 +1027,7 @@ class Forecaster:
         F[:, j] = last if s.ses != s.ses else s.ses
         if m:
             for i, hs in enumerate(HW_SETTINGS):
-                F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3])
+                F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3], hs[4])
         return F
 
     def _weights_of(self, s: _Stream, k: int, avail: np.ndarray) -> np.ndarray:
@@ -1040,7 +1063,8 @@ class Forecaster:
                     acc += v * f
             c = acc / tot if tot > 0.0 and math.isfinite(tot) else F1[self._prior]
             F1.append(c)
-            F1.append(_experts.radius(s.scores[0], int(s.nscores[0]), float(s.alpha[0])))
+            # the radius issued with it: computed only when scored (_experts._score1)
+            F1.append(_MISSING)
             s.pend[0, 0] = F1
             s.porig[0] = s.n_seen
             return
