@@ -56,12 +56,39 @@ def _river(name: str) -> Callable[[], np.ndarray]:
     return load
 
 
+def _pmdarima(name: str) -> Callable[[], np.ndarray]:
+    """pmdarima's bundled data sets (``pip install --no-deps pmdarima``: the data modules
+    are plain NumPy/pandas; they are run on their own, without importing pmdarima's
+    compiled parts and scikit-learn, which the data sets do not need)."""
+    def load() -> np.ndarray:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pmdarima")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("pmdarima is not installed (pip install --no-deps pmdarima)")
+        import os
+
+        path = os.path.join(list(spec.submodule_search_locations)[0], "datasets",
+                            f"{name}.py")
+        with open(path) as fh:
+            src = fh.read().replace("from ..compat import DTYPE", "DTYPE = np.float64")
+        ns: Dict[str, Any] = {"__name__": f"_pmdarima_{name}"}
+        exec(compile(src, path, "exec"), ns)
+        return np.asarray(ns[f"load_{name}"](), dtype=float)
+    return load
+
+
 SERIES["co2"] = (_sm("co2"), 52, "statsmodels, weekly 1958-2001, 59 missing")
 SERIES["elnino"] = (_sm("elnino"), 12, "statsmodels, monthly SST 1950-2010")
 SERIES["elec_equip"] = (_sm("elec_equip"), 12, "statsmodels, monthly 1995-2016")
 SERIES["AirlinePassengers"] = (_river("AirlinePassengers"), 12, "river, monthly 1949-1960")
 SERIES["WaterFlow"] = (_river("WaterFlow"), 24, "river, hourly")
 SERIES["sunspots"] = (_sm("sunspots"), 11, "statsmodels, yearly 1700-2008 (~11y cycle)")
+SERIES["wineind"] = (_pmdarima("wineind"), 12, "pmdarima, monthly wine sales 1980-1994")
+SERIES["ausbeer"] = (_pmdarima("ausbeer"), 4, "pmdarima, quarterly beer production")
+SERIES["woolyrnq"] = (_pmdarima("woolyrnq"), 4, "pmdarima, quarterly woollen yarn 1965-94")
+SERIES["lynx"] = (_pmdarima("lynx"), 10, "pmdarima, yearly lynx trappings (~10y cycle)")
+SERIES["taylor"] = (_pmdarima("taylor"), 48, "pmdarima, half-hourly electricity demand")
 
 
 class SeasonalNaive:

@@ -24,8 +24,11 @@ For one horizon, the scores are the absolute errors ``|y - yhat|`` of the combin
 kept in a ring of the W newest. The interval at miscoverage ``a`` is
 ``yhat +- q`` with ``q`` the ``ceil((n+1)(1-a))``-th smallest of the n scores (infinite when
 that exceeds n). ACI adapts ``a`` online: after each scored forecast
-``a += GAMMA * (target - err)`` with ``err = 1`` when ``y`` fell outside the interval issued
+``a += gamma_k * (target - err)`` with ``err = 1`` when ``y`` fell outside the interval issued
 with that forecast, so the long-run miscoverage tends to the target whatever the drift.
+The step is ``gamma_k = GAMMA`` up to horizon ``GAMMA_HORIZON`` and ``GAMMA * GAMMA_HORIZON /
+k`` beyond: horizon k's feedback arrives k steps late, and a large step would then overshoot
+(measured: see benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from typing import Tuple
 import numpy as np
 
 GAMMA = 0.05           # ACI step (Gibbs & Candes used 0.005; measured: see RESULTS.md)
+GAMMA_HORIZON = 12.0   # horizon k > GAMMA_HORIZON: step GAMMA * GAMMA_HORIZON / k
 WINDOW = 200           # conformal scores kept per horizon
 SMALL = 16             # combine: up to this many horizons with Python floats
 
@@ -153,7 +157,9 @@ def score(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
     nv = n[vi]
     scores[vi, nv % scores.shape[1]] = err
     n[vi] = nv + 1
-    alpha[vi] = np.minimum(np.maximum(alpha[vi] + GAMMA * (target - miss), -1.0), 2.0)
+    # row i is horizon i + 1, whose feedback arrives i + 1 steps late: smaller steps
+    gam = GAMMA / np.maximum(1.0, (vi + 1.0) / GAMMA_HORIZON)
+    alpha[vi] = np.minimum(np.maximum(alpha[vi] + gam * (target - miss), -1.0), 2.0)
 
 
 def _score1(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,

@@ -772,6 +772,24 @@ def test_outside_is_the_radius_test():
             (err > _experts.radius(scores, n, alpha))
 
 
+def test_conformal_step_shrinks_beyond_gamma_horizon():
+    # every horizon misses once: alpha of horizon k moves by GAMMA * (target - 1) up to
+    # GAMMA_HORIZON and by GAMMA * GAMMA_HORIZON / k beyond (late feedback)
+    from streamrnn import _experts
+    K, E, W = 30, 2, _experts.WINDOW
+    R, S = np.zeros((K, E)), np.zeros((K, E))
+    scores, n = np.ones((K, W)), np.full(K, W, dtype=np.int64)
+    alpha = np.full(K, 0.1)
+    rows = np.zeros((K, E + 2))
+    rows[:, E + 1] = 0.5                       # the issued radius; |y - 0| = 1 > 0.5
+    ok = np.ones(K, dtype=bool)
+    _experts.score(R, S, scores, n, alpha, rows, ok, ok, 1.0, 0.1)
+    k = np.arange(1, K + 1)
+    step = _experts.GAMMA * np.minimum(1.0, _experts.GAMMA_HORIZON / k)
+    assert np.allclose(alpha, 0.1 + step * (0.1 - 1.0), rtol=0, atol=1e-15)
+    assert alpha[0] == alpha[11] < alpha[12] < alpha[29]
+
+
 def test_combine_few_horizons_equals_the_array_path():
     from streamrnn import _experts
     rng = np.random.default_rng(6)
