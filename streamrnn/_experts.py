@@ -24,8 +24,11 @@ For one horizon, the scores are the absolute errors ``|y - yhat|`` of the combin
 kept in a ring of the W newest. The interval at miscoverage ``a`` is
 ``yhat +- q`` with ``q`` the ``ceil((n+1)(1-a))``-th smallest of the n scores (infinite when
 that exceeds n). ACI adapts ``a`` online: after each scored forecast
-``a += gamma * (target - err)`` with ``err = 1`` when ``y`` fell outside the interval issued
+``a += gamma_k * (target - err)`` with ``err = 1`` when ``y`` fell outside the interval issued
 with that forecast, so the long-run miscoverage tends to the target whatever the drift.
+The step is ``gamma_k = GAMMA`` up to horizon ``GAMMA_HORIZON`` and ``GAMMA * GAMMA_HORIZON /
+k`` beyond: horizon k's feedback arrives k steps late, and a large step would then overshoot
+(measured: see benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -34,8 +37,11 @@ from typing import Tuple
 
 import numpy as np
 
-GAMMA = 0.005          # ACI step (Gibbs & Candes' choice)
+GAMMA = 0.05           # ACI step (Gibbs & Candes used 0.005; measured: see RESULTS.md)
+GAMMA_HORIZON = 12.0   # horizon k > GAMMA_HORIZON: step GAMMA * GAMMA_HORIZON / k
 WINDOW = 200           # conformal scores kept per horizon
+SMALL = 24             # combine: up to this many forecasts (horizons x experts) with
+                       # Python floats (measured faster than the array operations)
 
 
 def weights(R: np.ndarray, S: np.ndarray, prior: int) -> np.ndarray:
@@ -62,23 +68,40 @@ def radius(scores: np.ndarray, n: int, alpha: float) -> float:
     return float(np.partition(scores[:m], k - 1)[k - 1])
 
 
+def outside(scores: np.ndarray, n: int, alpha: float, err: float) -> bool:
+    """Whether ``err > radius(scores, n, alpha)``, without selecting the quantile: the
+    k-th smallest score is below err exactly when at least k scores are."""
+    m = min(n, scores.shape[0])
+    if m == 0 or alpha <= 0.0:
+        return False
+    if alpha >= 1.0:
+        return err > 0.0
+    k = math.ceil((m + 1) * (1.0 - alpha))
+    if k > m:
+        return False
+    return int(np.count_nonzero(scores[:m] < err)) >= k
+
+
 # ---------------------------------------------------------------- all horizons at once
 def combine(R: np.ndarray, S: np.ndarray, F: np.ndarray, prior: int) -> np.ndarray:
     """Combined forecasts (K,) from the forecasts F (K, E) (NaN: expert absent) and the
     regrets R, S (K, E) of each row's horizon: ``weights`` over the present experts, row
     by row (the prior where no present expert has a positive regret)."""
-    if F.shape[0] == 1:
-        # one horizon (the common case): the same operations on Python floats, in the same
-        # order (NumPy sums fewer than 8 terms sequentially), so the results are identical
-        tot = acc = 0.0
-        for f, r, s in zip(F[0].tolist(), R[0].tolist(), S[0].tolist()):
-            if math.isfinite(f):
-                v = max(r, 0.0) / (1.0 + s)
-                tot += v
-                acc += v * f
-        if tot > 0.0 and math.isfinite(tot):
-            return np.array([acc / tot])
-        return F[:, prior].copy()
+    K, E = F.shape
+    if K * E <= SMALL and E < 8:
+        # a few horizons (the common case): the same operations on Python floats, in the
+        # same order (NumPy sums fewer than 8 terms sequentially), so the results are
+        # identical and much cheaper than the array operations at this size
+        out = []
+        for fr, rr, sr in zip(F.tolist(), R.tolist(), S.tolist()):
+            tot = acc = 0.0
+            for f, r, s in zip(fr, rr, sr):
+                if math.isfinite(f):
+                    v = max(r, 0.0) / (1.0 + s)
+                    tot += v
+                    acc += v * f
+            out.append(acc / tot if tot > 0.0 and math.isfinite(tot) else fr[prior])
+        return np.array(out)
     ok = np.isfinite(F)
     V = np.where(ok, np.maximum(R, 0.0) / (1.0 + S), 0.0)
     tot = V.sum(axis=1)
@@ -135,7 +158,9 @@ def score(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
     nv = n[vi]
     scores[vi, nv % scores.shape[1]] = err
     n[vi] = nv + 1
-    alpha[vi] = np.minimum(np.maximum(alpha[vi] + GAMMA * (target - miss), -1.0), 2.0)
+    # row i is horizon i + 1, whose feedback arrives i + 1 steps late: smaller steps
+    gam = GAMMA / np.maximum(1.0, (vi + 1.0) / GAMMA_HORIZON)
+    alpha[vi] = np.minimum(np.maximum(alpha[vi] + gam * (target - miss), -1.0), 2.0)
 
 
 def _score1(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
@@ -147,13 +172,24 @@ def _score1(R: np.ndarray, S: np.ndarray, scores: np.ndarray, n: np.ndarray,
     yhat = vals[E]
     if learn:
         g = 1.0 if yhat > y else (-1.0 if yhat < y else 0.0)
+        # on Python floats, written back at once (element-wise NumPy access is slower)
+        Rl = R.tolist()
+        Sl = S.tolist()
         for e in range(E):
             r = g * (yhat - vals[e])
             if math.isfinite(r):
-                R[e] += r
-                S[e] += r * r
+                Rl[e] += r
+                Sl[e] += r * r
+        R[:] = Rl
+        S[:] = Sl
     err = abs(y - yhat)
-    miss = 1.0 if err > vals[E + 1] else 0.0
+    rad = vals[E + 1]
+    if rad == rad:
+        miss = 1.0 if err > rad else 0.0
+    else:
+        # radius not computed when issued (one horizon: nothing changed scores, n or
+        # alpha since): the test against the radius it would have had
+        miss = 1.0 if outside(scores, int(n[0]), float(alpha[0]), err) else 0.0
     k = int(n[0])
     scores[k % scores.shape[0]] = err
     n[0] = k + 1

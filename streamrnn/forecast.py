@@ -59,7 +59,8 @@ Combination, season and intervals
 ---------------------------------
 ``forecast`` returns, per horizon, an online combination (ML-Poly, see ``_experts``) of the
 network's rollout with persistence, simple exponential smoothing and, with ``season=m``,
-the seasonal naive forecast and two additive Holt-Winters. The forecasts of horizons
+the seasonal naive forecast and three Holt-Winters (two additive, one multiplicative that
+takes part on positive series). The forecasts of horizons
 1..``max_horizon`` are made at the end of ``learn_one`` (``max_horizon - 1`` extra steps on
 a scratch copy) and kept until their values arrive, when they train the weights and the
 adaptive conformal intervals of ``forecast_interval``. The combination learns from the
@@ -234,10 +235,12 @@ class _FloatScaler:
 
 
 def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float, g: float,
-               phi: float) -> None:
-    """Additive Holt-Winters with a damped trend, in place: hw = [level, trend, n seen],
-    season[i] the component of the positions i mod m. The first season initialises it (level:
-    its mean, trend 0, components: deviations from that mean)."""
+               phi: float, mult: bool = False) -> None:
+    """Holt-Winters with a damped trend, in place: hw = [level, trend, n seen], season[i]
+    the component of the positions i mod m, added to the level (mult: multiplying it). The
+    first season initialises it (level: its mean, trend 0, components: deviations from, or
+    ratios to, that mean). Multiplicative: for positive series; a level or component that
+    is not positive restarts it (no forecast until it has seen a new season)."""
     m = season.shape[0]
     n = int(hw[2])
     i = n % m
@@ -245,7 +248,23 @@ def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float,
         season[i] = y
         if n == m - 1:
             hw[0] = float(season.mean())
-            season -= hw[0]
+            if not mult:
+                season -= hw[0]
+            elif hw[0] > 0.0 and float(season.min()) > 0.0:
+                season /= hw[0]
+            else:
+                hw[:] = 0.0
+                return
+    elif mult:
+        level, trend, si = float(hw[0]), float(hw[1]), float(season[i])
+        new = a * (y / si) + (1.0 - a) * (level + phi * trend)
+        s_new = g * (y / new) + (1.0 - g) * si if new > 0.0 else 0.0
+        if not (s_new > 0.0 and math.isfinite(s_new)):
+            hw[:] = 0.0
+            return
+        hw[1] = b * (new - level) + (1.0 - b) * phi * trend
+        season[i] = s_new
+        hw[0] = new
     else:
         level, trend = hw[0], hw[1]
         new = a * (y - season[i]) + (1.0 - a) * (level + phi * trend)
@@ -255,7 +274,8 @@ def _hw_update(hw: np.ndarray, season: np.ndarray, y: float, a: float, b: float,
     hw[2] = n + 1
 
 
-def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float) -> np.ndarray:
+def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float,
+                 mult: bool = False) -> np.ndarray:
     """Holt-Winters forecasts of horizons 1..K (NaN before a season was seen)."""
     m = season.shape[0]
     n = int(hw[2])
@@ -263,6 +283,8 @@ def _hw_forecast(hw: np.ndarray, season: np.ndarray, K: int, phi: float) -> np.n
         return np.full(K, np.nan)
     k = np.arange(1, K + 1)
     damp = np.cumsum(phi ** k)
+    if mult:
+        return (hw[0] + damp * hw[1]) * season[(n + k - 1) % m]
     return hw[0] + damp * hw[1] + season[(n + k - 1) % m]
 
 
@@ -273,10 +295,11 @@ def _clip(v: float) -> float:
 _STREAM_ARRAYS = ("hist", "pend", "porig", "agg_r", "agg_s", "scores", "nscores", "alpha",
                   "hw", "hw_season")
 SES_ALPHA = 0.3       # smoothing of the simple exponential smoothing expert
-# additive Holt-Winters expert (with a season): level, trend and season smoothing, and the
-# damping of the trend over the horizon
-HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98),     # (alpha, beta, gamma, phi): slow, damped
-               (0.5, 0.1, 0.6, 1.0))       # fast
+# Holt-Winters experts (with a season): level, trend and season smoothing, the damping of
+# the trend over the horizon, and whether the season multiplies the level
+HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98, False),     # (alpha, beta, gamma, phi, mult):
+               (0.5, 0.1, 0.6, 1.0, False),       # slow and damped; fast; fast and
+               (0.5, 0.1, 0.6, 1.0, True))        # multiplicative (positive series)
 
 
 class _Stream:
@@ -333,14 +356,15 @@ class _Stream:
             snap, params = tr.state.copy(), None
         sx = self.sx
         return (snap, params, self.sy.pack(), self.sd.pack(),
-                (sx.n.copy(), sx.mean.copy(), sx.var.copy()), self.u.copy(),
-                self.o, self.last_y, self.n_seen, self.n_obs, self.n_missing,
-                self.hist.copy())
+                (sx.n.copy(), sx.mean.copy(), sx.var.copy()) if sx.n.shape[0] else None,
+                self.u.copy(), self.o, self.last_y, self.n_seen, self.n_obs,
+                self.n_missing, self.hist.copy() if self.hist.shape[0] else None)
 
     def restore(self, saved: Tuple[Any, ...]) -> None:
         (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
          self.n_missing, hist) = saved
-        self.hist[...] = hist
+        if hist is not None:
+            self.hist[...] = hist
         tr = self.trainer
         if params is not None:
             p, updates, skipped = params
@@ -351,7 +375,8 @@ class _Stream:
             tr.state = snap                  # type: ignore[misc]
         self.sy.unpack(sy)
         self.sd.unpack(sd)
-        self.sx.n, self.sx.mean, self.sx.var = sx
+        if sx is not None:
+            self.sx.n, self.sx.mean, self.sx.var = sx
         self.u[...] = u
 
 
@@ -394,8 +419,8 @@ class Forecaster:
         With several keys: one network trained by all streams, or one network per stream.
     season : int >= 2 or None, default None
         The season length in steps: the network also reads the change (without
-        differencing: the value) one season back, and the seasonal naive forecast and two
-        additive Holt-Winters join the combination.
+        differencing: the value) one season back, and the seasonal naive forecast and three
+        Holt-Winters (two additive, one multiplicative) join the combination.
     max_horizon : int >= 1 or None, default None (the season, else 1)
         Horizons whose forecasts are made in ``learn_one`` and scored: each has its own
         combination weights and conformal intervals (beyond it, those of max_horizon).
@@ -1017,15 +1042,14 @@ class Forecaster:
         j = 2
         m = self._season
         if m:
-            hist = s.hist
-            for k in range(1, K + 1):
-                v = hist[-1 - (m * -(-k // m) - k)]
-                F[k - 1, 2] = last if v != v else v
+            k = np.arange(1, K + 1)
+            v = s.hist[-1 - (m * -(-k // m) - k)]
+            F[:, 2] = np.where(v != v, last, v)
             j = 3
         F[:, j] = last if s.ses != s.ses else s.ses
         if m:
             for i, hs in enumerate(HW_SETTINGS):
-                F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3])
+                F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3], hs[4])
         return F
 
     def _weights_of(self, s: _Stream, k: int, avail: np.ndarray) -> np.ndarray:
@@ -1046,6 +1070,26 @@ class Forecaster:
         if s.last_y != s.last_y:
             return
         H = self._max_horizon
+        if H == 1 and not self._season:
+            # one horizon, no season (the common case): the same operations as
+            # _expert_matrix and _experts.combine on Python floats, so the numbers are
+            # identical (NumPy sums fewer than 8 terms sequentially)
+            last = s.last_y
+            ses = last if s.ses != s.ses else s.ses
+            F1 = [net_path[0] if self._net_ready(s) else _MISSING, last, ses]
+            tot = acc = 0.0
+            for f, r, q in zip(F1, s.agg_r[0].tolist(), s.agg_s[0].tolist()):
+                if math.isfinite(f):
+                    v = max(r, 0.0) / (1.0 + q)
+                    tot += v
+                    acc += v * f
+            c = acc / tot if tot > 0.0 and math.isfinite(tot) else F1[self._prior]
+            F1.append(c)
+            # the radius issued with it: computed only when scored (_experts._score1)
+            F1.append(_MISSING)
+            s.pend[0, 0] = F1
+            s.porig[0] = s.n_seen
+            return
         E = len(self._expert_names)
         F = self._expert_matrix(s, net_path)
         slot = s.pend[s.n_seen % H]
@@ -1157,6 +1201,14 @@ class Forecaster:
         without ``xs``, or for a None entry or a NaN feature, the features' running means are
         used. Before the stream's first observed value, every forecast is NaN.
         """
+        if horizon.__class__ is int and horizon == 1 and xs is None:
+            # the common call: the forecast issued by the last learn_one, if any
+            s = self._streams.get(key) if key.__class__ in (str, int, type(None)) \
+                else self._lookup(key)
+            if s is not None and s.last_y == s.last_y and not s.sx.n.shape[0]:
+                H = self._max_horizon
+                if s.porig[s.n_seen % H] == s.n_seen:
+                    return [float(s.pend[s.n_seen % H, 0, len(self._expert_names)])]
         horizon = _check_int(horizon, "horizon", 1, MAX_HORIZON)
         feats: List[Optional[np.ndarray]] = [None] * horizon
         if xs is not None:
@@ -1272,6 +1324,31 @@ class Forecaster:
         out = [yhat]
         path = list(s.hist)       # y[t-m..t], then the forecasts (m: the season)
         m = len(path) - 1
+        if self._scale and not s.sx.n.shape[0]:
+            # no features, scaled (the default): _fill_y and _unscale with the scalers'
+            # statistics read once (they do not change during the rollout); the same
+            # operations, so the same numbers
+            my, ssy = s.sy.mean, s.sy.std()
+            md, ssd = s.sd.mean, s.sd.std()
+            dif = self._differencing
+            for k in range(1, horizon):
+                u[0] = _clip((yhat - my) / ssy)
+                if dif:
+                    u[1] = 0.0 if prev != prev else _clip((yhat - prev - md) / ssd)
+                if path:
+                    path.append(yhat)
+                    if dif:
+                        d = path[-m] - path[-m - 1]
+                        u[2] = 0.0 if d != d else _clip((d - md) / ssd)
+                    else:
+                        b = path[-m]
+                        u[1] = 0.0 if b != b else _clip((b - my) / ssy)
+                prev = yhat
+                net.step(u, state, out=ybuf)
+                o = float(ybuf[0])
+                yhat = prev + (o * ssd + md) if dif else o * ssy + my
+                out.append(yhat)
+            return out
         for k in range(1, horizon):
             if path:
                 path.append(yhat)

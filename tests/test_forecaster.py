@@ -731,6 +731,8 @@ def test_ml_poly_weight_goes_to_the_exact_expert():
               np.full(1, 0.1)]
     state2 = [np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, W)), np.zeros(2, np.int64),
               np.full(2, 0.1)]
+    state3 = [np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, W)), np.zeros(1, np.int64),
+              np.full(1, 0.1)]
     for t in range(2000):
         y = rng.normal()
         f = np.array([y + rng.normal(0, 1), y, y + 0.5 + rng.normal(0, 0.1)])
@@ -744,9 +746,102 @@ def test_ml_poly_weight_goes_to_the_exact_expert():
             ok = np.ones(R.shape[0], dtype=bool)
             _experts.score(R, S, scores, n, alpha, row, ok, ok, y, 0.1)
         assert np.array_equal(rows[1], np.tile(rows[0], (2, 1)))
+        # the forecaster's one-horizon fast path issues no radius (NaN): scoring then
+        # tests the miss against the radius the row would have had, the same state
+        row3 = rows[0].copy()
+        row3[0, -1] = np.nan
+        R, S, scores, n, alpha = state3
+        _experts.score(R, S, scores, n, alpha, row3, ok[:1], ok[:1], y, 0.1)
+        assert all(np.array_equal(a, b) for a, b in zip(state1, state3))
     for a, b in zip(state1, state2):
         assert np.array_equal(b, np.concatenate([a, a]))
     assert _experts.weights(state1[0][0], state1[1][0], 0)[1] > 0.99
+    assert not np.array_equal(state1[4], np.full(1, 0.1))     # alpha did adapt
+
+
+def test_outside_is_the_radius_test():
+    from streamrnn import _experts
+    rng = np.random.default_rng(5)
+    W = _experts.WINDOW
+    for _ in range(3000):
+        scores = rng.exponential(1.0, W).round(rng.integers(0, 3))   # with ties
+        n = int(rng.integers(0, 2 * W))
+        alpha = float(rng.choice([-0.2, 0.0, 0.01, 0.1, 0.5, 0.99, 1.0, 1.5]))
+        err = float(rng.choice([0.0, scores[rng.integers(0, W)], rng.exponential(1.0)]))
+        assert _experts.outside(scores, n, alpha, err) == \
+            (err > _experts.radius(scores, n, alpha))
+
+
+def test_conformal_step_shrinks_beyond_gamma_horizon():
+    # every horizon misses once: alpha of horizon k moves by GAMMA * (target - 1) up to
+    # GAMMA_HORIZON and by GAMMA * GAMMA_HORIZON / k beyond (late feedback)
+    from streamrnn import _experts
+    K, E, W = 30, 2, _experts.WINDOW
+    R, S = np.zeros((K, E)), np.zeros((K, E))
+    scores, n = np.ones((K, W)), np.full(K, W, dtype=np.int64)
+    alpha = np.full(K, 0.1)
+    rows = np.zeros((K, E + 2))
+    rows[:, E + 1] = 0.5                       # the issued radius; |y - 0| = 1 > 0.5
+    ok = np.ones(K, dtype=bool)
+    _experts.score(R, S, scores, n, alpha, rows, ok, ok, 1.0, 0.1)
+    k = np.arange(1, K + 1)
+    step = _experts.GAMMA * np.minimum(1.0, _experts.GAMMA_HORIZON / k)
+    assert np.allclose(alpha, 0.1 + step * (0.1 - 1.0), rtol=0, atol=1e-15)
+    assert alpha[0] == alpha[11] < alpha[12] < alpha[29]
+
+
+def test_combine_few_horizons_equals_the_array_path():
+    from streamrnn import _experts
+    rng = np.random.default_rng(6)
+    for K in (1, 3, _experts.SMALL // 6):
+        F = rng.normal(size=(K, 6))
+        F[rng.random((K, 6)) < 0.2] = np.nan
+        R = rng.normal(size=(K, 6))
+        S = rng.exponential(size=(K, 6))
+        R[0] = -1.0                                  # a row that falls back to the prior
+        t = _experts.SMALL // 6 + 1                      # > SMALL forecasts: array path
+        big = _experts.combine(np.tile(R, (t, 1)), np.tile(S, (t, 1)), np.tile(F, (t, 1)), 2)
+        small = _experts.combine(R, S, F, 2)
+        assert big.shape == (t * K,) and np.array_equal(big[:K], small, equal_nan=True)
+        assert small[0] == F[0, 2] or (math.isnan(small[0]) and math.isnan(F[0, 2]))
+
+
+def test_multiplicative_holt_winters_expert():
+    # seasonal amplitude proportional to the level (airline-like): the multiplicative
+    # Holt-Winters forecasts one step ahead better than both additive ones
+    m = 12
+    pat = [1.0 + 0.3 * math.sin(2 * math.pi * i / m) for i in range(m)]
+    ys = [(100 + 2 * t) * pat[t % m] for t in range(240)]
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m, max_horizon=1)
+    assert f.expert_names[-3:] == ("holt_winters_0", "holt_winters_1", "holt_winters_2")
+    err = {n: [] for n in f.expert_names[-3:]}
+    for t, y in enumerate(ys):
+        if t >= 3 * m:
+            fc = f.expert_forecasts(1)
+            for n in err:
+                err[n].append(abs(fc[n][0] - y))
+        f.learn_one(y)
+    mae = {n: float(np.mean(v)) for n, v in err.items()}
+    assert mae["holt_winters_2"] < 0.5 * min(mae["holt_winters_0"], mae["holt_winters_1"]), mae
+
+
+def test_multiplicative_holt_winters_sits_out_non_positive_values(tmp_path):
+    # values <= 0: the multiplicative expert restarts and gives no forecast (NaN), the
+    # others go on; nothing non-finite is stored, so the forecaster saves and resumes
+    m = 4
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for t in range(40):
+        f.learn_one([3.0, -1.0, 2.0, 0.5][t % m] + 0.01 * t)
+    fc = f.expert_forecasts(m)
+    assert all(math.isnan(v) for v in fc["holt_winters_2"])
+    assert all(math.isfinite(v) for v in fc["holt_winters_1"])
+    assert all(math.isfinite(v) for v in f.forecast(m))
+    g = sr.loads(sr.dumps(f))
+    for t in range(40, 60):
+        f.learn_one(5.0 + t % m)         # positive again: it restarts and takes part
+        g.learn_one(5.0 + t % m)
+    assert sr.dumps(f) == sr.dumps(g)
+    assert all(math.isfinite(v) for v in f.expert_forecasts(m)["holt_winters_2"])
 
 
 def test_combination_weights_on_an_exactly_seasonal_stream():
