@@ -122,3 +122,26 @@ def pandas_values(value: Any) -> Any:
     """A pandas object as its ``.to_numpy()`` ndarray (for arrays of the network's
     dtype); anything else unchanged."""
     return value.to_numpy() if is_pandas(value) else value
+
+
+class ReadOnlySettings:
+    """Mixin: the attributes named in ``_read_only`` are set once at construction (through
+    ``self.__dict__``) and refuse assignment and deletion afterwards (AttributeError), with a
+    message that says why (``_read_only_why``, ``{cls}`` the class name) and what to do."""
+
+    __slots__ = ()
+    _read_only: "frozenset[str]" = frozenset()
+    _read_only_why = "it is fixed at construction"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._read_only:
+            cls = type(self).__name__
+            raise AttributeError(f"{cls}.{name} is read-only: "
+                                 f"{self._read_only_why.format(cls=cls)}")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._read_only:
+            raise AttributeError(f"{type(self).__name__}.{name} is read-only")
+        super().__delattr__(name)
+

@@ -33,7 +33,7 @@ k`` beyond: horizon k's feedback arrives k steps late, and a large step would th
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import List, Tuple
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def combine(R: np.ndarray, S: np.ndarray, F: np.ndarray, prior: int) -> np.ndarr
         # a few horizons (the common case): the same operations on Python floats, in the
         # same order (NumPy sums fewer than 8 terms sequentially), so the results are
         # identical and much cheaper than the array operations at this size
-        out = []
+        few: List[float] = []
         for fr, rr, sr in zip(F.tolist(), R.tolist(), S.tolist()):
             tot = acc = 0.0
             for f, r, s in zip(fr, rr, sr):
@@ -100,8 +100,8 @@ def combine(R: np.ndarray, S: np.ndarray, F: np.ndarray, prior: int) -> np.ndarr
                     v = max(r, 0.0) / (1.0 + s)
                     tot += v
                     acc += v * f
-            out.append(acc / tot if tot > 0.0 and math.isfinite(tot) else fr[prior])
-        return np.array(out)
+            few.append(acc / tot if tot > 0.0 and math.isfinite(tot) else fr[prior])
+        return np.array(few)
     ok = np.isfinite(F)
     V = np.where(ok, np.maximum(R, 0.0) / (1.0 + S), 0.0)
     tot = V.sum(axis=1)

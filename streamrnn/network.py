@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import check_dtype, check_int
+from ._checks import ReadOnlySettings, check_dtype, check_int
 
 __all__ = ["LSTM", "GRU", "RNN", "Layer", "Head"]
 
@@ -161,7 +161,7 @@ def _rebuild(cls: type, kwargs: Dict[str, Any], params: np.ndarray) -> "_Recurre
     return net
 
 
-class _Recurrent(_core._Network):
+class _Recurrent(ReadOnlySettings, _core._Network):
     """Shared implementation of LSTM, GRU and RNN. Not public: use the subclasses."""
 
     _cell: str = ""
@@ -222,18 +222,10 @@ class _Recurrent(_core._Network):
                              layers=tuple(layers), layers_reverse=tuple(layers_reverse),
                              head=head)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _NET_SETTINGS:
-            raise AttributeError(
-                f"{type(self).__name__}.{name} is read-only: the network's buffers, states, "
-                f"trainers and checkpoints are built from it; create a new "
-                f"{type(self).__name__}(...) (and copy weights with load_state_dict) instead")
-        super().__setattr__(name, value)
-
-    def __delattr__(self, name: str) -> None:
-        if name in _NET_SETTINGS:
-            raise AttributeError(f"{type(self).__name__}.{name} is read-only")
-        super().__delattr__(name)
+    _read_only = _NET_SETTINGS
+    _read_only_why = ("the network's buffers, states, trainers and checkpoints are built from "
+                      "it; create a new {cls}(...) (and copy weights with load_state_dict) "
+                      "instead")
 
     # ------------------------------------------------------------------ introspection
     @property

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
-from ._checks import LOSSES, check_clip, check_int
+from ._checks import LOSSES, ReadOnlySettings, check_clip, check_int
 from ._progress import progress_bar
 from .network import _Recurrent
 from .optim import SGD, Adam, RMSprop, check_in_dtype
@@ -179,7 +179,7 @@ class _Locked:
         self.taken = []
 
 
-class _WindowTrainerBase:
+class _WindowTrainerBase(ReadOnlySettings):
     """Statistics, fit() and pickling shared by SequenceTrainer and Seq2Seq."""
 
     _upd: Any
@@ -189,20 +189,13 @@ class _WindowTrainerBase:
     def _set_settings(self, **values: Any) -> None:
         self.__dict__.update(values)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in self._settings:
-            cls = type(self).__name__
-            raise AttributeError(
-                f"{cls}.{name} is read-only: the trainer's optimizer state and checkpoints "
-                f"are built from it at construction (setting it would be ignored by "
-                f"training but written by sr.save); create a new {cls}(...) with the new "
-                f"settings instead")
-        super().__setattr__(name, value)
+    _read_only_why = ("the trainer's optimizer state and checkpoints are built from it at "
+                      "construction (setting it would be ignored by training but written by "
+                      "sr.save); create a new {cls}(...) with the new settings instead")
 
-    def __delattr__(self, name: str) -> None:
-        if name in self._settings:
-            raise AttributeError(f"{type(self).__name__}.{name} is read-only")
-        super().__delattr__(name)
+    @property
+    def _read_only(self) -> "frozenset[str]":     # type: ignore[override]
+        return self._settings
 
     @property
     def updates(self) -> int:

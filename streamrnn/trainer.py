@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Union
 
 from . import _core
-from ._checks import check_trainer_settings
+from ._checks import ReadOnlySettings, check_trainer_settings
 from .network import _Recurrent
 from .optim import SGD, Adam, RMSprop, check_in_dtype
 
@@ -24,7 +24,7 @@ def _rebuild(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any],
     return tr
 
 
-class OnlineTrainer(_core._Trainer):
+class OnlineTrainer(ReadOnlySettings, _core._Trainer):
     """Learn from a live stream one sample at a time with truncated BPTT(k1, k2).
 
     The trainer owns one stream state. ``learn_one(x, y)`` steps it with x, returns the
@@ -121,19 +121,11 @@ class OnlineTrainer(_core._Trainer):
         self.__dict__.update(net=net, loss=loss, optimizer=optimizer, k1=k1, k2=k2,
                              clip_value=clip_value, clip_norm=clip_norm)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SETTINGS:
-            raise AttributeError(
-                f"OnlineTrainer.{name} is read-only: the C trainer, its buffers and its "
-                f"checkpoints are built from it at construction (setting it would be ignored "
-                f"by training but written by sr.save); create a new OnlineTrainer(net, ...) "
-                f"with the new settings instead")
-        super().__setattr__(name, value)
-
-    def __delattr__(self, name: str) -> None:
-        if name in _SETTINGS:
-            raise AttributeError(f"OnlineTrainer.{name} is read-only")
-        super().__delattr__(name)
+    _read_only = _SETTINGS
+    _read_only_why = ("the C trainer, its buffers and its checkpoints are built from it at "
+                      "construction (setting it would be ignored by training but written by "
+                      "sr.save); create a new OnlineTrainer(net, ...) with the new settings "
+                      "instead")
 
     # statistics -----------------------------------------------------------------------
     @property
