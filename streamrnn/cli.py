@@ -17,6 +17,7 @@ value), 130 interrupted: SIGINT, SIGTERM and SIGHUP stop between whole values an
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import math
 import os
@@ -393,6 +394,56 @@ class _Score:
         self.abs_p = 0.0
 
 
+class _HorizonScore:
+    """MAE at horizons 1, the middle one and the last of the forecaster, of persistence (the
+    value h steps before the target) and, with a season m, of the seasonal naive forecast
+    (the value m*ceil(h/m) steps before the target), pooled over keys. Each forecast is
+    scored when its target arrives; a missing target or a missing input value skips it."""
+
+    def __init__(self, horizon: int, season: Optional[int]) -> None:
+        self.hs = sorted({1, (horizon + 1) // 2, horizon})
+        self.season = season
+        lag = horizon + (season or 0)
+        self.lag = lag
+        self.past: Dict[Any, "collections.deque[Tuple[List[float], float]]"] = {}
+        # per horizon: [forecaster, persistence, seasonal naive] absolute errors, count
+        self.sums = {h: [0.0, 0.0, 0.0, 0] for h in self.hs}
+
+    def add(self, key: Any, y: float, fc: List[float]) -> None:
+        """Score y (the value of this step) against what was forecast for it, then keep this
+        step's forecasts fc (horizons 1..H) and y."""
+        past = self.past.get(key)
+        if past is None:
+            past = self.past[key] = collections.deque(maxlen=self.lag)
+        if y == y:
+            m = self.season
+            for h in self.hs:
+                if len(past) < h:
+                    continue
+                made, then = past[-h]                  # the step that forecast y at horizon h
+                back = m * -(-h // m) if m else 0
+                snaive = past[-back][1] if m and len(past) >= back else math.nan
+                if made[h - 1] == made[h - 1] and then == then and (not m or snaive == snaive):
+                    acc = self.sums[h]
+                    acc[0] += abs(made[h - 1] - y)
+                    acc[1] += abs(then - y)
+                    acc[2] += abs(snaive - y) if m else 0.0
+                    acc[3] += 1
+        past.append((fc, y))
+
+    def lines(self) -> List[str]:
+        out = []
+        for h in self.hs:
+            fm, fp, fs, n = self.sums[h]
+            if not n:
+                continue
+            text = f"h={h}: MAE {fm / n:.6g} (persistence {fp / n:.6g}"
+            if self.season:
+                text += f", seasonal naive {fs / n:.6g}"
+            out.append(text + f", {n} scored)")
+        return ["MAE by horizon: " + "; ".join(out)] if out else []
+
+
 def _forecast(args: argparse.Namespace) -> int:
     import streamrnn as sr
 
@@ -469,6 +520,7 @@ def _forecast(args: argparse.Namespace) -> int:
     rows = 0
     scores: Dict[Any, _Score] = {}
     pending: Dict[Any, Tuple[float, float]] = {}   # key -> (one-step forecast, last value)
+    by_horizon = _HorizonScore(horizon, f.season) if horizon > 1 or f.season else None
     plot_key: Any = None
     plot_vals: List[float] = []
     plot_fc: List[float] = []
@@ -602,6 +654,8 @@ def _forecast(args: argparse.Namespace) -> int:
                             plot_pers.append(prev[1])
                         f.learn_one(y, x, key=key)
                         fc = f.forecast(horizon, key=key)
+                        if by_horizon is not None:
+                            by_horizon.add(key, y, fc)
                         last = y if y == y else pending.get(key, (math.nan, math.nan))[1]
                         pending[key] = (fc[0], last)
                         rows += 1
@@ -656,6 +710,8 @@ def _forecast(args: argparse.Namespace) -> int:
                  + (f" (interrupted by {stop.name})" if interrupted else "")
                  + ("; output closed by its reader" if broken_pipe else "")]
         parts += _score_summary(scores, args.key, fmt)
+        if by_horizon is not None:
+            parts += by_horizon.lines()
         if problems:
             parts.append(f"{problems} problem(s), first on line {first_problem}")
         if save_note:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 import streamrnn as sr
@@ -84,6 +85,26 @@ def test_forecast_file(tmp_path, capsys):
     assert len(rows) == 80 and rows[0][:3] == ["2", "0", "50.0"]
     assert all(math.isfinite(float(v)) for r in rows for v in r[3:])
     assert "80 rows; one-step MAE" in captured.err
+
+
+def test_summary_reports_mae_by_horizon_against_the_baselines(tmp_path, capsys):
+    """With -H 4 --season 3 the summary gives the MAE at horizons 1, 2 (the middle) and 4
+    of the forecaster, persistence and the seasonal naive forecast. On the ramp y = t the
+    baselines' errors are known by hand (persistence h, seasonal naive 3*ceil(h/3)); the
+    forecaster's are recomputed from the forecasts the command printed."""
+    src = tmp_path / "ramp.csv"
+    write_csv(src, [(t,) for t in range(60)], header=("v",))
+    assert cli.main(["forecast", str(src), "--column", "v", "-H", "4", "--season", "3"]) == 0
+    captured = capsys.readouterr()
+    head, rows = table(captured.out)
+    fc = np.array([[float(v) for v in r[2:]] for r in rows])        # (60, 4)
+    parts = {}
+    for h, back in ((1, 3), (2, 3), (4, 6)):
+        ts = range(max(h, back), 60)
+        mae = sum(abs(fc[t - h, h - 1] - t) for t in ts) / len(ts)
+        parts[h] = (f"h={h}: MAE {mae:.6g} (persistence {h:.6g}, seasonal naive "
+                    f"{back:.6g}, {len(ts)} scored)")
+    assert f"MAE by horizon: {parts[1]}; {parts[2]}; {parts[4]}" in captured.err
 
 
 def test_forecast_matches_the_python_api(tmp_path, capsys):
