@@ -10,6 +10,7 @@ import sys
 import sysconfig
 
 import pytest
+from conftest import require_file
 
 import streamrnn
 from streamrnn import cli
@@ -55,8 +56,7 @@ def test_an_installed_package_without_the_core_says_reinstall(tmp_path):
 def test_console_script_is_declared_and_names_itself():
     tomllib = pytest.importorskip("tomllib")
     pyproject = ROOT / "pyproject.toml"
-    if not pyproject.exists():
-        pytest.skip("pyproject.toml not next to the package (an installed copy)")
+    require_file(pyproject, "pyproject.toml")   # skips only in the installed-wheel run
     scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
     assert scripts == {"streamrnn": "streamrnn.cli:main"}
     code = ("import sys; sys.argv[0] = '/venv/bin/streamrnn'; from streamrnn.cli import main; "
