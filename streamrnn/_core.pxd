@@ -237,6 +237,7 @@ cdef class _Network:
     cdef int inflight
     cdef int ndir
 
+    cdef int _fits(self, State s) except -1
     cdef int _enter(self, State s) except -1
     cdef void _leave(self, _Guard g) noexcept
     cdef int _enter_read(self, State s) except -1

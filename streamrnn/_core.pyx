@@ -978,12 +978,20 @@ cdef class _Network:
     def _end_read(self):
         self.inflight -= 1
 
-    cdef int _enter_read(self, State s) except -1:
-        """Like _enter, but the state is only read (predict_one): shared with snapshots."""
+    cdef int _fits(self, State s) except -1:
+        """Both made by their constructors, and s a state of this network's cell kind, layer
+        count, hidden size and dtype (ValueError naming both otherwise)."""
+        _net_ready(self)
+        _state_ready(s)
         if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
                 or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
             raise ValueError(f"state does not fit this network: expected a state with "
                              f"{_state_desc(&self.dims, self.typenum)}, got {s!r}")
+        return 0
+
+    cdef int _enter_read(self, State s) except -1:
+        """Like _enter, but the state is only read (predict_one): shared with snapshots."""
+        self._fits(s)
         if self.inflight < 0:
             raise RuntimeError(_WRITING)
         _read_acquire(s.guard)
@@ -1011,12 +1019,7 @@ cdef class _Network:
             _fill_blas(&self.blas)
 
     cdef int _enter(self, State s) except -1:
-        _net_ready(self)
-        _state_ready(s)
-        if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
-                or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
-            raise ValueError(f"state does not fit this network: expected a state with "
-                             f"{_state_desc(&self.dims, self.typenum)}, got {s!r}")
+        self._fits(s)
         if self.inflight < 0:
             raise RuntimeError(_WRITING)
         _acquire(s.guard)
@@ -1035,12 +1038,7 @@ cdef class _Network:
         or a reader that finds the writer, raises RuntimeError; nobody ever reads
         half-updated weights.
         """
-        _net_ready(self)
-        _state_ready(s)
-        if (s.dims.cell != self.dims.cell or s.dims.num_layers != self.dims.num_layers
-                or s.dims.hidden_size != self.dims.hidden_size or s.typenum != self.typenum):
-            raise ValueError(f"state does not fit this network: expected a state with "
-                             f"{_state_desc(&self.dims, self.typenum)}, got {s!r}")
+        self._fits(s)
         if self.inflight < 0:
             raise RuntimeError(_WRITING)
         if self.inflight > 0:
