@@ -4,6 +4,7 @@
 #if SRNN_DOUBLE
 #define REAL double
 #define VREAL srnn_v4df
+#define WREAL srnn_v8df
 #define VLEN 4
 #define FN(name) name##_f64
 #define GEMV dgemv
@@ -17,6 +18,7 @@
 #else
 #define REAL float
 #define VREAL srnn_v8sf
+#define WREAL srnn_v16sf
 #define VLEN 8
 #define FN(name) name##_f32
 #define GEMV sgemv

@@ -11,4 +11,5 @@
 #undef UREAL
 #undef REAL_EXP_MASK
 #undef VREAL
+#undef WREAL
 #undef VLEN

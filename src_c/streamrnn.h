@@ -39,8 +39,15 @@ typedef int srnn_blas_int;
 #else
 #define SRNN_MULTIVERSION __attribute__((target_clones("avx2", "default")))
 #endif
+/* With them, the own gemm kernel gets a 64-byte-vector twin for CPUs with AVX-512 (OpenBLAS
+ * uses AVX-512 there; with 32-byte vectors our kernel had half its rate), chosen per call
+ * by SRNN_WIDE_OK() (GCC's __builtin_cpu_supports: a load and a test). */
+#define SRNN_HAVE_WIDE 1
+#define SRNN_WIDE_TARGET __attribute__((target("avx512f,avx2,fma")))
+#define SRNN_WIDE_OK() (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
 #else
 #define SRNN_MULTIVERSION
+#define SRNN_HAVE_WIDE 0
 #endif
 
 /* 32-byte vectors of GCC/Clang's vector extension for the hand-written kernels (other
@@ -49,16 +56,48 @@ typedef int srnn_blas_int;
 #define SRNN_HAVE_VECTOR_EXT 1
 typedef float srnn_v8sf __attribute__((vector_size(32)));
 typedef double srnn_v4df __attribute__((vector_size(32)));
+typedef float srnn_v16sf __attribute__((vector_size(64)));
+typedef double srnn_v8df __attribute__((vector_size(64)));
 #else
 #define SRNN_HAVE_VECTOR_EXT 0
+#undef SRNN_HAVE_WIDE
+#define SRNN_HAVE_WIDE 0
 #endif
 
-/* Matrix-vector products with at most this many elements use the core's own kernel instead
- * of BLAS gemv. Measured (LSTM f32, one thread): own kernel faster up to H = 256 (BLAS call
- * overhead dominates small products), BLAS slightly faster at H = 512 (bandwidth-bound). */
+/* Own kernels against BLAS. OpenBLAS splits a product over its threads (one per core) from
+ * a few hundred thousand multiply-adds on; when another process keeps a core busy that made
+ * the library's small products many times slower than on one thread (benchmarks/RESULTS.md,
+ * "Default BLAS threads"), and the process-wide thread setting is the user's, not ours. So
+ * the core's own kernels (one thread, no fan-out) take every product up to these sizes.
+ *
+ * Matrix-vector products with at most SRNN_OWN_GEMV_MAX elements: own kernel. Measured
+ * (LSTM D=8 step, one BLAS thread, CPU time, median of 5 round-robin rounds, Xeon with
+ * AVX-512, load average 8.6): own / BLAS gemv 0.94-1.03 at every H from 256 to 1024, both
+ * dtypes (H=512 f32: 163.9 / 165.4 us); above it (4096 x 1024 and up, 16 MB of float32
+ * weights, bandwidth-bound) BLAS with its threads can use a second core's bandwidth.
+ * Command: python benchmarks/kernels_bench.py --gemv (PYTHONPATH with threadpoolctl). */
 #ifndef SRNN_OWN_GEMV_MAX
-#define SRNN_OWN_GEMV_MAX 300000
+#define SRNN_OWN_GEMV_MAX 4194304
 #endif
+
+/* Matrix-matrix products C (m, n) += op(A) op(B) with m*n*k at most SRNN_OWN_GEMM_MAX
+ * multiply-adds use the core's own kernel (cell.inc, own_gemm_rm), rank-one updates with at
+ * most that many elements the own loop instead of ger. Measured (benchmarks/kernels_bench.py,
+ * LSTM D=8, step_many over 256 streams and learn_sequence T=50, own / BLAS on one thread,
+ * wall clock, load average 8.3): 0.9-1.3 up to 70 million multiply-adds per call (H <= 256),
+ * 1.8-2.2 at H = 512 (270 and 54 million); BLAS with its default threads was slower than our
+ * kernel at every size on that shared host (own / BLAS default 0.26-1.09 below 70 million,
+ * 0.58-1.34 at H = 512). Above 2^29 (a product of 5 ms and more on one core) a thread
+ * fan-out costs little relative to the product and two threads can win on a quiet host. */
+#ifndef SRNN_OWN_GEMM_MAX
+#define SRNN_OWN_GEMM_MAX 536870912.0
+#endif
+
+/* The test hook of a table (srnn_blas.probe), at the start of every product. */
+#define SRNN_PROBE(b)                                                                      \
+    do {                                                                                   \
+        if ((b)->probe) (b)->probe();                                                      \
+    } while (0)
 
 /* C99 restrict, spelled the way MSVC knows it too. */
 #if defined(_MSC_VER)
@@ -95,6 +134,13 @@ typedef struct srnn_blas {
     srnn_dgemm_t dgemm;
     srnn_sger_t sger;
     srnn_dger_t dger;
+    /* 0: small products use the core's own kernels (SRNN_OWN_GEMV_MAX, SRNN_OWN_GEMM_MAX);
+     * 1: every product goes through the pointers above (a test hook: both paths checked
+     * against the reference on the same sizes) */
+    int blas_only;
+    /* test hook: when not NULL, called before every matrix product, own kernel or BLAS
+     * (the thread tests stop a C call there); NULL in normal use */
+    void (*probe)(void);
 } srnn_blas;
 
 /* Status codes. New values only at the end. */

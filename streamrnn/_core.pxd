@@ -29,6 +29,8 @@ cdef extern from "streamrnn.h" nogil:
         srnn_dgemm_t dgemm
         srnn_sger_t sger
         srnn_dger_t dger
+        int blas_only
+        void (*probe)() noexcept nogil
 
     enum:
         SRNN_OK

@@ -43,6 +43,8 @@ cdef int _fill_blas(srnn_blas *b) noexcept:
     b.dgemm = <srnn_dgemm_t>dgemm
     b.sger = <srnn_sger_t>sger
     b.dger = <srnn_dger_t>dger
+    b.blas_only = 0
+    b.probe = NULL
     return 0
 
 
@@ -1003,11 +1005,8 @@ cdef class _Network:
         self.inflight -= 1
 
     def _gated(self, bint on):
-        """Test hook: route this network's gemv/gemm/ger through the test gate (_gate_arm).
-
-        (Small layers use the core's own kernels, not gemv: a gated step needs a layer with
-        G*H*(D+H) > SRNN_OWN_GEMV_MAX; step_many with >= 8 rows uses gemm; a trainer update
-        with a head uses ger.)"""
+        """Test hook: stop this network's next matrix product (own kernel or BLAS gemv/gemm/
+        ger) at the test gate (_gate_arm). The numbers are unchanged: the same kernels run."""
         if on:
             self.blas.sgemv = <srnn_sgemv_t>_gated_sgemv
             self.blas.dgemv = <srnn_dgemv_t>_gated_dgemv
@@ -1015,8 +1014,15 @@ cdef class _Network:
             self.blas.dgemm = <srnn_dgemm_t>_gated_dgemm
             self.blas.sger = <srnn_sger_t>_gated_sger
             self.blas.dger = <srnn_dger_t>_gated_dger
+            self.blas.probe = srnn_test_gate_wait
         else:
             _fill_blas(&self.blas)
+
+    def _force_blas(self, bint on):
+        """Test hook: on, every matrix product of this network goes through BLAS (the path
+        above SRNN_OWN_GEMV_MAX / SRNN_OWN_GEMM_MAX); off, small ones use the core's own
+        kernels (the default)."""
+        self.blas.blas_only = 1 if on else 0
 
     cdef int _enter(self, State s) except -1:
         self._fits(s)
@@ -2421,7 +2427,7 @@ cdef extern from *:
     }
     """
     int srnn_test_gate
-    void srnn_test_gate_wait() nogil
+    void srnn_test_gate_wait() noexcept nogil
 
 
 cdef void _gated_dgemv(char *t, int *m, int *n, double *al, double *a, int *lda, double *x,
