@@ -10,7 +10,7 @@ resumed with SIGCONT for the busy ones). Every round times all four columns of a
 their ratios compare numbers taken under the same outside load.
 
     pip install threadpoolctl     # or pip install --target DIR threadpoolctl; PYTHONPATH=DIR
-    python benchmarks/threads_bench.py           # H = 16, 64, 128, 256, 512 (a few minutes)
+    python benchmarks/threads_bench.py           # H = 16, 32, 64, 128, 256, 512 (~6 minutes)
     python benchmarks/threads_bench.py --quick   # H = 16, 128, 512, fewer rounds
 
 Operations (LSTM float32, one layer): ``step`` = ``net.step(x, s, out)`` (D = 8); ``step_many``
@@ -134,7 +134,7 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="H = 16, 128, 512; 3 rounds")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[16, 64, 128, 256, 512])
+    ap.add_argument("--hidden", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
     args = ap.parse_args()
     if args.quick:
         args.rounds = min(args.rounds, 3)
