@@ -110,7 +110,9 @@ typedef double srnn_v8df __attribute__((vector_size(64)));
 #define SRNN_RESTRICT restrict
 #endif
 
-/* Fortran BLAS, as exported by scipy.linalg.cython_blas (all arguments by pointer). */
+/* Fortran BLAS, as exported by scipy.linalg.cython_blas (all arguments by pointer). A table
+ * whose pointers are NULL (BLAS not loaded) is valid: the core then uses its own kernels
+ * at every size. */
 typedef void (*srnn_sgemv_t)(char *trans, srnn_blas_int *m, srnn_blas_int *n, float *alpha,
                              float *a, srnn_blas_int *lda, float *x, srnn_blas_int *incx,
                              float *beta, float *y, srnn_blas_int *incy);
