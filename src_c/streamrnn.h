@@ -204,6 +204,12 @@ size_t srnn_step_work(const srnn_dims *d);
  * same as for SRNN_MANY_BLOCK streams (srnn_step_many works in blocks of that many). */
 size_t srnn_many_work(const srnn_dims *d, size_t m);
 
+/* 1 when some product of one step or of a step_many block (SRNN_MANY_BLOCK streams) of a
+ * network of these sizes (d valid, ndir 1 or 2) exceeds SRNN_OWN_GEMV_MAX / SRNN_OWN_GEMM_MAX,
+ * so that the caller should fill its BLAS table; 0: the own kernels take every product of
+ * its steps, and a table without BLAS (NULL pointers) costs nothing. */
+int srnn_wants_blas(const srnn_dims *d, int ndir);
+
 /*
  * Forward, one timestep of the whole network (templated: _f32 and _f64).
  *   params  flat parameters (srnn_num_params(d, 1))
