@@ -905,6 +905,7 @@ cdef class _Network:
                              f"hidden_size={hidden_size}, num_layers={num_layers}, "
                              f"output_size={output_size}): {srnn_status_name(st).decode()}")
         self.typenum = _typenum_of(dtype)
+        self.ops = &srnn_ops_f32 if self.typenum == cnp.NPY_FLOAT32 else &srnn_ops_f64
         self.dims = d
         self.ndir = num_directions
         self.nparams = srnn_num_params(&d, num_directions)
@@ -1113,16 +1114,9 @@ cdef class _Network:
         self._enter(state)
         cdef void *xp = _ptr(x)
         cdef void *yp = _ptr(out)
-        if self.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_step_f32(&self.blas, &self.dims, <float*>self.pptr, <float*>xp,
-                                   <float*>state.hptr, <float*>state.cptr, <float*>yp,
-                                   <float*>state.wptr)
-        else:
-            with nogil:
-                st = srnn_step_f64(&self.blas, &self.dims, <double*>self.pptr, <double*>xp,
-                                   <double*>state.hptr, <double*>state.cptr, <double*>yp,
-                                   <double*>state.wptr)
+        with nogil:
+            st = self.ops.step(&self.blas, &self.dims, self.pptr, xp, state.hptr, state.cptr, yp,
+                               state.wptr)
         self._leave(state.guard)
         if st != SRNN_OK:
             raise _status_error(st, "x")
@@ -1220,20 +1214,10 @@ cdef class _Network:
                 if done:
                     PyErr_CheckSignals()
                 n = min(chunk, T - done)
-                if self.typenum == cnp.NPY_FLOAT32:
-                    with nogil:
-                        st = srnn_run_f32(&self.blas, &self.dims, <float*>self.pptr, n,
-                                          <float*>(xp + done * ldx * isz), ldx,
-                                          <float*>state.hptr, <float*>state.cptr,
-                                          <float*>(yp + done * ldy * isz), ldy,
-                                          <float*>state.wptr)
-                else:
-                    with nogil:
-                        st = srnn_run_f64(&self.blas, &self.dims, <double*>self.pptr, n,
-                                          <double*>(xp + done * ldx * isz), ldx,
-                                          <double*>state.hptr, <double*>state.cptr,
-                                          <double*>(yp + done * ldy * isz), ldy,
-                                          <double*>state.wptr)
+                with nogil:
+                    st = self.ops.run(&self.blas, &self.dims, self.pptr, n, xp + done * ldx * isz,
+                                      ldx, state.hptr, state.cptr, yp + done * ldy * isz, ldy,
+                                      state.wptr)
                 done += n
         finally:
             self._leave(state.guard)
@@ -1268,16 +1252,9 @@ cdef class _Network:
         cdef void *wp = _ptr(work)
         cdef int nd = self.ndir
         try:
-            if self.typenum == cnp.NPY_FLOAT32:
-                with nogil:
-                    st = srnn_seq_forward_f32(&self.blas, &self.dims, nd, <float*>self.pptr, T,
-                                              <float*>xp, NULL, NULL, 0, <float*>yp, NULL,
-                                              NULL, <float*>wp)
-            else:
-                with nogil:
-                    st = srnn_seq_forward_f64(&self.blas, &self.dims, nd, <double*>self.pptr,
-                                              T, <double*>xp, NULL, NULL, 0, <double*>yp,
-                                              NULL, NULL, <double*>wp)
+            with nogil:
+                st = self.ops.seq_forward(&self.blas, &self.dims, nd, self.pptr, T, xp, NULL,
+                                          NULL, 0, yp, NULL, NULL, wp)
         finally:
             self.inflight -= 1
         if st != SRNN_OK:
@@ -1431,16 +1408,9 @@ cdef class _Network:
         cdef void *wp = b.wptr
         cdef unsigned char *mp = b.mptr
         cdef size_t nn = b.n, mm = m
-        if self.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_step_many_f32(&self.blas, &self.dims, <float*>self.pptr, nn, mm,
-                                        <float*>xp, ip, <float*>hp, <float*>cp, <float*>yp,
-                                        <float*>wp, mp)
-        else:
-            with nogil:
-                st = srnn_step_many_f64(&self.blas, &self.dims, <double*>self.pptr, nn, mm,
-                                        <double*>xp, ip, <double*>hp, <double*>cp,
-                                        <double*>yp, <double*>wp, mp)
+        with nogil:
+            st = self.ops.step_many(&self.blas, &self.dims, self.pptr, nn, mm, xp, ip, hp, cp, yp,
+                                    wp, mp)
         self._leave(b.guard)
         if st != SRNN_OK:
             raise _status_error(st, "X" if st == SRNN_ERR_NONFINITE_X else "index")
@@ -1575,12 +1545,12 @@ cdef class _Trainer:
         self._ring, self._tags, self._grad, self._m1, self._m2, self._work, self._ybuf, \
             self._cbuf = [_mem_array(mem, o, sh, k) for (sh, k), o in zip(specs, offs)]
         self._tags[...] = -1
-        self.ring_p = self._mem.data + <size_t>offs[0]
-        self.tags_p = <int64_t*>(self._mem.data + <size_t>offs[1])
-        self.grad_p = self._mem.data + <size_t>offs[2]
-        self.m1_p = self._mem.data + <size_t>offs[3]
-        self.m2_p = self._mem.data + <size_t>offs[4]
-        self.work_p = self._mem.data + <size_t>offs[5]
+        self.bufs.ring = self._mem.data + <size_t>offs[0]
+        self.bufs.tags = <int64_t*>(self._mem.data + <size_t>offs[1])
+        self.bufs.grad = self._mem.data + <size_t>offs[2]
+        self.bufs.m1 = self._mem.data + <size_t>offs[3]
+        self.bufs.m2 = self._mem.data + <size_t>offs[4]
+        self.bufs.work = self._mem.data + <size_t>offs[5]
 
     @property
     def state(self):
@@ -1648,12 +1618,6 @@ cdef class _Trainer:
         cdef char *yp = <char*>_ptr(Yt) if Yt is not None else NULL
         cdef int64_t *cp = <int64_t*>_ptr(cls) if cls is not None else NULL
         cdef char *op = <char*>_ptr(out)
-        cdef void *rp = self.ring_p
-        cdef int64_t *tp = self.tags_p
-        cdef void *gp = self.grad_p
-        cdef void *m1 = self.m1_p
-        cdef void *m2 = self.m2_p
-        cdef void *wp = self.work_p
         cdef Py_ssize_t done = 0, n
         net._enter_write(s)
         try:
@@ -1663,24 +1627,12 @@ cdef class _Trainer:
                 if done:
                     PyErr_CheckSignals()
                 n = min(chunk, T - done)
-                if net.typenum == cnp.NPY_FLOAT32:
-                    with nogil:
-                        st = srnn_learn_f32(
-                            &net.blas, &net.dims, <float*>net.pptr, &self.t, n,
-                            <float*>(xp + done * D * isz),
-                            <float*>(yp + done * O * isz) if yp != NULL else NULL,
-                            cp + done if cp != NULL else NULL, <float*>s.hptr, <float*>s.cptr,
-                            <float*>rp, tp, <float*>gp, <float*>m1, <float*>m2,
-                            <float*>(op + done * O * isz), <float*>wp)
-                else:
-                    with nogil:
-                        st = srnn_learn_f64(
-                            &net.blas, &net.dims, <double*>net.pptr, &self.t, n,
-                            <double*>(xp + done * D * isz),
-                            <double*>(yp + done * O * isz) if yp != NULL else NULL,
-                            cp + done if cp != NULL else NULL, <double*>s.hptr,
-                            <double*>s.cptr, <double*>rp, tp, <double*>gp, <double*>m1,
-                            <double*>m2, <double*>(op + done * O * isz), <double*>wp)
+                with nogil:
+                    st = net.ops.learn(&net.blas, &net.dims, net.pptr, &self.t, &self.bufs, n,
+                                       xp + done * D * isz,
+                                       yp + done * O * isz if yp != NULL else NULL,
+                                       cp + done if cp != NULL else NULL, s.hptr, s.cptr,
+                                       op + done * O * isz)
                 done += n
         finally:
             net._leave_write(s.guard)
@@ -1716,25 +1668,10 @@ cdef class _Trainer:
         out = cnp.PyArray_EMPTY(1, &osz, net.typenum, 0)
         cdef void *xp = _ptr(x)
         cdef void *op = _ptr(out)
-        cdef void *rp = self.ring_p
-        cdef int64_t *tp = self.tags_p
-        cdef void *gp = self.grad_p
-        cdef void *m1 = self.m1_p
-        cdef void *m2 = self.m2_p
-        cdef void *wp = self.work_p
         net._enter_write(s)
-        if net.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_advance_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t,
-                                      <float*>xp, <float*>s.hptr, <float*>s.cptr, <float*>rp, tp,
-                                      <float*>gp, <float*>m1, <float*>m2, <float*>op,
-                                      <float*>wp)
-        else:
-            with nogil:
-                st = srnn_advance_f64(&net.blas, &net.dims, <double*>net.pptr, &self.t,
-                                      <double*>xp, <double*>s.hptr, <double*>s.cptr,
-                                      <double*>rp, tp, <double*>gp, <double*>m1, <double*>m2,
-                                      <double*>op, <double*>wp)
+        with nogil:
+            st = net.ops.advance(&net.blas, &net.dims, net.pptr, &self.t, &self.bufs, xp,
+                                 s.hptr, s.cptr, op)
         net._leave_write(s.guard)
         self._raise_learn_status(st)
         return out
@@ -1756,23 +1693,9 @@ cdef class _Trainer:
             yp = _ptr(Yt)
         else:
             cls = self._class_of(y)
-        cdef void *rp = self.ring_p
-        cdef int64_t *tp = self.tags_p
-        cdef void *gp = self.grad_p
-        cdef void *m1 = self.m1_p
-        cdef void *m2 = self.m2_p
-        cdef void *wp = self.work_p
         net._enter_write(s)
-        if net.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_target_f32(&net.blas, &net.dims, <float*>net.pptr, &self.t,
-                                     <float*>yp, cls, <float*>rp, tp, <float*>gp, <float*>m1,
-                                     <float*>m2, <float*>wp)
-        else:
-            with nogil:
-                st = srnn_target_f64(&net.blas, &net.dims, <double*>net.pptr, &self.t,
-                                     <double*>yp, cls, <double*>rp, tp, <double*>gp,
-                                     <double*>m1, <double*>m2, <double*>wp)
+        with nogil:
+            st = net.ops.target(&net.blas, &net.dims, net.pptr, &self.t, &self.bufs, yp, cls)
         net._leave_write(s.guard)
         self._raise_learn_status(st)
 
@@ -1857,15 +1780,8 @@ cdef class _Trainer:
         cdef void *yp = _ptr(out)
         cdef void *wp = _ptr(work)
         net._enter_read(s)
-        if net.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_predict_f32(&net.blas, &net.dims, <float*>net.pptr, <float*>xp,
-                                      <float*>s.hptr, <float*>s.cptr, <float*>yp, <float*>wp)
-        else:
-            with nogil:
-                st = srnn_predict_f64(&net.blas, &net.dims, <double*>net.pptr, <double*>xp,
-                                      <double*>s.hptr, <double*>s.cptr, <double*>yp,
-                                      <double*>wp)
+        with nogil:
+            st = net.ops.predict(&net.blas, &net.dims, net.pptr, xp, s.hptr, s.cptr, yp, wp)
         net._leave_read(s.guard)
         if st != SRNN_OK:
             raise _status_error(st, "x")
@@ -2069,17 +1985,9 @@ cdef class _SeqWork:
         cdef void *hTp = _ptr(hT) if hT is not None else NULL
         cdef void *cTp = _ptr(cT) if cT is not None else NULL
         cdef void *wp = self._wmem.data
-        if net.typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_seq_forward_f32(&net.blas, &net.dims, nd, <float*>net.pptr, T,
-                                          <float*>xp, <float*>h0p, <float*>c0p, m2o,
-                                          <float*>yp, <float*>hTp, <float*>cTp, <float*>wp)
-        else:
-            with nogil:
-                st = srnn_seq_forward_f64(&net.blas, &net.dims, nd, <double*>net.pptr, T,
-                                          <double*>xp, <double*>h0p, <double*>c0p, m2o,
-                                          <double*>yp, <double*>hTp, <double*>cTp,
-                                          <double*>wp)
+        with nogil:
+            st = net.ops.seq_forward(&net.blas, &net.dims, nd, net.pptr, T, xp, h0p, c0p, m2o,
+                                     yp, hTp, cTp, wp)
         return st
 
     def backward(self, dY, grad, dhT=None, dcT=None, bint want_dX=False, bint want_d0=False):
@@ -2138,18 +2046,9 @@ cdef class _SeqWork:
             raise RuntimeError("this sequence trainer is being used by another thread")
         self.busy = 1
         try:
-            if net.typenum == cnp.NPY_FLOAT32:
-                with nogil:
-                    st = srnn_seq_backward_f32(&net.blas, &net.dims, nd, <float*>net.pptr, T,
-                                               <float*>xp, m2o, <float*>dyp, <float*>dhTp,
-                                               <float*>dcTp, <float*>gp, <float*>dxp,
-                                               <float*>dh0p, <float*>dc0p, <float*>wp)
-            else:
-                with nogil:
-                    st = srnn_seq_backward_f64(&net.blas, &net.dims, nd, <double*>net.pptr, T,
-                                               <double*>xp, m2o, <double*>dyp, <double*>dhTp,
-                                               <double*>dcTp, <double*>gp, <double*>dxp,
-                                               <double*>dh0p, <double*>dc0p, <double*>wp)
+            with nogil:
+                st = net.ops.seq_backward(&net.blas, &net.dims, nd, net.pptr, T, xp, m2o, dyp,
+                                          dhTp, dcTp, gp, dxp, dh0p, dc0p, wp)
         finally:
             self.busy = 0
         if st != SRNN_OK:
@@ -2222,28 +2121,21 @@ cdef class _Updater:
     def apply(self, double loss):
         """Clip the gradient in ``grad`` and apply the optimizer to every network's weights
         (skipped, nothing changed, when the loss, gradient or result is not finite)."""
-        cdef float *fp[2]
-        cdef double *dp[2]
+        cdef void *pp[2]
         cdef size_t sizes[2]
         self._ready()
         cdef int nseg = len(self._nets), i, st
         cdef _Network n
         for i in range(nseg):
             n = self._nets[i]
-            fp[i] = <float*>n.pptr
-            dp[i] = <double*>n.pptr
+            pp[i] = n.pptr
             sizes[i] = n.nparams
         cdef void *gp = self.grad_p
         cdef void *m1 = self.m1_p
         cdef void *m2 = self.m2_p
-        if (<_Network>self._nets[0]).typenum == cnp.NPY_FLOAT32:
-            with nogil:
-                st = srnn_apply_update_f32(&self.t, nseg, fp, sizes, <float*>gp, <float*>m1,
-                                           <float*>m2, loss)
-        else:
-            with nogil:
-                st = srnn_apply_update_f64(&self.t, nseg, dp, sizes, <double*>gp, <double*>m1,
-                                           <double*>m2, loss)
+        cdef const srnn_ops *ops = (<_Network>self._nets[0]).ops
+        with nogil:
+            st = ops.apply_update(&self.t, nseg, pp, sizes, gp, m1, m2, loss)
         if st != SRNN_OK:
             raise RuntimeError(f"streamrnn core error {st} in the optimizer update")
 
