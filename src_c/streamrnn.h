@@ -208,18 +208,22 @@ typedef enum srnn_loss { SRNN_LOSS_MSE = 0, SRNN_LOSS_XENT = 1 } srnn_loss;
 typedef enum srnn_opt { SRNN_OPT_SGD = 0, SRNN_OPT_ADAM = 1, SRNN_OPT_RMSPROP = 2 } srnn_opt;
 
 /*
- * A trainer's settings and counters. Plain data: copying it (with the buffers below) is a
- * complete snapshot, which is how trainers are pickled.
+ * A trainer's settings (loss, TBPTT window, clipping, optimizer: one record, filled once) and
+ * counters. Plain data: copying it (with the buffers below) is a complete snapshot, which is
+ * how trainers are pickled.
  */
-typedef struct srnn_trainer {
-    /* settings (checked by srnn_train_check) */
+typedef struct srnn_train_settings {
     int loss;             /* srnn_loss */
     int k1, k2;           /* update every k1 steps, backprop through k2 steps; 1 <= k1 <= k2 */
     double clip_value;    /* > 0: clamp each gradient component to [-v, v]; 0: off */
     double clip_norm;     /* > 0: scale the gradient to L2 norm <= t (torch formula); 0: off */
     int opt;              /* srnn_opt */
     int nesterov;         /* SGD */
-    double lr, momentum, weight_decay, beta1, beta2, eps, alpha;
+    double lr, momentum, weight_decay, beta1, beta2, eps, alpha; /* torch.optim's names */
+} srnn_train_settings;
+
+typedef struct srnn_trainer {
+    srnn_train_settings set; /* filled once from the optimizer; checked by srnn_train_check */
     /* counters */
     int64_t steps;        /* steps since reset */
     int64_t since_update; /* steps since the last update point, < k1 */

@@ -73,7 +73,7 @@ cdef extern from "streamrnn.h" nogil:
         SRNN_OPT_ADAM
         SRNN_OPT_RMSPROP
 
-    ctypedef struct srnn_trainer:
+    ctypedef struct srnn_train_settings:
         int loss
         int k1
         int k2
@@ -88,6 +88,9 @@ cdef extern from "streamrnn.h" nogil:
         double beta2
         double eps
         double alpha
+
+    ctypedef struct srnn_trainer:
+        srnn_train_settings set
         int64_t steps
         int64_t since_update
         int64_t filled

@@ -1441,27 +1441,28 @@ cdef inline int _ready(_Trainer tr) except -1:
     return 0
 
 
-cdef srnn_trainer _new_trainer(int loss, int opt, double lr, double momentum, bint nesterov,
-                               double weight_decay, double beta1, double beta2, double eps,
-                               double alpha, int k1, int k2, double clip_value,
-                               double clip_norm):
-    """A reset trainer struct with these settings and zero counters (checked by the caller
-    with srnn_train_check against its network's dims)."""
+cdef srnn_trainer _new_trainer(object optimizer, int loss, int k1, int k2, double clip_value,
+                               double clip_norm) except *:
+    """A reset trainer struct: the settings record filled once from a streamrnn optimizer
+    (SGD, Adam or RMSprop, checked by the caller; the attributes another optimizer lacks take
+    torch's defaults, unused by it) and zero counters. The caller checks it with
+    srnn_train_check against its network's dims."""
     cdef srnn_trainer t
-    t.loss = loss
-    t.opt = opt
-    t.lr = lr
-    t.momentum = momentum
-    t.nesterov = nesterov
-    t.weight_decay = weight_decay
-    t.beta1 = beta1
-    t.beta2 = beta2
-    t.eps = eps
-    t.alpha = alpha
-    t.k1 = k1
-    t.k2 = k2
-    t.clip_value = clip_value
-    t.clip_norm = clip_norm
+    betas = getattr(optimizer, "betas", (0.9, 0.999))
+    t.set.loss = loss
+    t.set.opt = OPTIMIZERS[optimizer.kind]
+    t.set.lr = optimizer.lr
+    t.set.momentum = getattr(optimizer, "momentum", 0.0)
+    t.set.nesterov = bool(getattr(optimizer, "nesterov", False))
+    t.set.weight_decay = getattr(optimizer, "weight_decay", 0.0)
+    t.set.beta1 = betas[0]
+    t.set.beta2 = betas[1]
+    t.set.eps = getattr(optimizer, "eps", 1e-8)
+    t.set.alpha = getattr(optimizer, "alpha", 0.99)
+    t.set.k1 = k1
+    t.set.k2 = k2
+    t.set.clip_value = clip_value
+    t.set.clip_norm = clip_norm
     t.updates = 0
     t.skipped = 0
     t.opt_steps = 0
@@ -1513,18 +1514,14 @@ cdef class _Trainer:
     def __cinit__(self, *args, **kwargs):
         self._net = None
 
-    def _init_trainer(self, _Network net not None, int loss, int opt, double lr,
-                      double momentum, bint nesterov, double weight_decay, double beta1,
-                      double beta2, double eps, double alpha, int k1, int k2,
+    def _init_trainer(self, _Network net not None, int loss, optimizer, int k1, int k2,
                       double clip_value, double clip_norm):
         if self._net is not None:
             raise RuntimeError("trainer already initialised")
         _net_ready(net)
         if net.ndir != 1:
             raise ValueError(_BIDIR.format(what="OnlineTrainer"))
-        cdef srnn_trainer t = _new_trainer(loss, opt, lr, momentum, nesterov, weight_decay,
-                                           beta1, beta2, eps, alpha, k1, k2, clip_value,
-                                           clip_norm)
+        cdef srnn_trainer t = _new_trainer(optimizer, loss, k1, k2, clip_value, clip_norm)
         st = srnn_train_check(&net.dims, &t)
         if st != SRNN_OK:
             raise ValueError(f"{_CONFIG_ERROR}: {srnn_status_name(st).decode()}")
@@ -1688,7 +1685,7 @@ cdef class _Trainer:
         cdef int st
         cdef int64_t cls = -1
         cdef void *yp = NULL
-        if self.t.loss == SRNN_LOSS_MSE:
+        if self.t.set.loss == SRNN_LOSS_MSE:
             Yt = self._target_row(y)
             yp = _ptr(Yt)
         else:
@@ -1711,7 +1708,7 @@ cdef class _Trainer:
         cdef cnp.npy_intp osz = self.out_size
         if not _is_exact_vec(x, net.typenum, net.dims.input_size):
             x = _as_input(x, "x", _dtype_of(net.typenum), (net.dims.input_size,))
-        if self.t.loss == SRNN_LOSS_MSE:
+        if self.t.set.loss == SRNN_LOSS_MSE:
             Yt = self._target_row(y)
             cls = None
         else:
@@ -1735,7 +1732,7 @@ cdef class _Trainer:
         dt = _dtype_of(net.typenum)
         X = _as_input(X, "X", dt, (-1, net.dims.input_size))
         T = X.shape[0]
-        if self.t.loss == SRNN_LOSS_MSE:
+        if self.t.set.loss == SRNN_LOSS_MSE:
             if Y is None:
                 Yt = np.full((T, self.out_size), np.nan, dtype=dt)
             else:
@@ -1855,8 +1852,8 @@ cdef class _Trainer:
         sdt = _dtype_of(self._net.typenum)
         for name, dt, shape in (("h", sdt, (L, H)),
                                 ("c", sdt, (L, H) if self._state.cptr != NULL else None),
-                                ("ring", sdt, (self.t.k2, srnn_record_size(&self._net.dims))),
-                                ("tags", np.dtype(np.int64), (self.t.k2,)),
+                                ("ring", sdt, (self.t.set.k2, srnn_record_size(&self._net.dims))),
+                                ("tags", np.dtype(np.int64), (self.t.set.k2,)),
                                 ("m1", sdt, (self._net.nparams,)),
                                 ("m2", sdt, (self._net.nparams,))):
             if shape is None:
@@ -2066,9 +2063,7 @@ cdef class _Updater:
     def __cinit__(self, *args, **kwargs):
         self._nets = None
 
-    def _init_updater(self, list nets, int opt, double lr, double momentum, bint nesterov,
-                      double weight_decay, double beta1, double beta2, double eps,
-                      double alpha, double clip_value, double clip_norm):
+    def _init_updater(self, list nets, optimizer, double clip_value, double clip_norm):
         if self._nets is not None:
             raise RuntimeError("updater already initialised")
         if len(nets) < 1 or len(nets) > 2:
@@ -2083,8 +2078,7 @@ cdef class _Updater:
                 raise TypeError(f"the networks must share one dtype, got "
                                 f"{_dtype_of(n0.typenum).name} and {_dtype_of(n.typenum).name}")
         # the optimizer/clipping part of a trainer struct (loss and k1/k2 unused here)
-        t = _new_trainer(SRNN_LOSS_MSE, opt, lr, momentum, nesterov, weight_decay, beta1,
-                         beta2, eps, alpha, 1, 1, clip_value, clip_norm)
+        t = _new_trainer(optimizer, SRNN_LOSS_MSE, 1, 1, clip_value, clip_norm)
         st = srnn_train_check(&n0.dims, &t)
         if st != SRNN_OK:
             raise ValueError(f"{_CONFIG_ERROR}: {srnn_status_name(st).decode()}")
