@@ -247,7 +247,7 @@ typedef struct srnn_trainer {
  *   grad   (3 * num_params,) REAL           scratch: gradient, then the candidate update
  *   m1, m2 (num_params,) REAL               optimizer moments (kept between updates)
  *   work   (srnn_train_work(d, k2),) REAL   scratch
- * NumPy: the arrays reference.Trainer keeps as ring, tags, m1, m2.
+ * NumPy: reference.Trainer's ring (a deque of step records, the targets in them) and m1, m2.
  */
 typedef struct srnn_train_bufs {
     void *ring;
