@@ -150,3 +150,55 @@ def test_online_trainer_matches_reference(dtype, path):
         assert_close(p, q, dtype, "prediction")
     assert tr.updates == rt.updates > 0
     assert_close(net.parameters(), rn.flat, dtype, "weights")
+
+
+def _run_isolated(code):
+    """Run code in a fresh interpreter with this checkout's streamrnn; its stdout."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    if os.path.exists(os.path.join(root, "streamrnn", "__init__.py")):
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(root), timeout=600)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_small_networks_never_load_scipy_blas():
+    """import streamrnn, and steps, step_many, online and window training of networks whose
+    products stay below the own-kernel limits, load neither scipy.linalg nor its BLAS; a
+    network above them (LSTM H=800: 256 streams x 3200 x 800 > 2^29 multiply-adds) does."""
+    code = """
+import sys
+import numpy as np
+import streamrnn as sr
+seen = lambda: ("scipy.linalg" in sys.modules, "scipy.linalg.cython_blas" in sys.modules,
+                sr._core._blas_is_loaded())
+print(seen())
+for cls in (sr.LSTM, sr.GRU, sr.RNN):
+    net = cls(8, 256, num_layers=2, output_size=3, dtype="float64")
+    s = net.new_state()
+    net.step(np.ones(8), s)
+    net.run(np.ones((5, 8)), s)
+    b = net.new_states(300)
+    net.step_many(np.ones((300, 8)), b)
+    net.step_many(np.ones((20, 8)), b, index=np.arange(20))
+    tr = sr.OnlineTrainer(net, k1=1, k2=32)
+    for t in range(40):
+        tr.learn_one(np.ones(8), np.ones(3))
+    sr.SequenceTrainer(net).learn_sequence(np.ones((50, 8)), np.ones((50, 3)))
+print(seen())
+sr.LSTM(8, 800)
+print(seen())
+"""
+    lines = _run_isolated(code).split()
+    assert "".join(lines) == ("(False,False,False)" * 2 + "(True,True,True)")
+
+
+def test_import_does_not_load_scipy_linalg():
+    out = _run_isolated("import sys, streamrnn\n"
+                        "print(sorted(m for m in sys.modules if m.startswith('scipy.linalg')))")
+    assert out.strip() == "[]"
