@@ -14,6 +14,7 @@
 #define SIGM(x) srnn_sigmoid_f64(x)
 #define UREAL uint64_t
 #define REAL_EXP_MASK UINT64_C(0x7ff0000000000000)
+#define REAL_TINY 2.2250738585072014e-308 /* DBL_MIN */
 #define TANHV(x) tanh(x)
 #else
 #define REAL float
@@ -28,5 +29,6 @@
 #define SIGM(x) srnn_sigmoidf(x)
 #define UREAL uint32_t
 #define REAL_EXP_MASK UINT32_C(0x7f800000)
+#define REAL_TINY 1.17549435e-38f /* FLT_MIN */
 #define TANHV(x) srnn_tanhf(x)
 #endif
