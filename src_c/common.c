@@ -25,7 +25,8 @@ int srnn_gates(int cell)
     case SRNN_RNN_TANH:
     case SRNN_RNN_RELU: return 1;
     case SRNN_LSTM: return 4;
-    case SRNN_GRU: return 3;
+    case SRNN_GRU:
+    case SRNN_GRU_RB: return 3;
     default: return 0;
     }
 }
@@ -88,7 +89,7 @@ int srnn_out_size(const srnn_dims *d, int ndir)
 
 int srnn_fused_rows(int cell, int H)
 {
-    return cell == SRNN_GRU ? 2 * H : srnn_gates(cell) * H;
+    return cell == SRNN_GRU || cell == SRNN_GRU_RB ? 2 * H : srnn_gates(cell) * H;
 }
 
 

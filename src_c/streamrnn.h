@@ -118,7 +118,11 @@ typedef enum srnn_cell {
     SRNN_RNN_TANH = 0,
     SRNN_RNN_RELU = 1,
     SRNN_LSTM = 2,
-    SRNN_GRU = 3
+    SRNN_GRU = 3,
+    /* GRU with the reset gate applied before the recurrent product (ONNX
+     * linear_before_reset=0, Keras reset_after=False): rows r, z, n as SRNN_GRU, but
+     * n = tanh(W_in x + b_in + W_hn (r*h) + b_hn). Same parameters as SRNN_GRU. */
+    SRNN_GRU_RB = 4
 } srnn_cell;
 
 /* Sizes of a network. output_size 0 means no head (the output is the top h). */
@@ -144,7 +148,8 @@ size_t srnn_num_params(const srnn_dims *d, int ndir);   /* length of the flat bu
 size_t srnn_layer_offset(const srnn_dims *d, int ndir, int layer, int dir);
 int srnn_out_size(const srnn_dims *d, int ndir);       /* O if O > 0 else ndir*H */
 /* Rows of a layer's pre-activation that take W_hh h + b_hh summed with the input part: all,
- * except GRU's n rows (the reset gate multiplies their recurrent part): 2H for GRU, else G*H. */
+ * except the GRUs' n rows (the reset gate multiplies their recurrent part, or with SRNN_GRU_RB
+ * its input r*h): 2H for SRNN_GRU and SRNN_GRU_RB, else G*H. */
 int srnn_fused_rows(int cell, int H);
 /* Scratch (elements, not bytes) that srnn_step / srnn_run need. */
 size_t srnn_step_work(const srnn_dims *d);

@@ -48,6 +48,7 @@ cdef extern from "streamrnn.h" nogil:
         SRNN_RNN_RELU
         SRNN_LSTM
         SRNN_GRU
+        SRNN_GRU_RB
 
     ctypedef struct srnn_dims:
         int cell

@@ -1,10 +1,10 @@
 """Saving and loading: :func:`save` and :func:`load` (no pickle, nothing executed on load).
 
-File format, version 1 (all integers little-endian)::
+File format, version 1 or 2 (all integers little-endian)::
 
     offset  size  content
     0       8     magic b"\\x89SRN\\r\\n\\x1a\\n"  (catches text-mode transfers, like PNG's)
-    8       4     uint32 format version (1)
+    8       4     uint32 format version (1 or 2, as the header's "version")
     12      4     uint32 reserved (0)
     16      8     uint64 N, the length of the JSON header
     24      32    SHA-256 of the JSON header
@@ -18,6 +18,12 @@ The header::
      "meta": {...type-specific settings...}, "data_size": bytes of the data section,
      "arrays": {"name": {"dtype": "<f4", "shape": [..], "offset": .., "nbytes": ..,
                          "sha256": ".."}, ...}}
+
+Version 2 is version 1 in which a network may be a cell variant PyTorch does not have
+(``GRU(reset_after=False)``: ``"reset_after": false`` in its description; such a state's
+``"cell"`` is ``"gru_reset_before"``). A file is written as version 1 unless it holds a
+variant, so that a streamrnn that reads version 1 only refuses a variant (its format
+version) instead of loading it as the other cell; every version-1 file loads unchanged.
 
 Types: networks (``LSTM``, ``GRU``, ``RNN``), ``State``, ``StateBatch``, ``OnlineTrainer``
 (weights, optimizer settings and moments, the stream state, the TBPTT ring buffer and every
@@ -65,7 +71,11 @@ from .trainer import OnlineTrainer
 __all__ = ["save", "load", "dumps", "loads", "FileFormatError", "FORMAT_VERSION"]
 
 MAGIC = b"\x89SRN\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # the newest version this streamrnn reads and writes
+_READS = (1, 2)
+# cells only a version-2 file may hold (their networks: the flags of _VARIANT_FLAGS)
+_VARIANT_CELLS = frozenset({"gru_reset_before"})
+_VARIANT_FLAGS = {"reset_after": False}
 _PREFIX = struct.Struct("<8sIIQ32s")     # magic, version, reserved, header length, sha256
 _ALIGN = 64
 _MAX_HEADER = 1 << 30
@@ -106,6 +116,20 @@ def _align(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
+def _format_version(meta: Any) -> int:
+    """2 when the description holds a cell variant (a network flag of _VARIANT_FLAGS, a state
+    of a cell in _VARIANT_CELLS), else 1: the oldest version that describes the object."""
+    if isinstance(meta, dict):
+        if any(k in meta and meta[k] == v for k, v in _VARIANT_FLAGS.items()):
+            return 2
+        if meta.get("cell") in _VARIANT_CELLS:
+            return 2
+        return max([1] + [_format_version(v) for v in meta.values()])
+    if isinstance(meta, list):
+        return max([1] + [_format_version(v) for v in meta])
+    return 1
+
+
 def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
             ) -> Tuple[bytes, List[Tuple[int, np.ndarray]]]:
     """The prefix + header bytes and the (offset, little-endian array) list of the data."""
@@ -133,11 +157,11 @@ def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
                        "nbytes": le.nbytes, "sha256": hashlib.sha256(raw).hexdigest()}
         blobs.append((off, le))
         off += le.nbytes
-    header = {"format": "streamrnn", "version": FORMAT_VERSION, "streamrnn": __version__,
+    version = _format_version(meta)
+    header = {"format": "streamrnn", "version": version, "streamrnn": __version__,
               "type": type_name, "meta": meta, "data_size": off, "arrays": table}
     hbytes = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(hbytes),
-                          hashlib.sha256(hbytes).digest())
+    prefix = _PREFIX.pack(MAGIC, version, 0, len(hbytes), hashlib.sha256(hbytes).digest())
     head = prefix + hbytes
     head += b"\0" * (_align(len(head)) - len(head))
     return head, blobs
@@ -297,6 +321,8 @@ def _net_meta(net: _Recurrent) -> Dict[str, Any]:
                             "seed": net.seed}
     if isinstance(net, RNN):
         meta["nonlinearity"] = net.nonlinearity
+    if isinstance(net, GRU) and not net.reset_after:
+        meta["reset_after"] = False      # a variant: written only then (version 2)
     meta["bidirectional"] = bool(net.bidirectional)
     return meta
 
@@ -705,9 +731,9 @@ class _Reader:
             raise self.error(f"truncated: {size} bytes, shorter than the "
                              f"{_PREFIX.size}-byte file header")
         _, version, _, hlen, hsum = _PREFIX.unpack(raw)
-        if version != FORMAT_VERSION:
+        if version not in _READS:
             raise self.error(f"format version {version} is not supported (this streamrnn "
-                             f"reads version {FORMAT_VERSION})"
+                             f"reads versions {', '.join(map(str, _READS))})"
                              + ("; it was written by a newer streamrnn"
                                 if version > FORMAT_VERSION else ""))
         if hlen > size - _PREFIX.size or hlen > _MAX_HEADER:
@@ -724,6 +750,10 @@ class _Reader:
             raise self.error("corrupted: header JSON nested too deeply") from None
         if not isinstance(header, dict) or header.get("format") != "streamrnn":
             raise self.error("corrupted: not a streamrnn header")
+        if header.get("version") != version:
+            raise self.error(f"corrupted: the header says version {header.get('version')!r}, "
+                             f"the file prefix {version}")
+        self.version = version
         for k, typ in (("type", str), ("meta", dict), ("arrays", dict), ("data_size", int)):
             if not isinstance(header.get(k), typ) or isinstance(header.get(k), bool):
                 raise self.error(f"corrupted: header field {k!r} missing or not a "
@@ -849,6 +879,14 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
     kwargs["seed"] = meta.get("seed")
     if meta["class"] == "RNN":
         kwargs["nonlinearity"] = meta.get("nonlinearity")
+    if "reset_after" in meta:
+        # a GRU variant's flag; files of version 1 (and PyTorch's GRU) have none
+        if meta["class"] != "GRU" or not isinstance(meta["reset_after"], bool):
+            raise r.error(f"invalid network reset_after {meta['reset_after']!r} (a GRU's "
+                          f"True or False)")
+        if r.version < 2 and not meta["reset_after"]:
+            raise r.error("a GRU with reset_after=False in a version-1 file")
+        kwargs["reset_after"] = meta["reset_after"]
     if meta.get("bidirectional", False):
         kwargs["bidirectional"] = True
     try:
@@ -969,6 +1007,8 @@ def _state_meta(r: _Reader) -> Tuple[str, int, int, str]:
     cell, L, H, dt = m.get("cell"), m.get("num_layers"), m.get("hidden_size"), m.get("dtype")
     if cell not in _core.CELL_CODES or dt not in ("float32", "float64"):
         raise r.error(f"invalid state description (cell {cell!r}, dtype {dt!r})")
+    if cell in _VARIANT_CELLS and r.version < 2:
+        raise r.error(f"a {cell} state in a version-1 file")
     for v in (L, H):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise r.error(f"invalid state sizes: num_layers={L!r}, hidden_size={H!r}")

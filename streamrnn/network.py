@@ -39,12 +39,16 @@ def _refuse_view_rebind(obj: Any, name: str) -> None:
                          f"{type(obj).__name__.lower()}.{name}[...] = values")
 
 
+# The cells whose parameters are a PyTorch module's (state_dict, to_torch); the others are
+# variants PyTorch does not have.
+_TORCH_CELLS = frozenset({"lstm", "gru", "rnn_tanh", "rnn_relu"})
+
 # Settings fixed at construction: the C core's buffers, states, trainers and checkpoints are
 # all built from them, so setting one afterwards would be ignored (or describe a network that
 # does not exist). They raise AttributeError instead.
 _NET_SETTINGS = frozenset({"input_size", "hidden_size", "num_layers", "output_size", "dtype",
                            "seed", "bidirectional", "nonlinearity", "layers",
-                           "layers_reverse", "head", "cell"})
+                           "layers_reverse", "head", "cell", "reset_after"})
 
 
 class Layer:
@@ -230,7 +234,7 @@ class _Recurrent(ReadOnlySettings, _core._Network):
     # ------------------------------------------------------------------ introspection
     @property
     def cell(self) -> str:
-        """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
+        """The cell kind: 'lstm', 'gru', 'gru_reset_before', 'rnn_tanh' or 'rnn_relu'."""
         return self._cell
 
     def _kwargs(self) -> Dict[str, Any]:
@@ -269,7 +273,17 @@ class _Recurrent(ReadOnlySettings, _core._Network):
 
         One consistent read: raises RuntimeError (rather than mixing two weight versions)
         while a trainer or ``load_state_dict`` in another thread writes the weights.
+
+        Raises ValueError for a cell PyTorch does not have (``GRU(reset_after=False)``): its
+        arrays under ``torch.nn.GRU``'s names would load into PyTorch and compute another
+        function. Its weights are ``parameters()`` and the views ``layers``/``head``.
         """
+        if self._cell not in _TORCH_CELLS:
+            raise ValueError(f"state_dict: {self!r} (cell {self._cell!r}) has no PyTorch "
+                             f"equivalent, so no PyTorch state dict (torch.nn.GRU would load "
+                             f"it and compute something else); read its weights with "
+                             f"parameters() or the views layers[k].weight_ih, ... and head, "
+                             f"or save it with sr.save / sr.to_onnx")
         with _core._holding(self):
             return {k: v.copy() for k, v in self._views.items()}
 
@@ -431,8 +445,11 @@ class GRU(_Recurrent):
     """Gated recurrent unit network stepped one sample at a time (PyTorch's ``nn.GRU``).
 
     Gates in PyTorch's row order r, z, n: ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``,
-    ``h' = (1-z)*n + z*h`` (``b_hn`` stays inside the reset product). States have ``h``
-    (num_layers, H) and no ``c``.
+    ``h' = (1-z)*n + z*h`` (``b_hn`` stays inside the reset product). With
+    ``reset_after=False`` the reset gate acts on h before the recurrent product instead:
+    ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)`` (ONNX's ``linear_before_reset=0``, Keras'
+    ``reset_after=False``; the same parameters and shapes; cell ``'gru_reset_before'``).
+    States have ``h`` (num_layers, H) and no ``c``.
 
     Parameters
     ----------
@@ -448,11 +465,19 @@ class GRU(_Recurrent):
         Of the parameters, states, inputs and outputs (no silent casts of NumPy inputs).
     seed : int or None
         Seed of the PyTorch-style init ``U(-1/sqrt(H), 1/sqrt(H))``.
+    bidirectional : bool, default False
+        Forward and backward directions over whole windows (see :class:`LSTM`).
+    reset_after : bool, default True
+        True: PyTorch's GRU (the reset gate multiplies ``W_hn h + b_hn``). False: the reset
+        gate multiplies h before the recurrent product (ONNX ``linear_before_reset=0``,
+        Keras ``reset_after=False``). Such a network has no PyTorch equivalent:
+        ``to_torch`` raises ValueError; ``state_dict`` keeps PyTorch's key names.
 
     Raises
     ------
     TypeError, ValueError
-        A size that is not an integer >= 1, an unknown dtype, a negative seed.
+        A size that is not an integer >= 1, an unknown dtype, a negative seed,
+        ``reset_after`` not a bool.
 
     See Also
     --------
@@ -464,15 +489,29 @@ class GRU(_Recurrent):
     >>> net = sr.GRU(2, 8, num_layers=2, dtype="float64", seed=1)
     >>> net.run([[0.5, -1.0], [0.0, 2.0]], net.new_state()).shape
     (2, 8)
+    >>> sr.GRU(2, 8, reset_after=False).cell
+    'gru_reset_before'
     """
 
-    _cell = "gru"
+    reset_after: bool
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, dtype: Any = "float32",
-                 seed: Optional[int] = None, bidirectional: bool = False) -> None:
+                 seed: Optional[int] = None, bidirectional: bool = False,
+                 reset_after: bool = True) -> None:
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise TypeError(f"reset_after must be True or False, got "
+                            f"{type(reset_after).__name__}")
+        self._cell = "gru" if reset_after else "gru_reset_before"
+        self.__dict__["reset_after"] = bool(reset_after)   # read-only (see __setattr__)
         self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
                     bidirectional)
+
+    def _kwargs(self) -> Dict[str, Any]:
+        kw = super()._kwargs()
+        if not self.reset_after:
+            kw["reset_after"] = False
+        return kw
 
 
 class RNN(_Recurrent):

@@ -192,7 +192,7 @@ def test_step_out_overlapping_state_partially(net):
 def mismatched_states(net):
     dt = net.dtype.name
     other_cell = {"lstm": "gru", "gru": "rnn_tanh", "rnn_tanh": "rnn_relu",
-                  "rnn_relu": "lstm"}[net.cell]
+                  "rnn_relu": "lstm", "gru_reset_before": "gru"}[net.cell]
     return [
         ("hidden size", make_net(net.cell, D, H + 1, L, dtype=dt).new_state()),
         ("layers", make_net(net.cell, D, H, L + 1, dtype=dt).new_state()),
@@ -414,7 +414,7 @@ def test_step_many_bad_states(net):
     for bad in (None, s, "states", np.zeros((3, L, H), net.dtype)):
         raises(TypeError, "states", lambda: net.step_many(X, bad), net, s)
     other_cell = {"lstm": "gru", "gru": "lstm", "rnn_tanh": "rnn_relu",
-                  "rnn_relu": "rnn_tanh"}[net.cell]
+                  "rnn_relu": "rnn_tanh", "gru_reset_before": "gru"}[net.cell]
     for other in (make_net(net.cell, D, H + 1, L, dtype=dt),
                   make_net(net.cell, D, H, L + 1, dtype=dt),
                   make_net(other_cell, D, H, L, dtype=dt),

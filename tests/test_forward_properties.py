@@ -195,10 +195,16 @@ def test_known_values_one_unit(cell):
         i, f, g, o = sig(a[0]), sig(a[1]), np.tanh(a[2]), sig(a[3])
         c = f * c + i * g
         h_new = o * np.tanh(c)
-    else:
+    elif cell == "gru":
         r = sig(wi[0] * x + bi[0] + wh[0] * h + bh[0])
         z = sig(wi[1] * x + bi[1] + wh[1] * h + bh[1])
         n = np.tanh(wi[2] * x + bi[2] + r * (wh[2] * h + bh[2]))
+        h_new = (1 - z) * n + z * h
+    else:
+        assert cell == "gru_reset_before"
+        r = sig(wi[0] * x + bi[0] + wh[0] * h + bh[0])
+        z = sig(wi[1] * x + bi[1] + wh[1] * h + bh[1])
+        n = np.tanh(wi[2] * x + bi[2] + wh[2] * (r * h) + bh[2])
         h_new = (1 - z) * n + z * h
     y = net.step(np.array([x]), s)
     np.testing.assert_allclose(y, [h_new], rtol=1e-14, atol=1e-15)

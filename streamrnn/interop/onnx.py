@@ -7,7 +7,8 @@ Layouts: ONNX's recurrent operators take ``W (num_directions, G*H, D)``,
 ``R (num_directions, G*H, H)`` and ``B (num_directions, 2*G*H)`` (input biases, then
 recurrent biases) with gates in the orders LSTM ``i, o, f, c`` and GRU ``z, r, h``; PyTorch
 (and streamrnn) use LSTM ``i, f, g, o`` and GRU ``r, z, n``. ``linear_before_reset=1`` is
-PyTorch's GRU (``b_hn`` inside the reset product). A bidirectional layer is one operator with
+PyTorch's GRU (``b_hn`` inside the reset product), ``linear_before_reset=0`` (ONNX's default)
+``GRU(reset_after=False)`` (the reset gate multiplies h before ``R_h``). A bidirectional layer is one operator with
 ``direction="bidirectional"`` (``num_directions = 2``: index 0 forward, 1 backward, PyTorch's
 ``_reverse`` parameters); its ``Y`` ``(T, 2, 1, H)`` is transposed to ``(T, 1, 2, H)`` and
 reshaped to ``(T, 1, 2H)`` = ``[h_forward | h_backward]`` before the next layer or the head.
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from ._common import GATES, build_network, direction_suffixes, permute_gates, require
+from ._common import (GATES, build_network, direction_suffixes, param_arrays, permute_gates,
+                      require)
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx as _onnx
@@ -30,9 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["to_onnx", "from_onnx"]
 
 # block i of the ONNX layout is block ORDER[i] of PyTorch's, and back
-_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
-_FROM_ONNX = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
-_OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
+            "gru_reset_before": (1, 0, 2)}
+_FROM_ONNX = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
+              "gru_reset_before": (1, 0, 2)}
+_OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN",
+       "gru_reset_before": "GRU"}
+# GRU's linear_before_reset: 1 PyTorch's GRU (streamrnn "gru"), 0 (ONNX's default) the reset
+# gate before the recurrent product ("gru_reset_before")
+_GRU_LBR = {"gru": 1, "gru_reset_before": 0}
 _MIN_OPSET = 14
 
 
@@ -41,7 +49,8 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     """An ONNX model computing ``net.run`` on a whole sequence, with standard operators.
 
     One ``LSTM``/``GRU``/``RNN`` operator per layer (default activations; ``RNN`` with
-    ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``), a ``Squeeze`` after each
+    ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``, or ``0`` for
+    ``GRU(reset_after=False)``), a ``Squeeze`` after each
     and, with a head, ``MatMul`` + ``Add``. A bidirectional network has operators with
     ``direction="bidirectional"`` whose ``Y`` ``(T, 2, 1, H)`` goes through ``Transpose``
     (perm ``[0, 2, 1, 3]``) and ``Reshape`` to ``(T, 1, 2H)`` instead of the ``Squeeze``.
@@ -108,7 +117,7 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     nd = 2 if bi else 1
     sfxs = direction_suffixes(bi)
     elem = TP.FLOAT if net.dtype == np.float32 else TP.DOUBLE
-    sd = net.state_dict()
+    sd = param_arrays(net)
     order = _TO_ONNX[cell]
     nodes: List[Any] = []
     inits: List[Any] = []
@@ -145,8 +154,8 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
         attrs: Dict[str, Any] = {"hidden_size": H}
         if bi:
             attrs["direction"] = "bidirectional"
-        if cell == "gru":
-            attrs["linear_before_reset"] = 1
+        if cell in _GRU_LBR:
+            attrs["linear_before_reset"] = _GRU_LBR[cell]
         elif cell != "lstm":
             attrs["activations"] = ["Tanh" if cell == "rnn_tanh" else "Relu"] * nd
         outs = [f"Y4_l{k}", f"h_l{k}"] + ([f"c_l{k}"] if is_lstm else [])
@@ -356,8 +365,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         Anything streamrnn cannot represent exactly: ``direction="reverse"`` (a single
         backward direction), forward and bidirectional layers mixed, non-default
         ``activations`` (RNN: ``Tanh`` or ``Relu``; bidirectional: the same for both
-        directions), ``activation_alpha/beta``, ``clip``, ``input_forget=1``, GRU
-        ``linear_before_reset=0``, peepholes ``P``, ``sequence_lens``, operators other than
+        directions), ``activation_alpha/beta``, ``clip``, ``input_forget=1``, peepholes
+        ``P``, ``sequence_lens``, operators other than
         the chain above, weights that are not constants, unused floating-point
         initializers, mismatched shapes, a bidirectional ``Y`` merged in another way.
 
@@ -530,16 +539,17 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 raise ValueError(f"{where}: activations={acts} are not supported (only the "
                                  f"default {_DEFAULT_ACTS[op]})")
             this_cell = op.lower()
+            if op == "GRU":
+                lbr = attrs.get("linear_before_reset", 0)
+                if lbr not in (0, 1):
+                    raise ValueError(f"{where}: linear_before_reset={lbr!r} (0 or 1)")
+                this_cell = "gru" if lbr == 1 else "gru_reset_before"
         for a in ("activation_alpha", "activation_beta", "clip"):
             if a in attrs:
                 raise ValueError(f"{where}: attribute {a} is not supported")
         if attrs.get("input_forget", 0):
             raise ValueError(f"{where}: input_forget=1 (coupled input and forget gates) is "
                              f"not supported")
-        if op == "GRU" and attrs.get("linear_before_reset", 0) != 1:
-            raise ValueError(f"{where}: linear_before_reset=0 applies the reset gate before "
-                             f"the recurrent matmul, which PyTorch's (and streamrnn's) GRU "
-                             f"cannot represent; only linear_before_reset=1 is supported")
         if cell and this_cell != cell:
             raise ValueError(f"{where}: layers of different kinds ({cell}, {this_cell})")
         cell = this_cell

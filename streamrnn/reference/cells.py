@@ -10,7 +10,14 @@ cell           G   one layer, one step (PyTorch's maths, gate rows in PyTorch's 
                    ``c' = f*c + i*g``, ``h' = o*tanh(c')``
 ``gru``        3   rows ``r, z, n``: ``r, z = sigmoid(.)``,
                    ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h' = (1-z)*n + z*h``
+``gru_reset_   3   as ``gru``, but the reset gate acts on h before the product:
+before``           ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)`` (ONNX
+                   ``linear_before_reset=0``, Keras ``reset_after=False``)
 =============  ==  ===================================================================
+
+For ``gru_reset_before`` the recurrent part of the n rows needs r, so :func:`cell_step`
+forms it in two stages (r first) and :func:`cell_step_backward` takes its gradient through
+``W_hn`` and ``r*h`` there.
 
 The logistic sigmoid is computed as ``1/(1+exp(-x))`` for ``x >= 0`` and as
 ``exp(x)/(1+exp(x))`` for ``x < 0`` (no overflow; the C core uses the same branches).
@@ -44,7 +51,8 @@ class _LayerRecord:
         self.h_prev = h_prev    # (H,) h entering the step
         self.c_prev = c_prev    # (H,) c entering the step (LSTM), else None
         self.gates = gates      # (G*H,) post-activation gates (RNN: = h)
-        self.extra = extra      # (H,) LSTM tanh(c'), GRU W_hn h_prev + b_hn, else None
+        self.extra = extra      # (H,) LSTM tanh(c'), GRU W_hn h_prev + b_hn,
+        #                         gru_reset_before r*h_prev, else None
         self.h = h              # (H,) h leaving the step
         self.c = c              # (H,) c leaving the step (LSTM), else None
 
@@ -54,9 +62,11 @@ def _cell_pointwise(cell: str, ai: np.ndarray, ah: np.ndarray, h: np.ndarray,
                     ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """The pointwise part of one cell step.
 
-    ai = W_ih x + b_ih and ah = W_hh h + b_hh (both (G*H,)), h/c the state entering the step.
+    ai = W_ih x + b_ih and ah = W_hh h + b_hh (both (G*H,)), h/c the state entering the step;
+    for gru_reset_before the n rows of ah are W_hn (r*h) + b_hn (:func:`_recurrent_part`).
     Returns (gates, h_new, c_new, extra): post-activation gates, the new h, the new c (LSTM;
-    else None) and the extra term the backward needs (LSTM tanh(c_new), GRU the n rows of ah).
+    else None) and the extra term the backward needs (LSTM tanh(c_new), GRU the n rows of ah,
+    gru_reset_before r*h).
     """
     H = h.shape[0]
     if cell == "rnn_tanh":
@@ -83,7 +93,25 @@ def _cell_pointwise(cell: str, ai: np.ndarray, ah: np.ndarray, h: np.ndarray,
         n = np.tanh(ai[2 * H:3 * H] + r * ah_n)
         h_new = (1 - z) * n + z * h
         return np.concatenate([r, z, n]), h_new, None, ah_n
+    if cell == "gru_reset_before":
+        r = sigmoid(ai[0:H] + ah[0:H])
+        z = sigmoid(ai[H:2 * H] + ah[H:2 * H])
+        n = np.tanh(ai[2 * H:3 * H] + ah[2 * H:3 * H])
+        h_new = (1 - z) * n + z * h
+        return np.concatenate([r, z, n]), h_new, None, r * h
     raise ValueError(f"unknown cell {cell!r}")
+
+
+def _recurrent_part(cell: str, w_hh: np.ndarray, b_hh: np.ndarray, ai: np.ndarray,
+                    h: np.ndarray) -> np.ndarray:
+    """ah (G*H,): ``W_hh h + b_hh``; for gru_reset_before the n rows are ``W_hn (r*h) + b_hn``
+    with ``r = sigmoid(ai_r + W_hr h + b_hr)`` (the reset gate needs the r rows first)."""
+    ah = w_hh @ h + b_hh
+    if cell == "gru_reset_before":
+        H = h.shape[0]
+        r = sigmoid(ai[0:H] + ah[0:H])
+        ah[2 * H:3 * H] = w_hh[2 * H:3 * H] @ (r * h) + b_hh[2 * H:3 * H]
+    return ah
 
 
 def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np.ndarray]
@@ -94,7 +122,9 @@ def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np
     step); dc: LSTM dLoss/dc_new from the next step (else None).
     Returns (dai, dah, direct, dc_prev): dLoss/d(W_ih x + b_ih), dLoss/d(W_hh h + b_hh), the
     part of dLoss/dh_prev that does not pass through W_hh (GRU: z*dh; else 0) and, for LSTM,
-    dLoss/dc_prev.
+    dLoss/dc_prev. gru_reset_before: the r rows of dai and dah are left 0 and dah's n rows
+    are dLoss/d(W_hn (r*h) + b_hn); :func:`cell_step_backward` adds the r rows and h_prev's
+    path through ``r*h``, which need ``W_hn``.
     """
     H = dh.shape[0]
     zero = np.zeros_like(dh)
@@ -126,6 +156,13 @@ def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np
         dai = np.concatenate([dr, dz, dn])
         dah = np.concatenate([dr, dz, dn * r])
         return dai, dah, dh * z, None
+    if cell == "gru_reset_before":
+        g = rec.gates
+        z, n = g[H:2 * H], g[2 * H:3 * H]
+        dn = dh * (1 - z) * (1 - n * n)            # dLoss/d(pre-activation of n)
+        dz = dh * (rec.h_prev - n) * z * (1 - z)
+        da = np.concatenate([zero, dz, dn])
+        return da, da.copy(), dh * z, None
     raise ValueError(f"unknown cell {cell!r}")
 
 
@@ -135,7 +172,7 @@ def cell_step(cell: str, w: Dict[str, np.ndarray], sfx: str, x: np.ndarray, h: n
     b_ih``, ``ah = W_hh h + b_hh`` with the arrays ``w[name + sfx]``, then the pointwise
     part. x, h, c are not written; the record keeps x itself and copies of h and c."""
     ai = w["weight_ih" + sfx] @ x + w["bias_ih" + sfx]
-    ah = w["weight_hh" + sfx] @ h + w["bias_hh" + sfx]
+    ah = _recurrent_part(cell, w["weight_hh" + sfx], w["bias_hh" + sfx], ai, h)
     c_prev = None if c is None else c.copy()
     gates, h_new, c_new, extra = _cell_pointwise(cell, ai, ah, h, c_prev)
     return _LayerRecord(x, h.copy(), c_prev, gates, extra, h_new, c_new)
@@ -148,9 +185,22 @@ def cell_step_backward(cell: str, w: Dict[str, np.ndarray], g: Dict[str, np.ndar
     adds the step's parameter gradients into the views ``g`` and returns ``(dx, dh_prev,
     dc_prev)``, dLoss/d of the step's input and of the state entering it."""
     dai, dah, direct, dc_prev = _cell_backward(cell, rec, dh, dc)
+    w_hh = w["weight_hh" + sfx]
+    if cell == "gru_reset_before":
+        # n = tanh(. + W_hn (r*h) + b_hn): d(r*h) = W_hn^T dn reaches r and h_prev
+        H = dh.shape[0]
+        r, rh = rec.gates[0:H], rec.extra
+        assert rh is not None
+        d_rh = w_hh[2 * H:3 * H].T @ dah[2 * H:3 * H]
+        dai[0:H] = dah[0:H] = d_rh * rec.h_prev * r * (1 - r)
+        g["weight_hh" + sfx][0:2 * H] += np.outer(dah[0:2 * H], rec.h_prev)
+        g["weight_hh" + sfx][2 * H:3 * H] += np.outer(dah[2 * H:3 * H], rh)
+        dh_prev = w_hh[0:2 * H].T @ dah[0:2 * H] + d_rh * r + direct
+    else:
+        g["weight_hh" + sfx] += np.outer(dah, rec.h_prev)
+        dh_prev = w_hh.T @ dah + direct
     g["weight_ih" + sfx] += np.outer(dai, rec.x)
-    g["weight_hh" + sfx] += np.outer(dah, rec.h_prev)
     g["bias_ih" + sfx] += dai
     g["bias_hh" + sfx] += dah
     dx = w["weight_ih" + sfx].T @ dai
-    return dx, w["weight_hh" + sfx].T @ dah + direct, dc_prev
+    return dx, dh_prev, dc_prev

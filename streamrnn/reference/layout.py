@@ -19,8 +19,8 @@ import numpy as np
 
 from .._checks import check_int as _check_int
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before")
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
 
 Shapes = List[Tuple[str, Tuple[int, ...]]]
 
@@ -51,7 +51,8 @@ def _suffix(k: int, r: int) -> str:
 
 
 def gate_count(cell: str) -> int:
-    """Number of gate blocks G of a cell: rnn_tanh/rnn_relu 1, lstm 4, gru 3."""
+    """Number of gate blocks G of a cell: rnn_tanh/rnn_relu 1, lstm 4, gru and
+    gru_reset_before 3."""
     return _GATES[_check_cell(cell)]
 
 
