@@ -31,7 +31,7 @@ import numpy as np
 cnp.import_array()
 
 CELL_CODES = {"rnn_tanh": SRNN_RNN_TANH, "rnn_relu": SRNN_RNN_RELU, "lstm": SRNN_LSTM,
-              "gru": SRNN_GRU, "gru_reset_before": SRNN_GRU_RB}
+              "gru": SRNN_GRU, "gru_reset_before": SRNN_GRU_RB, "lstm_peephole": SRNN_LSTM_PEEP}
 CELL_NAMES = {v: k for k, v in CELL_CODES.items()}
 _DTYPES = {cnp.NPY_FLOAT32: np.dtype(np.float32), cnp.NPY_FLOAT64: np.dtype(np.float64)}
 
@@ -385,7 +385,7 @@ cdef State _new_state(const srnn_dims *d, int typenum, _Memory mem, size_t hoff,
 cdef State _zero_state(const srnn_dims *d, int typenum):
     """An independent zero State with its own memory block."""
     shape = (d.num_layers, d.hidden_size)
-    lstm = d.cell == SRNN_LSTM
+    lstm = srnn_has_c(d.cell)
     mem, offs = _block([(shape, typenum)] * (2 if lstm else 1))
     return _new_state(d, typenum, mem, offs[0], offs[1] if lstm else -1, _Guard(), None)
 
@@ -422,7 +422,7 @@ def _make_state(cell, num_layers, hidden_size, dtype, h=None, c=None):
     hv = _checked_copy(h, "h", dt, shape) if h is not None else None
     cv = None
     if c is not None:
-        if d.cell != SRNN_LSTM:
+        if not srnn_has_c(d.cell):
             raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
         cv = _checked_copy(c, "c", dt, shape)
     cdef State s = _zero_state(&d, typenum)
@@ -623,10 +623,10 @@ def _make_batch(cell, num_layers, hidden_size, dtype, n, h=None, c=None):
     hv = _checked_copy(h, "h", dt, shape) if h is not None else None
     cv = None
     if c is not None:
-        if d.cell != SRNN_LSTM:
+        if not srnn_has_c(d.cell):
             raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
         cv = _checked_copy(c, "c", dt, shape)
-    lstm = d.cell == SRNN_LSTM
+    lstm = srnn_has_c(d.cell)
     nwork = srnn_many_work(&d, <size_t>n)
     # one block: h (n, L, H) | c (n, L, H), LSTM | step_many scratch | mark (n,) uint8
     specs = [(shape, typenum)] + ([(shape, typenum)] if lstm else []) + [
@@ -2031,7 +2031,7 @@ cdef class _SeqWork:
         if not np.isfinite(X).all():
             raise _status_error(SRNN_ERR_NONFINITE_X, "X")
         h0 = _state_arg(h0, "h0", net)
-        c0 = _state_arg(c0, "c0", net) if net.dims.cell == SRNN_LSTM else None
+        c0 = _state_arg(c0, "c0", net) if srnn_has_c(net.dims.cell) else None
         if self.busy:
             raise RuntimeError("this sequence trainer is being used by another thread")
         self.busy = 1
@@ -2044,7 +2044,7 @@ cdef class _SeqWork:
             Y = np.empty(yshape, dtype=dt)
             sshape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
             hT = np.empty(sshape, dtype=dt) if final else None
-            cT = np.empty(sshape, dtype=dt) if final and net.dims.cell == SRNN_LSTM else None
+            cT = np.empty(sshape, dtype=dt) if final and srnn_has_c(net.dims.cell) else None
             st = self._forward(T, X, h0, c0, many_to_one, Y, hT, cT)
             if st != SRNN_OK:
                 self._X = None
@@ -2106,7 +2106,7 @@ cdef class _SeqWork:
             raise ValueError(f"grad must be a writable C-contiguous ndarray of shape "
                              f"({net.nparams},) and dtype {dt.name}")
         dhT = _state_arg(dhT, "dhT", net)
-        dcT = _state_arg(dcT, "dcT", net) if net.dims.cell == SRNN_LSTM else None
+        dcT = _state_arg(dcT, "dcT", net) if srnn_has_c(net.dims.cell) else None
         X = self._X
         # the window cached by forward() is the caller's array: check it still has the
         # shape the C core will read (an array of ours cannot be resized; a caller's can)
@@ -2123,7 +2123,7 @@ cdef class _SeqWork:
         sshape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
         dX = np.empty((<Py_ssize_t>T, net.dims.input_size), dtype=dt) if want_dX else None
         dh0 = np.empty(sshape, dtype=dt) if want_d0 else None
-        dc0 = np.empty(sshape, dtype=dt) if want_d0 and net.dims.cell == SRNN_LSTM else None
+        dc0 = np.empty(sshape, dtype=dt) if want_d0 and srnn_has_c(net.dims.cell) else None
         cdef void *xp = _ptr(X)
         cdef void *dyp = _ptr(dY)
         cdef void *dhTp = _ptr(dhT) if dhT is not None else NULL
@@ -2561,8 +2561,11 @@ def param_layout(cell, input_size, hidden_size, num_layers, output_size, num_dir
         for r in range(ndir):
             off = srnn_layer_offset(&d, ndir, k, r)
             sfx = f"_l{k}" + ("_reverse" if r else "")
-            for name, shape in (("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
-                                ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
+            arrays = [("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
+                      ("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+            if d.cell == SRNN_LSTM_PEEP:
+                arrays.append(("weight_peephole", (3 * H,)))   # [p_i | p_f | p_o]
+            for name, shape in arrays:
                 rows.append((name + sfx, off, shape))
                 off += int(np.prod(shape))
             end = srnn_layer_offset(&d, ndir, k + 1, 0) if r == ndir - 1 else \

@@ -20,8 +20,9 @@ The header::
                          "sha256": ".."}, ...}}
 
 Version 2 is version 1 in which a network may be a cell variant PyTorch does not have
-(``GRU(reset_after=False)``: ``"reset_after": false`` in its description; such a state's
-``"cell"`` is ``"gru_reset_before"``). A file is written as version 1 unless it holds a
+(``GRU(reset_after=False)``: ``"reset_after": false`` in its description, ``LSTM(peepholes=
+True)``: ``"peepholes": true``; such a state's ``"cell"`` is ``"gru_reset_before"`` or
+``"lstm_peephole"``). A file is written as version 1 unless it holds a
 variant, so that a streamrnn that reads version 1 only refuses a variant (its format
 version) instead of loading it as the other cell; every version-1 file loads unchanged.
 
@@ -74,8 +75,8 @@ MAGIC = b"\x89SRN\r\n\x1a\n"
 FORMAT_VERSION = 2   # the newest version this streamrnn reads and writes
 _READS = (1, 2)
 # cells only a version-2 file may hold (their networks: the flags of _VARIANT_FLAGS)
-_VARIANT_CELLS = frozenset({"gru_reset_before"})
-_VARIANT_FLAGS = {"reset_after": False}
+_VARIANT_CELLS = frozenset({"gru_reset_before", "lstm_peephole"})
+_VARIANT_FLAGS = {"reset_after": False, "peepholes": True}
 _PREFIX = struct.Struct("<8sIIQ32s")     # magic, version, reserved, header length, sha256
 _ALIGN = 64
 _MAX_HEADER = 1 << 30
@@ -90,6 +91,7 @@ _FCOUNTERS = ("loss_sum", "last_loss", "last_grad_norm")
 _WCOUNTERS = ("updates", "skipped", "opt_steps")
 _WFCOUNTERS = ("last_loss", "last_grad_norm")
 _NETS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
+_C_CELLS = ("lstm", "lstm_peephole")     # states with a c
 _OPTS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
@@ -323,6 +325,8 @@ def _net_meta(net: _Recurrent) -> Dict[str, Any]:
         meta["nonlinearity"] = net.nonlinearity
     if isinstance(net, GRU) and not net.reset_after:
         meta["reset_after"] = False      # a variant: written only then (version 2)
+    if isinstance(net, LSTM) and net.peepholes:
+        meta["peepholes"] = True         # a variant: written only then (version 2)
     meta["bidirectional"] = bool(net.bidirectional)
     return meta
 
@@ -837,8 +841,11 @@ def _num_params(meta: Dict[str, Any]) -> int:
     """The parameter count of the network the header describes, from the C core (which
     refuses sizes it cannot build, crafted ones included, before counting: ValueError)."""
     cls = meta["class"]
-    # the parameter layout depends on the gate count only: any RNN cell stands for both
+    # the parameter layout depends on the gate count (any RNN cell stands for both, either GRU
+    # for both) and on the peepholes
     cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn_tanh"}[cls]
+    if cls == "LSTM" and meta.get("peepholes") is True:
+        cell = "lstm_peephole"
     D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
     nd = 2 if meta.get("bidirectional", False) else 1
     n: int = _core.num_params(cell, D, H, L, O, nd)
@@ -887,6 +894,13 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
         if r.version < 2 and not meta["reset_after"]:
             raise r.error("a GRU with reset_after=False in a version-1 file")
         kwargs["reset_after"] = meta["reset_after"]
+    if "peepholes" in meta:
+        if meta["class"] != "LSTM" or not isinstance(meta["peepholes"], bool):
+            raise r.error(f"invalid network peepholes {meta['peepholes']!r} (an LSTM's True "
+                          f"or False)")
+        if r.version < 2 and meta["peepholes"]:
+            raise r.error("an LSTM with peepholes=True in a version-1 file")
+        kwargs["peepholes"] = meta["peepholes"]
     if meta.get("bidirectional", False):
         kwargs["bidirectional"] = True
     try:
@@ -1018,8 +1032,8 @@ def _state_meta(r: _Reader) -> Tuple[str, int, int, str]:
 def _load_state(r: _Reader) -> Any:
     cell, L, H, dt = _state_meta(r)
     h = r.array("h", dt, (L, H))
-    c = r.array("c", dt, (L, H)) if cell == "lstm" else None
-    if r.has("c") and cell != "lstm":
+    c = r.array("c", dt, (L, H)) if cell in _C_CELLS else None
+    if r.has("c") and cell not in _C_CELLS:
         raise r.error(f"a {cell} state has no c")
     if not np.all(np.isfinite(h)) or (c is not None and not np.all(np.isfinite(c))):
         raise r.error("state holds NaN or inf")
@@ -1032,8 +1046,8 @@ def _load_batch(r: _Reader) -> Any:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise r.error(f"invalid number of streams {n!r}")
     h = r.array("h", dt, (n, L, H))
-    c = r.array("c", dt, (n, L, H)) if cell == "lstm" else None
-    if r.has("c") and cell != "lstm":
+    c = r.array("c", dt, (n, L, H)) if cell in _C_CELLS else None
+    if r.has("c") and cell not in _C_CELLS:
         raise r.error(f"a {cell} state batch has no c")
     if not np.all(np.isfinite(h)) or (c is not None and not np.all(np.isfinite(c))):
         raise r.error("state batch holds NaN or inf")

@@ -48,7 +48,7 @@ _TORCH_CELLS = frozenset({"lstm", "gru", "rnn_tanh", "rnn_relu"})
 # does not exist). They raise AttributeError instead.
 _NET_SETTINGS = frozenset({"input_size", "hidden_size", "num_layers", "output_size", "dtype",
                            "seed", "bidirectional", "nonlinearity", "layers",
-                           "layers_reverse", "head", "cell", "reset_after"})
+                           "layers_reverse", "head", "cell", "reset_after", "peepholes"})
 
 
 class Layer:
@@ -70,11 +70,15 @@ class Layer:
         Input-to-hidden bias.
     bias_hh : ndarray, shape (G*H,)
         Hidden-to-hidden bias (GRU: ``b_hn`` stays inside the reset product).
+    weight_peephole : ndarray, shape (3*H,), or None
+        ``LSTM(peepholes=True)``: the peephole weights ``[p_i | p_f | p_o]``; None otherwise.
 
     Attributes
     ----------
     weight_ih, weight_hh, bias_ih, bias_hh : ndarray
         The views above (C-contiguous, writable).
+    weight_peephole : ndarray or None
+        The peephole view (writable), or None.
 
     Examples
     --------
@@ -87,17 +91,19 @@ class Layer:
     0.0
     """
 
-    __slots__ = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    __slots__ = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")
 
     weight_ih: np.ndarray
     weight_hh: np.ndarray
     bias_ih: np.ndarray
     bias_hh: np.ndarray
+    weight_peephole: Optional[np.ndarray]
 
     def __init__(self, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray,
-                 bias_hh: np.ndarray) -> None:
+                 bias_hh: np.ndarray, weight_peephole: Optional[np.ndarray] = None) -> None:
         for name, v in (("weight_ih", weight_ih), ("weight_hh", weight_hh),
-                        ("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+                        ("bias_ih", bias_ih), ("bias_hh", bias_hh),
+                        ("weight_peephole", weight_peephole)):
             object.__setattr__(self, name, v)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -107,8 +113,10 @@ class Layer:
         _refuse_view_rebind(self, name)
 
     def __repr__(self) -> str:
+        peep = ("" if self.weight_peephole is None else
+                f", weight_peephole={self.weight_peephole.shape}")
         return (f"Layer(weight_ih={self.weight_ih.shape}, weight_hh={self.weight_hh.shape}, "
-                f"bias_ih={self.bias_ih.shape}, bias_hh={self.bias_hh.shape})")
+                f"bias_ih={self.bias_ih.shape}, bias_hh={self.bias_hh.shape}{peep})")
 
 
 class Head:
@@ -217,7 +225,8 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         for k in range(L):
             for sfx, dest in (("", layers), ("_reverse", layers_reverse))[:ndir]:
                 dest.append(Layer(*(self._views[f"{n}_l{k}{sfx}"] for n in
-                                    ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))))
+                                    ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
+                                  weight_peephole=self._views.get(f"weight_peephole_l{k}{sfx}")))
         if O:
             head = Head(self._views["head.weight"], self._views["head.bias"])
         # the settings: read-only from here on (see __setattr__)
@@ -234,7 +243,8 @@ class _Recurrent(ReadOnlySettings, _core._Network):
     # ------------------------------------------------------------------ introspection
     @property
     def cell(self) -> str:
-        """The cell kind: 'lstm', 'gru', 'gru_reset_before', 'rnn_tanh' or 'rnn_relu'."""
+        """The cell kind: 'lstm', 'lstm_peephole', 'gru', 'gru_reset_before', 'rnn_tanh' or
+        'rnn_relu'."""
         return self._cell
 
     def _kwargs(self) -> Dict[str, Any]:
@@ -274,9 +284,10 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         One consistent read: raises RuntimeError (rather than mixing two weight versions)
         while a trainer or ``load_state_dict`` in another thread writes the weights.
 
-        Raises ValueError for a cell PyTorch does not have (``GRU(reset_after=False)``): its
-        arrays under ``torch.nn.GRU``'s names would load into PyTorch and compute another
-        function. Its weights are ``parameters()`` and the views ``layers``/``head``.
+        Raises ValueError for a cell PyTorch does not have (``GRU(reset_after=False)``,
+        ``LSTM(peepholes=True)``): its arrays under ``torch.nn.GRU``'s names would load into
+        PyTorch and compute another function. Its weights are ``parameters()`` and the views
+        ``layers``/``head``.
         """
         if self._cell not in _TORCH_CELLS:
             raise ValueError(f"state_dict: {self!r} (cell {self._cell!r}) has no PyTorch "
@@ -377,6 +388,12 @@ class LSTM(_Recurrent):
         ``bidirectional=True``, with its ``_reverse`` parameter names). Such a network reads
         the future: only ``run(X)`` (whole windows) and :class:`streamrnn.SequenceTrainer`
         work; ``step``, ``step_many``, ``new_state`` and ``OnlineTrainer`` raise ValueError.
+    peepholes : bool, default False
+        Peephole connections (ONNX's ``P``): ``i = sigmoid(. + p_i*c)``,
+        ``f = sigmoid(. + p_f*c)`` with the previous c, ``o = sigmoid(. + p_o*c')`` with the
+        new one; per layer one more trainable parameter, ``weight_peephole`` (3H,) =
+        ``[p_i | p_f | p_o]`` (cell ``'lstm_peephole'``). PyTorch has no such LSTM:
+        ``state_dict`` and ``to_torch`` raise ValueError.
 
     Attributes
     ----------
@@ -432,13 +449,24 @@ class LSTM(_Recurrent):
     (5, 16)
     """
 
-    _cell = "lstm"
+    peepholes: bool
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, dtype: Any = "float32",
-                 seed: Optional[int] = None, bidirectional: bool = False) -> None:
+                 seed: Optional[int] = None, bidirectional: bool = False,
+                 peepholes: bool = False) -> None:
+        if not isinstance(peepholes, (bool, np.bool_)):
+            raise TypeError(f"peepholes must be True or False, got {type(peepholes).__name__}")
+        self._cell = "lstm_peephole" if peepholes else "lstm"
+        self.__dict__["peepholes"] = bool(peepholes)   # read-only (see __setattr__)
         self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
                     bidirectional)
+
+    def _kwargs(self) -> Dict[str, Any]:
+        kw = super()._kwargs()
+        if self.peepholes:
+            kw["peepholes"] = True
+        return kw
 
 
 class GRU(_Recurrent):

@@ -48,7 +48,7 @@ def test_hidden_state_gradients_match_finite_differences(cell, layers, loss):
                   params=ref.random_params(cell, D, H, layers, O, seed=1, scale=0.7))
     X = rng.normal(size=(T, D))
     h0 = rng.normal(size=(layers, H)) * 0.3
-    c0 = rng.normal(size=(layers, H)) * 0.3 if cell == "lstm" else None
+    c0 = rng.normal(size=(layers, H)) * 0.3 if cell.startswith("lstm") else None
     target = 2 if loss == "cross_entropy" else rng.normal(size=O)
     dh = ref.hidden_state_gradients(net, h0, c0, X, target, loss=loss)
     assert dh.shape == (T, layers, H)

@@ -72,7 +72,8 @@ def test_onnxruntime_float32(cell, L, O, initial_state):
     model = sr.to_onnx(net, initial_state=initial_state)
     onnx.checker.check_model(model, full_check=True)
     ops = [n.op_type for n in model.graph.node]
-    op = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}.get(cell, "RNN")
+    op = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU",
+          "lstm_peephole": "LSTM"}.get(cell, "RNN")
     assert ops.count(op) == L
     assert ("MatMul" in ops) == (O is not None)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -285,8 +286,8 @@ def test_from_onnx_into_existing_net_is_all_or_nothing():
 # ---------------------------------------------------------------- bidirectional networks
 def make_bi(cell, D, H, L, O, dtype, seed):
     kw = dict(dtype=dtype, seed=seed, bidirectional=True)
-    if cell == "lstm":
-        return sr.LSTM(D, H, L, O, **kw)
+    if cell in ("lstm", "lstm_peephole"):
+        return sr.LSTM(D, H, L, O, peepholes=cell == "lstm_peephole", **kw)
     if cell in ("gru", "gru_reset_before"):
         return sr.GRU(D, H, L, O, reset_after=cell == "gru", **kw)
     return sr.RNN(D, H, L, O, nonlinearity=cell[4:], **kw)
@@ -304,7 +305,7 @@ def bi_feeds_and_expected(net, T, initial_state, seed=0):
     if initial_state:
         h0 = rng.uniform(-0.5, 0.5, (L, 2, H)).astype(net.dtype)
         feeds["h0"] = h0.reshape(2 * L, 1, H)
-        if net.cell == "lstm":
+        if net.cell.startswith("lstm"):
             c0 = rng.uniform(-1, 1, (L, 2, H)).astype(net.dtype)
             feeds["c0"] = c0.reshape(2 * L, 1, H)
     Y, hT, cT = _core._SeqWork(net).forward(X, h0, c0, final=True)
@@ -316,11 +317,12 @@ def bi_feeds_and_expected(net, T, initial_state, seed=0):
 
 def check_bi_model(model, net):
     onnx.checker.check_model(model, full_check=True)
-    op = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}.get(net.cell, "RNN")
+    op = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU",
+          "lstm_peephole": "LSTM"}.get(net.cell, "RNN")
     rec = [n for n in model.graph.node if n.op_type == op]
     assert len(rec) == net.num_layers
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    G = {"lstm": 4, "gru": 3, "gru_reset_before": 3}.get(net.cell, 1)
+    G = {"lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_peephole": 4}.get(net.cell, 1)
     H = net.hidden_size
     for k, node in enumerate(rec):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}

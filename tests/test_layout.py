@@ -90,12 +90,17 @@ def test_param_layout_matches_the_reference(cell, D, H, L, O):
 @pytest.mark.parametrize("cell", ref.CELLS)
 def test_bidirectional_param_layout_is_torch_named_parameters(cell):
     torch = pytest.importorskip("torch")
-    # gru_reset_before: PyTorch's GRU parameters (only the maths of the n rows differs)
-    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
-            "gru_reset_before": torch.nn.GRU}.get(cell, torch.nn.RNN)
+    # gru_reset_before: PyTorch's GRU parameters (only the maths of the n rows differs);
+    # lstm_peephole: PyTorch's LSTM parameters, each direction followed by its peepholes
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "gru_reset_before": torch.nn.GRU,
+            "lstm_peephole": torch.nn.LSTM}.get(cell, torch.nn.RNN)
     kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
     m = kind(3, 4, num_layers=2, bidirectional=True, **kw)
-    want = [(n, tuple(p.shape)) for n, p in m.named_parameters()]
+    want = []
+    for n, p in m.named_parameters():
+        want.append((n, tuple(p.shape)))
+        if cell == "lstm_peephole" and n.startswith("bias_hh"):
+            want.append((n.replace("bias_hh", "weight_peephole"), (12,)))
     want += [("head.weight", (2, 8)), ("head.bias", (2,))]
     rows = _core.param_layout(cell, 3, 4, 2, 2, 2)
     assert [(n, s) for n, _, s in rows] == want

@@ -108,8 +108,8 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
         kw: Dict[str, Any] = dict(input_size=input_size, hidden_size=H, num_layers=num_layers,
                                   output_size=output_size, dtype=dt.name,
                                   bidirectional=bool(bidirectional))
-        if cell == "lstm":
-            net = _network.LSTM(**kw)
+        if cell in ("lstm", "lstm_peephole"):
+            net = _network.LSTM(peepholes=cell == "lstm_peephole", **kw)
         elif cell in ("gru", "gru_reset_before"):
             net = _network.GRU(reset_after=cell == "gru", **kw)
         else:

@@ -33,11 +33,14 @@ __all__ = ["to_onnx", "from_onnx"]
 
 # block i of the ONNX layout is block ORDER[i] of PyTorch's, and back
 _TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
-            "gru_reset_before": (1, 0, 2)}
+            "gru_reset_before": (1, 0, 2), "lstm_peephole": (0, 3, 1, 2)}
 _FROM_ONNX = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
-              "gru_reset_before": (1, 0, 2)}
+              "gru_reset_before": (1, 0, 2), "lstm_peephole": (0, 2, 3, 1)}
 _OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN",
-       "gru_reset_before": "GRU"}
+       "gru_reset_before": "GRU", "lstm_peephole": "LSTM"}
+# LSTM peepholes: ONNX's P (num_directions, 3H) holds p_i, p_o, p_f; streamrnn's
+# weight_peephole (3H,) p_i, p_f, p_o (block i of one is block order[i] of the other)
+_PEEP_ORDER = (0, 2, 1)
 # GRU's linear_before_reset: 1 PyTorch's GRU (streamrnn "gru"), 0 (ONNX's default) the reset
 # gate before the recurrent product ("gru_reset_before")
 _GRU_LBR = {"gru": 1, "gru_reset_before": 0}
@@ -124,7 +127,7 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     if not bi:
         inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes_1"))
     inputs = [helper.make_tensor_value_info("X", elem, ["T", 1, D])]
-    is_lstm = cell == "lstm"
+    is_lstm = cell in ("lstm", "lstm_peephole")
     if initial_state:
         inputs.append(helper.make_tensor_value_info("h0", elem, [L * nd, 1, H]))
         if is_lstm:
@@ -142,6 +145,10 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
         for name, arr in zip(names, (W, R, B)):
             inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         ins = [x] + names
+        if cell == "lstm_peephole":     # P, input 7 (after sequence_lens, initial_h/c)
+            P = np.stack([permute_gates(sd[f"weight_peephole_l{k}{d}"], _PEEP_ORDER)
+                          for d in sfxs])
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(P), f"P_l{k}"))
         if initial_state:
             inits.append(numpy_helper.from_array(np.array([k * nd], np.int64), f"start_l{k}"))
             inits.append(numpy_helper.from_array(np.array([(k + 1) * nd], np.int64),
@@ -151,12 +158,14 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
                 nodes.append(helper.make_node("Slice", [s, f"start_l{k}", f"end_l{k}", "axes_0"],
                                               [f"{s}_l{k}"], name=f"slice_{s}_l{k}"))
             ins += ["", f"h0_l{k}"] + ([f"c0_l{k}"] if is_lstm else [])
+        if cell == "lstm_peephole":
+            ins += [""] * (7 - len(ins)) + [f"P_l{k}"]
         attrs: Dict[str, Any] = {"hidden_size": H}
         if bi:
             attrs["direction"] = "bidirectional"
         if cell in _GRU_LBR:
             attrs["linear_before_reset"] = _GRU_LBR[cell]
-        elif cell != "lstm":
+        elif not is_lstm:
             attrs["activations"] = ["Tanh" if cell == "rnn_tanh" else "Relu"] * nd
         outs = [f"Y4_l{k}", f"h_l{k}"] + ([f"c_l{k}"] if is_lstm else [])
         nodes.append(helper.make_node(_OP[cell], ins, outs, name=f"{_OP[cell].lower()}_l{k}",
@@ -365,8 +374,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         Anything streamrnn cannot represent exactly: ``direction="reverse"`` (a single
         backward direction), forward and bidirectional layers mixed, non-default
         ``activations`` (RNN: ``Tanh`` or ``Relu``; bidirectional: the same for both
-        directions), ``activation_alpha/beta``, ``clip``, ``input_forget=1``, peepholes
-        ``P``, ``sequence_lens``, operators other than
+        directions), ``activation_alpha/beta``, ``clip``, ``input_forget=1``,
+        ``sequence_lens``, operators other than
         the chain above, weights that are not constants, unused floating-point
         initializers, mismatched shapes, a bidirectional ``Y`` merged in another way.
 
@@ -544,6 +553,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 if lbr not in (0, 1):
                     raise ValueError(f"{where}: linear_before_reset={lbr!r} (0 or 1)")
                 this_cell = "gru" if lbr == 1 else "gru_reset_before"
+            if op == "LSTM" and len(node.input) > 7 and node.input[7]:
+                this_cell = "lstm_peephole"    # peepholes P
         for a in ("activation_alpha", "activation_beta", "clip"):
             if a in attrs:
                 raise ValueError(f"{where}: attribute {a} is not supported")
@@ -556,8 +567,6 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         ins = list(node.input) + [""] * (8 - len(node.input))
         if ins[4]:
             raise ValueError(f"{where}: sequence_lens is not supported")
-        if op == "LSTM" and ins[7]:
-            raise ValueError(f"{where}: peephole weights P are not supported")
         W = const(ins[1], f"{where} W")
         R = const(ins[2], f"{where} R")
         G = GATES[cell]
@@ -598,6 +607,13 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             params[f"weight_hh_l{k}{d}"] = permute_gates(R[r], order)
             params[f"bias_ih_l{k}{d}"] = permute_gates(B[r, :G * H], order)
             params[f"bias_hh_l{k}{d}"] = permute_gates(B[r, G * H:], order)
+        if cell == "lstm_peephole":
+            P = const(ins[7], f"{where} P")
+            if P.shape != (nd, 3 * H):
+                raise ValueError(f"{where}: P must have shape ({nd}, {3 * H}), got {P.shape}")
+            for r, d in enumerate(direction_suffixes(bidirectional)):
+                params[f"weight_peephole_l{k}{d}"] = permute_gates(P[r], _PEEP_ORDER)
+            wdtypes |= {P.dtype}
         wdtypes |= {W.dtype, R.dtype, B.dtype}
         if not node.output or not node.output[0]:
             if k < len(rec) - 1:

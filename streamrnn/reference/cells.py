@@ -10,6 +10,9 @@ cell           G   one layer, one step (PyTorch's maths, gate rows in PyTorch's 
                    ``c' = f*c + i*g``, ``h' = o*tanh(c')``
 ``gru``        3   rows ``r, z, n``: ``r, z = sigmoid(.)``,
                    ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h' = (1-z)*n + z*h``
+``lstm_        4   as ``lstm`` with peepholes (ONNX's ``P``), ``weight_peephole`` =
+peephole``         ``[p_i | p_f | p_o]``: ``i = sigmoid(. + p_i*c)``, ``f = sigmoid(. + p_f*c)``,
+                   ``c' = f*c + i*g``, ``o = sigmoid(. + p_o*c')``, ``h' = o*tanh(c')``
 ``gru_reset_   3   as ``gru``, but the reset gate acts on h before the product:
 before``           ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)`` (ONNX
                    ``linear_before_reset=0``, Keras ``reset_after=False``)
@@ -27,6 +30,8 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+
+LSTM_CELLS = ("lstm", "lstm_peephole")     # the cells with a cell state c
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -58,12 +63,13 @@ class _LayerRecord:
 
 
 def _cell_pointwise(cell: str, ai: np.ndarray, ah: np.ndarray, h: np.ndarray,
-                    c: Optional[np.ndarray]
+                    c: Optional[np.ndarray], peep: Optional[np.ndarray] = None
                     ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """The pointwise part of one cell step.
 
     ai = W_ih x + b_ih and ah = W_hh h + b_hh (both (G*H,)), h/c the state entering the step;
-    for gru_reset_before the n rows of ah are W_hn (r*h) + b_hn (:func:`_recurrent_part`).
+    for gru_reset_before the n rows of ah are W_hn (r*h) + b_hn (:func:`_recurrent_part`);
+    peep (3H,): lstm_peephole's ``[p_i | p_f | p_o]``.
     Returns (gates, h_new, c_new, extra): post-activation gates, the new h, the new c (LSTM;
     else None) and the extra term the backward needs (LSTM tanh(c_new), GRU the n rows of ah,
     gru_reset_before r*h).
@@ -86,6 +92,17 @@ def _cell_pointwise(cell: str, ai: np.ndarray, ah: np.ndarray, h: np.ndarray,
         tc = np.tanh(c_new)
         h_new = o * tc
         return np.concatenate([i, f, g, o]), h_new, c_new, tc
+    if cell == "lstm_peephole":
+        assert c is not None and peep is not None
+        a = ai + ah
+        p_i, p_f, p_o = peep[0:H], peep[H:2 * H], peep[2 * H:3 * H]
+        i = sigmoid(a[0:H] + p_i * c)             # the gates i, f see c_{t-1}
+        f = sigmoid(a[H:2 * H] + p_f * c)
+        g = np.tanh(a[2 * H:3 * H])
+        c_new = f * c + i * g
+        o = sigmoid(a[3 * H:4 * H] + p_o * c_new)  # o sees c_t
+        tc = np.tanh(c_new)
+        return np.concatenate([i, f, g, o]), o * tc, c_new, tc
     if cell == "gru":
         r = sigmoid(ai[0:H] + ah[0:H])
         z = sigmoid(ai[H:2 * H] + ah[H:2 * H])
@@ -114,7 +131,8 @@ def _recurrent_part(cell: str, w_hh: np.ndarray, b_hh: np.ndarray, ai: np.ndarra
     return ah
 
 
-def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np.ndarray]
+def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np.ndarray],
+                   peep: Optional[np.ndarray] = None
                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Backward of the pointwise part of one cell step from its record.
 
@@ -124,7 +142,9 @@ def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np
     part of dLoss/dh_prev that does not pass through W_hh (GRU: z*dh; else 0) and, for LSTM,
     dLoss/dc_prev. gru_reset_before: the r rows of dai and dah are left 0 and dah's n rows
     are dLoss/d(W_hn (r*h) + b_hn); :func:`cell_step_backward` adds the r rows and h_prev's
-    path through ``r*h``, which need ``W_hn``.
+    path through ``r*h``, which need ``W_hn``. lstm_peephole: ``peep`` its peepholes; the
+    gradient of ``[p_i | p_f | p_o]`` is ``[d_i*c_prev | d_f*c_prev | d_o*c]`` from the
+    returned dai (:func:`cell_step_backward`).
     """
     H = dh.shape[0]
     zero = np.zeros_like(dh)
@@ -146,6 +166,19 @@ def _cell_backward(cell: str, rec: _LayerRecord, dh: np.ndarray, dc: Optional[np
         d_o = dh * tc * o * (1 - o)
         da = np.concatenate([d_i, d_f, d_g, d_o])
         return da, da.copy(), zero, dct * f
+    if cell == "lstm_peephole":
+        g = rec.gates
+        i, f, gg, o = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
+        tc = rec.extra
+        assert dc is not None and rec.c_prev is not None and tc is not None and peep is not None
+        p_i, p_f, p_o = peep[0:H], peep[H:2 * H], peep[2 * H:3 * H]
+        d_o = dh * tc * o * (1 - o)
+        dct = dc + dh * o * (1 - tc * tc) + d_o * p_o   # c_t: via h, o's peephole, t+1
+        d_i = dct * gg * i * (1 - i)
+        d_f = dct * rec.c_prev * f * (1 - f)
+        d_g = dct * i * (1 - gg * gg)
+        da = np.concatenate([d_i, d_f, d_g, d_o])
+        return da, da.copy(), zero, dct * f + d_i * p_i + d_f * p_f
     if cell == "gru":
         g = rec.gates
         r, z, n = g[0:H], g[H:2 * H], g[2 * H:3 * H]
@@ -174,7 +207,8 @@ def cell_step(cell: str, w: Dict[str, np.ndarray], sfx: str, x: np.ndarray, h: n
     ai = w["weight_ih" + sfx] @ x + w["bias_ih" + sfx]
     ah = _recurrent_part(cell, w["weight_hh" + sfx], w["bias_hh" + sfx], ai, h)
     c_prev = None if c is None else c.copy()
-    gates, h_new, c_new, extra = _cell_pointwise(cell, ai, ah, h, c_prev)
+    gates, h_new, c_new, extra = _cell_pointwise(cell, ai, ah, h, c_prev,
+                                                 w.get("weight_peephole" + sfx))
     return _LayerRecord(x, h.copy(), c_prev, gates, extra, h_new, c_new)
 
 
@@ -184,8 +218,14 @@ def cell_step_backward(cell: str, w: Dict[str, np.ndarray], g: Dict[str, np.ndar
     """Backward of :func:`cell_step` from its record with the weights ``w`` (current ones):
     adds the step's parameter gradients into the views ``g`` and returns ``(dx, dh_prev,
     dc_prev)``, dLoss/d of the step's input and of the state entering it."""
-    dai, dah, direct, dc_prev = _cell_backward(cell, rec, dh, dc)
+    dai, dah, direct, dc_prev = _cell_backward(cell, rec, dh, dc, w.get("weight_peephole" + sfx))
     w_hh = w["weight_hh" + sfx]
+    if cell == "lstm_peephole":
+        H = dh.shape[0]
+        assert rec.c_prev is not None and rec.c is not None
+        g["weight_peephole" + sfx] += np.concatenate([dai[0:H] * rec.c_prev,
+                                                      dai[H:2 * H] * rec.c_prev,
+                                                      dai[3 * H:4 * H] * rec.c])
     if cell == "gru_reset_before":
         # n = tanh(. + W_hn (r*h) + b_hn): d(r*h) = W_hn^T dn reaches r and h_prev
         H = dh.shape[0]
