@@ -1,6 +1,7 @@
 """The cell variants PyTorch does not have (issue 17): GRU with the reset gate before the
 recurrent product (``sr.GRU(reset_after=False)``, cell ``gru_reset_before``; ONNX
-``linear_before_reset=0``, Keras ``reset_after=False``).
+``linear_before_reset=0``, Keras ``reset_after=False``) and the LSTM with peepholes
+(``sr.LSTM(peepholes=True)``, cell ``lstm_peephole``; ONNX's ``P``).
 
 The C core against the NumPy reference, the reference against finite differences and the
 training paths run in the suites parametrised over ``conftest.CELLS``, which holds the
@@ -430,3 +431,229 @@ def test_keras_reset_after_false_bias_shape_is_checked():
     net = sr.from_keras(layer)
     # one Keras bias: PyTorch's b_ih (z, r, h reordered to r, z, n), b_hh = 0
     assert not net.layers[0].bias_hh.any()
+
+
+# ================================================================== LSTM peepholes
+PH = "lstm_peephole"
+
+
+def lstm_peephole_numpy(W, R, B, P, X, h0, c0):
+    """ONNX's LSTM equations with peepholes, one direction, written from the operator spec in
+    ONNX's layout (gates i, o, f, c; W (4H, D), R (4H, H), B (8H,), P (3H,) = [Pi | Po | Pf]):
+    i = sig(. + Pi*C_{t-1}), f = sig(. + Pf*C_{t-1}), c = tanh(.), C = f*C_{t-1} + i*c,
+    o = sig(. + Po*C), h = o*tanh(C)."""
+    H = R.shape[1]
+    Pi, Po, Pf = P[:H], P[H:2 * H], P[2 * H:]
+    h, C, out = h0.copy(), c0.copy(), []
+    for x in X:
+        a = W @ x + R @ h + B[:4 * H] + B[4 * H:]
+        ai, ao, af, ac = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        i = sig(ai + Pi * C)
+        f = sig(af + Pf * C)
+        C = f * C + i * np.tanh(ac)
+        o = sig(ao + Po * C)
+        h = o * np.tanh(C)
+        out.append(h)
+    return np.array(out)
+
+
+def test_peepholes_select_the_cell():
+    net = sr.LSTM(2, 3, num_layers=2, output_size=1, seed=0, peepholes=True)
+    assert net.cell == PH and net.peepholes is True and sr.LSTM(2, 3).peepholes is False
+    assert repr(net).endswith("peepholes=True)")
+    for layer in net.layers:
+        assert layer.weight_peephole.shape == (9,)
+        assert np.shares_memory(layer.weight_peephole, net.parameters())
+    assert sr.LSTM(2, 3).layers[0].weight_peephole is None
+    assert sr.GRU(2, 3).layers[0].weight_peephole is None
+    # one more parameter block per layer: 3H
+    assert net.parameters().size == sr.LSTM(2, 3, num_layers=2, output_size=1).parameters(
+    ).size + 2 * 9
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_peepholes_must_be_a_bool(bad):
+    with pytest.raises(TypeError, match=r"peepholes must be True or False, got"):
+        sr.LSTM(2, 3, peepholes=bad)
+
+
+def test_peepholes_matter():
+    """Zero peepholes are the plain LSTM; non-zero ones change the output."""
+    a = sr.LSTM(3, 4, num_layers=2, dtype="float64", seed=3)
+    b = sr.LSTM(3, 4, num_layers=2, dtype="float64", seed=3, peepholes=True)
+    for la, lb in zip(a.layers, b.layers):
+        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(lb, n)[...] = getattr(la, n)
+        lb.weight_peephole[...] = 0
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    np.testing.assert_array_equal(b.run(X), a.run(X))
+    b.layers[1].weight_peephole[...] = 0.5
+    assert np.abs(b.run(X) - a.run(X)).max() > 1e-3
+
+
+def test_peephole_network_files_and_copies(tmp_path):
+    net = sr.LSTM(2, 3, num_layers=2, output_size=1, dtype="float64", seed=0, peepholes=True)
+    sr.save(net, tmp_path / "n")
+    version, header = _version(tmp_path / "n")
+    assert version == 2 and header["meta"]["peepholes"] is True
+    back = sr.load(tmp_path / "n")
+    assert back.cell == PH and back.parameters().tobytes() == net.parameters().tobytes()
+    assert pickle.loads(pickle.dumps(net)).cell == PH
+    sr.save(sr.LSTM(2, 3, seed=0), tmp_path / "plain")
+    assert _version(tmp_path / "plain")[0] == 1
+    s = net.new_state()
+    net.run(np.ones((3, 2)), s)
+    sr.save(s, tmp_path / "s")
+    s2 = sr.load(tmp_path / "s")
+    assert s2.cell == PH and np.array_equal(s2.c, s.c)
+
+    def to_v1(h):
+        h["version"] = 1
+    _rewrite_header(tmp_path / "n", to_v1)
+    with pytest.raises(sr.FileFormatError, match="peepholes=True in a version-1 file"):
+        sr.load(tmp_path / "n")
+
+
+def test_peephole_trainer_resumes_bit_for_bit(tmp_path):
+    net = sr.LSTM(2, 4, output_size=1, dtype="float64", seed=1, peepholes=True)
+    tr = sr.OnlineTrainer(net, optimizer=sr.SGD(0.05, momentum=0.9), k1=1, k2=5)
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((30, 2)), rng.standard_normal((30, 1))
+    p0 = net.layers[0].weight_peephole.copy()
+    tr.learn_many(X[:11], Y[:11])
+    assert np.abs(net.layers[0].weight_peephole - p0).max() > 0   # the peepholes learn
+    sr.save(tr, tmp_path / "t")
+    tr2 = sr.load(tmp_path / "t")
+    assert np.array_equal(tr.learn_many(X[11:], Y[11:]), tr2.learn_many(X[11:], Y[11:]))
+    assert tr.net.parameters().tobytes() == tr2.net.parameters().tobytes()
+
+
+def test_peepholes_refused_by_pytorch_paths():
+    net = sr.LSTM(2, 3, seed=0, peepholes=True)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"state_dict: .*lstm_peephole.* no PyTorch"):
+        net.state_dict()
+    with pytest.raises(ValueError, match=r"to_torch: .*lstm_peephole.*no peepholes"):
+        sr.to_torch(net)
+    assert_unchanged(before, net)
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_keras_lstm_into_a_peephole_net_is_refused():
+    keras = _keras()
+    layer = keras.layers.LSTM(3, return_sequences=True)
+    layer.build((None, None, 2))
+    net = sr.LSTM(2, 3, peepholes=True)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match="lstm_peephole"):
+        sr.from_keras(layer, net=net)
+    assert_unchanged(before, net)
+
+
+def _onnx_lstm_model(W, R, B, P, dtype, bidirectional=False):
+    """A hand-built ONNX LSTM operator with peepholes P (input 7), X (T, 1, D) -> Y."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    elem = TensorProto.DOUBLE if dtype == np.float64 else TensorProto.FLOAT
+    nd, H, D = W.shape[0], R.shape[2], W.shape[2]
+    inits = [numpy_helper.from_array(a.astype(dtype), n) for n, a in
+             (("W", W), ("R", R), ("B", B), ("P", P))]
+    attrs = {"direction": "bidirectional"} if bidirectional else {}
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B", "", "", "", "P"], ["Y4"],
+                              hidden_size=H, **attrs)]
+    if bidirectional:
+        inits.append(numpy_helper.from_array(np.array([0, 0, 2 * H], np.int64), "shape"))
+        nodes += [helper.make_node("Transpose", ["Y4"], ["Y4t"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Reshape", ["Y4t", "shape"], ["Y"])]
+    else:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+        nodes.append(helper.make_node("Squeeze", ["Y4", "axes"], ["Y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", elem,
+                                                                       ["T", 1, D])],
+                              [helper.make_tensor_value_info("Y", elem, ["T", 1, nd * H])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _lstm_weights(nd, D, H, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(-0.6, 0.6, (nd, 4 * H, D)), rng.uniform(-0.6, 0.6, (nd, 4 * H, H)),
+            rng.uniform(-0.6, 0.6, (nd, 8 * H)), rng.uniform(-0.9, 0.9, (nd, 3 * H)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_onnx_lstm_with_peepholes_imports_exactly(dtype):
+    """A hand-built ONNX LSTM with P against onnx's ReferenceEvaluator (float64 <= 1e-12,
+    float32 <= 1e-5) and against the operator's equations written here."""
+    from onnx.reference import ReferenceEvaluator
+    D, H, T = 3, 4, 10
+    W, R, B, P = _lstm_weights(1, D, H, seed=11)
+    model = _onnx_lstm_model(W, R, B, P, dtype)
+    net = sr.from_onnx(model)
+    assert net.cell == PH and net.peepholes and net.dtype == dtype
+    X = np.random.default_rng(12).standard_normal((T, D)).astype(dtype)
+    Yo = ReferenceEvaluator(model).run(None, {"X": X[:, None, :]})[0][:, 0]
+    Y = net.run(X, net.new_state())
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(Y, Yo, rtol=tol, atol=tol)
+    f64 = [a[0].astype(dtype).astype(np.float64) for a in (W, R, B, P)]
+    Ye = lstm_peephole_numpy(*f64, X.astype(np.float64), np.zeros(H), np.zeros(H))
+    np.testing.assert_allclose(Y, Ye, rtol=tol, atol=tol)
+    # the peepholes are there (zeroing them changes the result)
+    zero = _onnx_lstm_model(W, R, B, 0 * P, dtype)
+    assert np.abs(ReferenceEvaluator(zero).run(None, {"X": X[:, None, :]})[0][:, 0]
+                  - Yo).max() > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_onnx_bidirectional_lstm_with_peepholes(dtype):
+    from onnx.reference import ReferenceEvaluator
+    D, H, T = 2, 3, 8
+    W, R, B, P = _lstm_weights(2, D, H, seed=13)
+    model = _onnx_lstm_model(W, R, B, P, dtype, bidirectional=True)
+    net = sr.from_onnx(model)
+    assert net.cell == PH and net.bidirectional
+    X = np.random.default_rng(14).standard_normal((T, D)).astype(dtype)
+    Yo = ReferenceEvaluator(model).run(None, {"X": X[:, None, :]})[0][:, 0]
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(net.run(X), Yo, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_to_onnx_writes_p(dtype):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    net = sr.LSTM(3, 4, num_layers=2, output_size=2, dtype=dtype, seed=5, peepholes=True)
+    for layer in net.layers:
+        layer.weight_peephole[...] = np.random.default_rng(6).uniform(-1, 1, 12)
+    model = sr.to_onnx(net, initial_state=True)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    lstms = [n for n in model.graph.node if n.op_type == "LSTM"]
+    for k, n in enumerate(lstms):
+        P = inits[n.input[7]]
+        p = net.layers[k].weight_peephole
+        assert P.shape == (1, 12)      # ONNX's order p_i, p_o, p_f
+        assert np.array_equal(P[0], np.concatenate([p[:4], p[8:], p[4:8]]))
+    X = np.random.default_rng(8).standard_normal((7, 3)).astype(dtype)
+    s = net.new_state()
+    s.h[...] = 0.3
+    s.c[...] = -0.2
+    feeds = {"X": X[:, None, :], "h0": s.h[:, None, :].copy(), "c0": s.c[:, None, :].copy()}
+    Yo, hN, cN = ReferenceEvaluator(model).run(None, feeds)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(net.run(X, s), Yo[:, 0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(s.c, cN[:, 0], rtol=tol, atol=tol)
+    back = sr.from_onnx(model)
+    assert back.cell == PH and back.parameters().tobytes() == net.parameters().tobytes()
+    assert onnx.checker.check_model(model, full_check=True) is None
+
+
+def test_onnx_p_of_a_wrong_shape_is_refused():
+    pytest.importorskip("onnx")
+    W, R, B, P = _lstm_weights(1, 2, 3, seed=1)
+    model = _onnx_lstm_model(W, R, B, P[:, :6], np.float64)
+    with pytest.raises(ValueError, match=r"P must have shape \(1, 9\)"):
+        sr.from_onnx(model)
