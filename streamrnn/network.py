@@ -224,9 +224,10 @@ class _Recurrent(ReadOnlySettings, _core._Network):
             self._views[name] = flat[off:off + int(np.prod(shape))].reshape(shape)
         for k in range(L):
             for sfx, dest in (("", layers), ("_reverse", layers_reverse))[:ndir]:
-                dest.append(Layer(*(self._views[f"{n}_l{k}{sfx}"] for n in
-                                    ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
-                                  weight_peephole=self._views.get(f"weight_peephole_l{k}{sfx}")))
+                v = self._views
+                dest.append(Layer(v[f"weight_ih_l{k}{sfx}"], v[f"weight_hh_l{k}{sfx}"],
+                                  v[f"bias_ih_l{k}{sfx}"], v[f"bias_hh_l{k}{sfx}"],
+                                  v.get(f"weight_peephole_l{k}{sfx}")))
         if O:
             head = Head(self._views["head.weight"], self._views["head.bias"])
         # the settings: read-only from here on (see __setattr__)
