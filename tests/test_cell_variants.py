@@ -657,3 +657,58 @@ def test_onnx_p_of_a_wrong_shape_is_refused():
     model = _onnx_lstm_model(W, R, B, P[:, :6], np.float64)
     with pytest.raises(ValueError, match=r"P must have shape \(1, 9\)"):
         sr.from_onnx(model)
+
+
+# ================================================================== official ONNX cases
+def _official(name):
+    """An official ONNX backend node case (onnx.backend.test.case.node, material this project
+    did not write) as a model whose weights W, R, B (and P) are initializers; inputs that
+    change nothing here (sequence_lens equal to T, zero initial states) are dropped from the
+    node, so that the case runs with the constructs streamrnn imports. Returns (model, X,
+    expected first output, node)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+    from onnx.backend.test.case.node import collect_testcases
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # other operators' generators warn
+        case = next(c for c in collect_testcases(None) if c.name == name)
+    ins, outs = case.data_sets[0]
+    model = onnx.ModelProto()
+    model.CopyFrom(case.model)
+    node = model.graph.node[0]
+    given = dict(zip([i.name for i in model.graph.input], ins))
+    X = given[node.input[0]]
+    T = X.shape[1] if any(a.name == "layout" and a.i == 1 for a in node.attribute) else X.shape[0]
+    for pos, n in enumerate(node.input):
+        if pos == 0 or not n:
+            continue
+        v = np.asarray(given[n])
+        if pos == 4:
+            assert (v == T).all()           # every sequence is the whole window
+            node.input[4] = ""
+        elif pos in (5, 6):
+            assert not v.any()              # zero initial states
+            node.input[pos] = ""
+        else:
+            model.graph.initializer.append(numpy_helper.from_array(v, n))
+    for i in list(model.graph.input):
+        if i.name != node.input[0]:
+            model.graph.input.remove(i)
+    return model, X, outs[0], node
+
+
+@pytest.mark.parametrize("name, cell", [("test_gru_defaults", RB),
+                                        ("test_gru_with_initial_bias", RB),
+                                        ("test_gru_seq_length", RB),
+                                        ("test_lstm_with_peepholes", PH)])
+def test_official_onnx_cases_of_the_variants(name, cell):
+    model, X, expected, node = _official(name)
+    net = sr.from_onnx(model)
+    assert net.cell == cell and net.dtype == X.dtype == np.float32
+    Y = np.stack([net.run(X[:, b], net.new_state()) for b in range(X.shape[1])], axis=1)
+    if node.output[0]:      # Y (T, 1, batch, H)
+        got, want = Y, expected[:, 0]
+    else:                   # Y_h only (1, batch, H)
+        got, want = Y[-1], expected[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
