@@ -315,8 +315,9 @@ class _Stream:
                  dtype: np.dtype, input_size: int, horizons: int = 1, n_experts: int = 3,
                  season: int = 0, miscoverage: float = 0.1) -> None:
         H, E = horizons, n_experts
-        # the newest season + 1 values, oldest first (NaN until seen); empty without season
-        self.hist = np.full(season + 1 if season else 0, np.nan)
+        # the newest two seasons + 1 values, oldest first (NaN until seen); empty without
+        # season
+        self.hist = np.full(2 * season + 1 if season else 0, np.nan)
         self.ses = _MISSING           # simple exponential smoothing level
         # forecasts issued at step t (slot t % H): per horizon k, the experts' forecasts,
         # the combination and the conformal radius issued with it; porig: t of each slot
@@ -567,6 +568,7 @@ class Forecaster:
         names = ["network", "persistence"] + (["seasonal_naive"] if season else []) + ["ses"]
         if season:
             names += [f"holt_winters_{i}" for i in range(len(HW_SETTINGS))]
+            names += ["seasonal_naive_2", "seasonal_drift"]
         self._expert_names = tuple(names)
         self._prior = 2 if season else 1      # untrained: seasonal naive, or persistence
         self._streams = {}
@@ -1003,7 +1005,8 @@ class Forecaster:
         if h.shape[0]:
             h[:-1] = h[1:]
             h[-1] = yv
-            self._fill_y(s, s.u, yv, prev, h[1], h[0])
+            m = self._season
+            self._fill_y(s, s.u, yv, prev, h[-m], h[-m - 1])
         else:
             self._fill_y(s, s.u, yv, prev)
         s.last_y = yv
@@ -1043,13 +1046,22 @@ class Forecaster:
         m = self._season
         if m:
             k = np.arange(1, K + 1)
-            v = s.hist[-1 - (m * -(-k // m) - k)]
+            c = -(-k // m)                # seasons between the target and its value back
+            back = -1 - (m * c - k)       # that value's index in hist
+            hist = s.hist
+            v = hist[back]
             F[:, 2] = np.where(v != v, last, v)
             j = 3
         F[:, j] = last if s.ses != s.ses else s.ses
         if m:
             for i, hs in enumerate(HW_SETTINGS):
                 F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3], hs[4])
+            j += 1 + len(HW_SETTINGS)
+            # the mean of the values one and two seasons back (NaN: not seen yet)
+            F[:, j] = 0.5 * (v + hist[back - m])
+            # the seasonal random walk with drift: one season back plus the change of the
+            # last season per season ahead, y[t+k-cm] + c (y[t] - y[t-m])
+            F[:, j + 1] = v + c * (last - hist[-1 - m])
         return F
 
     def _weights_of(self, s: _Stream, k: int, avail: np.ndarray) -> np.ndarray:
@@ -1322,8 +1334,8 @@ class Forecaster:
             yhat = self._unscale(s, float(ybuf[0]), prev)
         net = tr.net
         out = [yhat]
-        path = list(s.hist)       # y[t-m..t], then the forecasts (m: the season)
-        m = len(path) - 1
+        path = list(s.hist)       # y[t-2m..t], then the forecasts (m: the season)
+        m = self._season or 0
         if self._scale and not s.sx.n.shape[0]:
             # no features, scaled (the default): _fill_y and _unscale with the scalers'
             # statistics read once (they do not change during the rollout); the same
