@@ -813,8 +813,9 @@ def test_multiplicative_holt_winters_expert():
     pat = [1.0 + 0.3 * math.sin(2 * math.pi * i / m) for i in range(m)]
     ys = [(100 + 2 * t) * pat[t % m] for t in range(240)]
     f = sr.Forecaster(hidden_size=4, seed=0, season=m, max_horizon=1)
-    assert f.expert_names[-3:] == ("holt_winters_0", "holt_winters_1", "holt_winters_2")
-    err = {n: [] for n in f.expert_names[-3:]}
+    hw = ("holt_winters_0", "holt_winters_1", "holt_winters_2")
+    assert f.expert_names[4:7] == hw
+    err = {n: [] for n in hw}
     for t, y in enumerate(ys):
         if t >= 3 * m:
             fc = f.expert_forecasts(1)
@@ -842,6 +843,64 @@ def test_multiplicative_holt_winters_sits_out_non_positive_values(tmp_path):
         g.learn_one(5.0 + t % m)
     assert sr.dumps(f) == sr.dumps(g)
     assert all(math.isfinite(v) for v in f.expert_forecasts(m)["holt_winters_2"])
+
+
+def test_seasonal_naive_2_and_seasonal_drift_forecasts():
+    # the two experts' formulas, recomputed from the raw values, at horizons 1..3 seasons
+    # (beyond max_horizon the forecasts are made in forecast(), not kept)
+    m = 4
+    rng = np.random.default_rng(7)
+    ys = [float(v) for v in rng.normal(size=23)]
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for y in ys:
+        f.learn_one(y)
+    fc = f.expert_forecasts(3 * m)
+    T = len(ys)
+    for k in range(1, 3 * m + 1):
+        c = -(-k // m)                       # seasons back to the value of the same position
+        one = ys[T - 1 + k - c * m]
+        two = ys[T - 1 + k - c * m - m]
+        assert fc["seasonal_naive"][k - 1] == one
+        assert fc["seasonal_naive_2"][k - 1] == pytest.approx(0.5 * (one + two), abs=1e-15)
+        drift = one + c * (ys[-1] - ys[-1 - m])
+        assert fc["seasonal_drift"][k - 1] == pytest.approx(drift, abs=1e-15)
+
+
+def test_new_seasonal_experts_wait_for_their_history():
+    # an expert takes no part (NaN) at a horizon while a value it needs was not seen:
+    # seasonal_drift needs the value one season before the newest, seasonal_naive_2 the
+    # value two seasons before the target; the combination forecasts all along
+    m = 4
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for t in range(m):
+        f.learn_one(float(t % 3))
+    assert all(math.isnan(v) for v in f.expert_forecasts(m)["seasonal_drift"])
+    f.learn_one(5.0)                            # m + 1 values: y[0] is one season back
+    fc = f.expert_forecasts(m)
+    assert all(math.isfinite(v) for v in fc["seasonal_drift"])
+    # the target of horizon k is y[m + k]; two seasons back, y[k - m]: seen only for k = m
+    assert all(math.isnan(v) for v in fc["seasonal_naive_2"][:m - 1])
+    assert math.isfinite(fc["seasonal_naive_2"][m - 1])
+    assert all(math.isfinite(v) for v in f.forecast(m))
+    for t in range(m + 1, 2 * m):
+        f.learn_one(float(t % 3))
+    assert all(math.isfinite(v) for v in f.expert_forecasts(m)["seasonal_naive_2"])
+
+
+def test_seasonal_drift_takes_the_weight_on_a_trend_plus_season():
+    # y = linear trend + a repeating pattern: the seasonal random walk with drift is exact
+    # at every horizon, the seasonal naive forecasts lag by the trend; the combination
+    # puts (almost) all weight on the exact experts and forecasts the next two seasons
+    m = 5
+    pat = [3.0, -1.0, 4.0, 1.0, -5.0]
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for t in range(400):
+        f.learn_one(0.7 * t + pat[t % m])
+    w = f.expert_weights(m)
+    assert w["seasonal_drift"] > 0.99, w
+    assert w["seasonal_naive"] + w["seasonal_naive_2"] + w["persistence"] < 1e-9, w
+    future = [0.7 * t + pat[t % m] for t in range(400, 400 + 2 * m)]
+    assert f.forecast(2 * m) == pytest.approx(future, abs=1e-9)
 
 
 def test_combination_weights_on_an_exactly_seasonal_stream():
