@@ -302,6 +302,31 @@ HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98, False),     # (alpha, beta, gamma, phi, mu
                (0.5, 0.1, 0.6, 1.0, True))        # multiplicative (positive series)
 
 
+# seasonal_naive_best: the value c seasons back, c = 1..MULTIPLES, the c whose one-step
+# mean absolute error over the newest MULTIPLE_WINDOW seasons is the smallest, when it is
+# below MULTIPLE_MARGIN times the error of c = 1 (else the expert takes no part: it would be
+# the seasonal naive forecast); for a second, longer cycle (a week of days, of hours)
+MULTIPLES = 7
+MULTIPLE_WINDOW = 7
+MULTIPLE_MARGIN = 0.5
+HIST_SEASONS = MULTIPLES + MULTIPLE_WINDOW
+
+
+def _best_multiple(hist: np.ndarray, m: int) -> int:
+    """The multiple c of the season for seasonal_naive_best (0: none) from the values
+    hist (oldest first, the newest last; NaN: not seen)."""
+    n = MULTIPLE_WINDOW * m
+    new = hist[-n:]
+    if new.shape[0] < n or hist.shape[0] < n + MULTIPLES * m:
+        return 0
+    errs = [float(np.abs(new - hist[-n - c * m:hist.shape[0] - c * m]).mean())
+            for c in range(1, MULTIPLES + 1)]
+    if not all(math.isfinite(e) for e in errs):
+        return 0
+    best = min(range(MULTIPLES), key=errs.__getitem__)
+    return best + 1 if best and errs[best] < MULTIPLE_MARGIN * errs[0] else 0
+
+
 class _Stream:
     """Everything one keyed stream owns: its trainer (state, ring, moments), its scalers, the
     input of the step that predicts its next value and, once that step has run (no
@@ -315,9 +340,9 @@ class _Stream:
                  dtype: np.dtype, input_size: int, horizons: int = 1, n_experts: int = 3,
                  season: int = 0, miscoverage: float = 0.1) -> None:
         H, E = horizons, n_experts
-        # the newest two seasons + 1 values, oldest first (NaN until seen); empty without
-        # season
-        self.hist = np.full(2 * season + 1 if season else 0, np.nan)
+        # the newest (MULTIPLES + MULTIPLE_WINDOW) seasons + 1 values, oldest first (NaN
+        # until seen); empty without season
+        self.hist = np.full(HIST_SEASONS * season + 1 if season else 0, np.nan)
         self.ses = _MISSING           # simple exponential smoothing level
         # forecasts issued at step t (slot t % H): per horizon k, the experts' forecasts,
         # the combination and the conformal radius issued with it; porig: t of each slot
@@ -568,7 +593,7 @@ class Forecaster:
         names = ["network", "persistence"] + (["seasonal_naive"] if season else []) + ["ses"]
         if season:
             names += [f"holt_winters_{i}" for i in range(len(HW_SETTINGS))]
-            names += ["seasonal_naive_2", "seasonal_drift"]
+            names += ["seasonal_naive_2", "seasonal_drift", "seasonal_naive_best"]
         self._expert_names = tuple(names)
         self._prior = 2 if season else 1      # untrained: seasonal naive, or persistence
         self._streams = {}
@@ -1062,6 +1087,13 @@ class Forecaster:
             # the seasonal random walk with drift: one season back plus the change of the
             # last season per season ahead, y[t+k-cm] + c (y[t] - y[t-m])
             F[:, j + 1] = v + c * (last - hist[-1 - m])
+            # the value the best multiple of the season back (NaN: no multiple beats one)
+            best = _best_multiple(hist, m)
+            if best:
+                L = best * m
+                F[:, j + 2] = hist[-1 - (L * -(-k // L) - k)]
+            else:
+                F[:, j + 2] = np.nan
         return F
 
     def _weights_of(self, s: _Stream, k: int, avail: np.ndarray) -> np.ndarray:

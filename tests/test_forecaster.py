@@ -903,6 +903,42 @@ def test_seasonal_drift_takes_the_weight_on_a_trend_plus_season():
     assert f.forecast(2 * m) == pytest.approx(future, abs=1e-9)
 
 
+def test_seasonal_naive_best_finds_a_longer_cycle():
+    # season m = 4 given, but the values repeat every 3 seasons (like a week of days):
+    # the expert forecasts the value 3 seasons back, exactly, and takes the weight
+    m, cyc = 4, 12
+    rng = np.random.default_rng(5)
+    pattern = [float(v) for v in rng.normal(size=cyc) * 10]
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    ys = [pattern[t % cyc] for t in range(400)]
+    for y in ys:
+        f.learn_one(y)
+    fc = f.expert_forecasts(2 * m)
+    assert fc["seasonal_naive_best"] == [pattern[t % cyc] for t in range(400, 400 + 2 * m)]
+    assert f.expert_weights(m)["seasonal_naive_best"] > 0.99
+    assert f.forecast(2 * m) == pytest.approx(fc["seasonal_naive_best"], abs=1e-9)
+
+
+def test_seasonal_naive_best_sits_out_without_a_longer_cycle():
+    # (a) before (7 + 7) seasons of values it takes no part; (b) on a stream that repeats
+    # every season no multiple is better than one season back: it takes no part either;
+    # (c) noise around a 2-season cycle: two seasons back is the better one
+    m = 3
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for t in range(14 * m - 1):
+        f.learn_one(float(t % m))
+    assert all(math.isnan(v) for v in f.expert_forecasts(m)["seasonal_naive_best"])
+    for t in range(14 * m - 1, 20 * m):
+        f.learn_one(float(t % m))
+    assert all(math.isnan(v) for v in f.expert_forecasts(m)["seasonal_naive_best"])
+    rng = np.random.default_rng(1)
+    g = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    ys = [(5.0 if (t // m) % 2 else -5.0) + 0.1 * rng.normal() for t in range(20 * m)]
+    for y in ys:
+        g.learn_one(y)
+    assert g.expert_forecasts(m)["seasonal_naive_best"] == ys[-2 * m:-m]
+
+
 def test_combination_weights_on_an_exactly_seasonal_stream():
     # a pattern that repeats exactly: the seasonal experts (seasonal naive, Holt-Winters)
     # are exact, persistence, SES and the network are not: they lose all weight
