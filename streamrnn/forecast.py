@@ -59,8 +59,10 @@ Combination, season and intervals
 ---------------------------------
 ``forecast`` returns, per horizon, an online combination (ML-Poly, see ``_experts``) of the
 network's rollout with persistence, simple exponential smoothing and, with ``season=m``,
-the seasonal naive forecast and three Holt-Winters (two additive, one multiplicative that
-takes part on positive series). The forecasts of horizons
+the seasonal naive forecast, three Holt-Winters (two additive, one multiplicative that
+takes part on positive series), the mean of the values one and two seasons back, the
+seasonal random walk with drift and the value a longer cycle back (``_best_multiple``).
+The forecasts of horizons
 1..``max_horizon`` are made at the end of ``learn_one`` (``max_horizon - 1`` extra steps on
 a scratch copy) and kept until their values arrive, when they train the weights and the
 adaptive conformal intervals of ``forecast_interval``. The combination learns from the
@@ -445,8 +447,11 @@ class Forecaster:
         With several keys: one network trained by all streams, or one network per stream.
     season : int >= 2 or None, default None
         The season length in steps: the network also reads the change (without
-        differencing: the value) one season back, and the seasonal naive forecast and three
-        Holt-Winters (two additive, one multiplicative) join the combination.
+        differencing: the value) one season back, and seasonal experts join the
+        combination: the seasonal naive forecast, three Holt-Winters (two additive, one
+        multiplicative), the mean of two seasons back, the seasonal random walk with drift
+        and the value 2-7 seasons back when that cycle is clearly better (see
+        ``expert_names``).
     max_horizon : int >= 1 or None, default None (the season, else 1)
         Horizons whose forecasts are made in ``learn_one`` and scored: each has its own
         combination weights and conformal intervals (beyond it, those of max_horizon).
