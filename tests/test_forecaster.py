@@ -1022,6 +1022,38 @@ def test_seasonal_forecaster_resumes_bit_for_bit(weights, n_features, tmp_path):
     assert f.expert_weights(1, key="a") != f.expert_weights(1, key=7)
 
 
+@pytest.mark.parametrize("weights", ["shared", "per_key"])
+def test_resumes_bit_for_bit_with_every_seasonal_expert_active(weights, tmp_path):
+    # a 3-season cycle with noise: seasonal_naive_best forecasts (the value 3 seasons back)
+    # before the save and after; the saved and the live forecaster continue identically
+    m, cyc = 4, 12
+    rng = np.random.default_rng(2)
+    pattern = rng.normal(size=cyc) * 5 + 20
+
+    def feed(f, t0, t1):
+        for t in range(t0, t1):
+            for key in ("a", "b"):
+                f.learn_one(float(pattern[t % cyc] + rng.normal(0, 0.1)), key=key)
+
+    f = sr.Forecaster(hidden_size=6, seed=2, season=m, weights=weights, dtype="float64")
+    feed(f, 0, 120)
+    for key in ("a", "b"):
+        fc = f.expert_forecasts(m, key=key)
+        assert all(math.isfinite(v) for n in f.expert_names for v in fc[n]), fc
+    sr.save(f, tmp_path / "f.srnn")
+    g = sr.load(tmp_path / "f.srnn")
+    state = rng.bit_generator.state
+    feed(f, 120, 160)
+    rng.bit_generator.state = state
+    feed(g, 120, 160)
+    assert sr.dumps(f) == sr.dumps(g)
+    for key in ("a", "b"):
+        assert f.forecast(2 * m, key=key) == g.forecast(2 * m, key=key)
+        assert f.forecast_interval(m, key=key) == g.forecast_interval(m, key=key)
+        assert f.expert_weights(m, key=key) == g.expert_weights(m, key=key)
+        assert f.expert_weights(m, key=key)["seasonal_naive_best"] > 0.5
+
+
 def test_memory_per_stream_counts_the_season_state():
     plain = sr.Forecaster(hidden_size=8, n_features=0).memory_per_stream()
     seasonal = sr.Forecaster(hidden_size=8, n_features=0, season=24).memory_per_stream()
