@@ -1035,7 +1035,7 @@ class Forecaster:
         if h.shape[0]:
             h[:-1] = h[1:]
             h[-1] = yv
-            m = self._season
+            m = h.shape[0] // HIST_SEASONS        # the season (hist: HIST_SEASONS m + 1)
             self._fill_y(s, s.u, yv, prev, h[-m], h[-m - 1])
         else:
             self._fill_y(s, s.u, yv, prev)
