@@ -790,6 +790,38 @@ def test_conformal_step_shrinks_beyond_gamma_horizon():
     assert alpha[0] == alpha[11] < alpha[12] < alpha[29]
 
 
+def test_conformal_miscoverage_is_bounded_below():
+    # anti-windup: a long run of misses takes the miscoverage of horizon k down to
+    # -ALPHA_FLOOR * max(1, k / GAMMA_HORIZON)**2 and no further (not to -1, from where its
+    # intervals would stay (-inf, inf) for hundreds of steps); the one-horizon path too
+    from streamrnn import _experts
+    K, E, W = 30, 2, _experts.WINDOW
+    R, S = np.zeros((K, E)), np.zeros((K, E))
+    scores, n = np.ones((K, W)), np.full(K, W, dtype=np.int64)
+    alpha = np.full(K, 0.1)
+    rows = np.zeros((K, E + 2))
+    rows[:, E + 1] = 0.5                        # every issued radius is missed
+    ok = np.ones(K, dtype=bool)
+    for _ in range(500):
+        _experts.score(R, S, scores, n, alpha, rows, ok, ok, 1.0, 0.1)
+    k = np.arange(1, K + 1)
+    floor = -_experts.ALPHA_FLOOR * np.maximum(1.0, k / _experts.GAMMA_HORIZON) ** 2
+    assert np.allclose(alpha, floor, rtol=0, atol=1e-15)
+    assert floor[0] == -0.05 and floor[29] == pytest.approx(-0.05 * 2.5 ** 2)
+    a1 = np.array([0.1])
+    for _ in range(500):
+        _experts.score(R[:1], S[:1], scores[:1], n[:1], a1, rows[:1], ok[:1], ok[:1], 1.0,
+                       0.1)
+    assert a1[0] == -_experts.ALPHA_FLOOR
+    # from the floor, 10 covered forecasts bring horizon 1 back above 0 (finite intervals)
+    rows[:, E + 1] = 2.0
+    for _ in range(11):
+        _experts.score(R[:1], S[:1], scores[:1], n[:1], a1, rows[:1], ok[:1], ok[:1], 1.0,
+                       0.1)
+    assert a1[0] > 0.0
+    assert math.isfinite(_experts.radius(scores[0], int(n[0]), float(a1[0])))
+
+
 def test_combine_few_horizons_equals_the_array_path():
     from streamrnn import _experts
     rng = np.random.default_rng(6)
