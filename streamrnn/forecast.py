@@ -312,6 +312,15 @@ MULTIPLES = 7
 MULTIPLE_WINDOW = 7
 MULTIPLE_MARGIN = 0.5
 HIST_SEASONS = MULTIPLES + MULTIPLE_WINDOW
+MULTIPLE_MAX_SEASON = MAX_TRACKED   # longer seasons: a history of two seasons, no multiple
+
+
+def _hist_len(season: int) -> int:
+    """Values of a stream's season history: 14 seasons + 1 (2 beyond
+    MULTIPLE_MAX_SEASON, where seasonal_naive_best takes no part), 0 without season."""
+    if not season:
+        return 0
+    return (HIST_SEASONS if season <= MULTIPLE_MAX_SEASON else 2) * season + 1
 
 
 def _best_multiple(hist: np.ndarray, m: int) -> int:
@@ -343,8 +352,8 @@ class _Stream:
                  season: int = 0, miscoverage: float = 0.1) -> None:
         H, E = horizons, n_experts
         # the newest (MULTIPLES + MULTIPLE_WINDOW) seasons + 1 values, oldest first (NaN
-        # until seen); empty without season
-        self.hist = np.full(HIST_SEASONS * season + 1 if season else 0, np.nan)
+        # until seen; see _hist_len); empty without season
+        self.hist = np.full(_hist_len(season), np.nan)
         self.ses = _MISSING           # simple exponential smoothing level
         # forecasts issued at step t (slot t % H): per horizon k, the experts' forecasts,
         # the combination and the conformal radius issued with it; porig: t of each slot
@@ -1035,7 +1044,7 @@ class Forecaster:
         if h.shape[0]:
             h[:-1] = h[1:]
             h[-1] = yv
-            m = h.shape[0] // HIST_SEASONS        # the season (hist: HIST_SEASONS m + 1)
+            m = int(self._season or 0)
             self._fill_y(s, s.u, yv, prev, h[-m], h[-m - 1])
         else:
             self._fill_y(s, s.u, yv, prev)

@@ -971,6 +971,27 @@ def test_seasonal_naive_best_sits_out_without_a_longer_cycle():
     assert g.expert_forecasts(m)["seasonal_naive_best"] == ys[-2 * m:-m]
 
 
+def test_seasons_beyond_the_multiple_limit_keep_two_seasons_of_history():
+    # a season longer than MULTIPLE_MAX_SEASON: the history holds two seasons + 1 values
+    # (not 14), seasonal_naive_best takes no part, the other seasonal experts do
+    from streamrnn import forecast as fmod
+    m = fmod.MULTIPLE_MAX_SEASON + 1
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m, max_horizon=2)
+    ys = [float(t % m) + 0.5 * (t // m) for t in range(2 * m + 5)]
+    for y in ys:
+        f.learn_one(y)
+    assert f._streams[None].hist.shape == (2 * m + 1,)
+    fc = f.expert_forecasts(2)
+    assert all(math.isnan(v) for v in fc["seasonal_naive_best"])
+    T = len(ys)
+    assert fc["seasonal_naive_2"] == [0.5 * (ys[T - m + k] + ys[T - 2 * m + k])
+                                      for k in range(2)]
+    assert sr.dumps(sr.loads(sr.dumps(f))) == sr.dumps(f)
+    small = sr.Forecaster(hidden_size=4, seed=0, season=fmod.MULTIPLE_MAX_SEASON)
+    small.learn_one(1.0)
+    assert small._streams[None].hist.shape == (14 * fmod.MULTIPLE_MAX_SEASON + 1,)
+
+
 def test_combination_weights_on_an_exactly_seasonal_stream():
     # a pattern that repeats exactly: the seasonal experts (seasonal naive, Holt-Winters)
     # are exact, persistence, SES and the network are not: they lose all weight
