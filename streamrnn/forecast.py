@@ -1380,8 +1380,9 @@ class Forecaster:
             yhat = self._unscale(s, float(ybuf[0]), prev)
         net = tr.net
         out = [yhat]
-        path = list(s.hist)       # y[t-2m..t], then the forecasts (m: the season)
         m = self._season or 0
+        # y[t-m..t] (the last season + 1 of the history), then the forecasts
+        path = s.hist[s.hist.shape[0] - m - 1:].tolist() if m else []
         if self._scale and not s.sx.n.shape[0]:
             # no features, scaled (the default): _fill_y and _unscale with the scalers'
             # statistics read once (they do not change during the rollout); the same
