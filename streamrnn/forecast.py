@@ -327,11 +327,16 @@ def _best_multiple(hist: np.ndarray, m: int) -> int:
     """The multiple c of the season for seasonal_naive_best (0: none) from the values
     hist (oldest first, the newest last; NaN: not seen)."""
     n = MULTIPLE_WINDOW * m
-    new = hist[-n:]
-    if new.shape[0] < n or hist.shape[0] < n + MULTIPLES * m:
+    if hist.shape[0] < n + MULTIPLES * m:
         return 0
-    errs = [float(np.abs(new - hist[-n - c * m:hist.shape[0] - c * m]).mean())
-            for c in range(1, MULTIPLES + 1)]
+    # row i: the n values (MULTIPLES - i) seasons before the newest n, a read-only view
+    # (NumPy: np.stack([hist[-n - c*m:len - c*m] for c in MULTIPLES..1])); each row's mean
+    # is the same pairwise sum as the 1-D mean of that slice
+    base = hist[hist.shape[0] - n - MULTIPLES * m:]
+    step = base.strides[0]
+    back = np.lib.stride_tricks.as_strided(base, shape=(MULTIPLES, n),
+                                           strides=(m * step, step), writeable=False)
+    errs = np.abs(back - hist[-n:]).mean(axis=1)[::-1].tolist()     # c = 1..MULTIPLES
     if not all(math.isfinite(e) for e in errs):
         return 0
     best = min(range(MULTIPLES), key=errs.__getitem__)

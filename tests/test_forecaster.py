@@ -951,6 +951,31 @@ def test_seasonal_naive_best_finds_a_longer_cycle():
     assert f.forecast(2 * m) == pytest.approx(fc["seasonal_naive_best"], abs=1e-9)
 
 
+def test_best_multiple_is_its_definition():
+    # _best_multiple (a strided view) against its definition, slice by slice: the c in
+    # 1..7 with the smallest mean |y[s] - y[s - c m]| over the newest 7 seasons, taken
+    # when below half the error of c = 1
+    from streamrnn.forecast import _best_multiple
+    rng = np.random.default_rng(11)
+    chosen = set()
+    for m in (2, 3, 5, 12):
+        for rep in range(40):
+            cyc = int(rng.integers(1, 8)) * m
+            pat = rng.normal(size=cyc) * 10
+            hist = np.array([pat[t % cyc] for t in range(14 * m + 1)])
+            hist += rng.normal(size=hist.shape[0]) * rng.uniform(0, 3)
+            n = 7 * m
+            errs = [np.mean(np.abs(hist[-n:] - hist[len(hist) - n - c * m:len(hist) - c * m]))
+                    for c in range(1, 8)]
+            best = int(np.argmin(errs)) + 1
+            want = best if best > 1 and errs[best - 1] < 0.5 * errs[0] else 0
+            assert _best_multiple(hist, m) == want
+            chosen.add(want)
+            hist[3] = np.nan                  # a value not seen: no choice
+            assert _best_multiple(hist, m) == 0
+    assert 0 in chosen and len(chosen) >= 4
+
+
 def test_seasonal_naive_best_sits_out_without_a_longer_cycle():
     # (a) before (7 + 7) seasons of values it takes no part; (b) on a stream that repeats
     # every season no multiple is better than one season back: it takes no part either;
