@@ -330,13 +330,15 @@ class Worker:
 
 
 def split_batch(batch: Any, shards: int) -> List[Tuple[int, List[Any]]]:
-    """A micro-batch (a list of raw records) as ``(shard, records)`` groups, each group in the
-    batch's order."""
+    """A micro-batch (a list of raw records, or a str of CSV lines) as ``(shard, records)``
+    groups, each group in the batch's order (something that is neither: one bad record)."""
     from ._records import raw_key
     groups: Dict[int, List[Any]] = {}
-    try:
+    if isinstance(batch, str):
+        items: List[Any] = batch.splitlines()
+    elif isinstance(batch, (list, tuple)):
         items = list(batch)
-    except TypeError:
+    else:
         items = [batch]
     for r in items:
         groups.setdefault(shard_of(raw_key(r), shards), []).append(r)

@@ -343,7 +343,7 @@ def forecast_batches(ds: Any, mode: str = "per_key", *,
                      in_order: bool = True, learn: bool = False, shards: int = BATCH_SHARDS,
                      state_ttl_ms: Optional[int] = None) -> Tuple[Any, Any]:
     """Micro-batches: every element of ``ds`` is a list of records (of any keys, each as in
-    :func:`forecast_stream`); it is split by shard (one Python call per batch) and every
+    :func:`forecast_stream`) or a str of CSV lines ``"key,timestamp,value"``; it is split by shard (one Python call per batch) and every
     shard's part is processed by one call, in the batch's order.
 
     Parameters are those of :func:`forecast_stream`; ``shards`` defaults to 8 (fewer shards:
@@ -366,8 +366,11 @@ def forecast_batches(ds: Any, mode: str = "per_key", *,
     fn = ForecastFunction(mode, settings=settings, model=model, horizon=horizon,
                           live_keys=live_keys, in_order=in_order, learn=learn,
                           state_ttl_ms=state_ttl_ms, batched=True)
-    out = ds.flat_map(_Split(shards), output_type=Types.PICKLED_BYTE_ARRAY()) \
-        .key_by(_first, key_type=Types.INT()) \
+    # the split runs with the input's parallelism (a forward connection): every key's
+    # records keep their order up to the keyed function
+    split = ds.flat_map(_Split(shards), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .set_parallelism(ds._j_data_stream.getParallelism()).name("streamrnn-split")
+    out = split.key_by(_first, key_type=Types.INT()) \
         .process(fn, output_type=Types.PICKLED_BYTE_ARRAY()).uid(uid)
     return out, out.get_side_output(BAD_RECORDS)
 
