@@ -141,20 +141,24 @@ class Worker:
         self.mode, self.settings, self.model = mode, settings, model
         self.horizon, self.in_order, self.live_keys, self.learn = (
             horizon, in_order, live_keys, learn)
+        self._model_obj: Optional[Forecaster] = None
         if mode == "shared":
             assert model is not None
             h = hashlib.sha256(b"shared\0" + (b"learn" if learn else b"frozen") + b"\0" + model)
+            self._model_obj = loads(model, Forecaster)
         else:
             # the canonical settings (every default spelled out)
             h = hashlib.sha256(b"per_key\0" + repr(Forecaster(
                 **{**(settings or {}), "weights": "per_key"})).encode())
         self.fingerprint = h.hexdigest()[:32]
-        self._model_obj: Optional[Forecaster] = None
+        #: fingerprints whose key states and weights are accepted (this job's models)
+        self.known = {self.fingerprint}
         self.open()
 
     def open(self) -> None:
         self._shards: Dict[Any, Forecaster] = {}
         self._mtok: Dict[Any, str] = {}          # shard -> token of the weights it holds
+        self._sfp: Dict[Any, str] = {}           # shard -> fingerprint of those weights
         self._tok: Dict[Any, str] = {}           # (shard, key) -> token of the live stream
         self._live: "OrderedDict[Any, KeyState]" = OrderedDict()
         self._wid = os.urandom(8).hex()
@@ -173,10 +177,46 @@ class Worker:
             return twin(self._model_obj, False)
         return twin(self._model_obj, True, 1, 1)
 
+    def swap(self, model: bytes, known: Iterable[str] = ()) -> str:
+        """Shared modes: run ``model`` (``sr.dumps`` of a Forecaster of the same settings)
+        from now on; every shard takes its weights at its next record (a learning shard
+        drops what it learned), keys keep their streams. ``known``: fingerprints of earlier
+        models whose key states stay accepted. Returns the model's fingerprint. Raises
+        ValueError (nothing changed) for bytes that are not such a model."""
+        if self.mode != "shared":
+            raise ValueError("model swaps are for mode 'shared'")
+        if not isinstance(model, (bytes, bytearray)):
+            raise TypeError(f"model must be bytes, got {type(model).__name__}")
+        model = bytes(model)
+        fp = self._fingerprint_of(model)
+        if fp != self.fingerprint:
+            new = loads(model, Forecaster)
+            if self._model_obj is None:
+                assert self.model is not None
+                self._model_obj = loads(self.model, Forecaster)
+            if repr(twin(new, not self.learn)) != repr(twin(self._model_obj, not self.learn)):
+                raise ValueError(f"a swapped-in model must have the running model's settings "
+                                 f"({self._model_obj!r}), got {new!r}")
+            self.model, self._model_obj, self.fingerprint = model, new, fp
+        self.known.update(known)
+        self.known.add(fp)
+        return fp
+
+    def _fingerprint_of(self, model: bytes) -> str:
+        return hashlib.sha256(b"shared\0" + (b"learn" if self.learn else b"frozen") + b"\0"
+                              + model).hexdigest()[:32]
+
+    def _set_model_weights(self, shard: Any, f: Forecaster) -> None:
+        assert f.net is not None and self._model_obj is not None \
+            and self._model_obj.net is not None
+        f.net.parameters()[...] = self._model_obj.net.parameters()
+        self._sfp[shard] = self.fingerprint
+
     def _forecaster(self, shard: Any, model_state: Any) -> Forecaster:
         f = self._shards.get(shard)
         if f is None:
             f = self._shards[shard] = self._new_forecaster()
+            self._sfp[shard] = self.fingerprint
         if self.learn and self.mode == "shared":
             m = model_state.value()
             if m is None and shard in self._mtok:
@@ -184,26 +224,33 @@ class Worker:
                 # before this shard learned): start the shard afresh
                 self._drop_shard(shard)
                 f = self._shards[shard] = self._new_forecaster()
+                self._sfp[shard] = self.fingerprint
             elif m is not None and m.token != self._mtok.get(shard):
                 # weights written elsewhere (a restore): the state is the truth
-                if m.fingerprint != self.fingerprint:
+                if m.fingerprint not in self.known:
                     raise FileFormatError(
                         f"streamrnn.flink: the shared weights of shard {shard!r} were "
                         f"written by another model (fingerprint {m.fingerprint}, this "
                         f"job's is {self.fingerprint})")
-                assert m.blob is not None
-                try:
-                    net = loads(m.blob)
-                    assert f.net is not None
-                    if type(net) is not type(f.net) or \
-                            net.parameters().shape != f.net.parameters().shape or \
-                            net.parameters().dtype != f.net.parameters().dtype:
-                        raise FileFormatError("not this model's network")
-                except FileFormatError as e:
-                    raise FileFormatError(f"streamrnn.flink: the shared weights of shard "
-                                          f"{shard!r} cannot be restored: {e}") from e
-                f.net.parameters()[...] = net.parameters()
+                if m.fingerprint == self.fingerprint:
+                    assert m.blob is not None
+                    try:
+                        net = loads(m.blob)
+                        assert f.net is not None
+                        if type(net) is not type(f.net) or \
+                                net.parameters().shape != f.net.parameters().shape or \
+                                net.parameters().dtype != f.net.parameters().dtype:
+                            raise FileFormatError("not this model's network")
+                    except FileFormatError as e:
+                        raise FileFormatError(f"streamrnn.flink: the shared weights of shard "
+                                              f"{shard!r} cannot be restored: {e}") from e
+                    f.net.parameters()[...] = net.parameters()
+                    self._sfp[shard] = m.fingerprint
+                else:       # weights of a model swapped out since: the current model's
+                    self._set_model_weights(shard, f)
                 self._mtok[shard] = m.token
+        if self.mode == "shared" and self._sfp.get(shard) != self.fingerprint:
+            self._set_model_weights(shard, f)       # a model swapped in since
         return f
 
     # -- called by PyFlink's encoder (KeyState/ShardModel.__reduce__)
@@ -256,7 +303,7 @@ class Worker:
         st = keys.get(key)
         lk = (shard, key)
         if st is not None:
-            if st.fingerprint != self.fingerprint:
+            if st.fingerprint not in self.known:
                 raise FileFormatError(
                     f"streamrnn.flink: the state of key {key!r} cannot be restored: written "
                     f"by another model or settings (fingerprint {st.fingerprint}, this job's "
@@ -288,6 +335,7 @@ class Worker:
         if st is None:
             st = KeyState("", None, self.fingerprint, None)
         st.token = self._token()
+        st.fingerprint = self.fingerprint
         st.last = ts if self.in_order else st.last
         st.blob = None
         self._bind(lk, st)
@@ -308,6 +356,7 @@ class Worker:
     def _drop_shard(self, shard: Any) -> None:
         self._shards.pop(shard, None)
         self._mtok.pop(shard, None)
+        self._sfp.pop(shard, None)
         for lk in [lk for lk in self._live if lk[0] == shard]:
             self._unbind(lk)
 

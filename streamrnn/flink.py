@@ -25,8 +25,9 @@ Modes:
   copy of the network, starting from the model's weights, trained by the records of its keys
   in arrival order (a ``Forecaster(weights='shared')`` per shard: :func:`learning_twin`); the
   copy is in the shard's Flink state, so checkpoints and savepoints carry it and a restart
-  continues it bit for bit. Shards do not exchange weights (see the guide for how to
-  average them outside the job and swap the model in).
+  continues it bit for bit. Shards do not exchange weights; a new model (for example the
+  average of the shards' copies, read from a savepoint) is swapped in through a broadcast
+  stream (``model_updates=`` of :func:`forecast_stream`).
 
 State: Flink's key is a shard ``shard_of(key, shards)``; every shard keeps its keys in one
 ``MapState`` (key -> the key's stream, last accepted timestamp and model fingerprint) and,
@@ -60,6 +61,7 @@ from .io import loads
 try:
     from pyflink.common import Types
     from pyflink.datastream import KeyedProcessFunction, OutputTag
+    from pyflink.datastream.functions import KeyedBroadcastProcessFunction
     from pyflink.datastream.functions import FlatMapFunction
     from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 except ImportError as _e:  # pragma: no cover - exercised without the extra
@@ -67,10 +69,15 @@ except ImportError as _e:  # pragma: no cover - exercised without the extra
                       ) from _e
 
 __all__ = ["ForecastFunction", "forecast_stream", "forecast_batches", "frozen_twin",
-           "learning_twin", "shard_of", "BAD_RECORDS", "OUTPUT_TYPE"]
+           "learning_twin", "shard_of", "BAD_RECORDS", "MODEL_UPDATES", "OUTPUT_TYPE"]
 
 #: Side output of bad records: ``(repr of the record, reason)``.
 BAD_RECORDS = OutputTag("streamrnn-bad-records", Types.TUPLE([Types.STRING(), Types.STRING()]))
+#: Side output of model updates (``model_updates=``): ``(fingerprint or '', 'accepted' or
+#: the reason it was refused)``, once per subtask and update.
+MODEL_UPDATES = OutputTag("streamrnn-model-updates",
+                          Types.TUPLE([Types.STRING(), Types.STRING()]))
+_MODELS = MapStateDescriptor("streamrnn-models", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 #: Type of the forecasts: ``(key, timestamp, forecast)``.
 OUTPUT_TYPE = Types.TUPLE([Types.STRING(), Types.LONG(), Types.DOUBLE()])
 _MODES = ("per_key", "shared")
@@ -256,6 +263,49 @@ class ForecastFunction(KeyedProcessFunction):
                 yield r
 
 
+class _SwapForecastFunction(KeyedBroadcastProcessFunction):
+    """ForecastFunction with a broadcast input of models (``sr.dumps`` bytes of a Forecaster
+    of the running model's settings): every subtask swaps it in when it arrives (see
+    :func:`forecast_stream`); the current model and the fingerprints of all models the job
+    ran are kept in broadcast state, so a restore continues with them."""
+
+    def __init__(self, fn: ForecastFunction) -> None:
+        self.fn = fn
+        self._synced = False
+
+    def open(self, runtime_context: Any) -> None:
+        self.fn.open(runtime_context)
+        self._synced = False
+
+    def _sync(self, ctx: Any) -> None:
+        if not self._synced:
+            st = ctx.get_broadcast_state(_MODELS)
+            cur = st.get("current")
+            w = self.fn.worker
+            assert w is not None
+            if cur is not None:
+                w.swap(cur, st.get("known") or ())
+            self._synced = True
+
+    def process_element(self, value: Any, ctx: Any) -> Iterable[Any]:
+        self._sync(ctx)
+        return self.fn.process_element(value, ctx)
+
+    def process_broadcast_element(self, value: Any, ctx: Any) -> Iterable[Any]:
+        self._sync(ctx)
+        w = self.fn.worker
+        assert w is not None
+        try:
+            fp = w.swap(value)
+        except (TypeError, ValueError) as e:
+            yield MODEL_UPDATES, ("", f"refused: {type(e).__name__}: {e}")
+            return
+        st = ctx.get_broadcast_state(_MODELS)
+        st.put("current", bytes(value))
+        st.put("known", sorted(w.known))
+        yield MODEL_UPDATES, (fp, "accepted")
+
+
 def _ttl(ms: int) -> Any:
     from pyflink.common.time import Time
     from pyflink.datastream.state import StateTtlConfig
@@ -291,7 +341,8 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
                     model: Optional[bytes] = None, horizon: int = 1,
                     uid: str = "streamrnn-forecast", live_keys: int = 100_000,
                     in_order: bool = True, learn: bool = False, shards: int = SHARDS,
-                    state_ttl_ms: Optional[int] = None) -> Tuple[Any, Any]:
+                    state_ttl_ms: Optional[int] = None,
+                    model_updates: Any = None) -> Tuple[Any, Any]:
     """Wire the forecasting into a DataStream job, record at a time.
 
     Parameters
@@ -310,6 +361,14 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
         savepoint restores only into the same ``shards`` (the learning mode's outputs
         depend on it, the other modes' do not). At least the job's max parallelism is
         useful; a bundle commits one round trip per shard it touched.
+    model_updates : DataStream of bytes or None
+        Shared mode: ``sr.dumps`` bytes of Forecasters with the running model's settings,
+        broadcast to every subtask; each swaps the model in when the update arrives, and
+        every shard runs its weights from its next record on (a learning shard drops what
+        it learned; keys keep their streams). Key states and weights written under any
+        model the job ran stay accepted; the current model survives restores (broadcast
+        state). Acceptance or refusal (other settings, not a model) is reported once per
+        subtask on the side output :data:`MODEL_UPDATES` (``out.get_side_output(...)``).
 
     Returns
     -------
@@ -331,8 +390,14 @@ def forecast_stream(ds: Any, mode: str = "per_key", *, settings: Optional[Dict[s
     fn = ForecastFunction(mode, settings=settings, model=model, horizon=horizon,
                           live_keys=live_keys, in_order=in_order, learn=learn,
                           state_ttl_ms=state_ttl_ms)
-    out = ds.key_by(_shard_key(shards), key_type=Types.INT()) \
-        .process(fn, output_type=OUTPUT_TYPE).uid(uid)
+    keyed = ds.key_by(_shard_key(shards), key_type=Types.INT())
+    if model_updates is not None:
+        if mode != "shared":
+            raise ValueError("model_updates= is for mode 'shared'")
+        out = keyed.connect(model_updates.broadcast(_MODELS)) \
+            .process(_SwapForecastFunction(fn), output_type=OUTPUT_TYPE).uid(uid)
+    else:
+        out = keyed.process(fn, output_type=OUTPUT_TYPE).uid(uid)
     return out, out.get_side_output(BAD_RECORDS)
 
 

@@ -127,7 +127,7 @@ class _Write(MapFunction):
         self.f = open(f"{self.d}/{self.tag}-{os.getpid()}-{id(self)}", "a")
 
     def map(self, r):
-        self.f.write(f"{r[0]},{r[1]},{r[2]!r}\n")
+        self.f.write(",".join(str(x) for x in r) + "\n")
         self.f.flush()
         return r
 
@@ -293,3 +293,69 @@ def test_thread_execution_mode_is_refused_with_a_message():
     out, _ = srf.forecast_stream(ds, "per_key", settings=SETTINGS)
     with pytest.raises(Exception, match="does not support python.execution-mode 'thread'"):
         list(out.execute_and_collect())
+
+
+def test_model_swap_through_a_broadcast_stream(tmp_path):
+    """Learning shared mode, parallelism 2: a.csv with the first model; a second model
+    arrives on the broadcast input (every subtask reports it accepted); b.csv: every shard
+    runs the second model's weights from its next record on, keys keep their streams. The
+    outputs are those of the plain reference with the swap at that point."""
+    import base64
+
+    from pyflink.common import Duration, WatermarkStrategy
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+    from test_flink_state import _model2
+
+    d = str(tmp_path)
+    for sub in ("in", "out", "models"):
+        os.makedirs(f"{d}/{sub}")
+    rows = _records(n_keys=9, n_per=10, seed=11)
+    keys = sorted({r.split(",")[0] for r in rows})
+    half = len(rows) // 2
+    model, model2 = _model(), _model2()
+
+    env = _env(2, {"python.fn-execution.bundle.size": 20})
+    env.enable_checkpointing(500)
+
+    def files(sub):
+        return FileSource.for_record_stream_format(StreamFormat.text_line_format(),
+                                                   f"{d}/{sub}") \
+            .monitor_continuously(Duration.of_millis(200)).build()
+    ds = env.from_source(files("in"), WatermarkStrategy.no_watermarks(), "csv")
+    models = env.from_source(files("models"), WatermarkStrategy.no_watermarks(), "models") \
+        .map(lambda ln: base64.b64decode(ln), output_type=Types.PICKLED_BYTE_ARRAY())
+    out, _ = srf.forecast_stream(ds, "shared", model=model, learn=True, shards=16,
+                                 model_updates=models)
+    out.map(_Write(d + "/out", "f"), output_type=srf.OUTPUT_TYPE)
+    out.get_side_output(srf.MODEL_UPDATES).map(
+        _Write(d + "/out", "u"), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
+    c = env.execute_async("swap")
+    _write(d, "a.csv", rows[:half])
+    _wait("a.csv", lambda: len(_lines(d, "f")) >= half)
+    with open(f"{d}/models/m.tmp", "w") as fh:
+        fh.write(base64.b64encode(model2).decode() + "\n")
+        fh.write(base64.b64encode(_model(season=4)).decode() + "\n")    # refused
+    os.replace(f"{d}/models/m.tmp", f"{d}/models/m2.txt")
+    _wait("the swap", lambda: len(_lines(d, "u")) == 4)
+    _write(d, "b.csv", rows[half:])
+    _markers(d, keys)
+    _wait("markers", lambda: {k for k, t, _ in _lines(d, "f") if int(t) >= END} == set(keys))
+    c.cancel().result()
+    updates = sorted(r[1].split(":")[0] for r in _lines(d, "u"))
+    assert updates == ["accepted", "accepted", "refused", "refused"]
+
+    new = sr.loads(model2)
+    twins, exp = {}, {}
+    for i, r in enumerate(rows):
+        k, t, y = r.split(",")
+        s = fs.shard_of(k, 16)
+        if s not in twins:
+            # a shard's first record after the swap: it starts from the second model
+            twins[s] = srf.learning_twin(sr.loads(model2 if i >= half else model))
+        if i == half:
+            for f in twins.values():
+                f.net.parameters()[...] = new.net.parameters()
+        twins[s].learn_one(float(y), key=k)
+        exp.setdefault(k, []).append((int(t), twins[s].forecast(1, key=k)[-1]))
+    got = [(k, int(t), float(v)) for k, t, v in _lines(d, "f") if int(t) < END]
+    assert _by_key(sorted(got, key=lambda r: (r[0], r[1]))) == exp

@@ -386,3 +386,67 @@ def test_shards_are_stable():
     assert [fs.shard_of(k, 128) for k in ("a", "k1", "sensor-17", "")] == \
         [__import__("zlib").crc32(k.encode()) % 128 for k in ("a", "k1", "sensor-17", "")]
     assert fs.shard_of("a", 128) == 0xE8B7BE43 % 128
+
+
+def _model2(**kw):
+    """Another model of _model()'s settings (trained on other data)."""
+    m = sr.Forecaster(hidden_size=4, seed=1, k2=4, **kw)
+    for t in range(60):
+        m.learn_one(2.0 * math.cos(0.2 * t))
+    return sr.dumps(m)
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_model_swap_takes_effect_at_each_shards_next_record(learn):
+    """After swap(model2), every shard runs model2's weights from its next record on (a
+    learning shard drops what it learned), every key keeps its stream; after a restart the
+    key states and weights written under either model are accepted when both are known,
+    and key states of a model never swapped in are refused."""
+    rows = _records(n_keys=12, n_per=10, seed=9)
+    model, model2 = _model(), _model2()
+    w = _worker("shared", model, learn)
+    first, ks = _drive(w, rows[:60])
+    fp2 = w.swap(model2)
+    second, ks = _drive(w, rows[60:], ks)
+
+    # reference: a twin per shard (learning) or one (frozen); at the swap every one of them
+    # gets model2's weights and keeps its streams
+    new = sr.loads(model2)
+    twins, exp = {}, {}
+    for i, r in enumerate(rows):
+        k, t, y = r.split(",")
+        s = fs.shard_of(k, 16) if learn else 0
+        if s not in twins:
+            # a shard's first record after the swap: it starts from the second model
+            twins[s] = fs.twin(sr.loads(model2 if i >= 60 else model), not learn,
+                               *(() if learn else (1, 1)))
+        if i == 60:
+            for f in twins.values():
+                f.net.parameters()[...] = new.net.parameters()
+        twins[s].learn_one(float(y), key=k)
+        exp.setdefault(k, []).append((int(t), twins[s].forecast(1, key=k)[-1]))
+    assert _by_key(first + second) == exp
+
+    # a restarted worker of the job (constructed with the first model), told what the
+    # broadcast state holds (model2 current, both known), continues exactly
+    snap = ks.snapshot()
+    more = [f"k{i},{100 + j},{math.sin(i + j)!r}" for j in range(3) for i in range(12)]
+    cont, _ = _drive(w, more, ks)
+    ks2 = Keyed()
+    ks2.restore(snap)
+    w2 = _worker("shared", model, learn)
+    assert w2.swap(model2, w.known) == fp2
+    assert _drive(w2, more, ks2)[0] == cont
+    # a worker that knows only the first model refuses what was written under model2
+    ks2.restore(snap)
+    with pytest.raises(sr.FileFormatError, match="another model"):
+        _drive(_worker("shared", model, learn), more, ks2)
+    # refused swaps change nothing
+    fp = w.fingerprint
+    with pytest.raises(ValueError, match="the running model's settings"):
+        w.swap(_model(season=4))
+    with pytest.raises(TypeError, match="model must be bytes"):
+        w.swap("x")
+    with pytest.raises(sr.FileFormatError):
+        w.swap(b"junk")
+    assert w.fingerprint == fp
