@@ -75,7 +75,9 @@ def test_jobs_equal_plain_forecasters_in_every_mode_and_bad_records_go_aside():
     ds = env.from_collection(rows, type_info=Types.STRING())
     bs = env.from_collection(batches, type_info=Types.STRING())
     p, pbad = srf.forecast_stream(ds, "per_key", settings=SETTINGS, shards=16)
-    m, _ = srf.forecast_stream(ds, "shared", model=seasonal, uid="seasonal", horizon=2)
+    # (an hour's state TTL: Flink's TTL state in the way, no key expires during the job)
+    m, _ = srf.forecast_stream(ds, "shared", model=seasonal, uid="seasonal", horizon=2,
+                               state_ttl_ms=3_600_000)
     s, _ = srf.forecast_stream(ds, "shared", model=model, learn=True, uid="learn",
                                shards=16)
     bp, bpbad = srf.forecast_batches(bs, "per_key", settings=SETTINGS, uid="bp")
