@@ -18,7 +18,7 @@ from streamrnn import _flink_state as fs  # noqa: E402
 from streamrnn import flink as srf  # noqa: E402
 from pyflink.common import Configuration, Types  # noqa: E402
 from pyflink.datastream import StreamExecutionEnvironment  # noqa: E402
-from pyflink.datastream.functions import MapFunction  # noqa: E402
+from pyflink.datastream.functions import FlatMapFunction, MapFunction  # noqa: E402
 
 from test_flink_state import SETTINGS, _decode, _expected, _model, _records  # noqa: E402
 
@@ -134,17 +134,20 @@ class _Write(MapFunction):
         return r
 
 
-class _FailOnce(MapFunction):
-    """Raises once, on the record whose key is ``poison`` (a flag file remembers it)."""
+class _FailOnce(FlatMapFunction):
+    """Raises once, on the record whose key is ``poison`` (a flag file remembers it), and
+    drops that record (so it reaches no forecaster)."""
 
     def __init__(self, flag):
         self.flag = flag
 
-    def map(self, r):
-        if r.startswith("poison,") and not os.path.exists(self.flag):
-            open(self.flag, "w").close()
-            raise RuntimeError("injected failure")
-        return r
+    def flat_map(self, r):
+        if r.startswith("poison,"):
+            if not os.path.exists(self.flag):
+                open(self.flag, "w").close()
+                raise RuntimeError("injected failure")
+            return
+        yield r
 
 
 def _lines(d, tag):
@@ -195,7 +198,7 @@ def _stream_job(d, tag, par, modes, restore=None, fail_flag=None, checkpoint_ms=
         .monitor_continuously(Duration.of_millis(200)).build()
     ds = env.from_source(src, WatermarkStrategy.no_watermarks(), "csv").uid("csv")
     if fail_flag:
-        ds = ds.map(_FailOnce(fail_flag), output_type=Types.STRING()).uid("fail")
+        ds = ds.flat_map(_FailOnce(fail_flag), output_type=Types.STRING()).uid("fail")
     for mode in modes:
         kw = {"settings": SETTINGS} if mode == "per_key" else \
             {"model": _model(), "learn": True}
@@ -280,6 +283,11 @@ def test_injected_failure_recovers_to_the_same_outputs(tmp_path):
     _wait("a checkpoint", lambda: glob.glob(d + "/chk/*/chk-*/_metadata"))
     _write(d, "b.csv", rows[half:half + 20] + ["poison,1,1.0"] + rows[half + 20:])
     _wait("the failure", lambda: os.path.exists(flag))
+    # the markers only once every record has an output (else a key's marker could come
+    # before its b.csv records and, learning, change its shard's weights)
+    for mode in MODES:
+        _wait("b.csv", lambda: len({(k, t) for k, t, _ in _lines(d, f"run-{mode}")})
+              >= len(rows))
     _markers(d, keys)
     for mode in MODES:
         _wait("markers", lambda: {k for k, t, _ in _lines(d, f"run-{mode}")
@@ -340,6 +348,9 @@ def test_model_swap_through_a_broadcast_stream(tmp_path):
     os.replace(f"{d}/models/m.tmp", f"{d}/models/m2.txt")
     _wait("the swap", lambda: len(_lines(d, "u")) == 4)
     _write(d, "b.csv", rows[half:])
+    # the markers only after b.csv's outputs (else a key's marker could come first and,
+    # learning, change its shard's weights)
+    _wait("b.csv", lambda: len(_lines(d, "f")) >= len(rows))
     _markers(d, keys)
     _wait("markers", lambda: {k for k, t, _ in _lines(d, "f") if int(t) >= END} == set(keys))
     c.cancel().result()
