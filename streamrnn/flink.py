@@ -408,8 +408,9 @@ def forecast_batches(ds: Any, mode: str = "per_key", *,
                      in_order: bool = True, learn: bool = False, shards: int = BATCH_SHARDS,
                      state_ttl_ms: Optional[int] = None) -> Tuple[Any, Any]:
     """Micro-batches: every element of ``ds`` is a list of records (of any keys, each as in
-    :func:`forecast_stream`) or a str of CSV lines ``"key,timestamp,value"``; it is split by shard (one Python call per batch) and every
-    shard's part is processed by one call, in the batch's order.
+    :func:`forecast_stream`) or a str of CSV lines ``"key,timestamp,value"``; it is split by
+    shard (one Python call per batch) and every shard's part is processed by one call, in the
+    batch's order. Model updates (``model_updates=``) are for :func:`forecast_stream` only.
 
     Parameters are those of :func:`forecast_stream`; ``shards`` defaults to 8 (fewer shards:
     larger parts per call). The per-key outputs are the same as :func:`forecast_stream`'s
