@@ -53,7 +53,7 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
 
     One ``LSTM``/``GRU``/``RNN`` operator per layer (default activations; ``RNN`` with
     ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``, or ``0`` for
-    ``GRU(reset_after=False)``), a ``Squeeze`` after each
+    ``GRU(reset_after=False)``; ``LSTM(peepholes=True)`` with its peepholes as input ``P``), a ``Squeeze`` after each
     and, with a head, ``MatMul`` + ``Add``. A bidirectional network has operators with
     ``direction="bidirectional"`` whose ``Y`` ``(T, 2, 1, H)`` goes through ``Transpose``
     (perm ``[0, 2, 1, 3]``) and ``Reshape`` to ``(T, 1, 2H)`` instead of the ``Squeeze``.
@@ -337,7 +337,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     operators that keep the time, direction and hidden axes in order, then a ``Reshape``
     with a constant shape ending in ``-1`` or ``2H`` (PyTorch's and :func:`to_onnx`'s
     ``[h_forward | h_backward]``). Initial states given to the operators are runtime inputs
-    and are not imported.
+    and are not imported. A ``GRU`` with ``linear_before_reset=0`` (ONNX's default) becomes
+    ``GRU(reset_after=False)``, an ``LSTM`` with peepholes ``P`` ``LSTM(peepholes=True)``.
 
     Parameters
     ----------
