@@ -9,9 +9,10 @@ transposed) with gates LSTM ``i, f, c, o`` (PyTorch's order) and GRU ``z, r, h``
 ``bias_hh = 0``); a GRU with ``reset_after=True`` has an input and a recurrent bias row,
 exactly PyTorch's ``b_ih`` and ``b_hh``; one with ``reset_after=False`` (the Keras 2
 default) has one bias and becomes ``sr.GRU(reset_after=False)`` (the reset gate multiplies h
-before the recurrent kernel), its bias as ``bias_ih`` and ``bias_hh = 0``. ``keras.layers.Bidirectional(...,
-merge_mode="concat")`` holds a ``forward_layer`` and a ``backward_layer`` (``go_backwards=True``,
-its output flipped back into time order): PyTorch's direction and ``_reverse`` direction.
+before the recurrent kernel), its bias as ``bias_ih`` and ``bias_hh = 0``.
+``keras.layers.Bidirectional(..., merge_mode="concat")`` holds a ``forward_layer`` and a
+``backward_layer`` (``go_backwards=True``, its output flipped back into time order):
+PyTorch's direction and ``_reverse`` direction.
 """
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
     ----------
     layer_or_model : keras layer, keras.Sequential or list of layers
         ``keras.layers.LSTM``, ``GRU`` (``reset_after=True``, or ``False``: a
-        ``GRU(reset_after=False)``) or ``SimpleRNN`` (``tanh`` or ``relu``); or a Sequential/list of such layers of one kind and one ``units`` (all but
-        the last with ``return_sequences=True``), optionally followed by one ``Dense`` with
-        linear activation (the head). ``keras.layers.Bidirectional`` wrappers of such layers
+        ``GRU(reset_after=False)``) or ``SimpleRNN`` (``tanh`` or ``relu``); or a
+        Sequential/list of such layers of one kind and one ``units`` (all but the last with
+        ``return_sequences=True``), optionally followed by one ``Dense`` with linear
+        activation (the head). ``keras.layers.Bidirectional`` wrappers of such layers
         (``merge_mode="concat"``, ``return_sequences=True``; all layers bidirectional or
         none) give a bidirectional network. ``InputLayer`` is skipped; ``Dropout`` layers only with
         ``allow_dropout``. Layers must be built (have weights).

@@ -8,7 +8,9 @@ Layouts: ONNX's recurrent operators take ``W (num_directions, G*H, D)``,
 recurrent biases) with gates in the orders LSTM ``i, o, f, c`` and GRU ``z, r, h``; PyTorch
 (and streamrnn) use LSTM ``i, f, g, o`` and GRU ``r, z, n``. ``linear_before_reset=1`` is
 PyTorch's GRU (``b_hn`` inside the reset product), ``linear_before_reset=0`` (ONNX's default)
-``GRU(reset_after=False)`` (the reset gate multiplies h before ``R_h``). A bidirectional layer is one operator with
+``GRU(reset_after=False)`` (the reset gate multiplies h before ``R_h``); peepholes ``P``
+(``p_i, p_o, p_f``) are ``LSTM(peepholes=True)``'s ``weight_peephole`` (``p_i, p_f, p_o``).
+A bidirectional layer is one operator with
 ``direction="bidirectional"`` (``num_directions = 2``: index 0 forward, 1 backward, PyTorch's
 ``_reverse`` parameters); its ``Y`` ``(T, 2, 1, H)`` is transposed to ``(T, 1, 2, H)`` and
 reshaped to ``(T, 1, 2H)`` = ``[h_forward | h_backward]`` before the next layer or the head.
@@ -53,10 +55,11 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
 
     One ``LSTM``/``GRU``/``RNN`` operator per layer (default activations; ``RNN`` with
     ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``, or ``0`` for
-    ``GRU(reset_after=False)``; ``LSTM(peepholes=True)`` with its peepholes as input ``P``), a ``Squeeze`` after each
-    and, with a head, ``MatMul`` + ``Add``. A bidirectional network has operators with
-    ``direction="bidirectional"`` whose ``Y`` ``(T, 2, 1, H)`` goes through ``Transpose``
-    (perm ``[0, 2, 1, 3]``) and ``Reshape`` to ``(T, 1, 2H)`` instead of the ``Squeeze``.
+    ``GRU(reset_after=False)``; ``LSTM(peepholes=True)`` with its peepholes as input
+    ``P``), a ``Squeeze`` after each and, with a head, ``MatMul`` + ``Add``. A
+    bidirectional network has operators with ``direction="bidirectional"`` whose ``Y``
+    ``(T, 2, 1, H)`` goes through ``Transpose`` (perm ``[0, 2, 1, 3]``) and ``Reshape`` to
+    ``(T, 1, 2H)`` instead of the ``Squeeze``.
 
     Graph inputs: ``X`` of shape ``(T, 1, D)`` (T free), and with ``initial_state=True``
     also ``h0`` (and ``c0`` for an LSTM) of shape ``(num_layers * num_directions, 1, H)``
