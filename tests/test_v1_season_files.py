@@ -235,3 +235,36 @@ def test_unedited_rebuild_loads():
         assert f.forecast(12, key="a") == sr.load(_file(w), sr.Forecaster).forecast(12, key="a")
         g = sr.load(_file(w), sr.Forecaster)
         g.import_stream("moved", _rebuild(_stream(w), lambda a: None))
+
+
+def test_old_file_of_a_season_above_1024_loads_and_resumes():
+    # v1_forecaster_season_long.srnn, also written by dcacb26: sr.Forecaster(hidden_size=4,
+    # seed=5, season=1030, k2=2, max_horizon=2) after 1070 values of
+    # 20 + 3 sin(2 pi t / 1030) + 0.01 (t % 7); v1_season_long_expected.npz: what that
+    # release computed after loading it and learning 20 more values (`values`). The current
+    # code keeps two seasons + 1 of history for such a season.
+    exp = np.load(DATA / "v1_season_long_expected.npz")
+    path = DATA / "v1_forecaster_season_long.srnn"
+    _, _, arrays = _raw(path)
+    f = sr.load(path, sr.Forecaster)
+    s = f._streams[None]
+    assert arrays["streams.hist"].shape == (1, 1031) and s.hist.shape == (2 * 1030 + 1,)
+    assert s.hist[-1031:].tobytes() == arrays["streams.hist"][0].tobytes()
+    assert np.isnan(s.hist[:-1031]).all()
+    E = len(f.expert_names)
+    assert s.pend[..., :OLD_E].tobytes() == arrays["streams.pend"][0][..., :OLD_E].tobytes()
+    assert s.pend[..., E:].tobytes() == arrays["streams.pend"][0][..., OLD_E:].tobytes()
+    assert s.agg_r[:, :OLD_E].tobytes() == arrays["streams.agg_r"][0].tobytes()
+    assert s.hw_season.tobytes() == arrays["streams.hw_season"][0].tobytes()
+    raw = sr.dumps(f)
+    assert sr.dumps(sr.loads(raw, sr.Forecaster)) == raw
+    for y in exp["values"]:
+        f.learn_one(float(y))
+    assert f.net.parameters().tobytes() == exp["params"].tobytes()
+    assert f.trainer().state.h.tobytes() == exp["h"].tobytes()
+    ef = f.expert_forecasts(2)
+    for n, v in zip(exp["experts"], exp["ef"]):
+        assert np.array(ef[n]).tobytes() == v.tobytes(), n
+    assert np.isfinite(ef["seasonal_drift"]).all()
+    assert np.isnan(ef["seasonal_naive_best"]).all()
+    assert np.isfinite(f.forecast(2)).all()
