@@ -1054,6 +1054,46 @@ def _load_batch(r: _Reader) -> Any:
     return _core._make_batch(cell, L, H, dt, n, h, c)
 
 
+# Seasonal forecasters written by the release before the three experts below joined
+# (dcacb26): 7 experts (these three are the newest, last in expert_names) and a season
+# history of one season + 1 values. Their files load with those three experts' columns
+# added empty (see _widen_v1_season).
+_V1_SEASON_NEW_EXPERTS = ("seasonal_naive_2", "seasonal_drift", "seasonal_naive_best")
+
+
+def _is_v1_season(r: _Reader, f: Forecaster, n: int) -> bool:
+    """Whether ``r`` holds a seasonal forecaster's streams in the dcacb26 layout (its season
+    history one season + 1 long; the current one is always longer)."""
+    m = f.season
+    return bool(m) and r.shape("streams.hist") == (n, m + 1) \
+        and tuple(f.expert_names[-3:]) == _V1_SEASON_NEW_EXPERTS
+
+
+def _widen_v1_season(r: _Reader, probe: Dict[str, np.ndarray], n: int
+                     ) -> Dict[str, np.ndarray]:
+    """hist, pend, agg_r and agg_s of a dcacb26 seasonal file in the current layout: the
+    old values exactly where the current code keeps them; the three new experts' kept
+    forecasts NaN (not issued: they take no part in scoring them) and their regrets 0 (as
+    in a new stream); the history before the old one's oldest value NaN (not seen: the new
+    experts take part once the history they need has been seen, as in a new stream)."""
+    L = probe["hist"].shape[0]
+    H, _, E2 = probe["pend"].shape
+    E, Eo = E2 - 2, E2 - 2 - len(_V1_SEASON_NEW_EXPERTS)
+    m1 = r.shape("streams.hist")[1]
+    hist = np.full((n, L), np.nan)
+    hist[:, L - m1:] = r.array("streams.hist", np.float64, (n, m1))
+    pend = np.full((n, H, H, E2), np.nan)
+    old = r.array("streams.pend", np.float64, (n, H, H, Eo + 2))
+    pend[..., :Eo] = old[..., :Eo]           # the old experts' forecasts
+    pend[..., E:] = old[..., Eo:]            # the combination and the conformal radius
+    out = {"hist": hist, "pend": pend}
+    for name in ("agg_r", "agg_s"):
+        a = np.zeros((n, H, E))
+        a[..., :Eo] = r.array("streams." + name, np.float64, (n, H, Eo))
+        out[name] = a
+    return out
+
+
 def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.ndarray]]:
     """The streams' combination and conformal state, checked (None in files written before
     it existed: the streams start it afresh)."""
@@ -1061,7 +1101,11 @@ def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.
         return None
     probe = f._new_stream_arrays()
     out: Dict[str, np.ndarray] = {"ses": r.array("streams.ses", np.float64, (n,))}
+    if _is_v1_season(r, f, n):
+        out.update(_widen_v1_season(r, probe, n))
     for name in _FORECAST_ARRAYS:
+        if name in out:
+            continue
         ref = probe[name]
         out[name] = r.array("streams." + name, ref.dtype, (n,) + ref.shape)
     if np.isinf(out["ses"]).any() or (np.abs(np.nan_to_num(out["ses"])) > MAX_ABS).any():
