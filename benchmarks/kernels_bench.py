@@ -95,6 +95,9 @@ def main() -> int:
     ap.add_argument("--dtype", nargs="+", default=["float32", "float64"])
     ap.add_argument("--gemv", action="store_true", help="single-stream step: own gemv vs BLAS")
     a = ap.parse_args()
+    # SciPy's BLAS is loaded on first need: load it now, so that threadpoolctl sees (and
+    # limits) it too
+    getattr(sr._core, "_load_blas", lambda: None)()
     ctl = ThreadpoolController()
     print(f"command: python benchmarks/kernels_bench.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs")
