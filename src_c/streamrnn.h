@@ -75,24 +75,26 @@ typedef double srnn_v8df __attribute__((vector_size(64)));
  * the core's own kernels (one thread, no fan-out) take every product up to these sizes.
  *
  * Matrix-vector products with at most SRNN_OWN_GEMV_MAX elements: own kernel. Measured
- * (LSTM D=8 step, one BLAS thread, CPU time, median of 5 round-robin rounds, Xeon with
- * AVX-512, load average 8.6): own / BLAS gemv 0.94-1.03 at every H from 256 to 1024, both
- * dtypes (H=512 f32: 163.9 / 165.4 us); above it (4096 x 1024 and up, 16 MB of float32
- * weights, bandwidth-bound) BLAS with its threads can use a second core's bandwidth.
- * Command: python benchmarks/kernels_bench.py --gemv (PYTHONPATH with threadpoolctl). */
+ * (LSTM D=8 step, own kernel against BLAS gemv on one thread, CPU time, median of 3
+ * round-robin rounds, Xeon with AVX-512, load average 2.9): own / BLAS 0.87-1.00 at every H
+ * from 256 to 768, both dtypes (H=512 f32: 149.4 / 149.9 us); above the limit (4096 x 1032
+ * and up, 17 MB of float32 weights, bandwidth-bound) BLAS with its threads can use a second
+ * core's bandwidth. Command: python benchmarks/kernels_bench.py --gemv (benchmarks/RESULTS.md,
+ * "Own kernels against BLAS"). */
 #ifndef SRNN_OWN_GEMV_MAX
 #define SRNN_OWN_GEMV_MAX 4194304
 #endif
 
 /* Matrix-matrix products C (m, n) += op(A) op(B) with m*n*k at most SRNN_OWN_GEMM_MAX
  * multiply-adds use the core's own kernel (cell.inc, own_gemm_rm), rank-one updates with at
- * most that many elements the own loop instead of ger. Measured (benchmarks/kernels_bench.py,
- * LSTM D=8, step_many over 256 streams and learn_sequence T=50, own / BLAS on one thread,
- * wall clock, load average 8.3): 0.9-1.3 up to 70 million multiply-adds per call (H <= 256),
- * 1.8-2.2 at H = 512 (270 and 54 million); BLAS with its default threads was slower than our
- * kernel at every size on that shared host (own / BLAS default 0.26-1.09 below 70 million,
- * 0.58-1.34 at H = 512). Above 2^29 (a product of 5 ms and more on one core) a thread
- * fan-out costs little relative to the product and two threads can win on a quiet host. */
+ * most that many elements the own loop instead of ger. Measured (benchmarks/kernels_bench.py
+ * --rounds 3 --hidden 16 64 128 256 512: LSTM D=8, step_many over 256 streams and
+ * learn_sequence T=50, own against BLAS on one thread, wall clock, load average 2.8):
+ * own / BLAS 0.3-1.15 up to 70 million multiply-adds per call (H <= 256), 1.1-1.4 at H = 512
+ * (270 and 54 million); BLAS with its default threads was slower than our kernel at almost
+ * every size on that shared host (up to 100x). Above 2^29 (a product of 5 ms and more on one
+ * core) a thread fan-out costs little relative to the product and two threads can win on a
+ * quiet host. */
 #ifndef SRNN_OWN_GEMM_MAX
 #define SRNN_OWN_GEMM_MAX 536870912.0
 #endif
