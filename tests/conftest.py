@@ -152,6 +152,23 @@ def window_ref(net):
                                net.output_size, net.num_directions, net.parameters().copy())
 
 
+def close_to_old(actual, expected, computed_in=None):
+    """Numbers of this code against those of the code that wrote the fixtures: equal to the
+    dtype's rounding (float64 1e-13, float32 1e-5 relative). The C kernels changed since (issue 20: own gemm and rank-one loops
+    instead of OpenBLAS's, AVX-512 clones), which reorders sums and moves the last bits; a
+    wrongly restored ring slot, moment or counter moves the numbers by O(lr) instead.
+    Bit for bit against a re-saved copy of the same version: test_layout's
+    test_old_file_resaved_by_field_continues_identically and test_v1_season_files'
+    round-trip tests."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    # computed_in: the dtype the numbers were computed in, when it is narrower than theirs
+    # (a float32 network's forecast returned as a float64)
+    r = 1e-13 if np.dtype(computed_in or expected.dtype) == np.float64 else 1e-5
+    np.testing.assert_allclose(actual, expected, rtol=r,
+                               atol=r * max(1.0, float(np.abs(expected).max())))
+
+
 def tol(dtype):
     """(rtol, atol-per-unit-magnitude) for comparing the core with a float64 computation."""
     return (1e-12, 1e-12) if np.dtype(dtype) == np.float64 else (1e-5, 1e-5)
