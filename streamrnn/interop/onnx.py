@@ -48,8 +48,11 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
 
     Graph inputs: ``X`` of shape ``(T, 1, D)`` (T free), and with ``initial_state=True``
     also ``h0`` (and ``c0`` for an LSTM) of shape ``(num_layers * num_directions, 1, H)``
-    (PyTorch's layout: layer k's backward direction at ``2k + 1``; otherwise the initial
-    state is zero). Graph outputs: ``Y`` ``(T, 1, O or num_directions * H)``, ``h_n`` and,
+    (PyTorch's layout: layer k's backward direction at ``2k + 1``), whose default values
+    (initializers of the same names) are the network's initial state when it has one;
+    otherwise the network's initial state (:meth:`~streamrnn.LSTM.set_initial_state`) is
+    written as constant ``initial_h``/``initial_c`` initializers ``h0_l{k}``/``c0_l{k}``
+    ``(1, 1, H)``, or zeros. Graph outputs: ``Y`` ``(T, 1, O or num_directions * H)``, ``h_n`` and,
     for an LSTM, ``c_n`` ``(num_layers * num_directions, 1, H)``: the final state (to
     continue a stream; of a bidirectional network, the backward directions' state after
     reading the window back to its first sample, like PyTorch's ``h_n``).
@@ -116,11 +119,17 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
         inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes_1"))
     inputs = [helper.make_tensor_value_info("X", elem, ["T", 1, D])]
     is_lstm = cell == "lstm"
+    initial = net._initial        # the network's own initial state, or None (zeros)
     if initial_state:
         inputs.append(helper.make_tensor_value_info("h0", elem, [L * nd, 1, H]))
         if is_lstm:
             inputs.append(helper.make_tensor_value_info("c0", elem, [L * nd, 1, H]))
         inits.append(numpy_helper.from_array(np.array([0], np.int64), "axes_0"))
+        if initial is not None:   # the inputs' default values (initializers of their names)
+            for name, arr in zip(("h0", "c0"), initial):
+                if arr is not None:
+                    inits.append(numpy_helper.from_array(
+                        np.ascontiguousarray(arr.reshape(L, 1, H)), name))
     x = "X"
     hs, cs = [], []
     for k in range(L):
@@ -141,6 +150,12 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
             for s in states:
                 nodes.append(helper.make_node("Slice", [s, f"start_l{k}", f"end_l{k}", "axes_0"],
                                               [f"{s}_l{k}"], name=f"slice_{s}_l{k}"))
+            ins += ["", f"h0_l{k}"] + ([f"c0_l{k}"] if is_lstm else [])
+        elif initial is not None:  # constant initial states (num_directions 1, batch 1, H)
+            for name, arr in zip(("h0", "c0"), initial):
+                if arr is not None:
+                    inits.append(numpy_helper.from_array(
+                        np.ascontiguousarray(arr[k].reshape(1, 1, H)), f"{name}_l{k}"))
             ins += ["", f"h0_l{k}"] + ([f"c0_l{k}"] if is_lstm else [])
         attrs: Dict[str, Any] = {"hidden_size": H}
         if bi:
@@ -826,7 +841,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 d_size = shape[perm.index("D")]
                 if d_size is not None and d_size != D:
                     continue
-                sizes["B"] = 1 if b_size == 1 else None
+                sizes["B"], sizes["T"] = b_size, t_size   # static sizes, or None
                 try:
                     got = drop(follow([(f,) for f in perm], path, where))
                 except ValueError as e:
@@ -840,7 +855,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                                  f"{where}: its input X is not a (time, batch, {D}) view of "
                                  f"the graph input {src!r} (shape {shape}, layout={layout})")
             perm, t_static, b_size = found
-            sizes["B"] = 1 if b_size == 1 else None
+            sizes["B"], sizes["T"] = b_size, t_static
         else:
             if h != H:
                 raise ValueError(f"{where}: hidden size {h} differs from layer 0's {H}")
