@@ -132,8 +132,11 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         cell = _MODES[module.mode]
         bidirectional = bool(module.bidirectional)
         if getattr(module, "proj_size", 0):
-            raise ValueError(f"proj_size={module.proj_size} (LSTM with projections) is not "
-                             f"supported: streamrnn's h has hidden_size elements")
+            raise ValueError(f"proj_size={module.proj_size} (LSTM with projections, h = "
+                             f"W_hr (o * tanh(c)) of proj_size elements) is not supported: "
+                             f"streamrnn has no projected LSTM cell (its h has hidden_size "
+                             f"elements); train the model without proj_size, or keep this "
+                             f"one in PyTorch")
         if module.dropout and not allow_dropout:
             raise ValueError(f"dropout={module.dropout} between layers: streamrnn has no "
                              f"dropout; inference is unaffected, pass allow_dropout=True")
