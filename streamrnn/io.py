@@ -864,7 +864,7 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
     net.parameters()[...] = params
     # files written before initial states existed (or with none) have no "initial_h": zeros
     if "initial_h" in meta or "initial_c" in meta:
-        init = []
+        init: List[Optional[np.ndarray]] = []
         for key in ("initial_h", "initial_c"):
             v = meta.get(key)
             if v is None:

@@ -329,7 +329,7 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         if c is not None and self._cell != "lstm":
             raise ValueError(f"set_initial_state: c is only for an LSTM, this is a "
                              f"{type(self).__name__}")
-        arrs = []
+        arrs: List[Optional[np.ndarray]] = []
         for name, v in (("h", h), ("c", c)):
             if v is None:
                 arrs.append(np.zeros((L, H), self.dtype) if name == "h" or
@@ -359,9 +359,10 @@ class _Recurrent(ReadOnlySettings, _core._Network):
             arrs.append(conv)
         if self._cell == "lstm" and arrs[1] is None:
             arrs[1] = np.zeros((L, H), self.dtype)
-        for a in arrs:
-            if a is not None:
-                a.flags.writeable = False
+        for arr in arrs:
+            if arr is not None:
+                arr.flags.writeable = False
+        assert arrs[0] is not None
         self._set_initial((arrs[0], arrs[1]))
 
     def _set_initial(self, initial: Optional[Tuple[np.ndarray, Optional[np.ndarray]]]) -> None:
@@ -393,7 +394,7 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         sel = slice(None) if index is None else np.asarray(index, np.int64)
         with _core._holding(state, write=True):
             h[sel] = initial[0]
-            if c is not None:
+            if c is not None and initial[1] is not None:
                 c[sel] = initial[1]
 
     def new_state(self) -> Any:
@@ -420,8 +421,9 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         initial = self._initial
         if initial is not None:
             s.h[...] = initial[0]
-            if initial[1] is not None:
-                s.c[...] = initial[1]
+            sc = s.c
+            if initial[1] is not None and sc is not None:
+                sc[...] = initial[1]
         return s
 
     def new_states(self, n: Any) -> Any:
@@ -454,8 +456,9 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         initial = self._initial
         if initial is not None:
             b.h[...] = initial[0]
-            if initial[1] is not None:
-                b.c[...] = initial[1]
+            bc = b.c
+            if initial[1] is not None and bc is not None:
+                bc[...] = initial[1]
         return b
 
     def __deepcopy__(self, memo: Any) -> "_Recurrent":

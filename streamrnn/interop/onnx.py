@@ -742,6 +742,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     directions = set()
     init_h: List[Optional[np.ndarray]] = []
     init_c: List[Optional[np.ndarray]] = []
+    store: List[Optional[np.ndarray]]
     init_runtime = False
     data_input = ""
     t_static: Optional[int] = None
@@ -886,14 +887,14 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         wdtypes |= {W.dtype, R.dtype, B.dtype}
         # sequence_lens: only as a constant of equal lengths, the window's fixed length
         if ins[4]:
-            lens = _value(onnx, model, producer, consts, runtime, data_input, ins[4],
-                          f"{where} sequence_lens")
-            if lens is None:
+            lens_values = _value(onnx, model, producer, consts, runtime, data_input, ins[4],
+                                 f"{where} sequence_lens")
+            if lens_values is None:
                 raise ValueError(f"{where}: sequence_lens is a graph input (runtime lengths): "
                                  f"streamrnn runs each sequence for its own length; give "
                                  f"its value with inputs={{{ins[4]!r}: lengths}} or run "
                                  f"net.run(X[:length_b, b]) per sequence")
-            lens = np.concatenate([np.asarray(v).ravel() for v in lens])
+            lens = np.concatenate([np.asarray(v).ravel() for v in lens_values])
             if lens.size and (lens != lens[0]).any():
                 raise ValueError(f"{where}: sequence_lens {lens.tolist()} are unequal: one "
                                  f"network computes each sequence b exactly as "
@@ -1101,10 +1102,10 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
                             initializer=inits)
     sub_model = helper.make_model(sub, opset_imports=list(model.opset_import),
                                   ir_version=model.ir_version)
-    results = []
+    results: List[np.ndarray] = []
     try:
-        ev = ReferenceEvaluator(sub_model)
-        probes = [None]
+        ev: Any = ReferenceEvaluator(sub_model)
+        probes: List[Optional[np.ndarray]] = [None]
         if ins:
             shape = _static_shape(ins[0]) or []
             elem = _np_dtype(onnx, ins[0].type.tensor_type.elem_type) or np.float32
@@ -1115,7 +1116,7 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
                 probes.append(rng.standard_normal(shp).astype(elem))
                 probes.append(rng.standard_normal(shp).astype(elem))
         for p in probes:
-            feeds = {} if p is None else {data_input: p}
+            feeds: Dict[str, np.ndarray] = {} if p is None else {data_input: p}
             results.append(np.asarray(ev.run(None, feeds)[0]))
     except Exception as e:
         raise ValueError(f"from_onnx: {what} ({name!r}) cannot be computed from the model's "

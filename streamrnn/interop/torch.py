@@ -5,7 +5,7 @@ torch is imported only when one of these functions is called (optional extra
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -122,7 +122,9 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
             raise ValueError("h0/c0 given twice: the module already has an initial state")
         if module.h0 is not None:
             h0, c0 = module.h0, module.c0
-        module, head = module.rnn, head if module.head is None else module.head  # type: ignore[assignment]
+        if module.head is not None:
+            head = module.head
+        module = module.rnn  # type: ignore[assignment]
     params: Dict[str, np.ndarray] = {}
     tensors = dict(module.state_dict())
     dtypes = set()
@@ -204,7 +206,7 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         raise TypeError(f"from_torch: parameters have mixed dtypes {sorted(map(str, dtypes))}; "
                         f"pass dtype='float32' or 'float64'")
     source_dtype = _torch_dtype_name(torch, next(iter(dtypes)))
-    initial = None
+    initial: Optional[List[Optional[np.ndarray]]] = None
     if h0 is not None or c0 is not None:
         if bidirectional:
             raise ValueError("from_torch: h0/c0 for a bidirectional module: a bidirectional "
@@ -254,8 +256,9 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
         (:meth:`~streamrnn.LSTM.set_initial_state`): a ``RecurrentWithHead`` module holding
         ``rnn`` (as above), ``head`` (``torch.nn.Linear`` or None) and the parameters
         ``h0``/``c0`` ``(num_layers, 1, H)`` (or None), whose ``forward(x, hx=None)``
-        returns ``(head(output), h_n)``, starting from ``h0``/``c0`` when ``hx`` is None. Both are in training mode like any new module (there is no
-        dropout, so modes do not matter). ``from_torch`` reads either back.
+        returns ``(head(output), h_n)``, starting from ``h0``/``c0`` when ``hx`` is None.
+        Both are in training mode like any new module (there is no dropout, so modes do
+        not matter). ``from_torch`` reads either back.
 
     Raises
     ------
