@@ -124,7 +124,7 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
             h0, c0 = module.h0, module.c0
         if module.head is not None:
             head = module.head
-        module = module.rnn  # type: ignore[assignment]
+        module = module.rnn
     params: Dict[str, np.ndarray] = {}
     tensors = dict(module.state_dict())
     dtypes = set()
