@@ -374,3 +374,27 @@ def test_from_onnx_into_net_replaces_the_initial_state_or_changes_nothing():
         sr.from_onnx(bad, net=other)
     assert_unchanged(before, other)
     np.testing.assert_array_equal(other.initial_state[0], init_before[0])
+
+
+def test_a_bad_constant_initial_state_changes_nothing():
+    from onnx import numpy_helper
+    src = sr.LSTM(3, 4, 2, 2, dtype="float32", seed=0)
+    src.set_initial_state(np.ones((2, 4)))
+    model = sr.to_onnx(src)
+    for t in model.graph.initializer:
+        if t.name == "h0_l1":
+            t.CopyFrom(numpy_helper.from_array(np.full((1, 1, 4), np.nan, np.float32), t.name))
+    other, h, c = net_with_initial(sr.LSTM, dtype="float32")
+    before = snapshot(other)
+    init_before = other.initial_state
+    with pytest.raises(ValueError, match="initial_h holds NaN or inf"):
+        sr.from_onnx(model, net=other)
+    assert_unchanged(before, other)
+    np.testing.assert_array_equal(other.initial_state[0], init_before[0])
+    np.testing.assert_array_equal(other.initial_state[1], init_before[1])
+    # a float64 initial state too large for a float32 network: refused before loading
+    big = sr.LSTM(3, 4, 2, 2, dtype="float64", seed=0)
+    big.set_initial_state(np.full((2, 4), 1e300))
+    with pytest.raises(ValueError, match="initial state.*too large for float32"):
+        sr.from_onnx(sr.to_onnx(big), net=other)
+    assert_unchanged(before, other)

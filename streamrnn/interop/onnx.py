@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Uni
 
 import numpy as np
 
-from ._common import GATES, build_network, direction_suffixes, permute_gates, require
+from ._common import (GATES, build_network, check_dtype_arg, direction_suffixes,
+                      permute_gates, require)
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx as _onnx
@@ -928,6 +929,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 if v.shape[0] != nd or v.shape[2] != H or v.shape[1] < 1:
                     raise ValueError(f"{where}: {what} must have shape ({nd}, batch, {H}) "
                                      f"(layout={layout}: batch first), got {v.shape}")
+                if not np.all(np.isfinite(v)):
+                    raise ValueError(f"{where}: {what} holds NaN or inf")
                 if (v != v[:, :1]).any():
                     raise ValueError(f"{where}: {what} differs between the batch elements; "
                                      f"a streamrnn network has one initial state (set each "
@@ -1045,6 +1048,19 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             if cell == "lstm" else None
         initial = (hs, cs)
         assert hs.shape == (L, H)
+    if initial is not None:
+        # checked as set_initial_state checks it (finite, fits the dtype) before any weight is
+        # loaded into net: nothing changes when it raises
+        from .. import network as _network
+        target = check_dtype_arg(dtype) or (net.dtype if net is not None else
+                                            np.dtype(next(iter(wdtypes))))
+        probe = {"lstm": _network.LSTM, "gru": _network.GRU}.get(cell, _network.RNN)(
+            1, H, len(rec), dtype=target.name if target.name in ("float32", "float64")
+            else "float64")
+        try:
+            probe.set_initial_state(*initial)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"from_onnx: the model's constant initial state: {e}") from None
     out = build_network(cell, D, H, len(rec), O, dtype, next(iter(wdtypes)), params,
                         net=net, source="from_onnx", bidirectional=bidirectional)
     if initial is None:
