@@ -429,7 +429,8 @@ def test_bidirectional_merge_must_be_the_concatenation():
     # layout=1 (batch first): Y is (1, T, 2, H) and perm [0, 2, 1, 3] would swap time and
     # direction
     m = set_attr(model, "layout", 1)
-    with pytest.raises(ValueError, match="Reshape 'reshape_l0'.*would merge the T axis"):
+    with pytest.raises(ValueError, match="Reshape 'reshape_l0'.*must stay .time, batch, "
+                                         "features."):
         sr.from_onnx(m)
     # the next layer reading Y through a Squeeze-free, Reshape-free path: rejected
     m = copy.deepcopy(model)

@@ -685,10 +685,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     for node in rec:
         for name in list(node.input)[4:8]:
             folded |= ancestors(name)
-    evaluated = {n.name or id(n) for n in graph.node
-                 if any(o in folded for o in n.output)}
     for node in graph.node:
-        if node.op_type in ("LSTM", "GRU", "RNN") or (node.name or id(node)) in evaluated:
+        if node.op_type in ("LSTM", "GRU", "RNN") or any(o in folded for o in node.output):
             continue
         if node.op_type not in _PLUMBING | {"MatMul", "Add", "Gemm"}:
             raise ValueError(f"from_onnx: operator {node.op_type} ({node.name!r}) is not "
@@ -1088,7 +1086,7 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
         if n in consts:
             continue
         if n in producer:
-            nodes_needed.add(id(producer[n]))
+            nodes_needed.update(o for o in producer[n].output if o)
             todo.extend(producer[n].input)
     if name in consts:
         return [consts[name]]
@@ -1101,7 +1099,7 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
     from onnx.reference import ReferenceEvaluator
     nodes = []
     for n in graph.node:
-        if id(n) in nodes_needed:
+        if any(o in nodes_needed for o in n.output):
             if n.op_type in ("LSTM", "GRU", "RNN"):
                 # only its output's shape can matter here (a dependence on the data's values
                 # is caught by the probes below): default activations, which the reference
