@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Uni
 
 import numpy as np
 
-from ._common import (GATES, build_network, check_dtype_arg, direction_suffixes,
-                      permute_gates, require)
+from ._common import (GATES, as_numpy, build_network, check_dtype_arg,
+                      direction_suffixes, permute_gates, require)
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx as _onnx
@@ -120,7 +120,7 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
         inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes_1"))
     inputs = [helper.make_tensor_value_info("X", elem, ["T", 1, D])]
     is_lstm = cell == "lstm"
-    initial = net._initial        # the network's own initial state, or None (zeros)
+    initial = net.initial_state   # the network's own initial state, or None (zeros)
     if initial_state:
         inputs.append(helper.make_tensor_value_info("h0", elem, [L * nd, 1, H]))
         if is_lstm:
@@ -609,9 +609,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             if name not in declared:
                 raise ValueError(f"from_onnx: inputs[{name!r}]: the graph has no input of "
                                  f"that name (its inputs: {list(declared)})")
-            from ..network import _torch_to_numpy
             try:
-                arr = np.array(_torch_to_numpy(value))
+                arr = np.array(as_numpy(value))
             except Exception:
                 raise TypeError(f"from_onnx: inputs[{name!r}] must be an array, got "
                                 f"{type(value).__name__}") from None
@@ -1077,7 +1076,9 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
     inputs of different sizes and values: a result that depends on the data's values
     raises ValueError; its values for the two sizes are returned (one value for a
     constant)."""
-    seen, todo, nodes_needed = set(), [name], set()
+    seen: set = set()
+    todo = [name]
+    nodes_needed: set = set()
     while todo:
         n = todo.pop()
         if not n or n in seen:

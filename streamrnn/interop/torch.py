@@ -292,7 +292,7 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     else:
         rnn = torch.nn.RNN(net.input_size, net.hidden_size, nonlinearity=net.cell[4:], **kw)
     sd = net.state_dict()
-    initial = net._initial
+    initial = net.initial_state
     rnn.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()
                          if not k.startswith("head.")})
     if net.output_size is None and initial is None:
