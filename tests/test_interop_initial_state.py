@@ -398,3 +398,27 @@ def test_a_bad_constant_initial_state_changes_nothing():
     with pytest.raises(ValueError, match="initial state.*too large for float32"):
         sr.from_onnx(sr.to_onnx(big), net=other)
     assert_unchanged(before, other)
+
+
+def test_computed_initial_states_are_bounded():
+    """A hostile model cannot make the import allocate without limit or run loops: computed
+    initial states are evaluated with bounded ConstantOfShape/Expand and a fixed set of
+    operators."""
+    from onnx import helper, numpy_helper
+    model = sr.to_onnx(sr.GRU(2, 3, seed=0))
+    model.graph.initializer.extend([
+        numpy_helper.from_array(np.ones((1, 1, 3), np.float32), "h"),
+        numpy_helper.from_array(np.array([1, 10**6, 10**6, 3], np.int64), "big")])
+    model.graph.node.insert(0, helper.make_node("Expand", ["h", "big"], ["hb"], name="huge"))
+    gru = next(n for n in model.graph.node if n.op_type == "GRU")
+    while len(gru.input) < 6:
+        gru.input.append("")
+    gru.input[5] = "hb"
+    with pytest.raises(ValueError, match=r"GRU 'gru_l0' initial_h \('hb'\) cannot be computed"
+                                         r".*Expand of shape \[1, 1000000, 1000000, 3\]"):
+        sr.from_onnx(model)
+    other = copy.deepcopy(model)
+    node = next(n for n in other.graph.node if n.name == "huge")
+    node.op_type = "Tile"
+    with pytest.raises(ValueError, match=r"initial_h \('hb'\) is computed with \['Tile'\]"):
+        sr.from_onnx(other)

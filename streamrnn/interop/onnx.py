@@ -693,6 +693,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                              f"optional linear head")
 
     def const(name: str, what: str) -> np.ndarray:
+        what = what[len("from_onnx: "):] if what.startswith("from_onnx: ") else what
         while name not in consts and name in producer and producer[name].op_type == "Identity":
             name = producer[name].input[0]
         if name not in consts:
@@ -1067,6 +1068,53 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     return out
 
 
+# Operators a computed initial state (or sequence_lens) may be made of: what the PyTorch
+# exporters write to expand a learned h0 to the batch (shape arithmetic, broadcasting), and
+# the recurrent operators whose outputs' shapes it may read. No loops, no random numbers;
+# the two operators that make tensors of a computed size are bounded (_MAX_FOLD elements),
+# so a hostile model cannot make the import allocate without limit.
+_FOLDABLE = {"Identity", "Constant", "Shape", "Size", "Gather", "Unsqueeze", "Squeeze",
+             "Concat", "Reshape", "Flatten", "ConstantOfShape", "Expand", "Slice", "Cast",
+             "CastLike", "Mul", "Add", "Sub", "Neg", "Equal", "Where", "Transpose", "LSTM",
+             "GRU", "RNN"}
+_MAX_FOLD = 1 << 22
+
+
+def _bounded_ops() -> List[Any]:
+    """onnx's reference ConstantOfShape and Expand, refusing results beyond _MAX_FOLD."""
+    from onnx.reference.ops.op_constant_of_shape import ConstantOfShape
+    from onnx.reference.ops.op_expand import Expand
+
+    def check(shape: Any, what: str) -> None:
+        dims = [int(d) for d in np.asarray(shape).ravel()]
+        n = 1
+        for d in dims:
+            n *= max(d, 0)
+        if n > _MAX_FOLD:
+            raise ValueError(f"{what} of shape {dims} ({n} elements) is beyond what an "
+                             f"initial state needs")
+
+    class BoundedConstantOfShape(ConstantOfShape):
+        op_domain = ""
+
+        def _run(self, data: Any, value: Any = None) -> Any:
+            check(data, "ConstantOfShape")
+            return super()._run(data, value)
+
+    class BoundedExpand(Expand):
+        op_domain = ""
+
+        def _run(self, data: Any, shape: Any) -> Any:
+            out = np.broadcast_shapes(np.shape(data), tuple(int(d) for d in
+                                                             np.asarray(shape).ravel()))
+            check(out, "Expand")
+            return super()._run(data, shape)
+
+    BoundedConstantOfShape.__name__ = "ConstantOfShape"
+    BoundedExpand.__name__ = "Expand"
+    return [BoundedConstantOfShape, BoundedExpand]
+
+
 def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np.ndarray],
            runtime: List[str], data_input: str, name: str,
            what: str) -> Optional[List[np.ndarray]]:
@@ -1076,6 +1124,7 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
     inputs of different sizes and values: a result that depends on the data's values
     raises ValueError; its values for the two sizes are returned (one value for a
     constant)."""
+    what = what[len("from_onnx: "):] if what.startswith("from_onnx: ") else what
     seen: set = set()
     todo = [name]
     nodes_needed: set = set()
@@ -1117,9 +1166,14 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
                             initializer=inits)
     sub_model = helper.make_model(sub, opset_imports=list(model.opset_import),
                                   ir_version=model.ir_version)
+    other = sorted({n.op_type for n in nodes} - _FOLDABLE)
+    if other:
+        raise ValueError(f"from_onnx: {what} ({name!r}) is computed with {other}; streamrnn "
+                         f"reads constant initial states made of constants, shape arithmetic "
+                         f"and broadcasting ({', '.join(sorted(_FOLDABLE))})")
     results: List[np.ndarray] = []
     try:
-        ev: Any = ReferenceEvaluator(sub_model)
+        ev: Any = ReferenceEvaluator(sub_model, new_ops=_bounded_ops())
         probes: List[Optional[np.ndarray]] = [None]
         if ins:
             shape = _static_shape(ins[0]) or []
@@ -1128,6 +1182,9 @@ def _value(onnx: Any, model: Any, producer: Dict[str, Any], consts: Dict[str, np
             probes = []
             for fill in (2, 3):
                 shp = [d if d is not None else fill for d in shape]
+                if int(np.prod(shp)) > _MAX_FOLD:
+                    raise ValueError(f"the input {data_input!r} has a fixed shape {shp} "
+                                     f"beyond what the check can evaluate")
                 probes.append(rng.standard_normal(shp).astype(elem))
                 probes.append(rng.standard_normal(shp).astype(elem))
         for p in probes:
