@@ -422,3 +422,48 @@ def test_computed_initial_states_are_bounded():
     node.op_type = "Tile"
     with pytest.raises(ValueError, match=r"initial_h \('hb'\) is computed with \['Tile'\]"):
         sr.from_onnx(other)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_unbatched_export_with_learned_h0_imports_exactly(kind, dynamo):
+    """Streaming users call modules unbatched: X (T, D), h0 (L, H). The graph input is then
+    rank 2 (time, features), unsqueezed to (T, 1, D) before the first operator."""
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    torch.manual_seed(2)
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(3, 4, num_layers=2)
+            self.h0 = torch.nn.Parameter(torch.randn(2, 4))
+            self.c0 = torch.nn.Parameter(torch.randn(2, 4))
+            self.head = torch.nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.head(self.rnn(x, (self.h0, self.c0) if kind == "LSTM"
+                                      else self.h0)[0])
+    m = M()
+    x = torch.randn(5, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            model = torch.onnx.export(m, (x,), dynamo=True, input_names=["X"],
+                                      verbose=False).model_proto
+        else:
+            f = io.BytesIO()
+            torch.onnx.export(m, (x,), f, dynamo=False, input_names=["X"],
+                              dynamic_axes={"X": {0: "T"}})
+            model = onnx.load_from_string(f.getvalue())
+    with torch.no_grad():
+        ref = m(x).numpy()
+    if dynamo and kind == "RNN":
+        with pytest.raises(ValueError, match="unrolled"):
+            sr.from_onnx(model)
+        return
+    net = sr.from_onnx(model)
+    np.testing.assert_allclose(net.run(x.numpy()), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(net.initial_state[0], m.h0.detach().numpy())

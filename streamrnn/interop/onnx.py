@@ -829,15 +829,17 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 raise ValueError(f"{where}: input X must come from a graph input")
             data_input = src
             shape = _static_shape(declared[src])
-            if shape is None or len(shape) != 3:
+            if shape is None or len(shape) not in (2, 3):
                 raise ValueError(f"{where}: the graph input {src!r} must be a rank-3 tensor "
-                                 f"(time, batch, features in some order), got shape {shape}")
+                                 f"(time, batch, features in some order) or rank 2 (time, "
+                                 f"features: one sequence), got shape {shape}")
             found = None
             errors = []
             import itertools
-            for perm in itertools.permutations(("T", "B", "D")):
+            names = ("T", "B", "D") if len(shape) == 3 else ("T", "D")
+            for perm in itertools.permutations(names):
                 t_size = shape[perm.index("T")]
-                b_size = shape[perm.index("B")]
+                b_size = shape[perm.index("B")] if "B" in perm else 1
                 d_size = shape[perm.index("D")]
                 if d_size is not None and d_size != D:
                     continue
