@@ -250,3 +250,37 @@ def test_head_must_read_features_on_the_last_axis():
     with pytest.raises(ValueError, match="the head MatMul 'head_matmul' reads the top Y as "
                                          "axes .*its last axis must hold"):
         sr.from_onnx(m)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_dynamo_export_is_exact(kind, bidirectional, batch_first):
+    """torch.onnx.export's default (dynamo) exporter: static shapes, Transpose + Reshape
+    between every pair of layers (even unidirectional ones)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(3)
+    rnn = getattr(torch.nn, kind)(3, 4, num_layers=2, bidirectional=bidirectional,
+                                  batch_first=batch_first)
+    head = torch.nn.Linear(8 if bidirectional else 4, 2)
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = rnn, head
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0])
+    m = M()
+    x = torch.randn(1, 5, 3) if batch_first else torch.randn(5, 1, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = torch.onnx.export(m, (x,), dynamo=True, input_names=["X"],
+                                  verbose=False).model_proto
+    net = sr.from_onnx(model)
+    assert net.bidirectional == bidirectional
+    with torch.no_grad():
+        ref = m(x).numpy()
+    ref, xs = (ref[0], x[0]) if batch_first else (ref[:, 0], x[:, 0])
+    np.testing.assert_allclose(net.run(xs.numpy()), ref, rtol=1e-5, atol=1e-6)
