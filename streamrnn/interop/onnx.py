@@ -504,8 +504,10 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
       head ``MatMul`` (+ ``Add``) or ``Gemm`` with constant weights on the top ``Y``;
     - between them only ``Identity``, ``Transpose``, ``Squeeze``, ``Unsqueeze`` and
       ``Reshape``, followed axis by axis: each operator's ``X`` must be the previous ``Y``
-      as ``(T, batch, [h_forward | h_backward])`` (``layout=1``: batch first) and the
-      head must read the features on the last axis. A graph that swaps or merges time and
+      as ``(T, batch, [h_forward | h_backward])`` (``layout=1``: batch first), the first
+      one's ``X`` such a view of a rank-3 graph input (time, batch and features in any
+      order) or of a rank-2 one (time, features: PyTorch's unbatched call), and the head
+      must read the features on the last axis. A graph that swaps or merges time and
       batch, or interleaves the directions' units, is refused (ValueError naming the
       operator);
     - ``W``, ``R``, ``B`` constants (initializers, ``Constant`` nodes, or graph inputs whose
@@ -1038,8 +1040,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
     if len(wdtypes) > 1 and dtype is None and net is None:
         raise TypeError(f"from_onnx: weights of mixed dtypes {sorted(map(str, wdtypes))}; pass "
                         f"dtype='float32' or 'float64'")
-    if not given:
-        _check(onnx, model)
+    _check(onnx, model)
     initial = None
     if any(a is not None and a.any() for a in consts_init):
         L = len(rec)
