@@ -208,18 +208,22 @@ typedef enum srnn_loss { SRNN_LOSS_MSE = 0, SRNN_LOSS_XENT = 1 } srnn_loss;
 typedef enum srnn_opt { SRNN_OPT_SGD = 0, SRNN_OPT_ADAM = 1, SRNN_OPT_RMSPROP = 2 } srnn_opt;
 
 /*
- * A trainer's settings and counters. Plain data: copying it (with the buffers below) is a
- * complete snapshot, which is how trainers are pickled.
+ * A trainer's settings (loss, TBPTT window, clipping, optimizer: one record, filled once) and
+ * counters. Plain data: copying it (with the buffers below) is a complete snapshot, which is
+ * how trainers are pickled.
  */
-typedef struct srnn_trainer {
-    /* settings (checked by srnn_train_check) */
+typedef struct srnn_train_settings {
     int loss;             /* srnn_loss */
     int k1, k2;           /* update every k1 steps, backprop through k2 steps; 1 <= k1 <= k2 */
     double clip_value;    /* > 0: clamp each gradient component to [-v, v]; 0: off */
     double clip_norm;     /* > 0: scale the gradient to L2 norm <= t (torch formula); 0: off */
     int opt;              /* srnn_opt */
     int nesterov;         /* SGD */
-    double lr, momentum, weight_decay, beta1, beta2, eps, alpha;
+    double lr, momentum, weight_decay, beta1, beta2, eps, alpha; /* torch.optim's names */
+} srnn_train_settings;
+
+typedef struct srnn_trainer {
+    srnn_train_settings set; /* filled once from the optimizer; checked by srnn_train_check */
     /* counters */
     int64_t steps;        /* steps since reset */
     int64_t since_update; /* steps since the last update point, < k1 */
@@ -234,6 +238,22 @@ typedef struct srnn_trainer {
     double last_loss;     /* loss of the last attempted update (NaN before any) */
     double last_grad_norm;/* its pre-clip gradient L2 norm (NaN before any) */
 } srnn_trainer;
+
+/*
+ * The buffers a trainer owns, set once when it is made (REAL: float for the _f32 entry
+ * points, double for _f64; every pointer non-NULL, none aliasing another):
+ *   ring   (k2, srnn_record_size(d)) REAL  the recorded activations of the k2 newest steps
+ *   tags   (k2,)                            per slot: -1 (no target), 0 (mse), or a class
+ *   grad   (3 * num_params,) REAL           scratch: gradient, then the candidate update
+ *   m1, m2 (num_params,) REAL               optimizer moments (kept between updates)
+ *   work   (srnn_train_work(d, k2),) REAL   scratch
+ * NumPy: reference.Trainer's ring (a deque of step records, the targets in them) and m1, m2.
+ */
+typedef struct srnn_train_bufs {
+    void *ring;
+    int64_t *tags;
+    void *grad, *m1, *m2, *work;
+} srnn_train_bufs;
 
 int srnn_train_check(const srnn_dims *d, const srnn_trainer *t);
 /* srnn_train_check plus the ring tags (k2,): each -1, or a target tag tbptt_update may index
@@ -266,22 +286,18 @@ void srnn_train_reset(srnn_trainer *t);   /* counters since reset; optimizer sta
  *   X      (T, D)                    must be finite
  *   Yt     (T, O|H) mse targets      a row with a NaN: no target; inf: error. NULL for xent
  *   cls    (T,) class indices        -1: no target; else in [0, O|H). NULL for mse
- *   ring   (k2, srnn_record_size)    tags (k2,)
- *   grad   (3 * num_params,)         scratch: gradient, then the candidate update
- *   m1, m2 (num_params,)             optimizer moments
+ *   bf     the trainer's buffers (srnn_train_bufs)
+ *   h, c   (L, H) the trainer's stream (c: LSTM only, else may be NULL)
  *   Ypred  (T, O|H)
- *   work   (srnn_train_work(d, t->k2),)
  * All inputs are validated before anything is written. Updates that meet a non-finite loss,
  * gradient or result leave params, m1, m2 unchanged and count in t->skipped.
  */
 int srnn_learn_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
-                   size_t T, const float *X, const float *Yt, const int64_t *cls, float *h,
-                   float *c, float *ring, int64_t *tags, float *grad, float *m1, float *m2,
-                   float *Ypred, float *work);
+                   const srnn_train_bufs *bf, size_t T, const float *X, const float *Yt,
+                   const int64_t *cls, float *h, float *c, float *Ypred);
 int srnn_learn_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
-                   size_t T, const double *X, const double *Yt, const int64_t *cls, double *h,
-                   double *c, double *ring, int64_t *tags, double *grad, double *m1,
-                   double *m2, double *Ypred, double *work);
+                   const srnn_train_bufs *bf, size_t T, const double *X, const double *Yt,
+                   const int64_t *cls, double *h, double *c, double *Ypred);
 
 /*
  * learn_one in two halves, for callers whose target arrives after the next input is known
@@ -293,17 +309,15 @@ int srnn_learn_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_
  * no target), cls: class or -1 for cross-entropy. Validation before any write.
  */
 int srnn_advance_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
-                     const float *x, float *h, float *c, float *ring, int64_t *tags, float *grad,
-                     float *m1, float *m2, float *ypred, float *work);
+                     const srnn_train_bufs *bf, const float *x, float *h, float *c,
+                     float *ypred);
 int srnn_advance_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
-                     const double *x, double *h, double *c, double *ring, int64_t *tags,
-                     double *grad, double *m1, double *m2, double *ypred, double *work);
+                     const srnn_train_bufs *bf, const double *x, double *h, double *c,
+                     double *ypred);
 int srnn_target_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
-                    const float *y, int64_t cls, float *ring, int64_t *tags, float *grad,
-                    float *m1, float *m2, float *work);
+                    const srnn_train_bufs *bf, const float *y, int64_t cls);
 int srnn_target_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
-                    const double *y, int64_t cls, double *ring, int64_t *tags, double *grad,
-                    double *m1, double *m2, double *work);
+                    const srnn_train_bufs *bf, const double *y, int64_t cls);
 
 /* The prediction for x from (h, c) without changing them: y (O|H).
  * work: srnn_train_work(d, k2) for any k2 >= 1. */
@@ -384,6 +398,41 @@ int srnn_apply_update_f32(srnn_trainer *t, int nseg, float *const *params, const
 int srnn_apply_update_f64(srnn_trainer *t, int nseg, double *const *params,
                           const size_t *sizes, double *grad3, double *m1, double *m2,
                           double loss);
+
+/*
+ * Every entry point of one element type in a table, REAL * taken as void *: srnn_ops_f32
+ * (float) and srnn_ops_f64 (double), constant. A caller picks the table once per object
+ * from its dtype (as numpy.random takes a bit generator's functions) and calls through it;
+ * arguments, shapes, aliasing and status codes are those of the typed functions above.
+ */
+typedef struct srnn_ops {
+    int (*step)(const srnn_blas *b, const srnn_dims *d, const void *params, const void *x,
+                void *h, void *c, void *y, void *work);
+    int (*run)(const srnn_blas *b, const srnn_dims *d, const void *params, size_t T,
+               const void *X, size_t ldx, void *h, void *c, void *Y, size_t ldy, void *work);
+    int (*step_many)(const srnn_blas *b, const srnn_dims *d, const void *params, size_t n,
+                     size_t m, const void *X, const int64_t *index, void *H, void *C, void *Y,
+                     void *work, unsigned char *mark);
+    int (*learn)(const srnn_blas *b, const srnn_dims *d, void *params, srnn_trainer *t,
+                 const srnn_train_bufs *bf, size_t T, const void *X, const void *Yt,
+                 const int64_t *cls, void *h, void *c, void *Ypred);
+    int (*advance)(const srnn_blas *b, const srnn_dims *d, void *params, srnn_trainer *t,
+                   const srnn_train_bufs *bf, const void *x, void *h, void *c, void *ypred);
+    int (*target)(const srnn_blas *b, const srnn_dims *d, void *params, srnn_trainer *t,
+                  const srnn_train_bufs *bf, const void *y, int64_t cls);
+    int (*predict)(const srnn_blas *b, const srnn_dims *d, const void *params, const void *x,
+                   const void *h, const void *c, void *y, void *work);
+    int (*seq_forward)(const srnn_blas *b, const srnn_dims *d, int ndir, const void *params,
+                       size_t T, const void *X, const void *h0, const void *c0,
+                       int many_to_one, void *Y, void *hT, void *cT, void *work);
+    int (*seq_backward)(const srnn_blas *b, const srnn_dims *d, int ndir, const void *params,
+                        size_t T, const void *X, int many_to_one, const void *dY,
+                        const void *dhT, const void *dcT, void *grad, void *dX, void *dh0,
+                        void *dc0, void *work);
+    int (*apply_update)(srnn_trainer *t, int nseg, void *const *params, const size_t *sizes,
+                        void *grad3, void *m1, void *m2, double loss);
+} srnn_ops;
+extern const srnn_ops srnn_ops_f32, srnn_ops_f64;
 
 #ifdef __cplusplus
 }

@@ -94,34 +94,34 @@ int srnn_train_check(const srnn_dims *d, const srnn_trainer *t)
     int st;
     if (!d || !t) return SRNN_ERR_NULL;
     if ((st = srnn_check_dims(d, 1)) != SRNN_OK) return st;
-    if (t->loss != SRNN_LOSS_MSE && t->loss != SRNN_LOSS_XENT) return SRNN_ERR_CONFIG;
-    if (t->k1 < 1 || t->k2 < t->k1) return SRNN_ERR_CONFIG;
-    if (!finite_nonneg(t->clip_value) || !finite_nonneg(t->clip_norm)) return SRNN_ERR_CONFIG;
-    if (!finite_nonneg(t->lr) || !finite_nonneg(t->momentum) || !finite_nonneg(t->weight_decay))
+    if (t->set.loss != SRNN_LOSS_MSE && t->set.loss != SRNN_LOSS_XENT) return SRNN_ERR_CONFIG;
+    if (t->set.k1 < 1 || t->set.k2 < t->set.k1) return SRNN_ERR_CONFIG;
+    if (!finite_nonneg(t->set.clip_value) || !finite_nonneg(t->set.clip_norm)) return SRNN_ERR_CONFIG;
+    if (!finite_nonneg(t->set.lr) || !finite_nonneg(t->set.momentum) || !finite_nonneg(t->set.weight_decay))
         return SRNN_ERR_CONFIG;
-    switch (t->opt) {
+    switch (t->set.opt) {
     case SRNN_OPT_SGD:
-        if (t->nesterov && t->momentum <= 0) return SRNN_ERR_CONFIG;
+        if (t->set.nesterov && t->set.momentum <= 0) return SRNN_ERR_CONFIG;
         break;
     case SRNN_OPT_ADAM:
-        if (!(t->beta1 >= 0 && t->beta1 < 1 && t->beta2 >= 0 && t->beta2 < 1)) return SRNN_ERR_CONFIG;
-        if (!(isfinite(t->eps) && t->eps > 0)) return SRNN_ERR_CONFIG;
+        if (!(t->set.beta1 >= 0 && t->set.beta1 < 1 && t->set.beta2 >= 0 && t->set.beta2 < 1)) return SRNN_ERR_CONFIG;
+        if (!(isfinite(t->set.eps) && t->set.eps > 0)) return SRNN_ERR_CONFIG;
         break;
     case SRNN_OPT_RMSPROP:
-        if (!(t->alpha >= 0 && t->alpha < 1)) return SRNN_ERR_CONFIG;
-        if (!(isfinite(t->eps) && t->eps > 0)) return SRNN_ERR_CONFIG;
+        if (!(t->set.alpha >= 0 && t->set.alpha < 1)) return SRNN_ERR_CONFIG;
+        if (!(isfinite(t->set.eps) && t->set.eps > 0)) return SRNN_ERR_CONFIG;
         break;
     default:
         return SRNN_ERR_CONFIG;
     }
-    if (t->head < 0 || t->head >= t->k2 || t->filled < 0 || t->filled > t->k2
-        || t->since_update < 0 || t->since_update >= t->k1
+    if (t->head < 0 || t->head >= t->set.k2 || t->filled < 0 || t->filled > t->set.k2
+        || t->since_update < 0 || t->since_update >= t->set.k1
         || (t->pending != 0 && t->pending != 1) || (t->pending && t->filled < 1))
         return SRNN_ERR_CONFIG;
     /* the ring fills from slot 0 after a reset (head starts at k2 - 1): until it is full, the
      * valid slots are exactly [0, filled), which the weight-gradient products of
      * tbptt_update read as one block. NumPy: head == (filled - 1) % k2 unless filled == k2. */
-    if (t->filled < t->k2 && t->head != (t->filled + t->k2 - 1) % t->k2) return SRNN_ERR_CONFIG;
+    if (t->filled < t->set.k2 && t->head != (t->filled + t->set.k2 - 1) % t->set.k2) return SRNN_ERR_CONFIG;
     if (t->steps < t->filled || t->updates < 0 || t->skipped < 0 || t->opt_steps < 0
         || t->loss_count < 0)
         return SRNN_ERR_CONFIG;
@@ -144,8 +144,8 @@ int srnn_train_check_ring(const srnn_dims *d, const srnn_trainer *t, const int64
     int64_t j, hi;
     if ((st = srnn_train_check(d, t)) != SRNN_OK) return st;
     if (!tags) return SRNN_ERR_NULL;
-    hi = t->loss == SRNN_LOSS_MSE ? 0 : (int64_t)srnn_out_size(d, 1) - 1;
-    for (j = 0; j < t->k2; ++j)
+    hi = t->set.loss == SRNN_LOSS_MSE ? 0 : (int64_t)srnn_out_size(d, 1) - 1;
+    for (j = 0; j < t->set.k2; ++j)
         if (tags[j] < -1 || tags[j] > hi) return SRNN_ERR_CONFIG;
     return SRNN_OK;
 }
@@ -156,7 +156,7 @@ void srnn_train_reset(srnn_trainer *t)
     t->since_update = 0;
     t->pending = 0;
     t->filled = 0;
-    t->head = t->k2 - 1;
+    t->head = t->set.k2 - 1;
     t->loss_count = 0;
     t->loss_sum = 0;
 }

@@ -65,23 +65,6 @@ cdef extern from "streamrnn.h" nogil:
     size_t srnn_step_work(const srnn_dims *d)
     size_t srnn_many_work(const srnn_dims *d, size_t m)
 
-    int srnn_step_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
-                      const float *x, float *h, float *c, float *y, float *work)
-    int srnn_step_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
-                      const double *x, double *h, double *c, double *y, double *work)
-    int srnn_run_f32(const srnn_blas *b, const srnn_dims *d, const float *params, size_t T,
-                     const float *X, size_t ldx, float *h, float *c, float *Y, size_t ldy,
-                     float *work)
-    int srnn_run_f64(const srnn_blas *b, const srnn_dims *d, const double *params, size_t T,
-                     const double *X, size_t ldx, double *h, double *c, double *Y, size_t ldy,
-                     double *work)
-    int srnn_step_many_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
-                           size_t n, size_t m, const float *X, const int64_t *index, float *H,
-                           float *C, float *Y, float *work, unsigned char *mark)
-    int srnn_step_many_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
-                           size_t n, size_t m, const double *X, const int64_t *index,
-                           double *H, double *C, double *Y, double *work, unsigned char *mark)
-
     enum:
         SRNN_LOSS_MSE
         SRNN_LOSS_XENT
@@ -90,7 +73,7 @@ cdef extern from "streamrnn.h" nogil:
         SRNN_OPT_ADAM
         SRNN_OPT_RMSPROP
 
-    ctypedef struct srnn_trainer:
+    ctypedef struct srnn_train_settings:
         int loss
         int k1
         int k2
@@ -105,6 +88,9 @@ cdef extern from "streamrnn.h" nogil:
         double beta2
         double eps
         double alpha
+
+    ctypedef struct srnn_trainer:
+        srnn_train_settings set
         int64_t steps
         int64_t since_update
         int64_t filled
@@ -126,58 +112,48 @@ cdef extern from "streamrnn.h" nogil:
                                   size_t *length, size_t *stride)
     size_t srnn_train_work(const srnn_dims *d, int k2)
     void srnn_train_reset(srnn_trainer *t)
-    int srnn_learn_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
-                       size_t T, const float *X, const float *Yt, const int64_t *cls, float *h,
-                       float *c, float *ring, int64_t *tags, float *grad, float *m1, float *m2,
-                       float *Ypred, float *work)
-    int srnn_learn_f64(const srnn_blas *b, const srnn_dims *d, double *params, srnn_trainer *t,
-                       size_t T, const double *X, const double *Yt, const int64_t *cls,
-                       double *h, double *c, double *ring, int64_t *tags, double *grad,
-                       double *m1, double *m2, double *Ypred, double *work)
-    int srnn_advance_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
-                         const float *x, float *h, float *c, float *ring, int64_t *tags,
-                         float *grad, float *m1, float *m2, float *ypred, float *work)
-    int srnn_advance_f64(const srnn_blas *b, const srnn_dims *d, double *params,
-                         srnn_trainer *t, const double *x, double *h, double *c, double *ring,
-                         int64_t *tags, double *grad, double *m1, double *m2, double *ypred,
-                         double *work)
-    int srnn_target_f32(const srnn_blas *b, const srnn_dims *d, float *params, srnn_trainer *t,
-                        const float *y, int64_t cls, float *ring, int64_t *tags, float *grad,
-                        float *m1, float *m2, float *work)
-    int srnn_target_f64(const srnn_blas *b, const srnn_dims *d, double *params,
-                        srnn_trainer *t, const double *y, int64_t cls, double *ring,
-                        int64_t *tags, double *grad, double *m1, double *m2, double *work)
-    int srnn_predict_f32(const srnn_blas *b, const srnn_dims *d, const float *params,
-                         const float *x, const float *h, const float *c, float *y, float *work)
-    int srnn_predict_f64(const srnn_blas *b, const srnn_dims *d, const double *params,
-                         const double *x, const double *h, const double *c, double *y,
-                         double *work)
-
     size_t srnn_seq_work(const srnn_dims *d, int ndir, size_t T)
-    int srnn_seq_forward_f32(const srnn_blas *b, const srnn_dims *d, int ndir,
-                             const float *params, size_t T, const float *X, const float *h0,
-                             const float *c0, int many_to_one, float *Y, float *hT, float *cT,
-                             float *work)
-    int srnn_seq_forward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
-                             const double *params, size_t T, const double *X,
-                             const double *h0, const double *c0, int many_to_one, double *Y,
-                             double *hT, double *cT, double *work)
-    int srnn_seq_backward_f32(const srnn_blas *b, const srnn_dims *d, int ndir,
-                              const float *params, size_t T, const float *X, int many_to_one,
-                              const float *dY, const float *dhT, const float *dcT,
-                              float *grad, float *dX, float *dh0, float *dc0, float *work)
-    int srnn_seq_backward_f64(const srnn_blas *b, const srnn_dims *d, int ndir,
-                              const double *params, size_t T, const double *X,
-                              int many_to_one, const double *dY, const double *dhT,
-                              const double *dcT, double *grad, double *dX, double *dh0,
-                              double *dc0, double *work)
-    int srnn_apply_update_f32(srnn_trainer *t, int nseg, float *const *params,
-                              const size_t *sizes, float *grad3, float *m1, float *m2,
-                              double loss)
-    int srnn_apply_update_f64(srnn_trainer *t, int nseg, double *const *params,
-                              const size_t *sizes, double *grad3, double *m1, double *m2,
-                              double loss)
+    ctypedef struct srnn_train_bufs:
+        void *ring
+        int64_t *tags
+        void *grad
+        void *m1
+        void *m2
+        void *work
 
+    # the entry points of one element type (streamrnn.h: srnn_ops), picked once per object
+    ctypedef struct srnn_ops:
+        int (*step)(const srnn_blas *b, const srnn_dims *d, const void *params, const void *x,
+                    void *h, void *c, void *y, void *work) noexcept nogil
+        int (*run)(const srnn_blas *b, const srnn_dims *d, const void *params, size_t T,
+                   const void *X, size_t ldx, void *h, void *c, void *Y, size_t ldy,
+                   void *work) noexcept nogil
+        int (*step_many)(const srnn_blas *b, const srnn_dims *d, const void *params, size_t n,
+                         size_t m, const void *X, const int64_t *index, void *H, void *C,
+                         void *Y, void *work, unsigned char *mark) noexcept nogil
+        int (*learn)(const srnn_blas *b, const srnn_dims *d, void *params, srnn_trainer *t,
+                     const srnn_train_bufs *bf, size_t T, const void *X, const void *Yt,
+                     const int64_t *cls, void *h, void *c, void *Ypred) noexcept nogil
+        int (*advance)(const srnn_blas *b, const srnn_dims *d, void *params, srnn_trainer *t,
+                       const srnn_train_bufs *bf, const void *x, void *h, void *c,
+                       void *ypred) noexcept nogil
+        int (*target)(const srnn_blas *b, const srnn_dims *d, void *params, srnn_trainer *t,
+                      const srnn_train_bufs *bf, const void *y, int64_t cls) noexcept nogil
+        int (*predict)(const srnn_blas *b, const srnn_dims *d, const void *params,
+                       const void *x, const void *h, const void *c, void *y, void *work) noexcept nogil
+        int (*seq_forward)(const srnn_blas *b, const srnn_dims *d, int ndir,
+                           const void *params, size_t T, const void *X, const void *h0,
+                           const void *c0, int many_to_one, void *Y, void *hT, void *cT,
+                           void *work) noexcept nogil
+        int (*seq_backward)(const srnn_blas *b, const srnn_dims *d, int ndir,
+                            const void *params, size_t T, const void *X, int many_to_one,
+                            const void *dY, const void *dhT, const void *dcT, void *grad,
+                            void *dX, void *dh0, void *dc0, void *work) noexcept nogil
+        int (*apply_update)(srnn_trainer *t, int nseg, void *const *params,
+                            const size_t *sizes, void *grad3, void *m1, void *m2,
+                            double loss) noexcept nogil
+    const srnn_ops srnn_ops_f32
+    const srnn_ops srnn_ops_f64
 
 cdef class _Guard:
     cdef int busy
@@ -236,6 +212,7 @@ cdef class _Network:
     cdef Py_ssize_t nparams
     cdef int inflight
     cdef int ndir
+    cdef const srnn_ops *ops     # srnn_ops_f32 or srnn_ops_f64, from typenum (set once)
 
     cdef int _fits(self, State s) except -1
     cdef int _enter(self, State s) except -1
@@ -262,12 +239,7 @@ cdef class _Trainer:
     cdef object _cbuf
     cdef Py_ssize_t out_size
     cdef _Memory _mem
-    cdef void *ring_p
-    cdef int64_t *tags_p
-    cdef void *grad_p
-    cdef void *m1_p
-    cdef void *m2_p
-    cdef void *work_p
+    cdef srnn_train_bufs bufs    # pointers into _mem, set once by _init_trainer
 
     cdef object _target_row(self, y)
     cdef int64_t _class_of(self, y) except -2

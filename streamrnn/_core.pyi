@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
+from .optim import _Optimizer
+
 _ArrayLike = Union[npt.NDArray[np.floating[Any]], Sequence[float], Sequence[Sequence[float]], float]
 
 CELL_CODES: Dict[str, int]
@@ -93,10 +95,8 @@ class _Network:
 
 @disjoint_base
 class _Trainer:
-    def _init_trainer(self, net: _Network, loss: int, opt: int, lr: float, momentum: float,
-                      nesterov: bool, weight_decay: float, beta1: float, beta2: float,
-                      eps: float, alpha: float, k1: int, k2: int, clip_value: float,
-                      clip_norm: float) -> None: ...
+    def _init_trainer(self, net: _Network, loss: int, optimizer: _Optimizer, k1: int, k2: int,
+                      clip_value: float, clip_norm: float) -> None: ...
     @property
     def state(self) -> State: ...
     def _stats(self) -> Dict[str, float]: ...
@@ -137,9 +137,8 @@ class _SeqWork:
 
 @disjoint_base
 class _Updater:
-    def _init_updater(self, nets: List[_Network], opt: int, lr: float, momentum: float,
-                      nesterov: bool, weight_decay: float, beta1: float, beta2: float,
-                      eps: float, alpha: float, clip_value: float, clip_norm: float) -> None: ...
+    def _init_updater(self, nets: List[_Network], optimizer: _Optimizer, clip_value: float,
+                      clip_norm: float) -> None: ...
     @property
     def grad(self) -> npt.NDArray[np.floating[Any]]: ...
     def zero_grad(self) -> None: ...

@@ -45,14 +45,8 @@ def _make_updater(nets: List[_Recurrent], optimizer: Any, clip_value: Any, clip_
     cv = check_clip(clip_value, "clip_value")
     cn = check_clip(clip_norm, "clip_norm")
     check_in_dtype(optimizer, cv, cn, nets[0].dtype)
-    betas = getattr(optimizer, "betas", (0.9, 0.999))
     upd = _core._Updater()
-    upd._init_updater(list(nets), _core.OPTIMIZERS[optimizer.kind], float(optimizer.lr),
-                      float(getattr(optimizer, "momentum", 0.0)),
-                      bool(getattr(optimizer, "nesterov", False)),
-                      float(getattr(optimizer, "weight_decay", 0.0)), float(betas[0]),
-                      float(betas[1]), float(getattr(optimizer, "eps", 1e-8)),
-                      float(getattr(optimizer, "alpha", 0.99)), cv or 0.0, cn or 0.0)
+    upd._init_updater(list(nets), optimizer, cv or 0.0, cn or 0.0)
     return upd, optimizer, cv, cn
 
 

@@ -107,16 +107,7 @@ class OnlineTrainer(ReadOnlySettings, _core._Trainer):
         loss, optimizer, k1, k2, cv, cn = check_trainer_settings(
             loss, optimizer, k1, k2, clip_value, clip_norm, net.output_size or net.hidden_size)
         check_in_dtype(optimizer, cv, cn, net.dtype)
-        betas = getattr(optimizer, "betas", (0.9, 0.999))
-        self._init_trainer(net, _core.LOSSES[loss], _core.OPTIMIZERS[optimizer.kind],
-                           float(optimizer.lr),
-                           float(getattr(optimizer, "momentum", 0.0)),
-                           bool(getattr(optimizer, "nesterov", False)),
-                           float(getattr(optimizer, "weight_decay", 0.0)),
-                           float(betas[0]), float(betas[1]),
-                           float(getattr(optimizer, "eps", 1e-8)),
-                           float(getattr(optimizer, "alpha", 0.99)), k1, k2, cv or 0.0,
-                           cn or 0.0)
+        self._init_trainer(net, _core.LOSSES[loss], optimizer, k1, k2, cv or 0.0, cn or 0.0)
         # the settings: read-only from here on (see __setattr__)
         self.__dict__.update(net=net, loss=loss, optimizer=optimizer, k1=k1, k2=k2,
                              clip_value=clip_value, clip_norm=clip_norm)
