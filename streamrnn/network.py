@@ -373,24 +373,36 @@ class _Recurrent(ReadOnlySettings, _core._Network):
     def reset_state(self, state: Any, index: Any = None) -> None:
         """Set a State, or a StateBatch (all streams, or those in ``index``), to this
         network's initial state (``state.reset()`` sets zeros). Takes the state as a step
-        does: RuntimeError while another thread steps it."""
+        does: RuntimeError while another thread steps it.
+
+        Raises
+        ------
+        TypeError
+            ``state`` is not a State or StateBatch, or ``index`` given with a State.
+        ValueError
+            A state of another shape or dtype, or a bad ``index`` (nothing changes).
+        """
         if isinstance(state, _core.StateBatch):
-            state.reset(index)
             h, c = state.h, state.c
         elif isinstance(state, _core.State):
             if index is not None:
                 raise TypeError("reset_state: index is only for a StateBatch")
-            state.reset()
             h, c = state.h, state.c
         else:
             raise TypeError(f"reset_state: state must be a State or StateBatch, got "
                             f"{type(state).__name__}")
+        L, H = self.num_layers, self.hidden_size
+        if h.shape[-2:] != (L, H) or h.dtype != self.dtype or \
+                (c is None) != (self._cell != "lstm"):
+            raise ValueError(f"reset_state: the state {state!r} does not fit this network "
+                             f"({self!r})")
         initial = self._initial
+        if isinstance(state, _core.StateBatch):
+            state.reset(index)      # validates index first; zeros
+        else:
+            state.reset()
         if initial is None:
             return
-        if h.shape[-2:] != initial[0].shape or h.dtype != self.dtype or \
-                (c is None) != (initial[1] is None):
-            raise ValueError(f"reset_state: the state {state!r} does not fit this network")
         sel = slice(None) if index is None else np.asarray(index, np.int64)
         with _core._holding(state, write=True):
             h[sel] = initial[0]

@@ -467,3 +467,25 @@ def test_unbatched_export_with_learned_h0_imports_exactly(kind, dynamo):
     net = sr.from_onnx(model)
     np.testing.assert_allclose(net.run(x.numpy()), ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(net.initial_state[0], m.h0.detach().numpy())
+
+
+def test_reset_state_checks_first():
+    net, h, c = net_with_initial(sr.LSTM)
+    s = net.new_state()
+    net.step(np.ones(3), s)
+    other = sr.LSTM(3, 5, 2).new_state()
+    with pytest.raises(ValueError, match="does not fit this network"):
+        net.reset_state(sr.LSTM(3, 5, 2, dtype="float64").new_state())
+    b = net.new_states(2)
+    net.step_many(np.ones((2, 3)), b)
+    before = snapshot(b)
+    with pytest.raises(ValueError):
+        net.reset_state(b, [0, 5])
+    assert_unchanged(before, b)
+    with pytest.raises(TypeError, match="index is only for a StateBatch"):
+        net.reset_state(s, [0])
+    with pytest.raises(TypeError, match="State or StateBatch"):
+        net.reset_state(other.h)
+    gru_state = sr.GRU(3, 4, 2, dtype="float64").new_state()
+    with pytest.raises(ValueError, match="does not fit"):
+        net.reset_state(gru_state)
