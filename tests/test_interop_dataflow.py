@@ -284,3 +284,31 @@ def test_dynamo_export_is_exact(kind, bidirectional, batch_first):
         ref = m(x).numpy()
     ref, xs = (ref[0], x[0]) if batch_first else (ref[:, 0], x[:, 0])
     np.testing.assert_allclose(net.run(xs.numpy()), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_stacked_reverse_layers_with_time_reversed(kind):
+    """Every layer direction='reverse': Y == net.run(X[::-1])[::-1] (each layer's Y is in
+    time order, so the flips between layers cancel)."""
+    net = {"LSTM": sr.LSTM, "GRU": sr.GRU, "RNN": sr.RNN}[kind](2, 3, num_layers=3,
+                                                                output_size=2, seed=4)
+    model = sr.to_onnx(net)
+    for n in model.graph.node:
+        if n.op_type == kind:
+            n.attribute.append(helper.make_attribute("direction", "reverse"))
+    X = np.random.default_rng(5).standard_normal((7, 2)).astype(np.float32)
+    Y = ort_run(model, {"X": X[:, None]})[0][:, 0]
+    with pytest.raises(ValueError, match="time_reversed=True"):
+        sr.from_onnx(model)
+    back = sr.from_onnx(model, time_reversed=True)
+    np.testing.assert_allclose(back.run(np.ascontiguousarray(X[::-1]))[::-1], Y, rtol=1e-5,
+                               atol=1e-6)
+    assert np.abs(back.run(X) - Y).max() > 1e-3
+    # one reverse layer among forward ones: refused either way
+    mixed = copy.deepcopy(model)
+    rec = [n for n in mixed.graph.node if n.op_type == kind]
+    for a in list(rec[1].attribute):
+        if a.name == "direction":
+            rec[1].attribute.remove(a)
+    with pytest.raises(ValueError, match="direction='forward' differs from layer 0's"):
+        sr.from_onnx(mixed, time_reversed=True)
