@@ -326,14 +326,15 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         if self.bidirectional:
             raise ValueError("set_initial_state: a bidirectional network runs whole windows "
                              "from zero states; it has no initial state")
-        if c is not None and self._cell != "lstm":
+        lstm = self._cell.startswith("lstm")     # every LSTM cell kind has a c
+        if c is not None and not lstm:
             raise ValueError(f"set_initial_state: c is only for an LSTM, this is a "
                              f"{type(self).__name__}")
         arrs: List[Optional[np.ndarray]] = []
         for name, v in (("h", h), ("c", c)):
             if v is None:
                 arrs.append(np.zeros((L, H), self.dtype) if name == "h" or
-                            self._cell == "lstm" else None)
+                            lstm else None)
                 continue
             v = _torch_to_numpy(v)
             try:
@@ -357,7 +358,7 @@ class _Recurrent(ReadOnlySettings, _core._Network):
                 raise ValueError(f"set_initial_state: {name} holds values too large for "
                                  f"{self.dtype.name}")
             arrs.append(conv)
-        if self._cell == "lstm" and arrs[1] is None:
+        if lstm and arrs[1] is None:
             arrs[1] = np.zeros((L, H), self.dtype)
         for arr in arrs:
             if arr is not None:
@@ -393,7 +394,7 @@ class _Recurrent(ReadOnlySettings, _core._Network):
                             f"{type(state).__name__}")
         L, H = self.num_layers, self.hidden_size
         if h.shape[-2:] != (L, H) or h.dtype != self.dtype or \
-                (c is None) != (self._cell != "lstm"):
+                (c is None) != (not self._cell.startswith("lstm")):
             raise ValueError(f"reset_state: the state {state!r} does not fit this network "
                              f"({self!r})")
         initial = self._initial

@@ -1046,7 +1046,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         L = len(rec)
         hs = np.stack([np.zeros(H) if a is None else a for a in init_h])
         cs = np.stack([np.zeros(H) if a is None else a for a in init_c]) \
-            if cell == "lstm" else None
+            if cell.startswith("lstm") else None
         initial = (hs, cs)
         assert hs.shape == (L, H)
     if initial is not None:
@@ -1055,7 +1055,8 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         from .. import network as _network
         target = check_dtype_arg(dtype) or (net.dtype if net is not None else
                                             np.dtype(next(iter(wdtypes))))
-        probe = {"lstm": _network.LSTM, "gru": _network.GRU}.get(cell, _network.RNN)(
+        probe = (_network.LSTM if cell.startswith("lstm") else _network.GRU
+                 if cell.startswith("gru") else _network.RNN)(
             1, H, len(rec), dtype=target.name if target.name in ("float32", "float64")
             else "float64")
         try:
