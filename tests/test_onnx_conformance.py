@@ -134,7 +134,6 @@ def _compare(got: Dict[str, np.ndarray], model: Any, outs: List[np.ndarray], rto
 @pytest.mark.parametrize("name", NAMES)
 def test_official_case_float32(name):
     case = CASES[name]
-    feeds, outs = _feeds(case)
     assert len(case.data_sets) >= 1
     for ins, expected in case.data_sets:
         feeds = dict(zip([i.name for i in case.model.graph.input], ins))
