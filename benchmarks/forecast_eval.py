@@ -115,6 +115,32 @@ class SeasonalNaive:
         return [self.hist[(h - 1) % self.m] for h in range(1, horizon + 1)]
 
 
+class CountingForecaster(sr.Forecaster):
+    """sr.Forecaster that counts, from step ``grace`` on, the intervals ``forecast_interval``
+    gives that are infinite (``(-inf, inf)``: adaptive conformal inference's miscoverage
+    fell to 0 or below, or too few errors were seen). ``sr.evaluate`` counts an infinite
+    interval as covering, so the coverage alone does not show them."""
+
+    def __init__(self, *args: Any, grace: int = 0, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.grace = grace
+        self.calls = 0
+        self.infinite: Any = None
+        self.issued: Any = None
+
+    def forecast_interval(self, horizon: int = 1, level: float = 0.9, xs: Any = None, *,
+                          key: Any = None) -> List[Tuple[float, float]]:
+        iv = super().forecast_interval(horizon, level, xs, key=key)
+        if self.infinite is None:
+            self.infinite = np.zeros(horizon)
+            self.issued = np.zeros(horizon)
+        if self.calls >= self.grace:
+            self.issued += 1
+            self.infinite += [not math.isfinite(hi - lo) for lo, hi in iv]
+        self.calls += 1
+        return iv
+
+
 def river_models(m: int) -> Dict[str, Callable[[], Any]]:
     """river's models with settings from its documentation."""
     from river import linear_model, optim, preprocessing, time_series
@@ -167,13 +193,16 @@ def main() -> int:
         steps = sorted({1, max(1, m // 2), m})
         res: Dict[str, Any] = {}
         t0 = time.perf_counter()
-        runs = [sr.evaluate(y, sr.Forecaster(season=m, seed=s), horizon=m,
-                            grace_period=grace, interval_level=args.level) for s in seeds]
+        models = [CountingForecaster(season=m, seed=s, grace=grace) for s in seeds]
+        runs = [sr.evaluate(y, f, horizon=m, grace_period=grace, interval_level=args.level)
+                for f in models]
         t_sr = (time.perf_counter() - t0) / len(seeds)
         ref = runs[0]
         res["streamrnn"] = {"mae": np.mean([r.mae for r in runs], axis=0),
                             "std": np.std([r.mae for r in runs], axis=0),
                             "cov": np.mean([r.coverage for r in runs], axis=0),
+                            "inf": np.mean([f.infinite / np.maximum(f.issued, 1)
+                                            for f in models], axis=0),
                             "n": ref.n, "s": t_sr}
         res["persistence"] = {"mae": np.array(ref.persistence_mae), "s": 0.0}
         sn = sr.evaluate(y, SeasonalNaive(m), horizon=m, grace_period=grace)
@@ -188,7 +217,7 @@ def main() -> int:
         print(f"{name:18s} T={len(y):5d} m={m:3d} " + "  ".join(
             f"h={h}: sr {s['mae'][h - 1]:.4g} best baseline "
             f"{min(v['mae'][h - 1] for k, v in res.items() if k != 'streamrnn'):.4g} "
-            f"cov {s['cov'][h - 1]:.3f}" for h in steps)
+            f"cov {s['cov'][h - 1]:.3f} inf {s['inf'][h - 1]:.2f}" for h in steps)
             + f"  ({t_sr:.1f} s/run)", file=sys.stderr, flush=True)
 
     print_tables(rows, seeds, have_river, args.level)
@@ -206,15 +235,17 @@ def print_tables(rows: List[Dict[str, Any]], seeds: List[int], have_river: bool,
     wins = {"1": [0, 0], "half": [0, 0], "season": [0, 0]}
     worst = {"1": 0.0, "half": 0.0, "season": 0.0}
     covs: List[float] = []
+    infs: List[float] = []
     for which in ("1", "half", "season"):
         print()
         print(f"MAE at horizon {'1' if which == '1' else ('m/2' if which == 'half' else 'm')}"
               f" (m: season; streamrnn mean ± std over seeds {seeds}; best in bold); MASE "
-              f"and {level:.0%} interval coverage of streamrnn")
+              f"and {level:.0%} interval coverage of streamrnn (infinite: share of its "
+              f"intervals that were (-inf, inf), counted as covering)")
         print()
         print("| series | m | h | scored | " + " | ".join(models)
-              + " | streamrnn / best baseline | MASE | coverage |")
-        print("|---|---:|---:|---:|" + "---:|" * len(models) + "---:|---:|---:|")
+              + " | streamrnn / best baseline | MASE | coverage | infinite |")
+        print("|---|---:|---:|---:|" + "---:|" * len(models) + "---:|---:|---:|---:|")
         for row in rows:
             m = row["m"]
             h = {"1": 1, "half": max(1, m // 2), "season": m}[which]
@@ -237,9 +268,10 @@ def print_tables(rows: List[Dict[str, Any]], seeds: List[int], have_river: bool,
                 cells.append(c)
             sr_ = res["streamrnn"]
             covs.append(float(sr_["cov"][h - 1]))
+            infs.append(float(sr_["inf"][h - 1]))
             print(f"| {row['name']} | {m} | {h} | {sr_['n'][h - 1]} | " + " | ".join(cells)
                   + f" | {ratio:.3f} | {vals[0] / row['scale']:.3f} | "
-                  f"{sr_['cov'][h - 1]:.3f} |")
+                  f"{sr_['cov'][h - 1]:.3f} | {sr_['inf'][h - 1]:.2f} |")
     print()
     for which in ("1", "half", "season"):
         w, n = wins[which]
@@ -247,7 +279,8 @@ def print_tables(rows: List[Dict[str, Any]], seeds: List[int], have_river: bool,
               f"than the best baseline on {w}/{n} series; worst ratio {worst[which]:.3f}")
     if covs:
         print(f"- {level:.0%} interval coverage: {min(covs):.3f} to {max(covs):.3f} over "
-              f"the {len(covs)} series-horizons")
+              f"the {len(covs)} series-horizons; share of infinite intervals (counted as "
+              f"covering): {min(infs):.2f} to {max(infs):.2f}")
     print()
     print("Seconds per full run (forecast + learn at every step, horizon m)")
     print()

@@ -24,10 +24,24 @@ int srnn_gates(int cell)
     switch (cell) {
     case SRNN_RNN_TANH:
     case SRNN_RNN_RELU: return 1;
-    case SRNN_LSTM: return 4;
-    case SRNN_GRU: return 3;
+    case SRNN_LSTM:
+    case SRNN_LSTM_PEEP: return 4;
+    case SRNN_GRU:
+    case SRNN_GRU_RB: return 3;
     default: return 0;
     }
+}
+
+int srnn_has_c(int cell)
+{
+    return cell == SRNN_LSTM || cell == SRNN_LSTM_PEEP;
+}
+
+size_t srnn_layer_params(int cell, int din, int H)
+{
+    size_t gh = (size_t)srnn_gates(cell) * (size_t)H;
+    return gh * (size_t)din + gh * (size_t)H + 2 * gh
+           + (cell == SRNN_LSTM_PEEP ? 3 * (size_t)H : 0);
 }
 
 /* Sizes must keep every product below 2^31 (the BLAS integer) and a flat buffer
@@ -56,12 +70,12 @@ int srnn_check_dims(const srnn_dims *d, int ndir)
     return SRNN_OK;
 }
 
-/* Parameters of one direction of one layer: weight_ih, weight_hh, bias_ih, bias_hh. */
+/* Parameters of one direction of one layer: weight_ih, weight_hh, bias_ih, bias_hh
+ * (and weight_peephole for SRNN_LSTM_PEEP). */
 static size_t dir_params(const srnn_dims *d, int ndir, int layer)
 {
-    size_t gh = (size_t)srnn_gates(d->cell) * (size_t)d->hidden_size;
-    size_t din = layer == 0 ? (size_t)d->input_size : (size_t)ndir * (size_t)d->hidden_size;
-    return gh * din + gh * (size_t)d->hidden_size + 2 * gh;
+    int din = layer == 0 ? d->input_size : ndir * d->hidden_size;
+    return srnn_layer_params(d->cell, din, d->hidden_size);
 }
 
 size_t srnn_layer_offset(const srnn_dims *d, int ndir, int layer, int dir)
@@ -88,7 +102,7 @@ int srnn_out_size(const srnn_dims *d, int ndir)
 
 int srnn_fused_rows(int cell, int H)
 {
-    return cell == SRNN_GRU ? 2 * H : srnn_gates(cell) * H;
+    return cell == SRNN_GRU || cell == SRNN_GRU_RB ? 2 * H : srnn_gates(cell) * H;
 }
 
 

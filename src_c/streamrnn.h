@@ -118,7 +118,16 @@ typedef enum srnn_cell {
     SRNN_RNN_TANH = 0,
     SRNN_RNN_RELU = 1,
     SRNN_LSTM = 2,
-    SRNN_GRU = 3
+    SRNN_GRU = 3,
+    /* GRU with the reset gate applied before the recurrent product (ONNX
+     * linear_before_reset=0, Keras reset_after=False): rows r, z, n as SRNN_GRU, but
+     * n = tanh(W_in x + b_in + W_hn (r*h) + b_hn). Same parameters as SRNN_GRU. */
+    SRNN_GRU_RB = 4,
+    /* LSTM with peepholes (ONNX's P): rows i, f, g, o as SRNN_LSTM, but
+     * i = sigmoid(. + p_i*c_{t-1}), f = sigmoid(. + p_f*c_{t-1}), o = sigmoid(. + p_o*c_t).
+     * Its layers have one more parameter, weight_peephole (3*H) = [p_i | p_f | p_o], after
+     * bias_hh. */
+    SRNN_LSTM_PEEP = 5
 } srnn_cell;
 
 /* Sizes of a network. output_size 0 means no head (the output is the top h). */
@@ -134,17 +143,21 @@ typedef struct srnn_dims {
  * Sizes and the flat layout of a network with ndir directions per layer (1, or 2 for a
  * bidirectional one; a one-direction network is the ndir = 1 case of the same layout):
  * for each layer k, for each direction r: weight_ih (G*H, D_k), weight_hh (G*H, H),
- * bias_ih (G*H), bias_hh (G*H), D_0 = D, D_k = ndir*H above; then the head: weight
- * (O, ndir*H), bias (O).
+ * bias_ih (G*H), bias_hh (G*H), for SRNN_LSTM_PEEP weight_peephole (3*H), D_0 = D,
+ * D_k = ndir*H above; then the head: weight (O, ndir*H), bias (O).
  */
 int srnn_check_dims(const srnn_dims *d, int ndir);    /* SRNN_ERR_DIMS also for ndir not 1, 2 */
 int srnn_gates(int cell);                     /* G, or 0 for an unknown cell */
+int srnn_has_c(int cell);                     /* 1 for the cells with a cell state c (LSTMs) */
+/* Parameters of one direction of one layer of input width din (srnn_layer_offset's unit). */
+size_t srnn_layer_params(int cell, int din, int H);
 size_t srnn_num_params(const srnn_dims *d, int ndir);   /* length of the flat buffer */
 /* start of (layer, dir)'s weight_ih; layer == L (dir 0): start of the head */
 size_t srnn_layer_offset(const srnn_dims *d, int ndir, int layer, int dir);
 int srnn_out_size(const srnn_dims *d, int ndir);       /* O if O > 0 else ndir*H */
 /* Rows of a layer's pre-activation that take W_hh h + b_hh summed with the input part: all,
- * except GRU's n rows (the reset gate multiplies their recurrent part): 2H for GRU, else G*H. */
+ * except the GRUs' n rows (the reset gate multiplies their recurrent part, or with SRNN_GRU_RB
+ * its input r*h): 2H for SRNN_GRU and SRNN_GRU_RB, else G*H. */
 int srnn_fused_rows(int cell, int H);
 /* Scratch (elements, not bytes) that srnn_step / srnn_run need. */
 size_t srnn_step_work(const srnn_dims *d);

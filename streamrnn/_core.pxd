@@ -48,6 +48,8 @@ cdef extern from "streamrnn.h" nogil:
         SRNN_RNN_RELU
         SRNN_LSTM
         SRNN_GRU
+        SRNN_GRU_RB
+        SRNN_LSTM_PEEP
 
     ctypedef struct srnn_dims:
         int cell
@@ -59,6 +61,7 @@ cdef extern from "streamrnn.h" nogil:
     const char *srnn_status_name(int status)
     int srnn_check_dims(const srnn_dims *d, int ndir)
     int srnn_gates(int cell)
+    int srnn_has_c(int cell)
     size_t srnn_num_params(const srnn_dims *d, int ndir)
     size_t srnn_layer_offset(const srnn_dims *d, int ndir, int layer, int dir)
     int srnn_out_size(const srnn_dims *d, int ndir)

@@ -31,7 +31,7 @@ import numpy as np
 cnp.import_array()
 
 CELL_CODES = {"rnn_tanh": SRNN_RNN_TANH, "rnn_relu": SRNN_RNN_RELU, "lstm": SRNN_LSTM,
-              "gru": SRNN_GRU}
+              "gru": SRNN_GRU, "gru_reset_before": SRNN_GRU_RB, "lstm_peephole": SRNN_LSTM_PEEP}
 CELL_NAMES = {v: k for k, v in CELL_CODES.items()}
 _DTYPES = {cnp.NPY_FLOAT32: np.dtype(np.float32), cnp.NPY_FLOAT64: np.dtype(np.float64)}
 

@@ -82,8 +82,11 @@ def param_layout(cell, input_size, hidden_size, num_layers, output_size, num_dir
         for r in range(ndir):
             off = srnn_layer_offset(&d, ndir, k, r)
             sfx = f"_l{k}" + ("_reverse" if r else "")
-            for name, shape in (("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
-                                ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
+            arrays = [("weight_ih", (G * H, din)), ("weight_hh", (G * H, H)),
+                      ("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+            if d.cell == SRNN_LSTM_PEEP:
+                arrays.append(("weight_peephole", (3 * H,)))   # [p_i | p_f | p_o]
+            for name, shape in arrays:
                 rows.append((name + sfx, off, shape))
                 off += int(np.prod(shape))
             end = srnn_layer_offset(&d, ndir, k + 1, 0) if r == ndir - 1 else \

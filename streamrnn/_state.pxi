@@ -30,7 +30,7 @@ cdef State _new_state(const srnn_dims *d, int typenum, _Memory mem, size_t hoff,
 cdef State _zero_state(const srnn_dims *d, int typenum):
     """An independent zero State with its own memory block."""
     shape = (d.num_layers, d.hidden_size)
-    lstm = d.cell == SRNN_LSTM
+    lstm = srnn_has_c(d.cell)
     mem, offs = _block([(shape, typenum)] * (2 if lstm else 1))
     return _new_state(d, typenum, mem, offs[0], offs[1] if lstm else -1, _Guard(), None)
 
@@ -67,7 +67,7 @@ def _make_state(cell, num_layers, hidden_size, dtype, h=None, c=None):
     hv = _checked_copy(h, "h", dt, shape) if h is not None else None
     cv = None
     if c is not None:
-        if d.cell != SRNN_LSTM:
+        if not srnn_has_c(d.cell):
             raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
         cv = _checked_copy(c, "c", dt, shape)
     cdef State s = _zero_state(&d, typenum)
@@ -109,7 +109,7 @@ cdef class State:
     c : ndarray, shape (num_layers, hidden_size), or None
         LSTM cell state; None for RNN and GRU.
     cell : str
-        'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'.
+        'lstm', 'lstm_peephole', 'gru', 'gru_reset_before', 'rnn_tanh' or 'rnn_relu'.
     num_layers, hidden_size : int
         L and H.
     dtype : numpy.dtype
@@ -181,7 +181,8 @@ cdef class State:
 
     @property
     def cell(self):
-        """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
+        """The cell kind: 'lstm', 'lstm_peephole', 'gru', 'gru_reset_before', 'rnn_tanh' or
+        'rnn_relu'."""
         _state_ready(self)
         return CELL_NAMES[self.dims.cell]
 
@@ -268,10 +269,10 @@ def _make_batch(cell, num_layers, hidden_size, dtype, n, h=None, c=None):
     hv = _checked_copy(h, "h", dt, shape) if h is not None else None
     cv = None
     if c is not None:
-        if d.cell != SRNN_LSTM:
+        if not srnn_has_c(d.cell):
             raise ValueError(f"c is only for LSTM states, got c for cell {cell!r}")
         cv = _checked_copy(c, "c", dt, shape)
-    lstm = d.cell == SRNN_LSTM
+    lstm = srnn_has_c(d.cell)
     nwork = srnn_many_work(&d, <size_t>n)
     # one block: h (n, L, H) | c (n, L, H), LSTM | step_many scratch | mark (n,) uint8
     specs = [(shape, typenum)] + ([(shape, typenum)] if lstm else []) + [
@@ -317,7 +318,7 @@ cdef class StateBatch:
     c : ndarray, shape (n, num_layers, hidden_size), or None
         LSTM cell states; None for RNN and GRU.
     cell : str
-        'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'.
+        'lstm', 'lstm_peephole', 'gru', 'gru_reset_before', 'rnn_tanh' or 'rnn_relu'.
     num_layers, hidden_size : int
         L and H.
     dtype : numpy.dtype
@@ -385,7 +386,8 @@ cdef class StateBatch:
 
     @property
     def cell(self):
-        """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
+        """The cell kind: 'lstm', 'lstm_peephole', 'gru', 'gru_reset_before', 'rnn_tanh' or
+        'rnn_relu'."""
         _batch_ready(self)
         return CELL_NAMES[self.dims.cell]
 

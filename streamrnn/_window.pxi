@@ -56,7 +56,7 @@ cdef class _SeqWork:
         if not np.isfinite(X).all():
             raise _status_error(SRNN_ERR_NONFINITE_X, "X")
         h0 = _state_arg(h0, "h0", net)
-        c0 = _state_arg(c0, "c0", net) if net.dims.cell == SRNN_LSTM else None
+        c0 = _state_arg(c0, "c0", net) if srnn_has_c(net.dims.cell) else None
         if self.busy:
             raise RuntimeError("this sequence trainer is being used by another thread")
         self.busy = 1
@@ -69,7 +69,7 @@ cdef class _SeqWork:
             Y = np.empty(yshape, dtype=dt)
             sshape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
             hT = np.empty(sshape, dtype=dt) if final else None
-            cT = np.empty(sshape, dtype=dt) if final and net.dims.cell == SRNN_LSTM else None
+            cT = np.empty(sshape, dtype=dt) if final and srnn_has_c(net.dims.cell) else None
             st = self._forward(T, X, h0, c0, many_to_one, Y, hT, cT)
             if st != SRNN_OK:
                 self._X = None
@@ -123,7 +123,7 @@ cdef class _SeqWork:
             raise ValueError(f"grad must be a writable C-contiguous ndarray of shape "
                              f"({net.nparams},) and dtype {dt.name}")
         dhT = _state_arg(dhT, "dhT", net)
-        dcT = _state_arg(dcT, "dcT", net) if net.dims.cell == SRNN_LSTM else None
+        dcT = _state_arg(dcT, "dcT", net) if srnn_has_c(net.dims.cell) else None
         X = self._X
         # the window cached by forward() is the caller's array: check it still has the
         # shape the C core will read (an array of ours cannot be resized; a caller's can)
@@ -140,7 +140,7 @@ cdef class _SeqWork:
         sshape = (net.dims.num_layers, net.ndir, net.dims.hidden_size)
         dX = np.empty((<Py_ssize_t>T, net.dims.input_size), dtype=dt) if want_dX else None
         dh0 = np.empty(sshape, dtype=dt) if want_d0 else None
-        dc0 = np.empty(sshape, dtype=dt) if want_d0 and net.dims.cell == SRNN_LSTM else None
+        dc0 = np.empty(sshape, dtype=dt) if want_d0 and srnn_has_c(net.dims.cell) else None
         cdef void *xp = _ptr(X)
         cdef void *dyp = _ptr(dY)
         cdef void *dhTp = _ptr(dhT) if dhT is not None else NULL

@@ -42,9 +42,11 @@ input: CSV read line by line (a live pipe works), with a header line, or without
   numbers; an empty field or NA/NaN/null/? is a missing value (the stream advances, the
   model's own forecast stands in). Blank lines are skipped.
 output (stdout, one row per input row, written as soon as it is made):
-  line,[key],[kept columns],value,forecast_1..forecast_H
+  line,[key],[kept columns],value,forecast_1..forecast_H[,low_1,high_1..low_H,high_H]
   'forecast_k' is the forecast of the value k rows after this one (per key with --key),
-  made after learning from this row. Numbers: the shortest text that reads back to the
+  made after learning from this row; with --interval L, 'low_k'/'high_k' bound it with
+  the conformal prediction interval of level L (-inf/inf while too few errors were seen
+  for that level). Numbers: the shortest text that reads back to the
   same double (--precision N: N significant digits).
 checkpoints: --save stores the model with --column, --features, --key, --horizon and the
   column names; --load uses them. An explicit --column/--features/--key that differs is
@@ -83,6 +85,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _level(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") \
+            from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
     return v
 
 
@@ -507,7 +520,8 @@ def _forecast(args: argparse.Namespace) -> int:
             raise UsageError(f"--season must be at least 2, got {args.season}")
         f = sr.Forecaster(cell=args.cell or "lstm", hidden_size=args.hidden or 32,
                           seed=0 if args.seed is None else args.seed,
-                          n_features=len(features or []), season=args.season)
+                          n_features=len(features or []), season=args.season,
+                          interval_level=0.9 if args.interval is None else args.interval)
     horizon = horizon or 1
     features = features or []
     if column is None:
@@ -594,7 +608,9 @@ def _forecast(args: argparse.Namespace) -> int:
                         if args.key else None)
                 keepcols = [_column_index(header, c, "--keep", inp.name, where) for c in keep]
                 names = (["line"] + ([args.key] if args.key else []) + keep + ["value"]
-                         + [f"forecast_{k + 1}" for k in range(horizon)])
+                         + [f"forecast_{k + 1}" for k in range(horizon)]
+                         + ([f"{b}_{k + 1}" for k in range(horizon) for b in ("low", "high")]
+                            if args.interval is not None else []))
                 if write(",".join(_csv_field(n) for n in names) + "\n"):
                     while True:
                         if first is not None:
@@ -662,6 +678,9 @@ def _forecast(args: argparse.Namespace) -> int:
                         row = ([str(inp.lineno)] + ([key] if key is not None else [])
                                + [fields[i] for i in keepcols] + [fmt(y)]
                                + [fmt(v) for v in fc])
+                        if args.interval is not None:
+                            row += [fmt(b) for iv in f.forecast_interval(
+                                horizon, args.interval, key=key) for b in iv]
                         stop.busy = False          # the value is whole: a signal may stop us
                         if stop.signum is not None:
                             write(",".join(_csv_field(v) for v in row) + "\n")
@@ -817,6 +836,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="input columns copied to the output (e.g. a timestamp)")
     fc.add_argument("--hidden", type=_positive_int, default=None, metavar="N",
                     help="hidden size of the network (default 32)")
+    fc.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+                    help="add low_k,high_k columns: the conformal prediction interval of "
+                         "level LEVEL (e.g. 0.9) around each forecast; a new model tracks "
+                         "that level's coverage per horizon")
     fc.add_argument("--season", type=_positive_int, default=None, metavar="M",
                     help="season length in steps (e.g. 24 for hourly values with a daily "
                          "cycle): seasonal input and baselines (default none)")

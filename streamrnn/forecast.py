@@ -59,8 +59,10 @@ Combination, season and intervals
 ---------------------------------
 ``forecast`` returns, per horizon, an online combination (ML-Poly, see ``_experts``) of the
 network's rollout with persistence, simple exponential smoothing and, with ``season=m``,
-the seasonal naive forecast and three Holt-Winters (two additive, one multiplicative that
-takes part on positive series). The forecasts of horizons
+the seasonal naive forecast, three Holt-Winters (two additive, one multiplicative that
+takes part on positive series), the mean of the values one and two seasons back, the
+seasonal random walk with drift and the value a longer cycle back (``_best_multiple``).
+The forecasts of horizons
 1..``max_horizon`` are made at the end of ``learn_one`` (``max_horizon - 1`` extra steps on
 a scratch copy) and kept until their values arrive, when they train the weights and the
 adaptive conformal intervals of ``forecast_interval``. The combination learns from the
@@ -302,6 +304,45 @@ HW_SETTINGS = ((0.3, 0.05, 0.3, 0.98, False),     # (alpha, beta, gamma, phi, mu
                (0.5, 0.1, 0.6, 1.0, True))        # multiplicative (positive series)
 
 
+# seasonal_naive_best: the value c seasons back, c = 1..MULTIPLES, the c whose one-step
+# mean absolute error over the newest MULTIPLE_WINDOW seasons is the smallest, when it is
+# below MULTIPLE_MARGIN times the error of c = 1 (else the expert takes no part: it would be
+# the seasonal naive forecast); for a second, longer cycle (a week of days, of hours)
+MULTIPLES = 7
+MULTIPLE_WINDOW = 7
+MULTIPLE_MARGIN = 0.5
+HIST_SEASONS = MULTIPLES + MULTIPLE_WINDOW
+MULTIPLE_MAX_SEASON = MAX_TRACKED   # longer seasons: a history of two seasons, no multiple
+
+
+def _hist_len(season: int) -> int:
+    """Values of a stream's season history: 14 seasons + 1 (2 beyond
+    MULTIPLE_MAX_SEASON, where seasonal_naive_best takes no part), 0 without season."""
+    if not season:
+        return 0
+    return (HIST_SEASONS if season <= MULTIPLE_MAX_SEASON else 2) * season + 1
+
+
+def _best_multiple(hist: np.ndarray, m: int) -> int:
+    """The multiple c of the season for seasonal_naive_best (0: none) from the values
+    hist (oldest first, the newest last; NaN: not seen)."""
+    n = MULTIPLE_WINDOW * m
+    if hist.shape[0] < n + MULTIPLES * m:
+        return 0
+    # row i: the n values (MULTIPLES - i) seasons before the newest n, a read-only view
+    # (NumPy: np.stack([hist[-n - c*m:len - c*m] for c in MULTIPLES..1])); each row's mean
+    # is the same pairwise sum as the 1-D mean of that slice
+    base = hist[hist.shape[0] - n - MULTIPLES * m:]
+    step = base.strides[0]
+    back = np.lib.stride_tricks.as_strided(base, shape=(MULTIPLES, n),
+                                           strides=(m * step, step), writeable=False)
+    errs = np.abs(back - hist[-n:]).mean(axis=1)[::-1].tolist()     # c = 1..MULTIPLES
+    if not all(math.isfinite(e) for e in errs):
+        return 0
+    best = min(range(MULTIPLES), key=errs.__getitem__)
+    return best + 1 if best and errs[best] < MULTIPLE_MARGIN * errs[0] else 0
+
+
 class _Stream:
     """Everything one keyed stream owns: its trainer (state, ring, moments), its scalers, the
     input of the step that predicts its next value and, once that step has run (no
@@ -315,8 +356,9 @@ class _Stream:
                  dtype: np.dtype, input_size: int, horizons: int = 1, n_experts: int = 3,
                  season: int = 0, miscoverage: float = 0.1) -> None:
         H, E = horizons, n_experts
-        # the newest season + 1 values, oldest first (NaN until seen); empty without season
-        self.hist = np.full(season + 1 if season else 0, np.nan)
+        # the newest (MULTIPLES + MULTIPLE_WINDOW) seasons + 1 values, oldest first (NaN
+        # until seen; see _hist_len); empty without season
+        self.hist = np.full(_hist_len(season), np.nan)
         self.ses = _MISSING           # simple exponential smoothing level
         # forecasts issued at step t (slot t % H): per horizon k, the experts' forecasts,
         # the combination and the conformal radius issued with it; porig: t of each slot
@@ -419,8 +461,11 @@ class Forecaster:
         With several keys: one network trained by all streams, or one network per stream.
     season : int >= 2 or None, default None
         The season length in steps: the network also reads the change (without
-        differencing: the value) one season back, and the seasonal naive forecast and three
-        Holt-Winters (two additive, one multiplicative) join the combination.
+        differencing: the value) one season back, and seasonal experts join the
+        combination: the seasonal naive forecast, three Holt-Winters (two additive, one
+        multiplicative), the mean of two seasons back, the seasonal random walk with drift
+        and the value 2-7 seasons back when that cycle is clearly better (see
+        ``expert_names``).
     max_horizon : int >= 1 or None, default None (the season, else 1)
         Horizons whose forecasts are made in ``learn_one`` and scored: each has its own
         combination weights and conformal intervals (beyond it, those of max_horizon).
@@ -567,6 +612,7 @@ class Forecaster:
         names = ["network", "persistence"] + (["seasonal_naive"] if season else []) + ["ses"]
         if season:
             names += [f"holt_winters_{i}" for i in range(len(HW_SETTINGS))]
+            names += ["seasonal_naive_2", "seasonal_drift", "seasonal_naive_best"]
         self._expert_names = tuple(names)
         self._prior = 2 if season else 1      # untrained: seasonal naive, or persistence
         self._streams = {}
@@ -1003,7 +1049,8 @@ class Forecaster:
         if h.shape[0]:
             h[:-1] = h[1:]
             h[-1] = yv
-            self._fill_y(s, s.u, yv, prev, h[1], h[0])
+            m = int(self._season or 0)
+            self._fill_y(s, s.u, yv, prev, h[-m], h[-m - 1])
         else:
             self._fill_y(s, s.u, yv, prev)
         s.last_y = yv
@@ -1043,13 +1090,29 @@ class Forecaster:
         m = self._season
         if m:
             k = np.arange(1, K + 1)
-            v = s.hist[-1 - (m * -(-k // m) - k)]
+            c = -(-k // m)                # seasons between the target and its value back
+            back = -1 - (m * c - k)       # that value's index in hist
+            hist = s.hist
+            v = hist[back]
             F[:, 2] = np.where(v != v, last, v)
             j = 3
         F[:, j] = last if s.ses != s.ses else s.ses
         if m:
             for i, hs in enumerate(HW_SETTINGS):
                 F[:, j + 1 + i] = _hw_forecast(s.hw[i], s.hw_season[i], K, hs[3], hs[4])
+            j += 1 + len(HW_SETTINGS)
+            # the mean of the values one and two seasons back (NaN: not seen yet)
+            F[:, j] = 0.5 * (v + hist[back - m])
+            # the seasonal random walk with drift: one season back plus the change of the
+            # last season per season ahead, y[t+k-cm] + c (y[t] - y[t-m])
+            F[:, j + 1] = v + c * (last - hist[-1 - m])
+            # the value the best multiple of the season back (NaN: no multiple beats one)
+            best = _best_multiple(hist, m)
+            if best:
+                L = best * m
+                F[:, j + 2] = hist[-1 - (L * -(-k // L) - k)]
+            else:
+                F[:, j + 2] = np.nan
         return F
 
     def _weights_of(self, s: _Stream, k: int, avail: np.ndarray) -> np.ndarray:
@@ -1322,8 +1385,9 @@ class Forecaster:
             yhat = self._unscale(s, float(ybuf[0]), prev)
         net = tr.net
         out = [yhat]
-        path = list(s.hist)       # y[t-m..t], then the forecasts (m: the season)
-        m = len(path) - 1
+        m = self._season or 0
+        # y[t-m..t] (the last season + 1 of the history), then the forecasts
+        path = s.hist[s.hist.shape[0] - m - 1:].tolist() if m else []
         if self._scale and not s.sx.n.shape[0]:
             # no features, scaled (the default): _fill_y and _unscale with the scalers'
             # statistics read once (they do not change during the rollout); the same

@@ -1,10 +1,10 @@
 """Saving and loading: :func:`save` and :func:`load` (no pickle, nothing executed on load).
 
-File format, version 1 (all integers little-endian)::
+File format, version 1 or 2 (all integers little-endian)::
 
     offset  size  content
     0       8     magic b"\\x89SRN\\r\\n\\x1a\\n"  (catches text-mode transfers, like PNG's)
-    8       4     uint32 format version (1)
+    8       4     uint32 format version (1 or 2, as the header's "version")
     12      4     uint32 reserved (0)
     16      8     uint64 N, the length of the JSON header
     24      32    SHA-256 of the JSON header
@@ -18,6 +18,13 @@ The header::
      "meta": {...type-specific settings...}, "data_size": bytes of the data section,
      "arrays": {"name": {"dtype": "<f4", "shape": [..], "offset": .., "nbytes": ..,
                          "sha256": ".."}, ...}}
+
+Version 2 is version 1 in which a network may be a cell variant PyTorch does not have
+(``GRU(reset_after=False)``: ``"reset_after": false`` in its description, ``LSTM(peepholes=
+True)``: ``"peepholes": true``; such a state's ``"cell"`` is ``"gru_reset_before"`` or
+``"lstm_peephole"``). A file is written as version 1 unless it holds a
+variant, so that a streamrnn that reads version 1 only refuses a variant (its format
+version) instead of loading it as the other cell; every version-1 file loads unchanged.
 
 Types: networks (``LSTM``, ``GRU``, ``RNN``), ``State``, ``StateBatch``, ``OnlineTrainer``
 (weights, optimizer settings and moments, the stream state, the TBPTT ring buffer and every
@@ -65,7 +72,11 @@ from .trainer import OnlineTrainer
 __all__ = ["save", "load", "dumps", "loads", "FileFormatError", "FORMAT_VERSION"]
 
 MAGIC = b"\x89SRN\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # the newest version this streamrnn reads and writes
+_READS = (1, 2)
+# cells only a version-2 file may hold (their networks: the flags of _VARIANT_FLAGS)
+_VARIANT_CELLS = frozenset({"gru_reset_before", "lstm_peephole"})
+_VARIANT_FLAGS = {"reset_after": False, "peepholes": True}
 _PREFIX = struct.Struct("<8sIIQ32s")     # magic, version, reserved, header length, sha256
 _ALIGN = 64
 _MAX_HEADER = 1 << 30
@@ -80,6 +91,7 @@ _FCOUNTERS = ("loss_sum", "last_loss", "last_grad_norm")
 _WCOUNTERS = ("updates", "skipped", "opt_steps")
 _WFCOUNTERS = ("last_loss", "last_grad_norm")
 _NETS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
+_C_CELLS = ("lstm", "lstm_peephole")     # states with a c
 _OPTS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
@@ -104,6 +116,20 @@ class FileFormatError(ValueError):
 # ---------------------------------------------------------------------- writing
 def _align(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def _format_version(meta: Any) -> int:
+    """2 when the description holds a cell variant (a network flag of _VARIANT_FLAGS, a state
+    of a cell in _VARIANT_CELLS), else 1: the oldest version that describes the object."""
+    if isinstance(meta, dict):
+        if any(k in meta and meta[k] == v for k, v in _VARIANT_FLAGS.items()):
+            return 2
+        if meta.get("cell") in _VARIANT_CELLS:
+            return 2
+        return max([1] + [_format_version(v) for v in meta.values()])
+    if isinstance(meta, list):
+        return max([1] + [_format_version(v) for v in meta])
+    return 1
 
 
 def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
@@ -133,11 +159,11 @@ def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
                        "nbytes": le.nbytes, "sha256": hashlib.sha256(raw).hexdigest()}
         blobs.append((off, le))
         off += le.nbytes
-    header = {"format": "streamrnn", "version": FORMAT_VERSION, "streamrnn": __version__,
+    version = _format_version(meta)
+    header = {"format": "streamrnn", "version": version, "streamrnn": __version__,
               "type": type_name, "meta": meta, "data_size": off, "arrays": table}
     hbytes = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(hbytes),
-                          hashlib.sha256(hbytes).digest())
+    prefix = _PREFIX.pack(MAGIC, version, 0, len(hbytes), hashlib.sha256(hbytes).digest())
     head = prefix + hbytes
     head += b"\0" * (_align(len(head)) - len(head))
     return head, blobs
@@ -297,6 +323,10 @@ def _net_meta(net: _Recurrent) -> Dict[str, Any]:
                             "seed": net.seed}
     if isinstance(net, RNN):
         meta["nonlinearity"] = net.nonlinearity
+    if isinstance(net, GRU) and not net.reset_after:
+        meta["reset_after"] = False      # a variant: written only then (version 2)
+    if isinstance(net, LSTM) and net.peepholes:
+        meta["peepholes"] = True         # a variant: written only then (version 2)
     meta["bidirectional"] = bool(net.bidirectional)
     initial = net._initial
     if initial is not None:  # (L, H) lists of floats: JSON's repr round-trips every value
@@ -710,9 +740,9 @@ class _Reader:
             raise self.error(f"truncated: {size} bytes, shorter than the "
                              f"{_PREFIX.size}-byte file header")
         _, version, _, hlen, hsum = _PREFIX.unpack(raw)
-        if version != FORMAT_VERSION:
+        if version not in _READS:
             raise self.error(f"format version {version} is not supported (this streamrnn "
-                             f"reads version {FORMAT_VERSION})"
+                             f"reads versions {', '.join(map(str, _READS))})"
                              + ("; it was written by a newer streamrnn"
                                 if version > FORMAT_VERSION else ""))
         if hlen > size - _PREFIX.size or hlen > _MAX_HEADER:
@@ -729,6 +759,10 @@ class _Reader:
             raise self.error("corrupted: header JSON nested too deeply") from None
         if not isinstance(header, dict) or header.get("format") != "streamrnn":
             raise self.error("corrupted: not a streamrnn header")
+        if header.get("version") != version:
+            raise self.error(f"corrupted: the header says version {header.get('version')!r}, "
+                             f"the file prefix {version}")
+        self.version = version
         for k, typ in (("type", str), ("meta", dict), ("arrays", dict), ("data_size", int)):
             if not isinstance(header.get(k), typ) or isinstance(header.get(k), bool):
                 raise self.error(f"corrupted: header field {k!r} missing or not a "
@@ -812,8 +846,11 @@ def _num_params(meta: Dict[str, Any]) -> int:
     """The parameter count of the network the header describes, from the C core (which
     refuses sizes it cannot build, crafted ones included, before counting: ValueError)."""
     cls = meta["class"]
-    # the parameter layout depends on the gate count only: any RNN cell stands for both
+    # the parameter layout depends on the gate count (any RNN cell stands for both, either GRU
+    # for both) and on the peepholes
     cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn_tanh"}[cls]
+    if cls == "LSTM" and meta.get("peepholes") is True:
+        cell = "lstm_peephole"
     D, H, L, O = meta["input_size"], meta["hidden_size"], meta["num_layers"], meta["output_size"]
     nd = 2 if meta.get("bidirectional", False) else 1
     n: int = _core.num_params(cell, D, H, L, O, nd)
@@ -854,6 +891,21 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
     kwargs["seed"] = meta.get("seed")
     if meta["class"] == "RNN":
         kwargs["nonlinearity"] = meta.get("nonlinearity")
+    if "reset_after" in meta:
+        # a GRU variant's flag; files of version 1 (and PyTorch's GRU) have none
+        if meta["class"] != "GRU" or not isinstance(meta["reset_after"], bool):
+            raise r.error(f"invalid network reset_after {meta['reset_after']!r} (a GRU's "
+                          f"True or False)")
+        if r.version < 2 and not meta["reset_after"]:
+            raise r.error("a GRU with reset_after=False in a version-1 file")
+        kwargs["reset_after"] = meta["reset_after"]
+    if "peepholes" in meta:
+        if meta["class"] != "LSTM" or not isinstance(meta["peepholes"], bool):
+            raise r.error(f"invalid network peepholes {meta['peepholes']!r} (an LSTM's True "
+                          f"or False)")
+        if r.version < 2 and meta["peepholes"]:
+            raise r.error("an LSTM with peepholes=True in a version-1 file")
+        kwargs["peepholes"] = meta["peepholes"]
     if meta.get("bidirectional", False):
         kwargs["bidirectional"] = True
     try:
@@ -992,6 +1044,8 @@ def _state_meta(r: _Reader) -> Tuple[str, int, int, str]:
     cell, L, H, dt = m.get("cell"), m.get("num_layers"), m.get("hidden_size"), m.get("dtype")
     if cell not in _core.CELL_CODES or dt not in ("float32", "float64"):
         raise r.error(f"invalid state description (cell {cell!r}, dtype {dt!r})")
+    if cell in _VARIANT_CELLS and r.version < 2:
+        raise r.error(f"a {cell} state in a version-1 file")
     for v in (L, H):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise r.error(f"invalid state sizes: num_layers={L!r}, hidden_size={H!r}")
@@ -1001,8 +1055,8 @@ def _state_meta(r: _Reader) -> Tuple[str, int, int, str]:
 def _load_state(r: _Reader) -> Any:
     cell, L, H, dt = _state_meta(r)
     h = r.array("h", dt, (L, H))
-    c = r.array("c", dt, (L, H)) if cell == "lstm" else None
-    if r.has("c") and cell != "lstm":
+    c = r.array("c", dt, (L, H)) if cell in _C_CELLS else None
+    if r.has("c") and cell not in _C_CELLS:
         raise r.error(f"a {cell} state has no c")
     if not np.all(np.isfinite(h)) or (c is not None and not np.all(np.isfinite(c))):
         raise r.error("state holds NaN or inf")
@@ -1015,12 +1069,52 @@ def _load_batch(r: _Reader) -> Any:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise r.error(f"invalid number of streams {n!r}")
     h = r.array("h", dt, (n, L, H))
-    c = r.array("c", dt, (n, L, H)) if cell == "lstm" else None
-    if r.has("c") and cell != "lstm":
+    c = r.array("c", dt, (n, L, H)) if cell in _C_CELLS else None
+    if r.has("c") and cell not in _C_CELLS:
         raise r.error(f"a {cell} state batch has no c")
     if not np.all(np.isfinite(h)) or (c is not None and not np.all(np.isfinite(c))):
         raise r.error("state batch holds NaN or inf")
     return _core._make_batch(cell, L, H, dt, n, h, c)
+
+
+# Seasonal forecasters written by the release before the three experts below joined
+# (dcacb26): 7 experts (these three are the newest, last in expert_names) and a season
+# history of one season + 1 values. Their files load with those three experts' columns
+# added empty (see _widen_v1_season).
+_V1_SEASON_NEW_EXPERTS = ("seasonal_naive_2", "seasonal_drift", "seasonal_naive_best")
+
+
+def _is_v1_season(r: _Reader, f: Forecaster, n: int) -> bool:
+    """Whether ``r`` holds a seasonal forecaster's streams in the dcacb26 layout (its season
+    history one season + 1 long; the current one is always longer)."""
+    m = f.season
+    return bool(m) and r.shape("streams.hist") == (n, m + 1) \
+        and tuple(f.expert_names[-3:]) == _V1_SEASON_NEW_EXPERTS
+
+
+def _widen_v1_season(r: _Reader, probe: Dict[str, np.ndarray], n: int
+                     ) -> Dict[str, np.ndarray]:
+    """hist, pend, agg_r and agg_s of a dcacb26 seasonal file in the current layout: the
+    old values exactly where the current code keeps them; the three new experts' kept
+    forecasts NaN (not issued: they take no part in scoring them) and their regrets 0 (as
+    in a new stream); the history before the old one's oldest value NaN (not seen: the new
+    experts take part once the history they need has been seen, as in a new stream)."""
+    L = probe["hist"].shape[0]
+    H, _, E2 = probe["pend"].shape
+    E, Eo = E2 - 2, E2 - 2 - len(_V1_SEASON_NEW_EXPERTS)
+    m1 = r.shape("streams.hist")[1]
+    hist = np.full((n, L), np.nan)
+    hist[:, L - m1:] = r.array("streams.hist", np.float64, (n, m1))
+    pend = np.full((n, H, H, E2), np.nan)
+    old = r.array("streams.pend", np.float64, (n, H, H, Eo + 2))
+    pend[..., :Eo] = old[..., :Eo]           # the old experts' forecasts
+    pend[..., E:] = old[..., Eo:]            # the combination and the conformal radius
+    out = {"hist": hist, "pend": pend}
+    for name in ("agg_r", "agg_s"):
+        a = np.zeros((n, H, E))
+        a[..., :Eo] = r.array("streams." + name, np.float64, (n, H, Eo))
+        out[name] = a
+    return out
 
 
 def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.ndarray]]:
@@ -1030,7 +1124,11 @@ def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.
         return None
     probe = f._new_stream_arrays()
     out: Dict[str, np.ndarray] = {"ses": r.array("streams.ses", np.float64, (n,))}
+    if _is_v1_season(r, f, n):
+        out.update(_widen_v1_season(r, probe, n))
     for name in _FORECAST_ARRAYS:
+        if name in out:
+            continue
         ref = probe[name]
         out[name] = r.array("streams." + name, ref.dtype, (n,) + ref.shape)
     if np.isinf(out["ses"]).any() or (np.abs(np.nan_to_num(out["ses"])) > MAX_ABS).any():

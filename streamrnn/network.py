@@ -39,12 +39,16 @@ def _refuse_view_rebind(obj: Any, name: str) -> None:
                          f"{type(obj).__name__.lower()}.{name}[...] = values")
 
 
+# The cells whose parameters are a PyTorch module's (state_dict, to_torch); the others are
+# variants PyTorch does not have.
+_TORCH_CELLS = frozenset({"lstm", "gru", "rnn_tanh", "rnn_relu"})
+
 # Settings fixed at construction: the C core's buffers, states, trainers and checkpoints are
 # all built from them, so setting one afterwards would be ignored (or describe a network that
 # does not exist). They raise AttributeError instead.
 _NET_SETTINGS = frozenset({"input_size", "hidden_size", "num_layers", "output_size", "dtype",
                            "seed", "bidirectional", "nonlinearity", "layers",
-                           "layers_reverse", "head", "cell"})
+                           "layers_reverse", "head", "cell", "reset_after", "peepholes"})
 
 
 class Layer:
@@ -66,11 +70,15 @@ class Layer:
         Input-to-hidden bias.
     bias_hh : ndarray, shape (G*H,)
         Hidden-to-hidden bias (GRU: ``b_hn`` stays inside the reset product).
+    weight_peephole : ndarray, shape (3*H,), or None
+        ``LSTM(peepholes=True)``: the peephole weights ``[p_i | p_f | p_o]``; None otherwise.
 
     Attributes
     ----------
     weight_ih, weight_hh, bias_ih, bias_hh : ndarray
         The views above (C-contiguous, writable).
+    weight_peephole : ndarray or None
+        The peephole view (writable), or None.
 
     Examples
     --------
@@ -83,17 +91,19 @@ class Layer:
     0.0
     """
 
-    __slots__ = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    __slots__ = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")
 
     weight_ih: np.ndarray
     weight_hh: np.ndarray
     bias_ih: np.ndarray
     bias_hh: np.ndarray
+    weight_peephole: Optional[np.ndarray]
 
     def __init__(self, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray,
-                 bias_hh: np.ndarray) -> None:
+                 bias_hh: np.ndarray, weight_peephole: Optional[np.ndarray] = None) -> None:
         for name, v in (("weight_ih", weight_ih), ("weight_hh", weight_hh),
-                        ("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+                        ("bias_ih", bias_ih), ("bias_hh", bias_hh),
+                        ("weight_peephole", weight_peephole)):
             object.__setattr__(self, name, v)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -103,8 +113,10 @@ class Layer:
         _refuse_view_rebind(self, name)
 
     def __repr__(self) -> str:
+        peep = ("" if self.weight_peephole is None else
+                f", weight_peephole={self.weight_peephole.shape}")
         return (f"Layer(weight_ih={self.weight_ih.shape}, weight_hh={self.weight_hh.shape}, "
-                f"bias_ih={self.bias_ih.shape}, bias_hh={self.bias_hh.shape})")
+                f"bias_ih={self.bias_ih.shape}, bias_hh={self.bias_hh.shape}{peep})")
 
 
 class Head:
@@ -229,8 +241,10 @@ class _Recurrent(ReadOnlySettings, _core._Network):
             self._views[name] = flat[off:off + int(np.prod(shape))].reshape(shape)
         for k in range(L):
             for sfx, dest in (("", layers), ("_reverse", layers_reverse))[:ndir]:
-                dest.append(Layer(*(self._views[f"{n}_l{k}{sfx}"] for n in
-                                    ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))))
+                v = self._views
+                dest.append(Layer(v[f"weight_ih_l{k}{sfx}"], v[f"weight_hh_l{k}{sfx}"],
+                                  v[f"bias_ih_l{k}{sfx}"], v[f"bias_hh_l{k}{sfx}"],
+                                  v.get(f"weight_peephole_l{k}{sfx}")))
         if O:
             head = Head(self._views["head.weight"], self._views["head.bias"])
         # the settings: read-only from here on (see __setattr__)
@@ -247,7 +261,8 @@ class _Recurrent(ReadOnlySettings, _core._Network):
     # ------------------------------------------------------------------ introspection
     @property
     def cell(self) -> str:
-        """The cell kind: 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'."""
+        """The cell kind: 'lstm', 'lstm_peephole', 'gru', 'gru_reset_before', 'rnn_tanh' or
+        'rnn_relu'."""
         return self._cell
 
     def _kwargs(self) -> Dict[str, Any]:
@@ -487,7 +502,18 @@ class _Recurrent(ReadOnlySettings, _core._Network):
 
         One consistent read: raises RuntimeError (rather than mixing two weight versions)
         while a trainer or ``load_state_dict`` in another thread writes the weights.
+
+        Raises ValueError for a cell PyTorch does not have (``GRU(reset_after=False)``,
+        ``LSTM(peepholes=True)``): its arrays under ``torch.nn.GRU``'s names would load into
+        PyTorch and compute another function. Its weights are ``parameters()`` and the views
+        ``layers``/``head``.
         """
+        if self._cell not in _TORCH_CELLS:
+            raise ValueError(f"state_dict: {self!r} (cell {self._cell!r}) has no PyTorch "
+                             f"equivalent, so no PyTorch state dict (torch.nn.GRU would load "
+                             f"it and compute something else); read its weights with "
+                             f"parameters() or the views layers[k].weight_ih, ... and head, "
+                             f"or save it with sr.save / sr.to_onnx")
         with _core._holding(self):
             return {k: v.copy() for k, v in self._views.items()}
 
@@ -581,6 +607,12 @@ class LSTM(_Recurrent):
         ``bidirectional=True``, with its ``_reverse`` parameter names). Such a network reads
         the future: only ``run(X)`` (whole windows) and :class:`streamrnn.SequenceTrainer`
         work; ``step``, ``step_many``, ``new_state`` and ``OnlineTrainer`` raise ValueError.
+    peepholes : bool, default False
+        Peephole connections (ONNX's ``P``): ``i = sigmoid(. + p_i*c)``,
+        ``f = sigmoid(. + p_f*c)`` with the previous c, ``o = sigmoid(. + p_o*c')`` with the
+        new one; per layer one more trainable parameter, ``weight_peephole`` (3H,) =
+        ``[p_i | p_f | p_o]`` (cell ``'lstm_peephole'``). PyTorch has no such LSTM:
+        ``state_dict`` and ``to_torch`` raise ValueError.
 
     Attributes
     ----------
@@ -636,21 +668,35 @@ class LSTM(_Recurrent):
     (5, 16)
     """
 
-    _cell = "lstm"
+    peepholes: bool
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, dtype: Any = "float32",
-                 seed: Optional[int] = None, bidirectional: bool = False) -> None:
+                 seed: Optional[int] = None, bidirectional: bool = False,
+                 peepholes: bool = False) -> None:
+        if not isinstance(peepholes, (bool, np.bool_)):
+            raise TypeError(f"peepholes must be True or False, got {type(peepholes).__name__}")
+        self._cell = "lstm_peephole" if peepholes else "lstm"
+        self.__dict__["peepholes"] = bool(peepholes)   # read-only (see __setattr__)
         self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
                     bidirectional)
+
+    def _kwargs(self) -> Dict[str, Any]:
+        kw = super()._kwargs()
+        if self.peepholes:
+            kw["peepholes"] = True
+        return kw
 
 
 class GRU(_Recurrent):
     """Gated recurrent unit network stepped one sample at a time (PyTorch's ``nn.GRU``).
 
     Gates in PyTorch's row order r, z, n: ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``,
-    ``h' = (1-z)*n + z*h`` (``b_hn`` stays inside the reset product). States have ``h``
-    (num_layers, H) and no ``c``.
+    ``h' = (1-z)*n + z*h`` (``b_hn`` stays inside the reset product). With
+    ``reset_after=False`` the reset gate acts on h before the recurrent product instead:
+    ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)`` (ONNX's ``linear_before_reset=0``, Keras'
+    ``reset_after=False``; the same parameters and shapes; cell ``'gru_reset_before'``).
+    States have ``h`` (num_layers, H) and no ``c``.
 
     Parameters
     ----------
@@ -666,11 +712,19 @@ class GRU(_Recurrent):
         Of the parameters, states, inputs and outputs (no silent casts of NumPy inputs).
     seed : int or None
         Seed of the PyTorch-style init ``U(-1/sqrt(H), 1/sqrt(H))``.
+    bidirectional : bool, default False
+        Forward and backward directions over whole windows (see :class:`LSTM`).
+    reset_after : bool, default True
+        True: PyTorch's GRU (the reset gate multiplies ``W_hn h + b_hn``). False: the reset
+        gate multiplies h before the recurrent product (ONNX ``linear_before_reset=0``,
+        Keras ``reset_after=False``). Such a network has no PyTorch equivalent:
+        ``to_torch`` raises ValueError; ``state_dict`` keeps PyTorch's key names.
 
     Raises
     ------
     TypeError, ValueError
-        A size that is not an integer >= 1, an unknown dtype, a negative seed.
+        A size that is not an integer >= 1, an unknown dtype, a negative seed,
+        ``reset_after`` not a bool.
 
     See Also
     --------
@@ -682,15 +736,29 @@ class GRU(_Recurrent):
     >>> net = sr.GRU(2, 8, num_layers=2, dtype="float64", seed=1)
     >>> net.run([[0.5, -1.0], [0.0, 2.0]], net.new_state()).shape
     (2, 8)
+    >>> sr.GRU(2, 8, reset_after=False).cell
+    'gru_reset_before'
     """
 
-    _cell = "gru"
+    reset_after: bool
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  output_size: Optional[int] = None, dtype: Any = "float32",
-                 seed: Optional[int] = None, bidirectional: bool = False) -> None:
+                 seed: Optional[int] = None, bidirectional: bool = False,
+                 reset_after: bool = True) -> None:
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise TypeError(f"reset_after must be True or False, got "
+                            f"{type(reset_after).__name__}")
+        self._cell = "gru" if reset_after else "gru_reset_before"
+        self.__dict__["reset_after"] = bool(reset_after)   # read-only (see __setattr__)
         self._setup(input_size, hidden_size, num_layers, output_size, dtype, seed,
                     bidirectional)
+
+    def _kwargs(self) -> Dict[str, Any]:
+        kw = super()._kwargs()
+        if not self.reset_after:
+            kw["reset_after"] = False
+        return kw
 
 
 class RNN(_Recurrent):

@@ -108,24 +108,41 @@ def require_file(path, what=None):
                     "may skip it", pytrace=False)
 
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", "gru_reset_before", "lstm_peephole")
+# the cells PyTorch has (the others are variants: no torch module, state_dict refuses)
+TORCH_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 DTYPES = ("float32", "float64")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3,
+         "lstm_peephole": 4}
 
 
 def make_net(cell, input_size, hidden_size, num_layers=1, output_size=None, dtype="float64",
              seed=None, bidirectional=False):
-    """The public network of a cell name ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')."""
+    """The public network of a cell name ('lstm', 'lstm_peephole', 'gru', 'gru_reset_before',
+    'rnn_tanh', 'rnn_relu')."""
     import streamrnn as sr
     kw = dict(dtype=dtype, seed=seed, bidirectional=bidirectional)
-    if cell == "lstm":
-        return sr.LSTM(input_size, hidden_size, num_layers, output_size, **kw)
-    if cell == "gru":
-        return sr.GRU(input_size, hidden_size, num_layers, output_size, **kw)
+    if cell in ("lstm", "lstm_peephole"):
+        return sr.LSTM(input_size, hidden_size, num_layers, output_size,
+                       peepholes=cell == "lstm_peephole", **kw)
+    if cell in ("gru", "gru_reset_before"):
+        return sr.GRU(input_size, hidden_size, num_layers, output_size,
+                      reset_after=cell == "gru", **kw)
     if cell in ("rnn_tanh", "rnn_relu"):
         return sr.RNN(input_size, hidden_size, num_layers, output_size,
                       nonlinearity=cell[4:], **kw)
     raise ValueError(cell)
+
+
+def named_params(net):
+    """Copies of a network's parameters by name (``_core.param_layout``, PyTorch's names):
+    what ``state_dict()`` returns, also for the variants whose ``state_dict`` refuses."""
+    from streamrnn import _core
+    flat = net.parameters()
+    return {name: flat[off:off + int(np.prod(shape))].reshape(shape).copy()
+            for name, off, shape in _core.param_layout(
+                net.cell, net.input_size, net.hidden_size, net.num_layers, net.output_size,
+                2 if net.bidirectional else 1)}
 
 
 def window_ref(net):

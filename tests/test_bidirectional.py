@@ -44,7 +44,8 @@ def test_window_forward_backward_vs_reference(c):
     X = rng.standard_normal((c["T"], c["D"])).astype(dt)
     shape = (c["L"], c["nd"], c["H"])
     h0 = (0.5 * rng.standard_normal(shape)).astype(dt)
-    c0 = (0.5 * rng.standard_normal(shape)).astype(dt) if c["cell"] == "lstm" else None
+    has_c = c["cell"].startswith("lstm")
+    c0 = (0.5 * rng.standard_normal(shape)).astype(dt) if has_c else None
     Y, hT, cT, cache = ref.window_forward(rn, X, h0, c0, c["m2o"])
     w = _core._SeqWork(net)
     Yc, hTc, cTc = w.forward(X, h0, c0, many_to_one=c["m2o"], final=True)
@@ -54,7 +55,7 @@ def test_window_forward_backward_vs_reference(c):
         assert_close(cTc, cT, dt, "cT")
     dY = rng.standard_normal(Y.shape).astype(dt)
     dhT = rng.standard_normal(shape).astype(dt)
-    dcT = rng.standard_normal(shape).astype(dt) if c["cell"] == "lstm" else None
+    dcT = rng.standard_normal(shape).astype(dt) if has_c else None
     g, dX, dh0, dc0 = ref.window_backward(rn, cache, dY, dhT, dcT)
     gc = np.zeros_like(net.parameters())
     dXc, dh0c, dc0c = w.backward(dY, gc, dhT, dcT, want_dX=True, want_d0=True)

@@ -14,7 +14,7 @@ import pytest
 
 import streamrnn as sr
 
-from conftest import CELLS, DTYPES, assert_unchanged, make_net, snapshot
+from conftest import CELLS, DTYPES, assert_unchanged, make_net, named_params, snapshot
 
 D, H, L = 3, 5, 2
 
@@ -192,7 +192,8 @@ def test_step_out_overlapping_state_partially(net):
 def mismatched_states(net):
     dt = net.dtype.name
     other_cell = {"lstm": "gru", "gru": "rnn_tanh", "rnn_tanh": "rnn_relu",
-                  "rnn_relu": "lstm"}[net.cell]
+                  "rnn_relu": "lstm", "gru_reset_before": "gru",
+                  "lstm_peephole": "lstm"}[net.cell]
     return [
         ("hidden size", make_net(net.cell, D, H + 1, L, dtype=dt).new_state()),
         ("layers", make_net(net.cell, D, H, L + 1, dtype=dt).new_state()),
@@ -414,7 +415,8 @@ def test_step_many_bad_states(net):
     for bad in (None, s, "states", np.zeros((3, L, H), net.dtype)):
         raises(TypeError, "states", lambda: net.step_many(X, bad), net, s)
     other_cell = {"lstm": "gru", "gru": "lstm", "rnn_tanh": "rnn_relu",
-                  "rnn_relu": "rnn_tanh"}[net.cell]
+                  "rnn_relu": "rnn_tanh", "gru_reset_before": "gru",
+                  "lstm_peephole": "lstm"}[net.cell]
     for other in (make_net(net.cell, D, H + 1, L, dtype=dt),
                   make_net(net.cell, D, H, L + 1, dtype=dt),
                   make_net(other_cell, D, H, L, dtype=dt),
@@ -541,7 +543,7 @@ def test_states_cannot_be_constructed_directly():
 # =====================================================================================
 
 def last_key(net):
-    return list(net.state_dict())[-1]
+    return list(named_params(net))[-1]
 
 
 @pytest.fixture(params=[None, 2], ids=["no-head", "head"])
@@ -554,7 +556,7 @@ def head_net(request, net):
 
 def test_load_state_dict_not_a_mapping(net):
     s = warm_state(net)
-    sd = net.state_dict()
+    sd = named_params(net)
     for bad in (None, [], list(sd.items()), np.zeros(3), "weights", 3):
         raises(TypeError, "state_dict", lambda: net.load_state_dict(bad), net, s)
 
@@ -562,12 +564,13 @@ def test_load_state_dict_not_a_mapping(net):
 def test_load_state_dict_bad_values(head_net):
     net = head_net
     s = warm_state(net)
-    keys = list(net.state_dict())
+    keys = list(named_params(net))
     first, last = keys[0], keys[-1]
-    assert last == ("head.bias" if net.output_size else f"bias_hh_l{L - 1}")
+    top = f"weight_peephole_l{L - 1}" if net.cell == "lstm_peephole" else f"bias_hh_l{L - 1}"
+    assert last == ("head.bias" if net.output_size else top)
 
     def mutate(key, fn):
-        sd = {k: v + 0.5 for k, v in net.state_dict().items()}  # every value differs
+        sd = {k: v + 0.5 for k, v in named_params(net).items()}  # every value differs
         sd[key] = fn(sd[key])
         return sd
 
@@ -611,7 +614,7 @@ def test_load_state_dict_value_overflowing_float32():
     for cell in CELLS:
         net = make_net(cell, D, H, L, output_size=2, dtype="float32", seed=1)
         s = warm_state(net)
-        sd = {k: v.astype(np.float64) for k, v in net.state_dict().items()}
+        sd = {k: v.astype(np.float64) for k, v in named_params(net).items()}
         key = last_key(net)
         sd[key][0] = 1e39
         raises(ValueError, key, lambda: net.load_state_dict(sd), net, s)
@@ -621,18 +624,18 @@ def test_load_state_dict_value_overflowing_float32():
 def test_load_state_dict_missing_and_extra_keys(head_net):
     net = head_net
     s = warm_state(net)
-    keys = list(net.state_dict())
+    keys = list(named_params(net))
     for key in (keys[0], keys[-1]):
-        sd = {k: v + 0.5 for k, v in net.state_dict().items()}
+        sd = {k: v + 0.5 for k, v in named_params(net).items()}
         del sd[key]
         raises(ValueError, key, lambda: net.load_state_dict(sd), net, s)
     for extra in ("weight_ih_l9", "head.weight" if not net.output_size else "head.scale",
                   "bias_ih_l0 ", "zzz_last"):
-        sd = {k: v + 0.5 for k, v in net.state_dict().items()}
+        sd = {k: v + 0.5 for k, v in named_params(net).items()}
         sd[extra] = np.zeros(3, net.dtype)
         raises(ValueError, extra.strip(), lambda: net.load_state_dict(sd), net, s)
     # a non-string key
-    sd = {k: v + 0.5 for k, v in net.state_dict().items()}
+    sd = {k: v + 0.5 for k, v in named_params(net).items()}
     sd[0] = np.zeros(3)
     raises(ValueError, "unexpected", lambda: net.load_state_dict(sd), net, s)
     raises(ValueError, "state_dict", lambda: net.load_state_dict({}), net, s)
@@ -641,11 +644,11 @@ def test_load_state_dict_missing_and_extra_keys(head_net):
 def test_load_state_dict_good_after_errors(head_net):
     """After all errors, a good load still works and is complete."""
     net = head_net
-    sd = {k: (v + 0.25).astype(np.float64) for k, v in net.state_dict().items()}
+    sd = {k: (v + 0.25).astype(np.float64) for k, v in named_params(net).items()}
     bad = dict(sd)
     bad[last_key(net)] = np.full(bad[last_key(net)].shape, np.nan)
     with pytest.raises(ValueError):
         net.load_state_dict(bad)
     net.load_state_dict(sd)
-    for k, v in net.state_dict().items():
+    for k, v in named_params(net).items():
         assert np.array_equal(v, sd[k].astype(net.dtype)), k

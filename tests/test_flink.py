@@ -1,219 +1,127 @@
-"""PyFlink job tests (mini-cluster): equivalence with plain per-key Forecasters, bad records."""
+"""PyFlink job tests (mini-cluster): equivalence with plain Forecasters in every mode,
+record-at-a-time and micro-batched, thousands of keys through PyFlink's small caches, bad and
+late records, recovery after an injected failure, stop with a savepoint and rescale, the
+shared model learning across a restart, thread mode refused. The state engine alone:
+tests/test_flink_state.py."""
+import glob
 import math
 import os
-import random
 import sys
+import time
 
 import pytest
 
 pytest.importorskip("pyflink")
 
 import streamrnn as sr  # noqa: E402
+from streamrnn import _flink_state as fs  # noqa: E402
 from streamrnn import flink as srf  # noqa: E402
-from pyflink.common import Types  # noqa: E402
+from pyflink.common import Configuration, Types  # noqa: E402
 from pyflink.datastream import StreamExecutionEnvironment  # noqa: E402
-from pyflink.datastream.functions import MapFunction  # noqa: E402
+from pyflink.datastream.functions import FlatMapFunction, MapFunction  # noqa: E402
 
-SETTINGS = {"hidden_size": 4, "seed": 0, "k2": 4}
+from test_flink_state import SETTINGS, _decode, _expected, _model, _records  # noqa: E402
+
 END = 10_000        # time stamps of the end-of-stream marker rows
 
 
-def _records(n_keys=200, n_per=6, seed=0):
-    rng = random.Random(seed)
-    queues = {f"k{i}": [(t, 3 * math.sin(0.5 * t + i) + i % 5) for t in range(n_per)]
-              for i in range(n_keys)}
-    out = []
-    while queues:                       # interleaved arrivals, per-key order kept
-        k = rng.choice(sorted(queues))
-        t, y = queues[k].pop(0)
-        out.append((k, t, repr(y)))
-        if not queues[k]:
-            del queues[k]
-    return out
-
-
-def _env(par=2):
-    env = StreamExecutionEnvironment.get_execution_environment()
+def _env(par=2, conf=None):
+    c = Configuration()
+    for k, v in (conf or {}).items():
+        c.set_string(k, str(v))
+    env = StreamExecutionEnvironment.get_execution_environment(c)
     env.set_python_executable(sys.executable)
     env.set_parallelism(par)
     return env
 
 
-def _model(**kw):
-    """A shared model trained in plain Python (sr.dumps bytes)."""
-    m = sr.Forecaster(hidden_size=4, seed=1, k2=4, **kw)
-    for t in range(60):
-        m.learn_one(math.sin(0.3 * t) + 0.1 * (t % 4))
-    return sr.dumps(m)
+def _tagged(stream, tag, batched=False):
+    if batched:
+        return stream.flat_map(lambda b: [(tag,) + tuple(r) for r in b],
+                               output_type=Types.PICKLED_BYTE_ARRAY())
+    return stream.map(lambda r: (tag,) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY())
 
 
-def _expected(recs, per_key_settings=None, model=None, horizon=1):
-    """Independent reference, records in arrival order. per_key: one Forecaster per key fed
-    only its records. shared: ONE frozen twin of the model (its settings with SGD(lr=0.0),
-    so its weights never move) fed all records, key by key: with frozen weights every
-    key's outputs are independent of the other keys' records."""
-    exp, per = {}, {}
-    twin = None if model is None else srf.frozen_twin(sr.loads(model))
-    for k, t, y in recs:
-        if twin is None:
-            f = per.setdefault(k, sr.Forecaster(**per_key_settings))
-            f.learn_one(float(y))
-            v = f.forecast(horizon)[-1]
-        else:
-            twin.learn_one(float(y), key=k)
-            v = twin.forecast(horizon, key=k)[-1]
-        exp.setdefault(k, []).append((t, v))
-    return exp
-
-
-def test_job_equals_sequential_forecasters_and_bad_records_go_aside():
-    recs = _records(n_per=12)
-    # every kind of bad record (the validator's cases: tests/test_flink_records.py),
-    # including the ones that used to raise out of process_element and fail the job
-    bad = ["1,1.0", "kx,2,abc", ",3,2", "ky,4,inf", "kt,inf,2", "ku,1.5,2", "kv,5,1e400",
-           "kw,6,1e300"]
-    rows = [f"{k},{t},{y}" for k, t, y in recs[:100]] + bad \
-        + [f"{k},{t},{y}" for k, t, y in recs[100:]]
-    model, seasonal = _model(), _model(season=4)
-
-    env = _env()
-    ds = env.from_collection(rows, type_info=Types.STRING())
-    out1, bad1 = srf.forecast_stream(ds, "per_key", settings=SETTINGS)
-    out2, _ = srf.forecast_stream(ds, "shared", model=model, uid="shared")
-    out3, _ = srf.forecast_stream(ds, "shared", model=seasonal, uid="seasonal", horizon=2)
-    tagged = out1.map(lambda r: ("p",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY()) \
-        .union(out2.map(lambda r: ("s",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY())) \
-        .union(out3.map(lambda r: ("m",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY())) \
-        .union(bad1.map(lambda r: ("b",) + tuple(r), output_type=Types.PICKLED_BYTE_ARRAY()))
-    got = list(tagged.execute_and_collect())
-
-    exp = {"p": _expected(recs, SETTINGS), "s": _expected(recs, model=model),
-           "m": _expected(recs, model=seasonal, horizon=2)}
-    gotm = {"p": {}, "s": {}, "m": {}}
-    got_b = []
+def _split(got):
+    out = {}
     for r in got:
-        if r[0] == "b":
-            got_b.append(r[1:])
-        else:
-            gotm[r[0]].setdefault(r[1], []).append((r[2], r[3]))
-    for tag in exp:
-        assert gotm[tag] == exp[tag], tag          # every key: same outputs, same order
-    reasons = sorted(r for _, r in got_b)
-    assert reasons == sorted(["not a (key, timestamp, value) record", "missing key",
-                              "non-numeric value 'abc'", "infinite value 'inf'",
-                              "non-integer timestamp 'inf'", "non-integer timestamp '1.5'",
-                              "infinite value '1e400'",
-                              "ValueError: y must have magnitude <= 1e+150, got 1e+300"])
+        out.setdefault(r[0], []).append(r[1:])
+    return out
 
 
-class _KeyedState:
-    """Stand-in for Flink's runtime context and keyed ValueStates: the driver sets ``key``
-    before each record, as Flink does. ``store``: the forecaster state by key; ``last``: the
-    last accepted timestamp by key."""
-
-    def __init__(self):
-        self.store, self.last, self.key = {}, {}, None
-
-    def get_state(self, descriptor):
-        return _Value(self, "store" if descriptor.name == "streamrnn" else "last")
-
-    def snapshot(self):
-        return dict(self.store), dict(self.last)
-
-    def restore(self, snap):
-        self.store, self.last = dict(snap[0]), dict(snap[1])
-
-
-class _Value:
-    def __init__(self, ks, which):
-        self.ks, self.which = ks, which
-
-    def value(self):
-        return getattr(self.ks, self.which).get(self.ks.key)
-
-    def update(self, v):
-        getattr(self.ks, self.which)[self.ks.key] = bytes(v) if self.which == "store" else v
-
-
-def _drive(fn, rows, ks=None):
-    """Feed rows to fn (opened on first use) with keyed state ks (new if None)."""
-    ks = _KeyedState() if ks is None else ks
-    if fn._f is None:
-        fn.open(ks)
-    fn._state, fn._last = _Value(ks, "store"), _Value(ks, "last")
-    out = []
-    for r in rows:
-        ks.key = srf._raw_key(r)
-        out += list(fn.process_element(r, None))
-    return out, ks
-
-
-def _by_key(out):
+def _by_key(rows):
     d = {}
-    for k, t, v in out:
+    for k, t, v in rows:
         d.setdefault(k, []).append((t, v))
     return d
 
 
-@pytest.mark.parametrize("season", [None, 4])
-@pytest.mark.parametrize("horizon", [1, 3])
-def test_shared_mode_is_the_frozen_model_per_key(season, horizon):
-    """The bug this catches: the shared mode's key state lacked the season history, the
-    smoothing, the combination and conformal state (keys restarted them every record and
-    a seasonal model crashed)."""
-    recs = _records(n_keys=15, n_per=25, seed=3)
-    model = _model(season=season)
-    out, ks = _drive(srf.ForecastFunction("shared", model=model, horizon=horizon),
-                     [f"{k},{t},{y}" for k, t, y in recs])
-    assert _by_key(out) == _expected(recs, model=model, horizon=horizon)
-    assert sorted(ks.store) == sorted({k for k, _, _ in recs})
+def test_jobs_equal_plain_forecasters_in_every_mode_and_bad_records_go_aside():
+    """One job, parallelism 2, bundles of 20 records: per-key, frozen shared (seasonal,
+    horizon 2), learning shared, and micro-batched per-key and learning shared; every key's
+    outputs, in order, are those of the independent plain reference; every bad record of the
+    validator's kinds, a late record and a refused value go to the side output."""
+    recs = _records(n_keys=40, n_per=10)
+    bad = ["1,1.0", "kx,2,abc", ",3,2", "ky,4,inf", "kt,inf,2", "ku,1.5,2", "kv,5,1e400",
+           "kw,6,1e300"]
+    k0 = recs[0].split(",")[0]
+    late = k0 + ",0,1.0"            # timestamp 0 again: refused (the key's last is later)
+    last0 = max(int(r.split(",")[1]) for r in recs[:100] if r.split(",")[0] == k0)
+    rows = recs[:100] + bad + [late] + recs[100:]
+    model, seasonal = _model(), _model(season=4)
+    batches = ["\n".join(rows[i:i + 37]) for i in range(0, len(rows), 37)]
+
+    env = _env(2, {"python.fn-execution.bundle.size": 20})
+    ds = env.from_collection(rows, type_info=Types.STRING())
+    bs = env.from_collection(batches, type_info=Types.STRING())
+    p, pbad = srf.forecast_stream(ds, "per_key", settings=SETTINGS, shards=16)
+    # (an hour's state TTL: Flink's TTL state in the way, no key expires during the job)
+    m, _ = srf.forecast_stream(ds, "shared", model=seasonal, uid="seasonal", horizon=2,
+                               state_ttl_ms=3_600_000)
+    s, _ = srf.forecast_stream(ds, "shared", model=model, learn=True, uid="learn",
+                               shards=16)
+    bp, bpbad = srf.forecast_batches(bs, "per_key", settings=SETTINGS, uid="bp")
+    bl, _ = srf.forecast_batches(bs, "shared", model=model, learn=True, uid="bl",
+                                 shards=16)
+    tagged = _tagged(p, "p").union(_tagged(m, "m"), _tagged(s, "s"),
+                                   _tagged(bp, "bp", True), _tagged(bl, "bl", True),
+                                   _tagged(pbad, "b"), _tagged(bpbad, "bb"))
+    got = _split(tagged.execute_and_collect())
+
+    exp_p = _expected(recs)[0]
+    assert _by_key(got["p"]) == exp_p
+    assert _by_key(got["bp"]) == exp_p
+    assert _by_key(got["m"]) == _expected(recs, "shared", seasonal, horizon=2)[0]
+    exp_s = _expected(recs, "shared", model, learn=True, shards=16)[0]
+    assert _by_key(got["s"]) == exp_s
+    assert _by_key(got["bl"]) == exp_s
+    reasons = sorted(["not a (key, timestamp, value) record", "missing key",
+                      "non-numeric value 'abc'", "infinite value 'inf'",
+                      "non-integer timestamp 'inf'", "non-integer timestamp '1.5'",
+                      "infinite value '1e400'",
+                      "ValueError: y must have magnitude <= 1e+150, got 1e+300",
+                      f"late or replayed: timestamp 0, the key's last is {last0}"])
+    assert sorted(r for _, r in got["b"]) == reasons
+    assert sorted(r for _, r in got["bb"]) == reasons
 
 
-def test_per_key_mode_is_a_forecaster_per_key():
-    recs = _records(n_keys=10, n_per=20, seed=4)
-    settings = {**SETTINGS, "season": 3}
-    out, _ = _drive(srf.ForecastFunction("per_key", settings=settings),
-                    [f"{k},{t},{y}" for k, t, y in recs])
-    assert _by_key(out) == _expected(recs, settings)
-
-
-@pytest.mark.parametrize("mode", ["per_key", "shared"])
-def test_key_state_that_does_not_load_fails_the_job(mode):
-    """A corrupted key state, or one of another model configuration, raises FileFormatError
-    out of process_element (the job fails and restarts from its checkpoint) instead of
-    restarting the key or sending its records to the bad-records output."""
-    kw = {"settings": SETTINGS} if mode == "per_key" else {"model": _model()}
-    other = {"settings": {**SETTINGS, "hidden_size": 5}} if mode == "per_key" \
-        else {"model": _model(season=4)}
-    rows = [f"a,{t},{math.sin(t)}" for t in range(5)]
-    _, ks = _drive(srf.ForecastFunction(mode, **kw), rows)
-    _, ks_other = _drive(srf.ForecastFunction(mode, **other), rows)
-    good = ks.store["a"]
-    flipped = bytearray(good)
-    flipped[len(flipped) // 2] ^= 1
-    for broken in (bytes(flipped), good[:-3], b"junk", ks_other.store["a"]):
-        ks.store["a"] = broken
-        fn = srf.ForecastFunction(mode, **kw)
-        with pytest.raises(sr.FileFormatError, match="state of key 'a' cannot be restored"):
-            _drive(fn, ["a,9,1.0"], ks)
-        assert ks.store["a"] == broken             # nothing written
-        assert "a" not in fn._f                    # nothing left in the worker
-    ks.store["a"] = good
-    out, _ = _drive(srf.ForecastFunction(mode, **kw), ["a,9,1.0"], ks)
-    assert [r[:2] for r in out] == [("a", 9)]
-
-
-class _FileSink:
-    """Appends every output to a file per task (a test sink that survives the job)."""
-
-    def __init__(self, d):
-        self.d = d
-
-    def tagged(self, tag):
-        return _Write(self.d, tag)
+def test_thousands_of_keys_through_small_caches():
+    """2,000 keys; PyFlink keeps 4 shards and 16 keys per shard cached, the worker 100 keys
+    live: streams are encoded, evicted, decoded and imported all the time, and every key's
+    outputs stay those of its own Forecaster."""
+    small = {"hidden_size": 2, "seed": 0, "k2": 2}
+    rows = [f"s{i % 2000},{i // 2000},{math.sin(0.1 * i)!r}" for i in range(6000)]
+    env = _env(1, {"python.state.cache-size": 4, "python.map-state.read-cache-size": 16,
+                   "python.fn-execution.bundle.size": 500})
+    ds = env.from_collection(rows, type_info=Types.STRING())
+    out, bad = srf.forecast_stream(ds, "per_key", settings=small, shards=32, live_keys=100)
+    got = list(out.execute_and_collect())
+    assert _by_key(got) == _expected(rows, settings=small)[0]
 
 
 class _Write(MapFunction):
+    """Appends every output to a file per task (a test sink that survives the job)."""
+
     def __init__(self, d, tag):
         self.d, self.tag = d, tag
 
@@ -221,147 +129,246 @@ class _Write(MapFunction):
         self.f = open(f"{self.d}/{self.tag}-{os.getpid()}-{id(self)}", "a")
 
     def map(self, r):
-        self.f.write(f"{r[0]},{r[1]},{r[2]!r}\n")
+        self.f.write(",".join(str(x) for x in r) + "\n")
         self.f.flush()
         return r
 
 
-def test_stop_with_savepoint_and_restore_continue_exactly(tmp_path):
-    """Run 1 reads a.csv and stops with a savepoint; run 2 restores it and reads b.csv:
-    run 2's outputs equal the tail of an uninterrupted run (per-key forecasters in Python)."""
-    import glob
-    import os
-    import time
+class _FailOnce(FlatMapFunction):
+    """Raises once, on the record whose key is ``poison`` (a flag file remembers it), and
+    drops that record (so it reaches no forecaster)."""
 
-    from pyflink.common import Configuration, Duration, WatermarkStrategy
+    def __init__(self, flag):
+        self.flag = flag
+
+    def flat_map(self, r):
+        if r.startswith("poison,"):
+            if not os.path.exists(self.flag):
+                open(self.flag, "w").close()
+                raise RuntimeError("injected failure")
+            return
+        yield r
+
+
+def _lines(d, tag):
+    out = []
+    for p in glob.glob(f"{d}/out/{tag}-*"):
+        with open(p) as fh:
+            out += [tuple(ln.split(",")) for ln in fh.read().splitlines()]
+    return out
+
+
+def _wait(what, done):
+    # polls until done() (outputs present, a checkpoint written); the clock only guards
+    # against a hung job (no result depends on it)
+    t0 = time.monotonic()
+    while not done():
+        assert time.monotonic() - t0 < 600, f"waited 600 s for {what}"
+        time.sleep(0.2)
+
+
+def _check_dedup(lines, rows, reference):
+    """Outputs de-duplicated on (key, timestamp): one value per pair (replays agree), and
+    exactly the reference's."""
+    got = {}
+    for k, t, v in lines:
+        if int(t) >= END or k == "poison":
+            continue
+        got.setdefault((k, int(t)), set()).add(float(v))
+    assert all(len(v) == 1 for v in got.values()), "a replay gave another value"
+    exp = {(k, t): v for k, tv in reference.items() for t, v in tv}
+    assert {kt: v.pop() for kt, v in got.items()} == exp
+
+
+def _stream_job(d, tag, par, modes, restore=None, fail_flag=None, checkpoint_ms=300):
+    from pyflink.common import Duration, WatermarkStrategy
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
-    from pyflink.java_gateway import get_gateway
 
+    conf = {"python.fn-execution.bundle.size": 50}
+    if restore:
+        conf["execution.savepoint.path"] = restore
+    if fail_flag:
+        conf.update({"restart-strategy.type": "fixed-delay",
+                     "restart-strategy.fixed-delay.attempts": 3,
+                     "restart-strategy.fixed-delay.delay": "100 ms",
+                     "execution.checkpointing.dir": "file://" + d + "/chk"})
+    env = _env(par, conf)
+    env.enable_checkpointing(checkpoint_ms)
+    src = FileSource.for_record_stream_format(StreamFormat.text_line_format(), d + "/in") \
+        .monitor_continuously(Duration.of_millis(200)).build()
+    ds = env.from_source(src, WatermarkStrategy.no_watermarks(), "csv").uid("csv")
+    if fail_flag:
+        ds = ds.flat_map(_FailOnce(fail_flag), output_type=Types.STRING()).uid("fail")
+    for mode in modes:
+        kw = {"settings": SETTINGS} if mode == "per_key" else \
+            {"model": _model(), "learn": True}
+        out, _ = srf.forecast_stream(ds, "per_key" if mode == "per_key" else "shared",
+                                     uid=mode, shards=16, **kw)
+        out.map(_Write(d + "/out", f"{tag}-{mode}"), output_type=srf.OUTPUT_TYPE) \
+            .uid("sink-" + mode)
+    return env.execute_async(tag)
+
+
+def _write(d, name, rows):
+    tmp = f"{d}/{name}.tmp"
+    with open(tmp, "w") as fh:
+        fh.writelines(r + "\n" for r in rows)
+    os.replace(tmp, f"{d}/in/{name}")
+
+
+MODES = ("per_key", "learn")
+
+
+def _reference(rows, mode):
+    if mode == "per_key":
+        return _expected(rows)[0]
+    return _expected(rows, "shared", _model(), learn=True, shards=16)[0]
+
+
+def _markers(d, keys):
+    _write(d, "end.csv", [f"{k},{END + i},0.0" for i, k in enumerate(keys)])
+
+
+def test_stop_with_savepoint_rescale_and_restore_continue_exactly(tmp_path):
+    """Run 1 (parallelism 2) reads a.csv and stops with a savepoint; run 2 (parallelism 1:
+    rescaled) restores it and reads b.csv: per-key and learning-shared outputs of both runs
+    are those of an uninterrupted plain run."""
+    from pyflink.java_gateway import get_gateway
     d = str(tmp_path)
     os.makedirs(d + "/in")
     os.makedirs(d + "/out")
-    rows = [(f"k{i % 7}", i, round(math.sin(0.4 * i) * 3 + i % 3, 6)) for i in range(120)]
-    with open(d + "/in/a.csv", "w") as fh:
-        fh.writelines(f"{k},{t},{y}\n" for k, t, y in rows[:60])
-    sink = _FileSink(d + "/out")
-
-    def job(tag, restore=None):
-        conf = Configuration()
-        if restore:
-            conf.set_string("execution.savepoint.path", restore)
-        env = StreamExecutionEnvironment.get_execution_environment(conf)
-        env.set_python_executable(sys.executable)
-        env.set_parallelism(2)
-        env.enable_checkpointing(1000)
-        src = FileSource.for_record_stream_format(StreamFormat.text_line_format(), d + "/in") \
-            .monitor_continuously(Duration.of_millis(300)).build()
-        ds = env.from_source(src, WatermarkStrategy.no_watermarks(), "csv").uid("csv")
-        out, _ = srf.forecast_stream(ds, "per_key", settings=SETTINGS)
-        out.map(sink.tagged(tag), output_type=srf.OUTPUT_TYPE).uid("sink")
-        return env.execute_async("restore-" + tag)
-
-    def lines(tag):
-        out = []
-        for p in glob.glob(f"{d}/out/{tag}-*"):
-            with open(p) as fh:
-                out += [ln.split(",") for ln in fh.read().splitlines()]
-        return out
-
-    def wait(tag, n):
-        # polls the sink files until n outputs are there; the clock only guards against a
-        # hung job (no result depends on it)
-        t0 = time.monotonic()
-        while len(lines(tag)) < n:
-            assert time.monotonic() - t0 < 600, f"run {tag}: {len(lines(tag))} of {n} outputs"
-            time.sleep(0.2)
-
-    c1 = job("one")
-    wait("one", 60)
+    rows = _records(n_keys=9, n_per=14, seed=7)
+    keys = sorted({r.split(",")[0] for r in rows})
+    half = len(rows) // 2
+    _write(d, "a.csv", rows[:half])
+    c1 = _stream_job(d, "one", 2, MODES)
+    for mode in MODES:
+        _wait("run one", lambda: len(_lines(d, f"one-{mode}")) >= half)
     # PyFlink 2.3's JobClient.stop_with_savepoint calls a Java signature that no longer
     # exists (no SavepointFormatType): call the Java client directly
     fmt = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
     sp = c1._j_job_client.stopWithSavepoint(False, d + "/sp", fmt).get()
-    # run 2's input directory holds only b.csv: a.csv is out of reach (Flink's own record of
-    # processed files is not what this test is about), so its outputs can be counted exactly
+    # run 2's input directory holds only b.csv (a.csv out of reach: outputs count exactly)
     os.replace(d + "/in/a.csv", d + "/a.csv")
-    with open(d + "/in/b.csv", "w") as fh:
-        fh.writelines(f"{k},{t},{y}\n" for k, t, y in rows[60:])
-    c2 = job("two", sp)
-    wait("two", 60)
-    # end of stream, per key: one marker row per key in a file written after b.csv was
-    # consumed; a key's marker output comes after all of that key's earlier outputs, so once
-    # every marker is out the count is final (60 + markers), with no waiting on a clock
-    keys = sorted({k for k, _, _ in rows})
-    with open(d + "/in/c.csv", "w") as fh:
-        fh.writelines(f"{k},{END + i},0.0\n" for i, k in enumerate(keys))
-    wait("two", 60 + len(keys))
+    _write(d, "b.csv", rows[half:])
+    c2 = _stream_job(d, "two", 1, MODES, restore=sp)
+    for mode in MODES:
+        _wait("run two", lambda: len(_lines(d, f"two-{mode}")) >= len(rows) - half)
+    _markers(d, keys)       # a key's marker comes out after all its earlier outputs
+    for mode in MODES:
+        _wait("markers", lambda: len(_lines(d, f"two-{mode}")) == len(rows) - half + len(keys))
     c2.cancel().result()
-    two = lines("two")
-    assert sorted(k for k, t, _ in two if int(t) >= END) == keys
-    assert len(two) == 60 + len(keys)
-
-    ref, exp = {}, {}
-    for k, t, y in rows:
-        f = ref.setdefault(k, sr.Forecaster(**SETTINGS))
-        f.learn_one(float(repr(y)))
-        exp[(k, t)] = f.forecast(1)[0]
-    for tag, part in (("one", rows[:60]), ("two", rows[60:])):
-        out = [(k, int(t), v) for k, t, v in lines(tag) if int(t) < END]
-        got = {(k, t): float(v) for k, t, v in out}
-        assert len(out) == len(part)
-        assert sorted(got) == sorted((k, t) for k, t, _ in part)
-        for kt, v in got.items():
-            assert v == pytest.approx(exp[kt], rel=1e-12, abs=1e-12)
+    for mode in MODES:
+        one, two = _lines(d, f"one-{mode}"), _lines(d, f"two-{mode}")
+        assert len(one) == half and len(two) == len(rows) - half + len(keys)
+        _check_dedup(one + two, rows, _reference(rows, mode))
 
 
-@pytest.mark.parametrize("mode", ["per_key", "shared"])
-@pytest.mark.parametrize("live_keys", [0, 3, 1024])
-def test_live_keys_never_change_outputs_even_after_a_rollback(mode, live_keys):
-    """Keys stay live in the worker between records; a key whose Flink state is not what the
-    worker wrote last (here: the state rolled back to a checkpoint while the worker lived
-    on, as after a failure) is read back from the state. Refused records change nothing."""
-    recs = _records(n_keys=8, n_per=16, seed=5)
-    rows = [f"{k},{t},{y}" for k, t, y in recs]
-    rows.insert(40, f"{recs[39][0]},99,1e300")          # refused: a bad record, no change
-    kw = {"settings": SETTINGS} if mode == "per_key" else {"model": _model()}
-    fn = srf.ForecastFunction(mode, live_keys=live_keys, **kw)
-    first, ks = _drive(fn, rows[:60])
-    checkpoint = ks.snapshot()
-    second, _ = _drive(fn, rows[60:], ks)
-    ks.restore(checkpoint)                              # failover: back to the checkpoint
-    replay, _ = _drive(fn, rows[60:], ks)
-    assert replay == second
-    good = [r for r in first + second if r[0] is not srf.BAD_RECORDS]
-    assert len(good) == len(recs)
-    exp = _expected(recs, SETTINGS) if mode == "per_key" else _expected(recs, model=kw["model"])
-    assert _by_key(good) == exp
-    assert len(fn._f) <= live_keys
+def test_injected_failure_recovers_to_the_same_outputs(tmp_path):
+    """A record makes the job fail once after a checkpoint completed; Flink restarts it from
+    that checkpoint and replays: after de-duplication on (key, timestamp) the outputs are
+    those of an uninterrupted plain run, and no replay gave another value."""
+    d = str(tmp_path)
+    os.makedirs(d + "/in")
+    os.makedirs(d + "/out")
+    flag = d + "/failed"
+    rows = _records(n_keys=9, n_per=14, seed=8)
+    keys = sorted({r.split(",")[0] for r in rows})
+    half = len(rows) // 2
+    _write(d, "a.csv", rows[:half])
+    c = _stream_job(d, "run", 2, MODES, fail_flag=flag)
+    for mode in MODES:
+        _wait("a.csv", lambda: len(_lines(d, f"run-{mode}")) >= half)
+    # a checkpoint after a.csv's outputs (its state holds them)
+    _wait("a checkpoint", lambda: glob.glob(d + "/chk/*/chk-*/_metadata"))
+    _write(d, "b.csv", rows[half:half + 20] + ["poison,1,1.0"] + rows[half + 20:])
+    _wait("the failure", lambda: os.path.exists(flag))
+    # the markers only once every record has an output (else a key's marker could come
+    # before its b.csv records and, learning, change its shard's weights)
+    for mode in MODES:
+        _wait("b.csv", lambda: len({(k, t) for k, t, _ in _lines(d, f"run-{mode}")})
+              >= len(rows))
+    _markers(d, keys)
+    for mode in MODES:
+        _wait("markers", lambda: {k for k, t, _ in _lines(d, f"run-{mode}")
+                                  if int(t) >= END} == set(keys))
+    c.cancel().result()
+    for mode in MODES:
+        _check_dedup(_lines(d, f"run-{mode}"), rows, _reference(rows, mode))
 
 
-@pytest.mark.parametrize("in_order", [True, False])
-def test_late_and_replayed_records_go_aside(in_order):
-    """Order policy: a record whose timestamp is not after its key's last accepted one goes
-    to the bad-records output and changes nothing; a refused record does not move the last
-    timestamp. in_order=False learns from every record in arrival order."""
-    good = [("a", t, math.sin(0.5 * t)) for t in range(8)] + [("b", 3, 1.0), ("b", 4, 2.0)]
-    extra = [("a", 5, 9.0), ("a", 7, 9.0), ("b", 2, 9.0)]     # replays / late
-    rows = [f"{k},{t},{y}" for k, t, y in good[:8]] + ["a,8,1e300"] \
-        + [f"{k},{t},{y}" for k, t, y in good[8:] + extra] + ["a,8,0.25"]
-    fn = srf.ForecastFunction("per_key", settings=SETTINGS, in_order=in_order)
-    out, ks = _drive(fn, rows)
-    aside = [r[1] for r in out if r[0] is srf.BAD_RECORDS]
-    kept = [r for r in out if r[0] is not srf.BAD_RECORDS]
-    accepted = good + ([] if in_order else extra) + [("a", 8, 0.25)]
-    accepted.sort(key=lambda r: [f"{k},{t},{y}" for k, t, y in good + extra
-                                 + [("a", 8, 0.25)]].index(f"{r[0]},{r[1]},{r[2]}"))
-    assert _by_key(kept) == _expected(accepted, SETTINGS)
-    reasons = {d: r for d, r in aside}
-    assert reasons.pop("a,8,1e300").startswith("ValueError")
-    if in_order:
-        assert reasons == {
-            "a,5,9.0": "late or replayed: timestamp 5, the key's last is 7",
-            "a,7,9.0": "late or replayed: timestamp 7, the key's last is 7",
-            "b,2,9.0": "late or replayed: timestamp 2, the key's last is 4"}
-        assert ks.last == {"a": 8, "b": 4}
-    else:
-        assert reasons == {}
+def test_thread_execution_mode_is_refused_with_a_message():
+    env = _env(1, {"python.execution-mode": "thread"})
+    ds = env.from_collection(["a,1,1.0"], type_info=Types.STRING())
+    out, _ = srf.forecast_stream(ds, "per_key", settings=SETTINGS)
+    with pytest.raises(Exception, match="does not support python.execution-mode 'thread'"):
+        list(out.execute_and_collect())
+
+
+def test_model_swap_through_a_broadcast_stream(tmp_path):
+    """Learning shared mode, parallelism 2: a.csv with the first model; a second model
+    arrives on the broadcast input (every subtask reports it accepted); b.csv: every shard
+    runs the second model's weights from its next record on, keys keep their streams. The
+    outputs are those of the plain reference with the swap at that point."""
+    import base64
+
+    from pyflink.common import Duration, WatermarkStrategy
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+    from test_flink_state import _model2
+
+    d = str(tmp_path)
+    for sub in ("in", "out", "models"):
+        os.makedirs(f"{d}/{sub}")
+    rows = _records(n_keys=9, n_per=10, seed=11)
+    keys = sorted({r.split(",")[0] for r in rows})
+    half = len(rows) // 2
+    model, model2 = _model(), _model2()
+
+    env = _env(2, {"python.fn-execution.bundle.size": 20})
+    env.enable_checkpointing(500)
+
+    def files(sub):
+        return FileSource.for_record_stream_format(StreamFormat.text_line_format(),
+                                                   f"{d}/{sub}") \
+            .monitor_continuously(Duration.of_millis(200)).build()
+    ds = env.from_source(files("in"), WatermarkStrategy.no_watermarks(), "csv")
+    models = env.from_source(files("models"), WatermarkStrategy.no_watermarks(), "models") \
+        .map(lambda ln: base64.b64decode(ln), output_type=Types.PICKLED_BYTE_ARRAY())
+    out, _ = srf.forecast_stream(ds, "shared", model=model, learn=True, shards=16,
+                                 model_updates=models)
+    out.map(_Write(d + "/out", "f"), output_type=srf.OUTPUT_TYPE)
+    out.get_side_output(srf.MODEL_UPDATES).map(
+        _Write(d + "/out", "u"), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
+    c = env.execute_async("swap")
+    _write(d, "a.csv", rows[:half])
+    _wait("a.csv", lambda: len(_lines(d, "f")) >= half)
+    with open(f"{d}/models/m.tmp", "w") as fh:
+        fh.write(base64.b64encode(model2).decode() + "\n")
+        fh.write(base64.b64encode(_model(season=4)).decode() + "\n")    # refused
+    os.replace(f"{d}/models/m.tmp", f"{d}/models/m2.txt")
+    _wait("the swap", lambda: len(_lines(d, "u")) == 4)
+    _write(d, "b.csv", rows[half:])
+    # the markers only after b.csv's outputs (else a key's marker could come first and,
+    # learning, change its shard's weights)
+    _wait("b.csv", lambda: len(_lines(d, "f")) >= len(rows))
+    _markers(d, keys)
+    _wait("markers", lambda: {k for k, t, _ in _lines(d, "f") if int(t) >= END} == set(keys))
+    c.cancel().result()
+    updates = sorted(r[1].split(":")[0] for r in _lines(d, "u"))
+    assert updates == ["accepted", "accepted", "refused", "refused"]
+
+    new = sr.loads(model2)
+    twins, exp = {}, {}
+    for i, r in enumerate(rows):
+        k, t, y = r.split(",")
+        s = fs.shard_of(k, 16)
+        if s not in twins:
+            # a shard's first record after the swap: it starts from the second model
+            twins[s] = srf.learning_twin(sr.loads(model2 if i >= half else model))
+        if i == half:
+            for f in twins.values():
+                f.net.parameters()[...] = new.net.parameters()
+        twins[s].learn_one(float(y), key=k)
+        exp.setdefault(k, []).append((int(t), twins[s].forecast(1, key=k)[-1]))
+    got = [(k, int(t), float(v)) for k, t, v in _lines(d, "f") if int(t) < END]
+    assert _by_key(sorted(got, key=lambda r: (r[0], r[1]))) == exp

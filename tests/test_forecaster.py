@@ -790,6 +790,38 @@ def test_conformal_step_shrinks_beyond_gamma_horizon():
     assert alpha[0] == alpha[11] < alpha[12] < alpha[29]
 
 
+def test_conformal_miscoverage_is_bounded_below():
+    # anti-windup: a long run of misses takes the miscoverage of horizon k down to
+    # -ALPHA_FLOOR * max(1, k / GAMMA_HORIZON)**2 and no further (not to -1, from where its
+    # intervals would stay (-inf, inf) for hundreds of steps); the one-horizon path too
+    from streamrnn import _experts
+    K, E, W = 30, 2, _experts.WINDOW
+    R, S = np.zeros((K, E)), np.zeros((K, E))
+    scores, n = np.ones((K, W)), np.full(K, W, dtype=np.int64)
+    alpha = np.full(K, 0.1)
+    rows = np.zeros((K, E + 2))
+    rows[:, E + 1] = 0.5                        # every issued radius is missed
+    ok = np.ones(K, dtype=bool)
+    for _ in range(500):
+        _experts.score(R, S, scores, n, alpha, rows, ok, ok, 1.0, 0.1)
+    k = np.arange(1, K + 1)
+    floor = -_experts.ALPHA_FLOOR * np.maximum(1.0, k / _experts.GAMMA_HORIZON) ** 2
+    assert np.allclose(alpha, floor, rtol=0, atol=1e-15)
+    assert floor[0] == -0.05 and floor[29] == pytest.approx(-0.05 * 2.5 ** 2)
+    a1 = np.array([0.1])
+    for _ in range(500):
+        _experts.score(R[:1], S[:1], scores[:1], n[:1], a1, rows[:1], ok[:1], ok[:1], 1.0,
+                       0.1)
+    assert a1[0] == -_experts.ALPHA_FLOOR
+    # from the floor, 10 covered forecasts bring horizon 1 back above 0 (finite intervals)
+    rows[:, E + 1] = 2.0
+    for _ in range(11):
+        _experts.score(R[:1], S[:1], scores[:1], n[:1], a1, rows[:1], ok[:1], ok[:1], 1.0,
+                       0.1)
+    assert a1[0] > 0.0
+    assert math.isfinite(_experts.radius(scores[0], int(n[0]), float(a1[0])))
+
+
 def test_combine_few_horizons_equals_the_array_path():
     from streamrnn import _experts
     rng = np.random.default_rng(6)
@@ -813,8 +845,9 @@ def test_multiplicative_holt_winters_expert():
     pat = [1.0 + 0.3 * math.sin(2 * math.pi * i / m) for i in range(m)]
     ys = [(100 + 2 * t) * pat[t % m] for t in range(240)]
     f = sr.Forecaster(hidden_size=4, seed=0, season=m, max_horizon=1)
-    assert f.expert_names[-3:] == ("holt_winters_0", "holt_winters_1", "holt_winters_2")
-    err = {n: [] for n in f.expert_names[-3:]}
+    hw = ("holt_winters_0", "holt_winters_1", "holt_winters_2")
+    assert f.expert_names[4:7] == hw
+    err = {n: [] for n in hw}
     for t, y in enumerate(ys):
         if t >= 3 * m:
             fc = f.expert_forecasts(1)
@@ -842,6 +875,146 @@ def test_multiplicative_holt_winters_sits_out_non_positive_values(tmp_path):
         g.learn_one(5.0 + t % m)
     assert sr.dumps(f) == sr.dumps(g)
     assert all(math.isfinite(v) for v in f.expert_forecasts(m)["holt_winters_2"])
+
+
+def test_seasonal_naive_2_and_seasonal_drift_forecasts():
+    # the two experts' formulas, recomputed from the raw values, at horizons 1..3 seasons
+    # (beyond max_horizon the forecasts are made in forecast(), not kept)
+    m = 4
+    rng = np.random.default_rng(7)
+    ys = [float(v) for v in rng.normal(size=23)]
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for y in ys:
+        f.learn_one(y)
+    fc = f.expert_forecasts(3 * m)
+    T = len(ys)
+    for k in range(1, 3 * m + 1):
+        c = -(-k // m)                       # seasons back to the value of the same position
+        one = ys[T - 1 + k - c * m]
+        two = ys[T - 1 + k - c * m - m]
+        assert fc["seasonal_naive"][k - 1] == one
+        assert fc["seasonal_naive_2"][k - 1] == pytest.approx(0.5 * (one + two), abs=1e-15)
+        drift = one + c * (ys[-1] - ys[-1 - m])
+        assert fc["seasonal_drift"][k - 1] == pytest.approx(drift, abs=1e-15)
+
+
+def test_new_seasonal_experts_wait_for_their_history():
+    # an expert takes no part (NaN) at a horizon while a value it needs was not seen:
+    # seasonal_drift needs the value one season before the newest, seasonal_naive_2 the
+    # value two seasons before the target; the combination forecasts all along
+    m = 4
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for t in range(m):
+        f.learn_one(float(t % 3))
+    assert all(math.isnan(v) for v in f.expert_forecasts(m)["seasonal_drift"])
+    f.learn_one(5.0)                            # m + 1 values: y[0] is one season back
+    fc = f.expert_forecasts(m)
+    assert all(math.isfinite(v) for v in fc["seasonal_drift"])
+    # the target of horizon k is y[m + k]; two seasons back, y[k - m]: seen only for k = m
+    assert all(math.isnan(v) for v in fc["seasonal_naive_2"][:m - 1])
+    assert math.isfinite(fc["seasonal_naive_2"][m - 1])
+    assert all(math.isfinite(v) for v in f.forecast(m))
+    for t in range(m + 1, 2 * m):
+        f.learn_one(float(t % 3))
+    assert all(math.isfinite(v) for v in f.expert_forecasts(m)["seasonal_naive_2"])
+
+
+def test_seasonal_drift_takes_the_weight_on_a_trend_plus_season():
+    # y = linear trend + a repeating pattern: the seasonal random walk with drift is exact
+    # at every horizon, the seasonal naive forecasts lag by the trend; the combination
+    # puts (almost) all weight on the exact experts and forecasts the next two seasons
+    m = 5
+    pat = [3.0, -1.0, 4.0, 1.0, -5.0]
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for t in range(400):
+        f.learn_one(0.7 * t + pat[t % m])
+    w = f.expert_weights(m)
+    assert w["seasonal_drift"] > 0.99, w
+    assert w["seasonal_naive"] + w["seasonal_naive_2"] + w["persistence"] < 1e-9, w
+    future = [0.7 * t + pat[t % m] for t in range(400, 400 + 2 * m)]
+    assert f.forecast(2 * m) == pytest.approx(future, abs=1e-9)
+
+
+def test_seasonal_naive_best_finds_a_longer_cycle():
+    # season m = 4 given, but the values repeat every 3 seasons (like a week of days):
+    # the expert forecasts the value 3 seasons back, exactly, and takes the weight
+    m, cyc = 4, 12
+    rng = np.random.default_rng(5)
+    pattern = [float(v) for v in rng.normal(size=cyc) * 10]
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    ys = [pattern[t % cyc] for t in range(400)]
+    for y in ys:
+        f.learn_one(y)
+    fc = f.expert_forecasts(2 * m)
+    assert fc["seasonal_naive_best"] == [pattern[t % cyc] for t in range(400, 400 + 2 * m)]
+    assert f.expert_weights(m)["seasonal_naive_best"] > 0.99
+    assert f.forecast(2 * m) == pytest.approx(fc["seasonal_naive_best"], abs=1e-9)
+
+
+def test_best_multiple_is_its_definition():
+    # _best_multiple (a strided view) against its definition, slice by slice: the c in
+    # 1..7 with the smallest mean |y[s] - y[s - c m]| over the newest 7 seasons, taken
+    # when below half the error of c = 1
+    from streamrnn.forecast import _best_multiple
+    rng = np.random.default_rng(11)
+    chosen = set()
+    for m in (2, 3, 5, 12):
+        for rep in range(40):
+            cyc = int(rng.integers(1, 8)) * m
+            pat = rng.normal(size=cyc) * 10
+            hist = np.array([pat[t % cyc] for t in range(14 * m + 1)])
+            hist += rng.normal(size=hist.shape[0]) * rng.uniform(0, 3)
+            n = 7 * m
+            errs = [np.mean(np.abs(hist[-n:] - hist[len(hist) - n - c * m:len(hist) - c * m]))
+                    for c in range(1, 8)]
+            best = int(np.argmin(errs)) + 1
+            want = best if best > 1 and errs[best - 1] < 0.5 * errs[0] else 0
+            assert _best_multiple(hist, m) == want
+            chosen.add(want)
+            hist[3] = np.nan                  # a value not seen: no choice
+            assert _best_multiple(hist, m) == 0
+    assert 0 in chosen and len(chosen) >= 4
+
+
+def test_seasonal_naive_best_sits_out_without_a_longer_cycle():
+    # (a) before (7 + 7) seasons of values it takes no part; (b) on a stream that repeats
+    # every season no multiple is better than one season back: it takes no part either;
+    # (c) noise around a 2-season cycle: two seasons back is the better one
+    m = 3
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    for t in range(14 * m - 1):
+        f.learn_one(float(t % m))
+    assert all(math.isnan(v) for v in f.expert_forecasts(m)["seasonal_naive_best"])
+    for t in range(14 * m - 1, 20 * m):
+        f.learn_one(float(t % m))
+    assert all(math.isnan(v) for v in f.expert_forecasts(m)["seasonal_naive_best"])
+    rng = np.random.default_rng(1)
+    g = sr.Forecaster(hidden_size=4, seed=0, season=m)
+    ys = [(5.0 if (t // m) % 2 else -5.0) + 0.1 * rng.normal() for t in range(20 * m)]
+    for y in ys:
+        g.learn_one(y)
+    assert g.expert_forecasts(m)["seasonal_naive_best"] == ys[-2 * m:-m]
+
+
+def test_seasons_beyond_the_multiple_limit_keep_two_seasons_of_history():
+    # a season longer than MULTIPLE_MAX_SEASON: the history holds two seasons + 1 values
+    # (not 14), seasonal_naive_best takes no part, the other seasonal experts do
+    from streamrnn import forecast as fmod
+    m = fmod.MULTIPLE_MAX_SEASON + 1
+    f = sr.Forecaster(hidden_size=4, seed=0, season=m, max_horizon=2)
+    ys = [float(t % m) + 0.5 * (t // m) for t in range(2 * m + 5)]
+    for y in ys:
+        f.learn_one(y)
+    assert f._streams[None].hist.shape == (2 * m + 1,)
+    fc = f.expert_forecasts(2)
+    assert all(math.isnan(v) for v in fc["seasonal_naive_best"])
+    T = len(ys)
+    assert fc["seasonal_naive_2"] == [0.5 * (ys[T - m + k] + ys[T - 2 * m + k])
+                                      for k in range(2)]
+    assert sr.dumps(sr.loads(sr.dumps(f))) == sr.dumps(f)
+    small = sr.Forecaster(hidden_size=4, seed=0, season=fmod.MULTIPLE_MAX_SEASON)
+    small.learn_one(1.0)
+    assert small._streams[None].hist.shape == (14 * fmod.MULTIPLE_MAX_SEASON + 1,)
 
 
 def test_combination_weights_on_an_exactly_seasonal_stream():
@@ -925,6 +1098,38 @@ def test_seasonal_forecaster_resumes_bit_for_bit(weights, n_features, tmp_path):
         assert f.expert_weights(4, key=key) == g.expert_weights(4, key=key)
     # keys have their own combination weights
     assert f.expert_weights(1, key="a") != f.expert_weights(1, key=7)
+
+
+@pytest.mark.parametrize("weights", ["shared", "per_key"])
+def test_resumes_bit_for_bit_with_every_seasonal_expert_active(weights, tmp_path):
+    # a 3-season cycle with noise: seasonal_naive_best forecasts (the value 3 seasons back)
+    # before the save and after; the saved and the live forecaster continue identically
+    m, cyc = 4, 12
+    rng = np.random.default_rng(2)
+    pattern = rng.normal(size=cyc) * 5 + 20
+
+    def feed(f, t0, t1):
+        for t in range(t0, t1):
+            for key in ("a", "b"):
+                f.learn_one(float(pattern[t % cyc] + rng.normal(0, 0.1)), key=key)
+
+    f = sr.Forecaster(hidden_size=6, seed=2, season=m, weights=weights, dtype="float64")
+    feed(f, 0, 120)
+    for key in ("a", "b"):
+        fc = f.expert_forecasts(m, key=key)
+        assert all(math.isfinite(v) for n in f.expert_names for v in fc[n]), fc
+    sr.save(f, tmp_path / "f.srnn")
+    g = sr.load(tmp_path / "f.srnn")
+    state = rng.bit_generator.state
+    feed(f, 120, 160)
+    rng.bit_generator.state = state
+    feed(g, 120, 160)
+    assert sr.dumps(f) == sr.dumps(g)
+    for key in ("a", "b"):
+        assert f.forecast(2 * m, key=key) == g.forecast(2 * m, key=key)
+        assert f.forecast_interval(m, key=key) == g.forecast_interval(m, key=key)
+        assert f.expert_weights(m, key=key) == g.expert_weights(m, key=key)
+        assert f.expert_weights(m, key=key)["seasonal_naive_best"] > 0.5
 
 
 def test_memory_per_stream_counts_the_season_state():

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import streamrnn as sr
 from streamrnn import reference as R
 
-from conftest import CELLS, DTYPES, GATES, assert_close, make_net
+from conftest import CELLS, DTYPES, GATES, TORCH_CELLS, assert_close, make_net
 
 # ------------------------------------------------------------------------------ strategies
 
@@ -195,15 +195,28 @@ def test_known_values_one_unit(cell):
         i, f, g, o = sig(a[0]), sig(a[1]), np.tanh(a[2]), sig(a[3])
         c = f * c + i * g
         h_new = o * np.tanh(c)
-    else:
+    elif cell == "lstm_peephole":
+        p_i, p_f, p_o = 0.35, -0.6, 0.8
+        L0.weight_peephole[...] = [p_i, p_f, p_o]
+        a = wi * x + bi + wh * h + bh
+        i, f, g = sig(a[0] + p_i * c), sig(a[1] + p_f * c), np.tanh(a[2])
+        c = f * c + i * g
+        h_new = sig(a[3] + p_o * c) * np.tanh(c)
+    elif cell == "gru":
         r = sig(wi[0] * x + bi[0] + wh[0] * h + bh[0])
         z = sig(wi[1] * x + bi[1] + wh[1] * h + bh[1])
         n = np.tanh(wi[2] * x + bi[2] + r * (wh[2] * h + bh[2]))
         h_new = (1 - z) * n + z * h
+    else:
+        assert cell == "gru_reset_before"
+        r = sig(wi[0] * x + bi[0] + wh[0] * h + bh[0])
+        z = sig(wi[1] * x + bi[1] + wh[1] * h + bh[1])
+        n = np.tanh(wi[2] * x + bi[2] + wh[2] * (r * h) + bh[2])
+        h_new = (1 - z) * n + z * h
     y = net.step(np.array([x]), s)
     np.testing.assert_allclose(y, [h_new], rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(s.h, [[h_new]], rtol=1e-14, atol=1e-15)
-    if cell == "lstm":
+    if s.c is not None:
         np.testing.assert_allclose(s.c, [[c]], rtol=1e-14, atol=1e-15)
 
 
@@ -231,8 +244,9 @@ def test_layer_k_plus_1_reads_layer_k_new_h(cell, dtype):
     singles = []
     for k in range(L):
         one = make_net(cell, D if k == 0 else H, H, 1, dtype=dtype)
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(one.layers[0], name)[...] = getattr(net.layers[k], name)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole"):
+            if getattr(net.layers[k], name) is not None:
+                getattr(one.layers[0], name)[...] = getattr(net.layers[k], name)
         singles.append((one, one.new_state()))
     s = net.new_state()
     rng = np.random.default_rng(3)
@@ -344,7 +358,7 @@ def test_state_batch_memory_per_stream_is_the_state(cell):
     for LSTM), measured: the step_many scratch is bounded (one block of streams), so each
     further stream adds its state and one byte (the duplicate-index mark), nothing more."""
     net = make_net(cell, 3, 64, 1, output_size=None, dtype="float32", seed=0)
-    state = 64 * 4 * (2 if cell == "lstm" else 1)
+    state = 64 * 4 * (2 if cell.startswith("lstm") else 1)
     n1, n2 = 1000, 5000
     per_stream = (_traced_bytes(lambda: net.new_states(n2))
                   - _traced_bytes(lambda: net.new_states(n1))) / (n2 - n1)
@@ -427,7 +441,7 @@ def test_new_state_shapes_and_zeros(cell, dtype):
     net = make_net(cell, 3, 6, 2, dtype=dtype)
     s = net.new_state()
     assert s.h.shape == (2, 6) and s.h.dtype == np.dtype(dtype) and not s.h.any()
-    if cell == "lstm":
+    if cell.startswith("lstm"):
         assert s.c.shape == (2, 6) and s.c.dtype == np.dtype(dtype) and not s.c.any()
     else:
         assert s.c is None
@@ -612,7 +626,10 @@ def test_parameter_layout(cfg):
     flat[...] = np.arange(flat.size) % 1000
     expect = np.arange(flat.size) % 1000
     views = {f"{n}_l{k}": getattr(layer, n) for k, layer in enumerate(net.layers)
-             for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+             for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")
+             if getattr(layer, n) is not None}
+    assert all((layer.weight_peephole is not None) == (net.cell == "lstm_peephole")
+               for layer in net.layers)
     if O is not None:
         views["head.weight"], views["head.bias"] = net.head.weight, net.head.bias
     off = 0
@@ -620,6 +637,10 @@ def test_parameter_layout(cfg):
         size = int(np.prod(shape))
         assert np.array_equal(views[key], expect[off:off + size].reshape(shape)), key
         off += size
+    if net.cell not in TORCH_CELLS:      # a variant: no PyTorch state dict
+        with pytest.raises(ValueError, match="no PyTorch"):
+            net.state_dict()
+        return
     sd = net.state_dict()
     assert list(sd) == [k for k, _ in shapes]
     for key, shape in shapes:

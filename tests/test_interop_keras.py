@@ -16,11 +16,12 @@ import streamrnn as sr  # noqa: E402
 
 from conftest import assert_unchanged, snapshot  # noqa: E402
 
-KINDS = ("lstm", "gru", "simple_tanh", "simple_relu")
+KINDS = ("lstm", "gru", "simple_tanh", "simple_relu", "gru_reset_before")
 # keras.ops.convert_to_numpy on the torch backend under NumPy 2 (Keras' own, harmless)
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-CELL = {"lstm": "lstm", "gru": "gru", "simple_tanh": "rnn_tanh", "simple_relu": "rnn_relu"}
+CELL = {"lstm": "lstm", "gru": "gru", "simple_tanh": "rnn_tanh", "simple_relu": "rnn_relu",
+        "gru_reset_before": "gru_reset_before"}
 
 
 def close(a, b, tol, what=""):
@@ -36,6 +37,8 @@ def rec_layer(kind, units, dtype="float32", **kw):
         return keras.layers.LSTM(units, dtype=dtype, **kw)
     if kind == "gru":
         return keras.layers.GRU(units, dtype=dtype, **kw)
+    if kind == "gru_reset_before":     # the Keras 2 default
+        return keras.layers.GRU(units, dtype=dtype, reset_after=False, **kw)
     return keras.layers.SimpleRNN(units, activation=kind[7:], dtype=dtype, **kw)
 
 
@@ -70,9 +73,9 @@ def keras_equations(layers, X):
         K = np.asarray(keras.ops.convert_to_numpy(c.kernel), np.float64)
         U = np.asarray(keras.ops.convert_to_numpy(c.recurrent_kernel), np.float64)
         n = U.shape[0]
+        two_bias = isinstance(layer, keras.layers.GRU) and c.reset_after
         b = (np.asarray(keras.ops.convert_to_numpy(c.bias), np.float64) if c.use_bias
-             else np.zeros(K.shape[1:] if not isinstance(layer, keras.layers.GRU)
-                           else (2, K.shape[1])))
+             else np.zeros((2, K.shape[1]) if two_bias else K.shape[1:]))
         h = np.zeros(n)
         cs = np.zeros(n)
         out = []
@@ -82,6 +85,13 @@ def keras_equations(layers, X):
                 i, f, g, o = z[:n], z[n:2 * n], z[2 * n:3 * n], z[3 * n:]
                 cs = sigmoid(f) * cs + sigmoid(i) * np.tanh(g)
                 h = sigmoid(o) * np.tanh(cs)
+            elif isinstance(layer, keras.layers.GRU) and not c.reset_after:
+                # Keras 2's default: one bias, the reset gate on h before the recurrent kernel
+                xk = x @ K + b
+                zg = sigmoid(xk[:n] + h @ U[:, :n])
+                r = sigmoid(xk[n:2 * n] + h @ U[:, n:2 * n])
+                hh = np.tanh(xk[2 * n:] + (r * h) @ U[:, 2 * n:])
+                h = zg * h + (1 - zg) * hh
             elif isinstance(layer, keras.layers.GRU):  # reset_after=True
                 xk = x @ K + b[0]
                 hk = h @ U + b[1]
@@ -119,6 +129,8 @@ def test_from_keras_matches_keras(kind, L, head, use_bias):
           "float64 vs Keras equations in NumPy")
 
 
+# (not gru_reset_before: Keras' float64 GRU with reset_after=False runs ops.matmul, which
+# Keras 3 computes in float32 for float64 inputs; see test_cell_variants.py)
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_float64_layer_with_initial_state(kind):
     D, H, T = 4, 6, 9
@@ -168,7 +180,6 @@ def built(layer, D=2):
 
 
 @pytest.mark.parametrize("make, exc, match", [
-    (lambda: built(keras.layers.GRU(3, reset_after=False)), ValueError, "reset_after=False"),
     (lambda: built(keras.layers.LSTM(3, activation="relu")), ValueError, "activation"),
     (lambda: built(keras.layers.GRU(3, recurrent_activation="hard_sigmoid")), ValueError,
      "recurrent_activation"),

@@ -17,7 +17,7 @@ from onnx import helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 from onnx.reference.ops.op_rnn import RNN_14  # noqa: E402
 
-from conftest import CELLS, assert_unchanged, make_net, snapshot  # noqa: E402
+from conftest import CELLS, TORCH_CELLS, assert_unchanged, make_net, snapshot  # noqa: E402
 
 
 class RNN(RNN_14):
@@ -72,7 +72,9 @@ def test_onnxruntime_float32(cell, L, O, initial_state):
     model = sr.to_onnx(net, initial_state=initial_state)
     onnx.checker.check_model(model, full_check=True)
     ops = [n.op_type for n in model.graph.node]
-    assert ops.count({"lstm": "LSTM", "gru": "GRU"}.get(cell, "RNN")) == L
+    op = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU",
+          "lstm_peephole": "LSTM"}.get(cell, "RNN")
+    assert ops.count(op) == L
     assert ("MatMul" in ops) == (O is not None)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds, expected = feeds_and_expected(net, 25, initial_state)
@@ -189,8 +191,7 @@ def set_attr(model, name, value):
     ("rnn_tanh", "activations", ["Sigmoid"], "activations"),
     ("lstm", "clip", 3.0, "clip"),
     ("lstm", "input_forget", 1, "input_forget"),
-    ("gru", "linear_before_reset", 0, "linear_before_reset"),
-    ("gru", "linear_before_reset", None, "linear_before_reset"),
+    ("gru", "linear_before_reset", 2, r"linear_before_reset=2 \(0 or 1\)"),
     ("rnn_tanh", "activation_alpha", [1.0], "activation_alpha"),
     ("gru", "hidden_size", 7, "hidden_size"),
     ("lstm", "something_else", 1, "unsupported attributes"),
@@ -285,10 +286,10 @@ def test_from_onnx_into_existing_net_is_all_or_nothing():
 # ---------------------------------------------------------------- bidirectional networks
 def make_bi(cell, D, H, L, O, dtype, seed):
     kw = dict(dtype=dtype, seed=seed, bidirectional=True)
-    if cell == "lstm":
-        return sr.LSTM(D, H, L, O, **kw)
-    if cell == "gru":
-        return sr.GRU(D, H, L, O, **kw)
+    if cell in ("lstm", "lstm_peephole"):
+        return sr.LSTM(D, H, L, O, peepholes=cell == "lstm_peephole", **kw)
+    if cell in ("gru", "gru_reset_before"):
+        return sr.GRU(D, H, L, O, reset_after=cell == "gru", **kw)
     return sr.RNN(D, H, L, O, nonlinearity=cell[4:], **kw)
 
 
@@ -304,7 +305,7 @@ def bi_feeds_and_expected(net, T, initial_state, seed=0):
     if initial_state:
         h0 = rng.uniform(-0.5, 0.5, (L, 2, H)).astype(net.dtype)
         feeds["h0"] = h0.reshape(2 * L, 1, H)
-        if net.cell == "lstm":
+        if net.cell.startswith("lstm"):
             c0 = rng.uniform(-1, 1, (L, 2, H)).astype(net.dtype)
             feeds["c0"] = c0.reshape(2 * L, 1, H)
     Y, hT, cT = _core._SeqWork(net).forward(X, h0, c0, final=True)
@@ -316,16 +317,17 @@ def bi_feeds_and_expected(net, T, initial_state, seed=0):
 
 def check_bi_model(model, net):
     onnx.checker.check_model(model, full_check=True)
-    op = {"lstm": "LSTM", "gru": "GRU"}.get(net.cell, "RNN")
+    op = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU",
+          "lstm_peephole": "LSTM"}.get(net.cell, "RNN")
     rec = [n for n in model.graph.node if n.op_type == op]
     assert len(rec) == net.num_layers
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    G = {"lstm": 4, "gru": 3}.get(net.cell, 1)
+    G = {"lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_peephole": 4}.get(net.cell, 1)
     H = net.hidden_size
     for k, node in enumerate(rec):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         assert attrs["direction"] == b"bidirectional"
-        assert attrs.get("linear_before_reset", 1) == 1
+        assert attrs.get("linear_before_reset", 1) == (net.cell != "gru_reset_before")
         din = net.input_size if k == 0 else 2 * H
         assert inits[node.input[1]].shape == (2, G * H, din)
         assert inits[node.input[2]].shape == (2, G * H, H)
@@ -387,7 +389,7 @@ def test_bidirectional_round_trip_and_loading_into_a_net(cell, dtype, tmp_path):
         assert_unchanged(before, dst)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", TORCH_CELLS)
 @pytest.mark.parametrize("L", [1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_bidirectional_from_torch_onnx_export(cell, L, dtype):

@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 
 import streamrnn as sr  # noqa: E402
 
-from conftest import CELLS, assert_unchanged, make_net, snapshot  # noqa: E402
+from conftest import TORCH_CELLS as CELLS  # noqa: E402
+from conftest import assert_unchanged, make_net, snapshot  # noqa: E402
 
 TDT = {"float32": torch.float32, "float64": torch.float64}
 # outputs of the same weights computed by PyTorch and by the C core (different summation

@@ -24,14 +24,14 @@ def series(n, phase=0.0):
 
 
 # ---------------------------------------------------------------------- round trips
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu", "gru_reset_before"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_network_round_trip(tmp_path, cell, dtype):
     net = make_net(cell, 3, 5, num_layers=2, output_size=2, dtype=dtype, seed=4)
     p = tmp_path / "net.srnn"
     sr.save(net, p)
     back = sr.load(p)
-    assert type(back) is type(net) and repr(back) == repr(net)
+    assert type(back) is type(net) and repr(back) == repr(net) and back.cell == cell
     assert back.parameters().dtype == net.parameters().dtype
     assert np.array_equal(back.parameters(), net.parameters())
     x = np.ones(3, dtype=dtype)
@@ -45,7 +45,7 @@ def test_network_without_head(tmp_path):
     assert sr.load(tmp_path / "g").output_size is None
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru_reset_before"])
 def test_state_and_batch_round_trip(tmp_path, cell):
     net = make_net(cell, 2, 4, num_layers=2, dtype="float64", seed=1)
     s = net.new_state()
@@ -241,9 +241,12 @@ def test_not_a_streamrnn_file(tmp_path):
 
 def test_wrong_version(saved):
     raw = bytearray(saved.read_bytes())
-    struct.pack_into("<I", raw, 8, 2)
+    struct.pack_into("<I", raw, 8, srio.FORMAT_VERSION + 1)
     saved.write_bytes(bytes(raw))
-    expect_error(saved, "format version 2 is not supported.*newer")
+    expect_error(saved, f"format version {srio.FORMAT_VERSION + 1} is not supported.*newer")
+    struct.pack_into("<I", raw, 8, 0)
+    saved.write_bytes(bytes(raw))
+    expect_error(saved, "format version 0 is not supported")
 
 
 def test_every_flipped_byte_is_detected(saved):

@@ -62,6 +62,8 @@ import streamrnn as sr
 from streamrnn import _core, _checks
 from streamrnn import reference as ref
 
+from conftest import make_net
+
 SIZES = [(cell, D, H, L, O) for cell in ref.CELLS for D, H, L, O in
          ((1, 1, 1, None), (3, 5, 2, 2), (2, 4, 3, 1), (7, 2, 1, None))]
 
@@ -88,10 +90,17 @@ def test_param_layout_matches_the_reference(cell, D, H, L, O):
 @pytest.mark.parametrize("cell", ref.CELLS)
 def test_bidirectional_param_layout_is_torch_named_parameters(cell):
     torch = pytest.importorskip("torch")
-    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(cell, torch.nn.RNN)
+    # gru_reset_before: PyTorch's GRU parameters (only the maths of the n rows differs);
+    # lstm_peephole: PyTorch's LSTM parameters, each direction followed by its peepholes
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "gru_reset_before": torch.nn.GRU,
+            "lstm_peephole": torch.nn.LSTM}.get(cell, torch.nn.RNN)
     kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
     m = kind(3, 4, num_layers=2, bidirectional=True, **kw)
-    want = [(n, tuple(p.shape)) for n, p in m.named_parameters()]
+    want = []
+    for n, p in m.named_parameters():
+        want.append((n, tuple(p.shape)))
+        if cell == "lstm_peephole" and n.startswith("bias_hh"):
+            want.append((n.replace("bias_hh", "weight_peephole"), (12,)))
     want += [("head.weight", (2, 8)), ("head.bias", (2,))]
     rows = _core.param_layout(cell, 3, 4, 2, 2, 2)
     assert [(n, s) for n, _, s in rows] == want
@@ -145,9 +154,7 @@ def test_trainer_counters_record():
 @pytest.mark.parametrize("cell,D,H,L,O", SIZES)
 def test_ring_layout_partitions_a_slot(cell, D, H, L, O):
     size, fields = _core.ring_layout(cell, D, H, L, O)
-    net = {"lstm": sr.LSTM, "gru": sr.GRU}.get(cell, sr.RNN)
-    kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
-    tr = sr.OnlineTrainer(net(D, H, num_layers=L, output_size=O, **kw), k2=2)
+    tr = sr.OnlineTrainer(make_net(cell, D, H, L, O, dtype="float32"), k2=2)
     assert tr._snapshot()["ring"].shape == (2, size)
     hit = np.zeros(size, int)
     for name, off, count, length, stride in fields:

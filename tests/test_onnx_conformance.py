@@ -10,9 +10,9 @@ float32 within 1e-5 relative; the same cases in float64 (the model's types switc
 double, expected outputs from ``onnx.reference.ReferenceEvaluator``) within 1e-12.
 
 Every case runs; none is skipped. The GRU cases (ONNX's default ``linear_before_reset=0``)
-and ``test_lstm_with_peepholes`` need the GRU reset-before-product and LSTM peephole cell
-variants: without them the import must refuse with a ValueError naming the construct, and
-these tests fail until the variants exist. ONNX Runtime is checked against streamrnn on the
+and ``test_lstm_with_peepholes`` (also ``sequence_lens`` and ``initial_h``/``initial_c``
+given as inputs) run through the cell variants ``GRU(reset_after=False)`` and
+``LSTM(peepholes=True)``. ONNX Runtime is checked against streamrnn on the
 cases it runs (it has no kernels for ``layout=1``: the three ``*_batchwise`` cases).
 """
 from __future__ import annotations
@@ -50,14 +50,21 @@ def _attrs(node: Any) -> Dict[str, Any]:
 
 
 def _split(net: Any, reverse: bool) -> "sr.LSTM | sr.GRU | sr.RNN":
-    """One direction of a 1-layer bidirectional network as a unidirectional network."""
-    sd = net.state_dict()
-    sfx = "_reverse" if reverse else ""
+    """One direction of a 1-layer bidirectional network as a unidirectional network (the
+    same cell kind; weights copied through the layer views)."""
     kw: Dict[str, Any] = dict(dtype=net.dtype.name)
     if net.cell.startswith("rnn"):
         kw["nonlinearity"] = net.cell[4:]
+    if hasattr(net, "reset_after"):
+        kw["reset_after"] = net.reset_after
+    if hasattr(net, "peepholes"):
+        kw["peepholes"] = net.peepholes
     one = type(net)(net.input_size, net.hidden_size, **kw)
-    one.load_state_dict({k: sd[f"{k}{sfx}"] for k in one.state_dict()})
+    assert one.cell == net.cell
+    src = (net.layers_reverse if reverse else net.layers)[0]
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole"):
+        if getattr(src, name, None) is not None:
+            getattr(one.layers[0], name)[...] = getattr(src, name)
     return one
 
 

@@ -43,8 +43,11 @@ def _load():
 R, O = _load()
 SGD, Adam, RMSprop = O.SGD, O.Adam, O.RMSprop
 
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]          # PyTorch's cells
+VARIANTS = ["gru_reset_before", "lstm_peephole"]        # cells PyTorch does not have
+ALL_CELLS = CELLS + VARIANTS
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3,
+         "lstm_peephole": 4}
 FD_EPS = 1e-6
 FD_RTOL = 1e-6
 FD_ATOL = 1e-8
@@ -71,7 +74,9 @@ def ind_unpack(flat, cell, D, H, L, Osz):
     layers = []
     for k in range(L):
         din = D if k == 0 else H
-        layers.append((take(G * H, din), take(G * H, H), take(G * H), take(G * H)))
+        arrays = (take(G * H, din), take(G * H, H), take(G * H), take(G * H))
+        # lstm_peephole: then the peepholes p_i, p_f, p_o (3, H)
+        layers.append(arrays + ((take(3, H),) if cell == "lstm_peephole" else ()))
     head = (take(Osz, H), take(Osz)) if Osz else None
     assert pos[0] == flat.shape[0]
     return layers, head
@@ -81,7 +86,7 @@ def ind_step(cell, layers, head, x, h, c):
     """One step of the whole network; returns (y, h_new, c_new, pre-activations)."""
     hs, cs, pre = [], [], []
     inp = x
-    for k, (Wi, Wh, bi, bh) in enumerate(layers):
+    for k, (Wi, Wh, bi, bh, *peep) in enumerate(layers):
         H = Wh.shape[1]
         if cell in ("rnn_tanh", "rnn_relu"):
             a = Wi @ inp + bi + Wh @ h[k] + bh
@@ -93,17 +98,32 @@ def ind_step(cell, layers, head, x, h, c):
             cn = f * c[k] + i * g
             hn = o * np.tanh(cn)
             cs.append(cn)
-        else:
+        elif cell == "lstm_peephole":  # ONNX's LSTM with P: i, f see c_{t-1}, o sees c_t
+            a = (Wi @ inp + bi + Wh @ h[k] + bh).reshape(4, H)
+            p_i, p_f, p_o = peep[0]
+            i, f, g = ind_sig(a[0] + p_i * c[k]), ind_sig(a[1] + p_f * c[k]), np.tanh(a[2])
+            cn = f * c[k] + i * g
+            hn = ind_sig(a[3] + p_o * cn) * np.tanh(cn)
+            cs.append(cn)
+        elif cell == "gru":
             gi = (Wi @ inp + bi).reshape(3, H)
             gh = (Wh @ h[k] + bh).reshape(3, H)
             r = ind_sig(gi[0] + gh[0])
             z = ind_sig(gi[1] + gh[1])
             n = np.tanh(gi[2] + r * gh[2])
             hn = (1.0 - z) * n + z * h[k]
+        else:  # gru_reset_before: ONNX linear_before_reset=0, Keras reset_after=False
+            gi = (Wi @ inp + bi).reshape(3, H)
+            Wr, Wz, Wn = Wh.reshape(3, H, H)
+            br, bz, bn = bh.reshape(3, H)
+            r = ind_sig(gi[0] + Wr @ h[k] + br)
+            z = ind_sig(gi[1] + Wz @ h[k] + bz)
+            n = np.tanh(gi[2] + Wn @ (r * h[k]) + bn)
+            hn = (1.0 - z) * n + z * h[k]
         hs.append(hn)
         inp = hn
     y = head[0] @ inp + head[1] if head is not None else inp.copy()
-    return y, np.array(hs), (np.array(cs) if cell == "lstm" else None), pre
+    return y, np.array(hs), (np.array(cs) if cs else None), pre
 
 
 def ind_run(cell, sizes, flat, h0, c0, X):
@@ -164,7 +184,7 @@ def make_case(cell, D, H, L, Osz, T, loss, seed, scale=0.7, missing=()):
     flat = rng.uniform(-scale, scale, size=n)
     X = rng.normal(size=(T, D))
     h0 = rng.normal(scale=0.5, size=(L, H))
-    c0 = rng.normal(scale=0.5, size=(L, H)) if cell == "lstm" else None
+    c0 = rng.normal(scale=0.5, size=(L, H)) if cell.startswith("lstm") else None
     out = Osz or H
     targets = []
     for t in range(T):
@@ -199,7 +219,9 @@ def ce_ok(loss, D, H, Osz):
 
 
 def test_gate_count_and_cells():
-    assert [R.gate_count(c) for c in CELLS] == [1, 1, 4, 3]
+    assert [R.gate_count(c) for c in ALL_CELLS] == [1, 1, 4, 3, 3, 4]
+    assert list(R.CELLS) == ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before",
+                             "lstm_peephole"]
     with pytest.raises(ValueError, match="cell"):
         R.gate_count("elman")
 
@@ -267,7 +289,7 @@ def test_sigmoid_stable_and_exact():
                                rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 @pytest.mark.parametrize("L", [1, 2, 3])
 @pytest.mark.parametrize("Osz", [None, 2])
 def test_forward_against_independent(cell, L, Osz):
@@ -279,7 +301,7 @@ def test_forward_against_independent(cell, L, Osz):
     Ye, hTe, cTe, _ = ind_run(cell, (D, H, L, Osz), flat, h0, c0, X)
     np.testing.assert_allclose(Y, Ye, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(hT, hTe, rtol=1e-13, atol=1e-14)
-    if cell == "lstm":
+    if cell.startswith("lstm"):
         np.testing.assert_allclose(cT, cTe, rtol=1e-13, atol=1e-14)
     else:
         assert cT is None
@@ -316,7 +338,7 @@ def test_net_params_by_reference_and_zero_state():
         net_default.step([0.0, 1.0], np.zeros((1, 2)))
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 def test_float32_computes_in_float32(cell):
     D, H, L, Osz, T = 2, 5, 2, 3, 6
     flat, X, h0, c0, _ = make_case(cell, D, H, L, Osz, T, "mse", seed=3)
@@ -332,7 +354,7 @@ def test_float32_computes_in_float32(cell):
 
 
 def test_no_overflow_warnings_with_huge_preactivations():
-    for cell in ["rnn_tanh", "lstm", "gru"]:
+    for cell in ["rnn_tanh", "lstm", "gru", "gru_reset_before", "lstm_peephole"]:
         n = R.num_params(cell, 1, 3, 2, 1)
         for sign in (1.0, -1.0):
             net = R.Net(cell, 1, 3, 2, 1, np.full(n, sign * 300.0))
@@ -372,11 +394,11 @@ def check_window_grad(cell, D, H, L, Osz, T, loss, seed, missing=(), n_newest=No
     return True
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 @pytest.mark.parametrize("L,Osz", [(1, None), (1, 3), (2, 2), (3, None)])
 def test_window_grad_vs_finite_differences(cell, loss, L, Osz):
-    seed = CELLS.index(cell) * 100 + L * 10 + (Osz or 0) + (loss == "mse")
+    seed = ALL_CELLS.index(cell) * 100 + L * 10 + (Osz or 0) + (loss == "mse")
     ok = False
     for attempt in range(5):  # relu: another seed if a pre-activation sits on the kink
         ok = check_window_grad(cell, 2, 3, L, Osz, 5, loss, seed + 1000 * attempt,
@@ -386,7 +408,7 @@ def test_window_grad_vs_finite_differences(cell, loss, L, Osz):
     assert ok
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 def test_window_grad_loss_only_on_newest_steps(cell):
     # TBPTT(k1, k2): the loss of the 2 newest steps, backpropagated through all 6
     assert check_window_grad(cell, 2, 3, 2, 2, 6, "mse", seed=77, missing=(5,), n_newest=2)
@@ -401,7 +423,7 @@ def test_window_without_targets_is_nan_and_zero():
 
 @st.composite
 def window_cases(draw):
-    cell = draw(st.sampled_from(CELLS))
+    cell = draw(st.sampled_from(ALL_CELLS))
     L = draw(st.integers(1, 3))
     D = draw(st.integers(1, 3))
     H = draw(st.integers(1, 3))
@@ -645,7 +667,7 @@ def ind_detached_loop(cell, sizes, flat0, X, targets, K, loss, opt, cv=None, cn=
     D, H, L, Osz = sizes
     flat = flat0.copy()
     h = np.zeros((L, H))
-    c = np.zeros((L, H)) if cell == "lstm" else None
+    c = np.zeros((L, H)) if cell.startswith("lstm") else None
     state = ind_opt_state(flat.shape[0])
     preds, norms = [], []
     for w in range(0, len(X), K):

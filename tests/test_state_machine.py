@@ -114,7 +114,7 @@ class StreamsMachine(RuleBasedStateMachine):
         self.net = make_net(cell, 2, hidden, num_layers=layers, output_size=head, dtype=dtype,
                             seed=seed)
         self.ref = _ref_of(self.net)
-        self.lstm = cell == "lstm"
+        self.lstm = cell.startswith("lstm")
         self.objs = []          # (kind, obj, H, C): every live state/batch and its model
         self.rng = np.random.default_rng(seed)
         # an OnlineTrainer on its own copy of the network, in float64 (exactness), with the

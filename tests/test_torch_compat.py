@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 import streamrnn as sr  # noqa: E402
 
-from conftest import CELLS, assert_close, make_net  # noqa: E402
+from conftest import TORCH_CELLS as CELLS, assert_close, make_net  # noqa: E402
 
 TORCH_DT = {"float32": torch.float32, "float64": torch.float64}
 

@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 import streamrnn as sr
 from streamrnn import reference
 
-CLASSES = {"lstm": sr.LSTM, "gru": sr.GRU, "rnn_tanh": sr.RNN, "rnn_relu": sr.RNN}
+from conftest import CELLS, make_net
 
 
 def _net(cell, D, H, L, O, dtype, seed):
-    kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
-    return CLASSES[cell](D, H, num_layers=L, output_size=O, dtype=dtype, seed=seed, **kw)
+    return make_net(cell, D, H, L, O, dtype=dtype, seed=seed)
 
 
 # Near-zero values are cancellations, where two correct summation orders (two BLAS builds,
@@ -46,7 +45,7 @@ def _assert_grad_norm_close(actual, desired, loss, extra_rtol=0.0):
 
 @st.composite
 def settings(draw):
-    cell = draw(st.sampled_from(sorted(CLASSES)))
+    cell = draw(st.sampled_from(sorted(CELLS)))
     D = draw(st.integers(1, 4))
     H = draw(st.integers(1, 8))
     L = draw(st.integers(1, 2))

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _core
 
 __all__ = ["require", "as_numpy", "build_network", "GATES", "permute_gates", "check_dtype_arg",
-           "direction_suffixes"]
+           "direction_suffixes", "param_arrays"]
 
 GATES = _core.GATES   # gates per cell, from the C core
 
@@ -48,6 +48,19 @@ def check_dtype_arg(dtype: Any) -> Optional[np.dtype]:
         return None
     from .._checks import check_dtype
     return check_dtype(dtype)
+
+
+def param_arrays(net: Any) -> Dict[str, np.ndarray]:
+    """Copies of a network's parameters by name (PyTorch's names, ``_core.param_layout``),
+    read at one moment (a copy of the network, like ``state_dict``), for any cell: also the
+    variants whose ``state_dict`` refuses (they have no PyTorch module)."""
+    import copy
+    snap = copy.copy(net)     # one consistent read of the weights
+    flat = snap.parameters()
+    layout = _core.param_layout(net.cell, net.input_size, net.hidden_size, net.num_layers,
+                                net.output_size, 2 if net.bidirectional else 1)
+    return {name: flat[off:off + int(np.prod(shape))].reshape(shape).copy()
+            for name, off, shape in layout}
 
 
 def permute_gates(a: np.ndarray, order: "tuple[int, ...]", axis: int = 0) -> np.ndarray:
@@ -109,10 +122,10 @@ def build_network(cell: str, input_size: int, hidden_size: int, num_layers: int,
         kw: Dict[str, Any] = dict(input_size=input_size, hidden_size=H, num_layers=num_layers,
                                   output_size=output_size, dtype=dt.name,
                                   bidirectional=bool(bidirectional))
-        if cell == "lstm":
-            net = _network.LSTM(**kw)
-        elif cell == "gru":
-            net = _network.GRU(**kw)
+        if cell in ("lstm", "lstm_peephole"):
+            net = _network.LSTM(peepholes=cell == "lstm_peephole", **kw)
+        elif cell in ("gru", "gru_reset_before"):
+            net = _network.GRU(reset_after=cell == "gru", **kw)
         else:
             net = _network.RNN(nonlinearity=cell[4:], **kw)
     else:

@@ -7,9 +7,12 @@ Keras keeps ``kernel (D, G*H)`` and ``recurrent_kernel (H, G*H)`` (PyTorch's mat
 transposed) with gates LSTM ``i, f, c, o`` (PyTorch's order) and GRU ``z, r, h``
 (PyTorch: ``r, z, n``). An LSTM or SimpleRNN has one bias (loaded as ``bias_ih``,
 ``bias_hh = 0``); a GRU with ``reset_after=True`` has an input and a recurrent bias row,
-exactly PyTorch's ``b_ih`` and ``b_hh``. ``keras.layers.Bidirectional(...,
-merge_mode="concat")`` holds a ``forward_layer`` and a ``backward_layer`` (``go_backwards=True``,
-its output flipped back into time order): PyTorch's direction and ``_reverse`` direction.
+exactly PyTorch's ``b_ih`` and ``b_hh``; one with ``reset_after=False`` (the Keras 2
+default) has one bias and becomes ``sr.GRU(reset_after=False)`` (the reset gate multiplies h
+before the recurrent kernel), its bias as ``bias_ih`` and ``bias_hh = 0``.
+``keras.layers.Bidirectional(..., merge_mode="concat")`` holds a ``forward_layer`` and a
+``backward_layer`` (``go_backwards=True``, its output flipped back into time order):
+PyTorch's direction and ``_reverse`` direction.
 """
 from __future__ import annotations
 
@@ -72,10 +75,11 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
     Parameters
     ----------
     layer_or_model : keras layer, keras.Sequential or list of layers
-        ``keras.layers.LSTM``, ``GRU`` (``reset_after=True``) or ``SimpleRNN`` (``tanh`` or
-        ``relu``); or a Sequential/list of such layers of one kind and one ``units`` (all but
-        the last with ``return_sequences=True``), optionally followed by one ``Dense`` with
-        linear activation (the head). ``keras.layers.Bidirectional`` wrappers of such layers
+        ``keras.layers.LSTM``, ``GRU`` (``reset_after=True``, or ``False``: a
+        ``GRU(reset_after=False)``) or ``SimpleRNN`` (``tanh`` or ``relu``); or a
+        Sequential/list of such layers of one kind and one ``units`` (all but the last with
+        ``return_sequences=True``), optionally followed by one ``Dense`` with linear
+        activation (the head). ``keras.layers.Bidirectional`` wrappers of such layers
         (``merge_mode="concat"``, ``return_sequences=True``; all layers bidirectional or
         none) give a bidirectional network. ``InputLayer`` is skipped; ``Dropout`` layers only with
         ``allow_dropout``. Layers must be built (have weights).
@@ -117,8 +121,7 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         ``merge_mode`` other than ``"concat"`` (``sum``, ``mul``, ``ave``, None) or with
         ``return_sequences=False``, bidirectional and unidirectional layers mixed,
         ``go_backwards=True`` (outside a ``Bidirectional``'s backward layer), activations
-        other than ``tanh``/``sigmoid`` (SimpleRNN: ``tanh``/``relu``), GRU
-        ``reset_after=False`` (the reset gate applied before the recurrent matmul), a Dense
+        other than ``tanh``/``sigmoid`` (SimpleRNN: ``tanh``/``relu``), a Dense
         with an activation or not last, layers of different kinds or sizes, dropout without
         ``allow_dropout``, unbuilt layers, mixed precision, extra weights; ``net`` of another
         architecture (including bidirectional layers into a unidirectional ``net`` and the
@@ -291,10 +294,7 @@ def _convert(keras: Any, layer: Any, allow_dropout: bool,
                              f"only tanh and sigmoid (PyTorch's) are supported")
         cell = "lstm" if isinstance(layer, K.LSTM) else "gru"
         if cell == "gru" and not c.reset_after:
-            raise ValueError(f"{name}: reset_after=False applies the reset gate before "
-                             f"the recurrent matmul, which PyTorch's (and streamrnn's) GRU "
-                             f"cannot represent exactly; use reset_after=True (the "
-                             f"Keras 3 default)")
+            cell = "gru_reset_before"   # sr.GRU(reset_after=False): one bias row
     variables = {"kernel": c.kernel, "recurrent_kernel": c.recurrent_kernel}
     if c.use_bias:
         variables["bias"] = c.bias
@@ -314,10 +314,15 @@ def _convert(keras: Any, layer: Any, allow_dropout: bool,
                          f"not hold {G} gates of {h} units")
     zeros = np.zeros(G * h, kern.dtype)
     out: Dict[str, np.ndarray] = {}
-    if cell == "gru":
-        bias = arrs.get("bias", np.zeros((2, G * h), kern.dtype))
-        if bias.shape != (2, G * h):
-            raise ValueError(f"{name}: bias must have shape (2, {G * h}), got {bias.shape}")
+    if cell in ("gru", "gru_reset_before"):
+        # reset_after=True: input and recurrent bias rows (2, 3*units); False: one (3*units,)
+        want = (2, G * h) if cell == "gru" else (G * h,)
+        bias = arrs.get("bias", np.zeros(want, kern.dtype))
+        if bias.shape != want:
+            raise ValueError(f"{name}: bias must have shape {want} (reset_after="
+                             f"{cell == 'gru'}), got {bias.shape}")
+        if cell == "gru_reset_before":
+            bias = np.stack([bias, zeros])
         order = _KERAS_TO_TORCH_GRU
         out["weight_ih"] = permute_gates(kern.T, order)
         out["weight_hh"] = permute_gates(rker.T, order)

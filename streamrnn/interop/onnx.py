@@ -7,7 +7,10 @@ Layouts: ONNX's recurrent operators take ``W (num_directions, G*H, D)``,
 ``R (num_directions, G*H, H)`` and ``B (num_directions, 2*G*H)`` (input biases, then
 recurrent biases) with gates in the orders LSTM ``i, o, f, c`` and GRU ``z, r, h``; PyTorch
 (and streamrnn) use LSTM ``i, f, g, o`` and GRU ``r, z, n``. ``linear_before_reset=1`` is
-PyTorch's GRU (``b_hn`` inside the reset product). A bidirectional layer is one operator with
+PyTorch's GRU (``b_hn`` inside the reset product), ``linear_before_reset=0`` (ONNX's default)
+``GRU(reset_after=False)`` (the reset gate multiplies h before ``R_h``); peepholes ``P``
+(``p_i, p_o, p_f``) are ``LSTM(peepholes=True)``'s ``weight_peephole`` (``p_i, p_f, p_o``).
+A bidirectional layer is one operator with
 ``direction="bidirectional"`` (``num_directions = 2``: index 0 forward, 1 backward, PyTorch's
 ``_reverse`` parameters); its ``Y`` ``(T, 2, 1, H)`` is transposed to ``(T, 1, 2, H)`` and
 reshaped to ``(T, 1, 2H)`` = ``[h_forward | h_backward]`` before the next layer or the head.
@@ -20,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Uni
 
 import numpy as np
 
-from ._common import (GATES, as_numpy, build_network, check_dtype_arg,
-                      direction_suffixes, permute_gates, require)
+from ._common import (GATES, as_numpy, build_network, check_dtype_arg, direction_suffixes,
+                      param_arrays, permute_gates, require)
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx as _onnx
@@ -31,9 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["to_onnx", "from_onnx"]
 
 # block i of the ONNX layout is block ORDER[i] of PyTorch's, and back
-_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
-_FROM_ONNX = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
-_OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
+            "gru_reset_before": (1, 0, 2), "lstm_peephole": (0, 3, 1, 2)}
+_FROM_ONNX = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
+              "gru_reset_before": (1, 0, 2), "lstm_peephole": (0, 2, 3, 1)}
+_OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN",
+       "gru_reset_before": "GRU", "lstm_peephole": "LSTM"}
+# LSTM peepholes: ONNX's P (num_directions, 3H) holds p_i, p_o, p_f; streamrnn's
+# weight_peephole (3H,) p_i, p_f, p_o (block i of one is block order[i] of the other)
+_PEEP_ORDER = (0, 2, 1)
+# GRU's linear_before_reset: 1 PyTorch's GRU (streamrnn "gru"), 0 (ONNX's default) the reset
+# gate before the recurrent product ("gru_reset_before")
+_GRU_LBR = {"gru": 1, "gru_reset_before": 0}
 _MIN_OPSET = 14
 
 
@@ -42,10 +54,12 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     """An ONNX model computing ``net.run`` on a whole sequence, with standard operators.
 
     One ``LSTM``/``GRU``/``RNN`` operator per layer (default activations; ``RNN`` with
-    ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``), a ``Squeeze`` after each
-    and, with a head, ``MatMul`` + ``Add``. A bidirectional network has operators with
-    ``direction="bidirectional"`` whose ``Y`` ``(T, 2, 1, H)`` goes through ``Transpose``
-    (perm ``[0, 2, 1, 3]``) and ``Reshape`` to ``(T, 1, 2H)`` instead of the ``Squeeze``.
+    ``Tanh`` or ``Relu``; ``GRU`` with ``linear_before_reset=1``, or ``0`` for
+    ``GRU(reset_after=False)``; ``LSTM(peepholes=True)`` with its peepholes as input
+    ``P``), a ``Squeeze`` after each and, with a head, ``MatMul`` + ``Add``. A
+    bidirectional network has operators with ``direction="bidirectional"`` whose ``Y``
+    ``(T, 2, 1, H)`` goes through ``Transpose`` (perm ``[0, 2, 1, 3]``) and ``Reshape`` to
+    ``(T, 1, 2H)`` instead of the ``Squeeze``.
 
     Graph inputs: ``X`` of shape ``(T, 1, D)`` (T free), and with ``initial_state=True``
     also ``h0`` (and ``c0`` for an LSTM) of shape ``(num_layers * num_directions, 1, H)``
@@ -112,14 +126,14 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
     nd = 2 if bi else 1
     sfxs = direction_suffixes(bi)
     elem = TP.FLOAT if net.dtype == np.float32 else TP.DOUBLE
-    sd = net.state_dict()
+    sd = param_arrays(net)
     order = _TO_ONNX[cell]
     nodes: List[Any] = []
     inits: List[Any] = []
     if not bi:
         inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes_1"))
     inputs = [helper.make_tensor_value_info("X", elem, ["T", 1, D])]
-    is_lstm = cell == "lstm"
+    is_lstm = cell in ("lstm", "lstm_peephole")
     initial = net.initial_state   # the network's own initial state, or None (zeros)
     if initial_state:
         inputs.append(helper.make_tensor_value_info("h0", elem, [L * nd, 1, H]))
@@ -143,6 +157,10 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
         for name, arr in zip(names, (W, R, B)):
             inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         ins = [x] + names
+        if cell == "lstm_peephole":     # P, input 7 (after sequence_lens, initial_h/c)
+            P = np.stack([permute_gates(sd[f"weight_peephole_l{k}{d}"], _PEEP_ORDER)
+                          for d in sfxs])
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(P), f"P_l{k}"))
         if initial_state:
             inits.append(numpy_helper.from_array(np.array([k * nd], np.int64), f"start_l{k}"))
             inits.append(numpy_helper.from_array(np.array([(k + 1) * nd], np.int64),
@@ -158,12 +176,14 @@ def to_onnx(net: Union["LSTM", "GRU", "RNN"], path: Union[str, "os.PathLike[str]
                     inits.append(numpy_helper.from_array(
                         np.ascontiguousarray(arr[k].reshape(1, 1, H)), f"{name}_l{k}"))
             ins += ["", f"h0_l{k}"] + ([f"c0_l{k}"] if is_lstm else [])
+        if cell == "lstm_peephole":
+            ins += [""] * (7 - len(ins)) + [f"P_l{k}"]
         attrs: Dict[str, Any] = {"hidden_size": H}
         if bi:
             attrs["direction"] = "bidirectional"
-        if cell == "gru":
-            attrs["linear_before_reset"] = 1
-        elif cell != "lstm":
+        if cell in _GRU_LBR:
+            attrs["linear_before_reset"] = _GRU_LBR[cell]
+        elif not is_lstm:
             attrs["activations"] = ["Tanh" if cell == "rnn_tanh" else "Relu"] * nd
         outs = [f"Y4_l{k}", f"h_l{k}"] + ([f"c_l{k}"] if is_lstm else [])
         nodes.append(helper.make_node(_OP[cell], ins, outs, name=f"{_OP[cell].lower()}_l{k}",
@@ -521,6 +541,9 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
       window length;
     - ``direction="reverse"`` in every layer only with ``time_reversed=True``.
 
+    A ``GRU`` with ``linear_before_reset=0`` (ONNX's default) becomes
+    ``GRU(reset_after=False)``, an ``LSTM`` with peepholes ``P`` ``LSTM(peepholes=True)``.
+
     Parameters
     ----------
     model_or_path : onnx.ModelProto, bytes, str or path-like
@@ -567,7 +590,7 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         ``time_reversed`` (or mixed with forward layers), forward and bidirectional layers
         mixed, non-default ``activations`` (RNN: ``Tanh`` or ``Relu``; bidirectional: the
         same for both directions), ``activation_alpha/beta``, ``clip``, ``input_forget=1``,
-        GRU ``linear_before_reset=0``, peepholes ``P``, ``sequence_lens`` with unequal
+        ``sequence_lens`` with unequal
         lengths or not fixed, a nonzero constant initial state of a bidirectional operator
         or one that differs between batch elements or depends on the input's values,
         operators other than the chain above (PyTorch's dynamo export of ``nn.RNN``, which
@@ -789,16 +812,19 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
                 raise ValueError(f"{where}: activations={acts} are not supported (only the "
                                  f"default {_DEFAULT_ACTS[op]})")
             this_cell = op.lower()
+            if op == "GRU":
+                lbr = attrs.get("linear_before_reset", 0)
+                if lbr not in (0, 1):
+                    raise ValueError(f"{where}: linear_before_reset={lbr!r} (0 or 1)")
+                this_cell = "gru" if lbr == 1 else "gru_reset_before"
+            if op == "LSTM" and len(node.input) > 7 and node.input[7]:
+                this_cell = "lstm_peephole"    # peepholes P
         for a in ("activation_alpha", "activation_beta", "clip"):
             if a in attrs:
                 raise ValueError(f"{where}: attribute {a} is not supported")
         if attrs.get("input_forget", 0):
             raise ValueError(f"{where}: input_forget=1 (coupled input and forget gates) is "
                              f"not supported")
-        if op == "GRU" and attrs.get("linear_before_reset", 0) != 1:
-            raise ValueError(f"{where}: linear_before_reset=0 applies the reset gate before "
-                             f"the recurrent matmul, which PyTorch's (and streamrnn's) GRU "
-                             f"cannot represent; only linear_before_reset=1 is supported")
         if cell and this_cell != cell:
             raise ValueError(f"{where}: layers of different kinds ({cell}, {this_cell})")
         cell = this_cell
@@ -806,8 +832,6 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
         if layout not in (0, 1):
             raise ValueError(f"{where}: layout={layout} is not 0 or 1")
         ins = list(node.input) + [""] * (8 - len(node.input))
-        if op == "LSTM" and ins[7]:
-            raise ValueError(f"{where}: peephole weights P are not supported")
         W = const(ins[1], f"{where} W")
         R = const(ins[2], f"{where} R")
         G = GATES[cell]
@@ -887,6 +911,13 @@ def from_onnx(model_or_path: Union["_onnx.ModelProto", str, "os.PathLike[str]", 
             params[f"weight_hh_l{k}{d}"] = permute_gates(R[r], order)
             params[f"bias_ih_l{k}{d}"] = permute_gates(B[r, :G * H], order)
             params[f"bias_hh_l{k}{d}"] = permute_gates(B[r, G * H:], order)
+        if cell == "lstm_peephole":
+            P = const(ins[7], f"{where} P")
+            if P.shape != (nd, 3 * H):
+                raise ValueError(f"{where}: P must have shape ({nd}, {3 * H}), got {P.shape}")
+            for r, d in enumerate(direction_suffixes(bidirectional)):
+                params[f"weight_peephole_l{k}{d}"] = permute_gates(P[r], _PEEP_ORDER)
+            wdtypes |= {P.dtype}
         wdtypes |= {W.dtype, R.dtype, B.dtype}
         # sequence_lens: only as a constant of equal lengths, the window's fixed length
         if ins[4]:

@@ -282,6 +282,12 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     from ..network import GRU, LSTM, RNN
     if not isinstance(net, (LSTM, GRU, RNN)):
         raise TypeError(f"net must be a streamrnn LSTM, GRU or RNN, got {type(net).__name__}")
+    if net.cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        why = {"gru_reset_before": "torch.nn.GRU applies the reset gate after the recurrent "
+                                   "product (reset_after=True)",
+               "lstm_peephole": "torch.nn.LSTM has no peepholes"}.get(net.cell, "")
+        raise ValueError(f"to_torch: {net!r} (cell {net.cell!r}) has no PyTorch equivalent"
+                         f"{': ' + why if why else ''}; export it with sr.to_onnx instead")
     torch = require("torch", "torch")
     tdt = {"float32": torch.float32, "float64": torch.float64}[net.dtype.name]
     kw = dict(num_layers=net.num_layers, dtype=tdt, bidirectional=bool(net.bidirectional))

@@ -2,7 +2,8 @@
 
 Flat order: for each layer k, for each direction (forward, then with ``num_directions = 2``
 the reverse one, keys suffixed ``_reverse``): ``weight_ih_l{k}`` ``(G*H, D_k)``,
-``weight_hh_l{k}`` ``(G*H, H)``, ``bias_ih_l{k}`` ``(G*H,)``, ``bias_hh_l{k}`` ``(G*H,)``,
+``weight_hh_l{k}`` ``(G*H, H)``, ``bias_ih_l{k}`` ``(G*H,)``, ``bias_hh_l{k}`` ``(G*H,)``
+(``lstm_peephole``: then ``weight_peephole_l{k}`` ``(3*H,)`` = ``[p_i | p_f | p_o]``),
 with ``D_0 = input_size`` and ``D_k = num_directions * H`` above; then, with a head
 (``output_size >= 1``), ``head.weight`` ``(O, num_directions * H)`` and ``head.bias``
 ``(O,)``: exactly ``torch.nn.LSTM(...).named_parameters()`` followed by the head.
@@ -19,8 +20,9 @@ import numpy as np
 
 from .._checks import check_int as _check_int
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_peephole")
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3,
+          "lstm_peephole": 4}
 
 Shapes = List[Tuple[str, Tuple[int, ...]]]
 
@@ -51,7 +53,8 @@ def _suffix(k: int, r: int) -> str:
 
 
 def gate_count(cell: str) -> int:
-    """Number of gate blocks G of a cell: rnn_tanh/rnn_relu 1, lstm 4, gru 3."""
+    """Number of gate blocks G of a cell: rnn_tanh/rnn_relu 1, lstm and lstm_peephole 4, gru
+    and gru_reset_before 3."""
     return _GATES[_check_cell(cell)]
 
 
@@ -76,6 +79,8 @@ def param_shapes(cell: str, input_size: int, hidden_size: int, num_layers: int =
             s = _suffix(k, r)
             shapes += [(f"weight_ih{s}", (G * H, d_in)), (f"weight_hh{s}", (G * H, H)),
                        (f"bias_ih{s}", (G * H,)), (f"bias_hh{s}", (G * H,))]
+            if cell == "lstm_peephole":     # [p_i | p_f | p_o]
+                shapes.append((f"weight_peephole{s}", (3 * H,)))
     if O is not None:
         shapes += [("head.weight", (O, nd * H)), ("head.bias", (O,))]
     return shapes

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cells import _LayerRecord, cell_step, cell_step_backward
+from .cells import LSTM_CELLS, _LayerRecord, cell_step, cell_step_backward
 from .layout import (_check_cell, _check_directions, _check_int, _check_output_size,
                      _suffix, num_params, param_shapes, split_params)
 
@@ -43,7 +43,7 @@ class Net:
 
     Parameters
     ----------
-    cell : {'rnn_tanh', 'rnn_relu', 'lstm', 'gru'}
+    cell : {'rnn_tanh', 'rnn_relu', 'lstm', 'gru', 'gru_reset_before', 'lstm_peephole'}
     input_size, hidden_size : int >= 1
     num_layers : int >= 1, default 1
     output_size : int >= 1, or None / 0 for no head
@@ -108,7 +108,7 @@ class Net:
         network's dtype, None meaning zeros; c is None unless LSTM."""
         h, c = (np.zeros(self.state_shape(), dtype=self.dtype) if a is None
                 else np.asarray(a, dtype=self.dtype) for a in (h, c))
-        return h, (c if self.cell == "lstm" else None)
+        return h, (c if self.cell in LSTM_CELLS else None)
 
     def zero_state(self) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """(h, c): zeros (num_layers, H) in the network's dtype (two directions: (num_layers,
@@ -117,7 +117,7 @@ class Net:
         if self.num_directions != 1:
             shape = self.state_shape()
         h = np.zeros(shape, dtype=self.dtype)
-        c = np.zeros(shape, dtype=self.dtype) if self.cell == "lstm" else None
+        c = np.zeros(shape, dtype=self.dtype) if self.cell in LSTM_CELLS else None
         return h, c
 
     def _check_state(self, h: Any, c: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -128,7 +128,7 @@ class Net:
         h = np.asarray(h, dtype=self.dtype)
         if h.shape != shape:
             raise ValueError(f"h must have shape {shape}, got {h.shape}")
-        if self.cell == "lstm":
+        if self.cell in LSTM_CELLS:
             if c is None:
                 raise ValueError(f"c must be an array of shape {shape} for an LSTM, got None")
             c = np.asarray(c, dtype=self.dtype)

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .cells import LSTM_CELLS
 from .losses import sequence_loss
 from .net import Net
 from .optim import _Updater
@@ -127,7 +128,7 @@ def seq2seq_loss_and_grad(enc: Net, dec: Net, X_src: Any, target: Any,
     many-to-many :func:`sequence_loss` of its outputs against ``target``. Backpropagation
     runs through the decoder into the encoder."""
     _, hT, cT, cache_e = window_forward(enc, X_src)
-    lstm = enc.cell == "lstm"
+    lstm = enc.cell in LSTM_CELLS
     h_ctx = hT.sum(axis=1)                       # (L, H)
     c_ctx: Any = cT.sum(axis=1) if lstm else None
     O = dec.out_size
