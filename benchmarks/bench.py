@@ -525,7 +525,8 @@ def main() -> int:
     if args.memory_row is not None:
         _memory_row(args.memory_row, args.memory_objects)
         return 0
-    print(f"streamrnn {sr.__version__}, numpy {np.__version__}, "
+    print(f"streamrnn {sr.__version__} from {os.path.dirname(os.path.abspath(sr.__file__))}, "
+          f"numpy {np.__version__}, "
           f"torch {torch.__version__ if torch is not None else 'not installed'}, "
           f"Python {platform.python_version()}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs, BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}, "

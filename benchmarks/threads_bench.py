@@ -10,7 +10,7 @@ resumed with SIGCONT for the busy ones). Every round times all four columns of a
 their ratios compare numbers taken under the same outside load.
 
     pip install threadpoolctl     # or pip install --target DIR threadpoolctl; PYTHONPATH=DIR
-    python benchmarks/threads_bench.py           # H = 16, 64, 128, 256, 512 (a few minutes)
+    python benchmarks/threads_bench.py           # H = 16, 32, 64, 128, 256, 512 (~6 minutes)
     python benchmarks/threads_bench.py --quick   # H = 16, 128, 512, fewer rounds
 
 Operations (LSTM float32, one layer): ``step`` = ``net.step(x, s, out)`` (D = 8); ``step_many``
@@ -95,6 +95,13 @@ def operations(H: int) -> Dict[str, Callable[[], object]]:
     return ops
 
 
+def blas_loaded() -> str:
+    """Whether the C core has loaded SciPy's BLAS by now (it loads it only for networks whose
+    products exceed its own kernels' sizes); "n/a" for a streamrnn without lazy loading."""
+    f = getattr(sr._core, "_blas_is_loaded", None)
+    return "n/a" if f is None else ("yes" if f() else "no")
+
+
 PER = {"step": 1, "step_many": 64, "learn_one": 1, "learn_sequence": 1}
 
 
@@ -134,7 +141,7 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="H = 16, 128, 512; 3 rounds")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[16, 64, 128, 256, 512])
+    ap.add_argument("--hidden", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
     args = ap.parse_args()
     if args.quick:
         args.rounds = min(args.rounds, 3)
@@ -156,20 +163,23 @@ def main() -> int:
     try:
         busy.send_signal(signal.SIGSTOP)
         print("\n| operation | H | quiet: default µs | quiet: 1 thread µs | default / 1 thread "
-              "| busy: default µs | busy: 1 thread µs | default / 1 thread |")
-        print("|---|---|---|---|---|---|---|---|")
+              "| busy: default µs | busy: 1 thread µs | default / 1 thread | SciPy BLAS loaded |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for H in args.hidden:
             for name, fn in operations(H).items():
                 m = {k: v / PER[name] * 1e6 for k, v in measure(fn, ctl, busy, args.rounds).items()}
                 print(f"| {name} | {H} | {m['quiet default']:.2f} | {m['quiet 1']:.2f} | "
                       f"{m['quiet default'] / m['quiet 1']:.2f}× | {m['busy default']:.2f} | "
-                      f"{m['busy 1']:.2f} | {m['busy default'] / m['busy 1']:.2f}× |", flush=True)
+                      f"{m['busy 1']:.2f} | {m['busy default'] / m['busy 1']:.2f}× | "
+                      f"{blas_loaded()} |", flush=True)
     finally:
         busy.send_signal(signal.SIGCONT)
         busy.kill()
         busy.wait()
     print(f"\nat end: {uptime()}. step_many is per stream-step (64 streams); learn_sequence per "
-          f"window of 50 steps. Medians of {args.rounds} round-robin rounds.")
+          f"window of 50 steps. Medians of {args.rounds} round-robin rounds. \"SciPy BLAS "
+          f"loaded\": after the row's networks were made and run (\"no\": none of their calls "
+          f"can reach a BLAS thread pool, so default and 1 thread run the same code).")
     return 0
 
 

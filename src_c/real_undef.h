@@ -10,5 +10,7 @@
 #undef TANHV
 #undef UREAL
 #undef REAL_EXP_MASK
+#undef REAL_TINY
 #undef VREAL
+#undef WREAL
 #undef VLEN

@@ -28,19 +28,30 @@ extern "C" {
 
 typedef int srnn_blas_int;
 
-/* Hot kernels get an x86-64-v3 (AVX2 + FMA) clone next to the baseline one, picked at load
- * time from the CPU's features (GCC's target_clones, which needs glibc's ifunc: x86-64 with
- * glibc only, so not musl; GCC < 12 knows no "arch=x86-64-v3" clone and gets an AVX2 one);
- * elsewhere the baseline build alone. __GLIBC__ comes from <stdint.h> above. */
+/* Hot kernels get x86-64-v4 (AVX-512) and x86-64-v3 (AVX2 + FMA) clones next to the baseline
+ * one, picked at load time from the CPU's features (GCC's target_clones, which needs glibc's
+ * ifunc: x86-64 with glibc only, so not musl; GCC < 12 knows no "arch=x86-64-v3" clone and
+ * gets an AVX2 one); elsewhere the baseline build alone. The v4 clone took the LSTM f32 D=8
+ * H=64 step from 1.41 to 1.26 us in C (net.run) on a Xeon with AVX-512: its activations run
+ * 16 wide (no reductions are reordered: the element functions are the same). __GLIBC__
+ * comes from <stdint.h> above. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) \
     && !defined(SRNN_NO_MULTIVERSION)
 #if __GNUC__ >= 12
-#define SRNN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define SRNN_MULTIVERSION                                                                  \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SRNN_MULTIVERSION __attribute__((target_clones("avx2", "default")))
 #endif
+/* With them, the own gemm kernel gets a 64-byte-vector twin for CPUs with AVX-512 (OpenBLAS
+ * uses AVX-512 there; with 32-byte vectors our kernel had half its rate), chosen per call
+ * by SRNN_WIDE_OK() (GCC's __builtin_cpu_supports: a load and a test). */
+#define SRNN_HAVE_WIDE 1
+#define SRNN_WIDE_TARGET __attribute__((target("avx512f,avx2,fma")))
+#define SRNN_WIDE_OK() (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
 #else
 #define SRNN_MULTIVERSION
+#define SRNN_HAVE_WIDE 0
 #endif
 
 /* 32-byte vectors of GCC/Clang's vector extension for the hand-written kernels (other
@@ -49,16 +60,50 @@ typedef int srnn_blas_int;
 #define SRNN_HAVE_VECTOR_EXT 1
 typedef float srnn_v8sf __attribute__((vector_size(32)));
 typedef double srnn_v4df __attribute__((vector_size(32)));
+typedef float srnn_v16sf __attribute__((vector_size(64)));
+typedef double srnn_v8df __attribute__((vector_size(64)));
 #else
 #define SRNN_HAVE_VECTOR_EXT 0
+#undef SRNN_HAVE_WIDE
+#define SRNN_HAVE_WIDE 0
 #endif
 
-/* Matrix-vector products with at most this many elements use the core's own kernel instead
- * of BLAS gemv. Measured (LSTM f32, one thread): own kernel faster up to H = 256 (BLAS call
- * overhead dominates small products), BLAS slightly faster at H = 512 (bandwidth-bound). */
+/* Own kernels against BLAS. OpenBLAS splits a product over its threads (one per core) from
+ * a few hundred thousand multiply-adds on; when another process keeps a core busy that made
+ * the library's small products many times slower than on one thread (benchmarks/RESULTS.md,
+ * "Default BLAS threads"), and the process-wide thread setting is the user's, not ours. So
+ * the core's own kernels (one thread, no fan-out) take every product up to these sizes.
+ *
+ * Matrix-vector products with at most SRNN_OWN_GEMV_MAX elements: own kernel. Measured
+ * (LSTM D=8 step, own kernel against BLAS gemv on one thread, CPU time, median of 3
+ * round-robin rounds, Xeon with AVX-512, load average 2.9): own / BLAS 0.87-1.00 at every H
+ * from 256 to 768, both dtypes (H=512 f32: 149.4 / 149.9 us); above the limit (4096 x 1032
+ * and up, 17 MB of float32 weights, bandwidth-bound) BLAS with its threads can use a second
+ * core's bandwidth. Command: python benchmarks/kernels_bench.py --gemv (benchmarks/RESULTS.md,
+ * "Own kernels against BLAS"). */
 #ifndef SRNN_OWN_GEMV_MAX
-#define SRNN_OWN_GEMV_MAX 300000
+#define SRNN_OWN_GEMV_MAX 4194304
 #endif
+
+/* Matrix-matrix products C (m, n) += op(A) op(B) with m*n*k at most SRNN_OWN_GEMM_MAX
+ * multiply-adds use the core's own kernel (cell.inc, own_gemm_rm), rank-one updates with at
+ * most that many elements the own loop instead of ger. Measured (benchmarks/kernels_bench.py
+ * --rounds 3 --hidden 16 64 128 256 512: LSTM D=8, step_many over 256 streams and
+ * learn_sequence T=50, own against BLAS on one thread, wall clock, load average 2.8):
+ * own / BLAS 0.3-1.15 up to 70 million multiply-adds per call (H <= 256), 1.1-1.4 at H = 512
+ * (270 and 54 million); BLAS with its default threads was slower than our kernel at almost
+ * every size on that shared host (up to 100x). Above 2^29 (a product of 5 ms and more on one
+ * core) a thread fan-out costs little relative to the product and two threads can win on a
+ * quiet host. */
+#ifndef SRNN_OWN_GEMM_MAX
+#define SRNN_OWN_GEMM_MAX 536870912.0
+#endif
+
+/* The test hook of a table (srnn_blas.probe), at the start of every product. */
+#define SRNN_PROBE(b)                                                                      \
+    do {                                                                                   \
+        if ((b)->probe) (b)->probe();                                                      \
+    } while (0)
 
 /* C99 restrict, spelled the way MSVC knows it too. */
 #if defined(_MSC_VER)
@@ -67,7 +112,9 @@ typedef double srnn_v4df __attribute__((vector_size(32)));
 #define SRNN_RESTRICT restrict
 #endif
 
-/* Fortran BLAS, as exported by scipy.linalg.cython_blas (all arguments by pointer). */
+/* Fortran BLAS, as exported by scipy.linalg.cython_blas (all arguments by pointer). A table
+ * whose pointers are NULL (BLAS not loaded) is valid: the core then uses its own kernels
+ * at every size. */
 typedef void (*srnn_sgemv_t)(char *trans, srnn_blas_int *m, srnn_blas_int *n, float *alpha,
                              float *a, srnn_blas_int *lda, float *x, srnn_blas_int *incx,
                              float *beta, float *y, srnn_blas_int *incy);
@@ -95,6 +142,13 @@ typedef struct srnn_blas {
     srnn_dgemm_t dgemm;
     srnn_sger_t sger;
     srnn_dger_t dger;
+    /* 0: small products use the core's own kernels (SRNN_OWN_GEMV_MAX, SRNN_OWN_GEMM_MAX);
+     * 1: every product goes through the pointers above (a test hook: both paths checked
+     * against the reference on the same sizes) */
+    int blas_only;
+    /* test hook: when not NULL, called before every matrix product, own kernel or BLAS
+     * (the thread tests stop a C call there); NULL in normal use */
+    void (*probe)(void);
 } srnn_blas;
 
 /* Status codes. New values only at the end. */
@@ -164,6 +218,12 @@ size_t srnn_step_work(const srnn_dims *d);
 /* Scratch that srnn_step_many needs for m streams: bounded, for m >= SRNN_MANY_BLOCK the
  * same as for SRNN_MANY_BLOCK streams (srnn_step_many works in blocks of that many). */
 size_t srnn_many_work(const srnn_dims *d, size_t m);
+
+/* 1 when some product of one step or of a step_many block (SRNN_MANY_BLOCK streams) of a
+ * network of these sizes (d valid, ndir 1 or 2) exceeds SRNN_OWN_GEMV_MAX / SRNN_OWN_GEMM_MAX,
+ * so that the caller should fill its BLAS table; 0: the own kernels take every product of
+ * its steps, and a table without BLAS (NULL pointers) costs nothing. */
+int srnn_wants_blas(const srnn_dims *d, int ndir);
 
 /*
  * Forward, one timestep of the whole network (templated: _f32 and _f64).

@@ -29,6 +29,8 @@ cdef extern from "streamrnn.h" nogil:
         srnn_dgemm_t dgemm
         srnn_sger_t sger
         srnn_dger_t dger
+        int blas_only
+        void (*probe)() noexcept nogil
 
     enum:
         SRNN_OK
@@ -67,6 +69,7 @@ cdef extern from "streamrnn.h" nogil:
     int srnn_out_size(const srnn_dims *d, int ndir)
     size_t srnn_step_work(const srnn_dims *d)
     size_t srnn_many_work(const srnn_dims *d, size_t m)
+    int srnn_wants_blas(const srnn_dims *d, int ndir)
 
     enum:
         SRNN_LOSS_MSE

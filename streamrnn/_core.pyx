@@ -3,7 +3,8 @@
 
 The numerics live in src_c/ (plain C99); this module hands them raw pointers into
 NumPy arrays it owns, plus a table of BLAS function pointers taken from
-``scipy.linalg.cython_blas`` (so the extension links no BLAS of its own).
+``scipy.linalg.cython_blas`` when a network needs BLAS at all (loaded on first need, see
+_blas.pxi; the extension links no BLAS of its own).
 
 Ownership and aliasing rules (checked here, assumed by the C code):
 * a network owns one flat, C-contiguous parameter array; the per-weight arrays are views;
@@ -22,7 +23,6 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t, uintptr_t
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from cpython.exc cimport PyErr_CheckSignals
-from scipy.linalg.cython_blas cimport sgemv, dgemv, sgemm, dgemm, sger, dger
 
 import sys
 
@@ -36,7 +36,7 @@ CELL_NAMES = {v: k for k, v in CELL_CODES.items()}
 _DTYPES = {cnp.NPY_FLOAT32: np.dtype(np.float32), cnp.NPY_FLOAT64: np.dtype(np.float64)}
 
 # The module, split by owner (each file is included here, in this order; one module):
-include "_blas.pxi"      # BLAS table for the C core, test gate
+include "_blas.pxi"      # BLAS table for the C core (loaded lazily), test gate
 include "_memory.pxi"    # dtypes, argument checks, memory blocks, status errors
 include "_threads.pxi"   # guards and holds: the one thread contract
 include "_state.pxi"     # State, StateBatch

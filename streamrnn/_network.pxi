@@ -15,7 +15,7 @@ cdef class _Network:
     """
 
     def __cinit__(self, *args, **kwargs):
-        _fill_blas(&self.blas)
+        _fill_blas(&self.blas)      # refilled by _init_core once the sizes are known
         self.inflight = 0
         self.nparams = 0
         self.ndir = 1
@@ -44,6 +44,9 @@ cdef class _Network:
         self.ops = &srnn_ops_f32 if self.typenum == cnp.NPY_FLOAT32 else &srnn_ops_f64
         self.dims = d
         self.ndir = num_directions
+        if srnn_wants_blas(&d, num_directions):   # products beyond the own kernels' sizes
+            _load_blas()
+        _fill_blas(&self.blas)
         self.nparams = srnn_num_params(&d, num_directions)
         self.out_size = srnn_out_size(&d, num_directions)
         mem, _ = _block([((self.nparams,), self.typenum)])
@@ -140,20 +143,23 @@ cdef class _Network:
         self.inflight -= 1
 
     def _gated(self, bint on):
-        """Test hook: route this network's gemv/gemm/ger through the test gate (_gate_arm).
-
-        (Small layers use the core's own kernels, not gemv: a gated step needs a layer with
-        G*H*(D+H) > SRNN_OWN_GEMV_MAX; step_many with >= 8 rows uses gemm; a trainer update
-        with a head uses ger.)"""
+        """Test hook: stop this network's next matrix product (own kernel or BLAS) at the
+        test gate (_gate_arm). The numbers are unchanged: the same kernels run."""
         if on:
-            self.blas.sgemv = <srnn_sgemv_t>_gated_sgemv
-            self.blas.dgemv = <srnn_dgemv_t>_gated_dgemv
-            self.blas.sgemm = <srnn_sgemm_t>_gated_sgemm
-            self.blas.dgemm = <srnn_dgemm_t>_gated_dgemm
-            self.blas.sger = <srnn_sger_t>_gated_sger
-            self.blas.dger = <srnn_dger_t>_gated_dger
+            self.blas.probe = srnn_test_gate_wait
         else:
-            _fill_blas(&self.blas)
+            self.blas.probe = NULL
+
+    def _force_blas(self, bint on):
+        """Test hook: on, every matrix product of this network goes through SciPy's BLAS
+        (loaded if it was not: the path above SRNN_OWN_GEMV_MAX / SRNN_OWN_GEMM_MAX); off,
+        the table as a new network of these sizes gets it."""
+        if on:
+            _load_blas()
+        probe = self.blas.probe
+        _fill_blas(&self.blas)
+        self.blas.probe = probe
+        self.blas.blas_only = 1 if on else 0
 
     cdef int _enter(self, State s) except -1:
         self._fits(s)

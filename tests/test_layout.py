@@ -215,6 +215,19 @@ def test_old_files_have_one_raw_ring_array():
         assert [k for k in arrays if "ring" in k] in (["trainer.ring"], ["streams.ring"])
 
 
+def _close_to_old(actual, expected):
+    """Numbers of this code against those of the code that wrote the fixtures: equal to the
+    dtype's rounding (float64 1e-13, float32 1e-5 relative). The C kernels changed since (issue 20: own gemm and rank-one loops
+    instead of OpenBLAS's, AVX-512 clones), which reorders sums and moves the last bits; a
+    wrongly restored ring slot, moment or counter moves the numbers by O(lr) instead.
+    Bit for bit against a re-saved copy: test_old_file_resaved_by_field_continues_identically."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    r = 1e-13 if expected.dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(actual, expected, rtol=r,
+                               atol=r * max(1.0, float(np.abs(expected).max())))
+
+
 def test_old_trainer_files_resume_bit_for_bit():
     # expected numbers: computed by the code that wrote the fixtures, right after writing
     exp = np.load(DATA / "v1_resume_expected.npz")
@@ -222,15 +235,15 @@ def test_old_trainer_files_resume_bit_for_bit():
     assert tr._c_pending() == 1
     tr.observe(np.array([0.5, -0.5]))
     pred = tr.learn_many(exp["lstm_X"], exp["lstm_Y"])
-    assert pred.tobytes() == exp["lstm_pred"].tobytes()
-    assert tr.net.parameters().tobytes() == exp["lstm_params"].tobytes()
-    assert tr.state.h.tobytes() == exp["lstm_h"].tobytes()
-    assert tr.state.c.tobytes() == exp["lstm_c"].tobytes()
+    _close_to_old(pred, exp["lstm_pred"])
+    _close_to_old(tr.net.parameters(), exp["lstm_params"])
+    _close_to_old(tr.state.h, exp["lstm_h"])
+    _close_to_old(tr.state.c, exp["lstm_c"])
     tr = sr.load(DATA / "v1_trainer_gru_xent.srnn", sr.OnlineTrainer)
     pred = tr.learn_many(exp["gru_X"], exp["gru_Y"])
-    assert pred.tobytes() == exp["gru_pred"].tobytes()
-    assert tr.net.parameters().tobytes() == exp["gru_params"].tobytes()
-    assert tr.state.h.tobytes() == exp["gru_h"].tobytes()
+    _close_to_old(pred, exp["gru_pred"])
+    _close_to_old(tr.net.parameters(), exp["gru_params"])
+    _close_to_old(tr.state.h, exp["gru_h"])
 
 
 def test_old_forecaster_file_resumes_bit_for_bit():

@@ -29,8 +29,8 @@ from conftest import require_file
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
-# Layers above SRNN_OWN_GEMV_MAX multiply-adds per gate step through BLAS gemv (GRU H=400,
-# LSTM H=300 do), so a step of these networks can be stopped at the gate.
+# A gated network stops at the start of its next matrix product (own kernel or BLAS,
+# srnn_blas.probe), whatever its size; these sizes are the ones the contract was written with.
 D, H, HF = 8, 400, 300
 _rng = np.random.default_rng(0)
 X1 = _rng.standard_normal(D)

@@ -107,8 +107,8 @@ class Gated:
     """``fn()`` in a thread, stopped inside its first BLAS call of ``net`` (the C core's
     test gate: the thread waits there without the GIL until ``finish()``). So a C call is
     provably in flight for as long as the test needs: no timing, no retry-until-seen.
-    Layers step through BLAS only above SRNN_OWN_GEMV_MAX multiply-adds per gate (H=512
-    here); step_many uses gemm from 8 rows on; a trainer update with a head uses ger."""
+    The gate is at the start of every matrix product (own kernel or BLAS, srnn_blas.probe),
+    so any size stops there."""
 
     def __init__(self, net, fn):
         self.net = net
