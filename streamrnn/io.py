@@ -328,6 +328,11 @@ def _net_meta(net: _Recurrent) -> Dict[str, Any]:
     if isinstance(net, LSTM) and net.peepholes:
         meta["peepholes"] = True         # a variant: written only then (version 2)
     meta["bidirectional"] = bool(net.bidirectional)
+    initial = net._initial
+    if initial is not None:  # (L, H) lists of floats: JSON's repr round-trips every value
+        meta["initial_h"] = initial[0].astype(np.float64).tolist()
+        if initial[1] is not None:
+            meta["initial_c"] = initial[1].astype(np.float64).tolist()
     return meta
 
 
@@ -909,6 +914,24 @@ def _build_net(r: _Reader, meta: Any, params: np.ndarray) -> _Recurrent:
     except (TypeError, ValueError) as e:
         raise r.error(f"invalid network settings: {e}") from None
     net.parameters()[...] = params
+    # files written before initial states existed (or with none) have no "initial_h": zeros
+    if "initial_h" in meta or "initial_c" in meta:
+        init: List[Optional[np.ndarray]] = []
+        for key in ("initial_h", "initial_c"):
+            v = meta.get(key)
+            if v is None:
+                init.append(None)
+                continue
+            try:
+                a = np.array(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise r.error(f"invalid network {key}: not a (num_layers, hidden_size) array "
+                              f"of numbers") from None
+            init.append(a)
+        try:
+            net.set_initial_state(*init)
+        except (TypeError, ValueError) as e:
+            raise r.error(f"invalid network initial state: {e}") from None
     return net
 
 

@@ -167,10 +167,27 @@ class Head:
         return f"Head(weight={self.weight.shape}, bias={self.bias.shape})"
 
 
-def _rebuild(cls: type, kwargs: Dict[str, Any], params: np.ndarray) -> "_Recurrent":
+def _rebuild(cls: type, kwargs: Dict[str, Any], params: np.ndarray,
+             initial: Optional[Tuple[Any, Any]] = None) -> "_Recurrent":
     net: _Recurrent = cls(**kwargs)
     net._load_flat(params)  # exact dtype and shape, as sr.load checks (pickles, copies)
+    if initial is not None:  # pickles made before initial states existed have 3 arguments
+        net.set_initial_state(*initial)
     return net
+
+
+def _torch_to_numpy(value: Any) -> Any:
+    """A torch tensor as a NumPy array (float16/bfloat16 through float32, exactly: NumPy has
+    no bfloat16, and torch's ``.numpy()`` raises TypeError for it); anything else as is."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        t = value.detach().cpu()
+        if getattr(t.dtype, "is_floating_point", False) and t.element_size() < 4:
+            t = t.float()       # float16 and bfloat16 are exact in float32
+        try:
+            return t.numpy()
+        except TypeError:       # e.g. a complex or quantized dtype: named by the caller
+            return t
+    return value
 
 
 class _Recurrent(ReadOnlySettings, _core._Network):
@@ -264,12 +281,213 @@ class _Recurrent(ReadOnlySettings, _core._Network):
 
     def __reduce__(self) -> Any:
         with _core._holding(self):     # one read of the weights: never a torn copy
-            return (_rebuild, (type(self), self._kwargs(), self.parameters().copy()))
+            params = self.parameters().copy()
+        initial = self._initial
+        if initial is None:
+            return (_rebuild, (type(self), self._kwargs(), params))
+        return (_rebuild, (type(self), self._kwargs(), params, initial))
 
     def __copy__(self) -> "_Recurrent":
         with _core._holding(self):
             params = self.parameters().copy()
-        return _rebuild(type(self), self._kwargs(), params)
+        return _rebuild(type(self), self._kwargs(), params, self._initial)
+
+    # ------------------------------------------------------------------ initial state
+    # None (zeros, the default) or a tuple (h, c or None) of read-only (L, H) arrays of the
+    # network's dtype, replaced as a whole (one attribute write: a reader sees the old or
+    # the new pair, never a mixture).
+    _initial: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
+
+    @property
+    def initial_state(self) -> Optional[Tuple[np.ndarray, Optional[np.ndarray]]]:
+        """The state streams start from: None (zeros) or ``(h, c)``, copies of shape
+        ``(num_layers, hidden_size)`` (``c`` None unless LSTM). Set it with
+        :meth:`set_initial_state`."""
+        initial = self._initial
+        if initial is None:
+            return None
+        return (initial[0].copy(), None if initial[1] is None else initial[1].copy())
+
+    def set_initial_state(self, h: Any = None, c: Any = None) -> None:
+        """Set the constant initial state that :meth:`new_state`, :meth:`new_states`,
+        ``run(X)`` without a state, trainers (and their ``reset``) and forecaster streams
+        start from; ``h`` and ``c`` None (both): zeros again.
+
+        Like PyTorch's ``h0``/``c0`` (a learned initial state is such a constant once
+        trained: streamrnn's trainers do not train it). Saved by ``sr.save``, pickles and
+        copies; exported by ``to_onnx`` and ``to_torch``.
+
+        Parameters
+        ----------
+        h : array-like, shape (num_layers, hidden_size) or (num_layers, 1, hidden_size)
+            Per layer h0 (PyTorch's ``h0`` layout, the batch axis of size 1 allowed); any
+            real floating dtype (torch tensors too), converted to the network's dtype. None:
+            zeros.
+        c : array-like or None
+            LSTM only: per layer c0, as ``h``. None: zeros.
+
+        Raises
+        ------
+        TypeError
+            A non-floating value.
+        ValueError
+            A wrong shape, NaN/inf, ``c`` for a GRU or RNN, a bidirectional network (it
+            runs whole windows from zero states). Nothing changes then.
+        """
+        L, H = self.num_layers, self.hidden_size
+        if h is None and c is None:
+            self._set_initial(None)
+            return
+        if self.bidirectional:
+            raise ValueError("set_initial_state: a bidirectional network runs whole windows "
+                             "from zero states; it has no initial state")
+        lstm = self._cell.startswith("lstm")     # every LSTM cell kind has a c
+        if c is not None and not lstm:
+            raise ValueError(f"set_initial_state: c is only for an LSTM, this is a "
+                             f"{type(self).__name__}")
+        arrs: List[Optional[np.ndarray]] = []
+        for name, v in (("h", h), ("c", c)):
+            if v is None:
+                arrs.append(np.zeros((L, H), self.dtype) if name == "h" or
+                            lstm else None)
+                continue
+            v = _torch_to_numpy(v)
+            try:
+                a = np.asarray(v)
+            except Exception:
+                raise TypeError(f"set_initial_state: {name} must be an array, got "
+                                f"{type(v).__name__}") from None
+            if a.dtype.kind != "f":
+                raise TypeError(f"set_initial_state: {name} must be a real floating array, "
+                                f"got dtype {a.dtype}")
+            if a.shape == (L, 1, H):
+                a = a.reshape(L, H)
+            if a.shape != (L, H):
+                raise ValueError(f"set_initial_state: {name} must have shape ({L}, {H}) or "
+                                 f"({L}, 1, {H}) (num_layers, hidden_size), got {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"set_initial_state: {name} must be finite, got NaN or inf")
+            with np.errstate(over="ignore"):
+                conv = a.astype(self.dtype)
+            if not np.all(np.isfinite(conv)):
+                raise ValueError(f"set_initial_state: {name} holds values too large for "
+                                 f"{self.dtype.name}")
+            arrs.append(conv)
+        if lstm and arrs[1] is None:
+            arrs[1] = np.zeros((L, H), self.dtype)
+        for arr in arrs:
+            if arr is not None:
+                arr.flags.writeable = False
+        assert arrs[0] is not None
+        self._set_initial((arrs[0], arrs[1]))
+
+    def _set_initial(self, initial: Optional[Tuple[np.ndarray, Optional[np.ndarray]]]) -> None:
+        if initial is not None and not any(a is not None and a.any() for a in initial):
+            initial = None     # all zeros: the same as none (exports and files stay as before)
+        object.__setattr__(self, "_initial", initial)
+
+    def reset_state(self, state: Any, index: Any = None) -> None:
+        """Set a State, or a StateBatch (all streams, or those in ``index``), to this
+        network's initial state (``state.reset()`` sets zeros). Takes the state as a step
+        does: RuntimeError while another thread steps it.
+
+        Raises
+        ------
+        TypeError
+            ``state`` is not a State or StateBatch, or ``index`` given with a State.
+        ValueError
+            A state of another shape or dtype, or a bad ``index`` (nothing changes).
+        """
+        if isinstance(state, _core.StateBatch):
+            h, c = state.h, state.c
+        elif isinstance(state, _core.State):
+            if index is not None:
+                raise TypeError("reset_state: index is only for a StateBatch")
+            h, c = state.h, state.c
+        else:
+            raise TypeError(f"reset_state: state must be a State or StateBatch, got "
+                            f"{type(state).__name__}")
+        L, H = self.num_layers, self.hidden_size
+        if h.shape[-2:] != (L, H) or h.dtype != self.dtype or \
+                (c is None) != (not self._cell.startswith("lstm")):
+            raise ValueError(f"reset_state: the state {state!r} does not fit this network "
+                             f"({self!r})")
+        initial = self._initial
+        if isinstance(state, _core.StateBatch):
+            state.reset(index)      # validates index first; zeros
+        else:
+            state.reset()
+        if initial is None:
+            return
+        sel = slice(None) if index is None else np.asarray(index, np.int64)
+        with _core._holding(state, write=True):
+            h[sel] = initial[0]
+            if c is not None and initial[1] is not None:
+                c[sel] = initial[1]
+
+    def new_state(self) -> Any:
+        """A State for this network: zeros, or the network's initial state (see
+        :meth:`set_initial_state`): ``h`` (num_layers, H) and, for LSTM, ``c``.
+
+        Returns
+        -------
+        State
+            Independent (owns its arrays), of the network's dtype.
+
+        Raises
+        ------
+        ValueError
+            On a bidirectional network (it runs whole windows, see :meth:`run`).
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn as sr
+        >>> sr.LSTM(2, 5, num_layers=3).new_state().h.shape
+        (3, 5)
+        """
+        s = super().new_state()
+        initial = self._initial
+        if initial is not None:
+            s.h[...] = initial[0]
+            sc = s.c
+            if initial[1] is not None and sc is not None:
+                sc[...] = initial[1]
+        return s
+
+    def new_states(self, n: Any) -> Any:
+        """A StateBatch of n streams, each at the network's initial state (zeros unless set,
+        see :meth:`set_initial_state`); ``batch[i]`` is a State view of stream i.
+
+        Parameters
+        ----------
+        n : int >= 1
+            Number of streams.
+
+        Returns
+        -------
+        StateBatch
+            ``h`` (n, num_layers, H) (and ``c`` for LSTM), of the network's dtype.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``n`` not an integer >= 1 (or beyond 2**31 - 1); ValueError on a bidirectional
+            network.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn as sr
+        >>> sr.GRU(2, 5).new_states(100).h.shape
+        (100, 1, 5)
+        """
+        b = super().new_states(n)
+        initial = self._initial
+        if initial is not None:
+            b.h[...] = initial[0]
+            bc = b.c
+            if initial[1] is not None and bc is not None:
+                bc[...] = initial[1]
+        return b
 
     def __deepcopy__(self, memo: Any) -> "_Recurrent":
         return self.__copy__()
@@ -302,8 +520,10 @@ class _Recurrent(ReadOnlySettings, _core._Network):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Replace every parameter, strictly and atomically.
 
-        Values may be NumPy arrays, array-likes or torch tensors of any real floating dtype;
-        they are converted to the network's dtype (like ``torch.nn.Module.load_state_dict``).
+        Values may be NumPy arrays, array-likes or torch tensors of any real floating dtype
+        (torch float16 and bfloat16 too, read exactly through float32); they are converted to
+        the network's dtype (like ``torch.nn.Module.load_state_dict``). The initial state
+        (:meth:`set_initial_state`) is not part of it (as in PyTorch's ``nn.LSTM``).
 
         Raises
         ------
@@ -327,9 +547,7 @@ class _Recurrent(ReadOnlySettings, _core._Network):
                              f"missing {missing}, unexpected {unexpected}")
         staged = {}
         for key, view in self._views.items():
-            value = state_dict[key]
-            if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-                value = value.detach().cpu().numpy()
+            value = _torch_to_numpy(state_dict[key])
             try:
                 arr = np.asarray(value)
             except Exception:

@@ -156,6 +156,14 @@ class OnlineTrainer(ReadOnlySettings, _core._Trainer):
                 "skipped_updates": self.skipped_updates, "last_grad_norm": self.last_grad_norm,
                 "last_loss": self.last_loss, "running_loss": self.running_loss}
 
+    def reset(self) -> None:
+        """Set the stream state to the network's initial state (zeros unless
+        ``net.set_initial_state`` set one), empty the ring buffer, clear the since-reset
+        counters. The weights and the optimizer's moments and step count are kept."""
+        super().reset()
+        if self.net._initial is not None:
+            self.net.reset_state(self.state)
+
     def _kwargs(self) -> Dict[str, Any]:
         return dict(loss=self.loss, optimizer=self.optimizer, k1=self.k1, k2=self.k2,
                     clip_value=self.clip_value, clip_norm=self.clip_norm)

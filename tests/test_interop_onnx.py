@@ -184,9 +184,9 @@ def set_attr(model, name, value):
 
 @pytest.mark.parametrize("cell, attr, value, match", [
     ("lstm", "direction", "bidirectional", r"W and R must have shape \(2, "),
-    ("lstm", "direction", "reverse", "'reverse' .a single backward direction. is not a "
-                                     "streamrnn network"),
-    ("gru", "direction", "sideways", "forward or bidirectional"),
+    ("lstm", "direction", "reverse", "direction='reverse' reads the window backwards.*"
+                                     "time_reversed=True"),
+    ("gru", "direction", "sideways", "forward, reverse or bidirectional"),
     ("gru", "activations", ["Sigmoid", "Relu"], "activations"),
     ("rnn_tanh", "activations", ["Sigmoid"], "activations"),
     ("lstm", "clip", 3.0, "clip"),
@@ -425,24 +425,26 @@ def test_bidirectional_merge_must_be_the_concatenation():
     t = node(m, "transpose_l0")
     t.ClearField("attribute")
     t.attribute.append(helper.make_attribute("perm", [1, 2, 0, 3]))
-    with pytest.raises(ValueError, match="reorders the time, direction and hidden axes"):
+    with pytest.raises(ValueError, match="Reshape 'reshape_l0'.*would merge the T axis.*must "
+                                         "stay .time, batch, features."):
         sr.from_onnx(m)
     # layout=1 (batch first): Y is (1, T, 2, H) and perm [0, 2, 1, 3] would swap time and
     # direction
     m = set_attr(model, "layout", 1)
-    with pytest.raises(ValueError, match=r"perm=\[0, 2, 1, 3\] reorders .*layout=1"):
+    with pytest.raises(ValueError, match="Reshape 'reshape_l0'.*must stay .time, batch, "
+                                         "features."):
         sr.from_onnx(m)
     # the next layer reading Y through a Squeeze-free, Reshape-free path: rejected
     m = copy.deepcopy(model)
     node(m, "gru_l1").input[0] = "Y4t_l0"
-    with pytest.raises(ValueError, match="must be merged"):
+    with pytest.raises(ValueError, match="its input X holds the previous layer's Y as axes"):
         sr.from_onnx(m)
     # a Reshape that does not merge the directions' h: rejected
     m = copy.deepcopy(model)
     m.graph.initializer.append(numpy_helper.from_array(np.array([0, 2, 3], np.int64),
                                                        "other_shape"))
     node(m, "reshape_l1").input[1] = "other_shape"
-    with pytest.raises(ValueError, match="ending in -1 or 6"):
+    with pytest.raises(ValueError, match="reads the top Y as axes .*its last axis must hold"):
         sr.from_onnx(m)
     # forward and bidirectional layers mixed
     m = set_attr(model, "direction", "forward")

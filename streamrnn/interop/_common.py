@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["require", "build_network", "GATES", "permute_gates", "check_dtype_arg",
+__all__ = ["require", "as_numpy", "build_network", "GATES", "permute_gates", "check_dtype_arg",
            "direction_suffixes", "param_arrays"]
 
 GATES = _core.GATES   # gates per cell, from the C core
@@ -17,6 +17,20 @@ GATES = _core.GATES   # gates per cell, from the C core
 def direction_suffixes(bidirectional: bool) -> "tuple[str, ...]":
     """The PyTorch key suffixes of a layer's directions: ``("",)`` or ``("", "_reverse")``."""
     return ("", "_reverse") if bidirectional else ("",)
+
+
+def as_numpy(value: Any) -> Any:
+    """A torch tensor as a NumPy array (float16/bfloat16 through float32, exactly); any
+    other value unchanged."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        t = value.detach().cpu()
+        if getattr(t.dtype, "is_floating_point", False) and t.element_size() < 4:
+            t = t.float()
+        try:
+            return t.numpy()
+        except TypeError:
+            return t
+    return value
 
 
 def require(module: str, extra: str) -> Any:

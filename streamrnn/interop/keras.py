@@ -64,7 +64,9 @@ def _np(keras: Any, v: Any) -> np.ndarray:
 
 
 def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = False,
-               net: Optional[Union["LSTM", "GRU", "RNN"]] = None) -> Union["LSTM", "GRU", "RNN"]:
+               net: Optional[Union["LSTM", "GRU", "RNN"]] = None,
+               time_reversed: bool = False,
+               ignore_head_activation: bool = False) -> Union["LSTM", "GRU", "RNN"]:
     """A streamrnn network with the weights of Keras 3 recurrent layers.
 
     Kernels are transposed into PyTorch's layout and GRU gates reordered; every weight and
@@ -89,6 +91,17 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
     net : LSTM, GRU or RNN, optional
         Load into this existing network of the same architecture; nothing in it changes
         when anything raises.
+    time_reversed : bool
+        Accept ``go_backwards=True`` on the first recurrent layer (not inside a
+        ``Bidirectional``): such a layer reads the window backwards and returns its outputs
+        in that order, so the model computes ``net.run(X[::-1])`` for the returned (forward)
+        network; streamrnn steps forwards, so without this flag it raises. Go-backwards
+        layers above the first are refused either way (they reverse the sequence between
+        layers, which no single forward pass computes).
+    ignore_head_activation : bool
+        A ``Dense`` head with an activation (``sigmoid``, ``softmax``, ...) raises, since a
+        streamrnn head is linear; True imports it as the linear head, whose outputs are then
+        the Dense's pre-activations (apply the activation to them yourself).
 
     Returns
     -------
@@ -151,10 +164,13 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
         if isinstance(layer, K.Dense):
             if not rec:
                 raise ValueError(f"{name}: a Dense before any recurrent layer")
-            if _act(keras, layer.activation) != "linear":
+            if _act(keras, layer.activation) != "linear" and not ignore_head_activation:
                 raise ValueError(f"{name}: Dense activation "
-                                 f"{_act(keras, layer.activation)!r} is not supported "
-                                 f"(the head is linear)")
+                                 f"{_act(keras, layer.activation)!r}: a streamrnn head is "
+                                 f"linear; pass ignore_head_activation=True to import the "
+                                 f"Dense as the linear head (its outputs are then the "
+                                 f"pre-activations: apply "
+                                 f"{_act(keras, layer.activation)!r} yourself)")
             dense = layer
             continue
         if isinstance(layer, K.Bidirectional):
@@ -191,9 +207,17 @@ def from_keras(layer_or_model: Any, dtype: Any = None, *, allow_dropout: bool = 
     dtypes: set = set()
     cell = ""
     D = H = 0
+    if not isinstance(time_reversed, (bool, np.bool_)):
+        raise TypeError(f"time_reversed must be True or False, got "
+                        f"{type(time_reversed).__name__}")
+    if time_reversed and (bidirectional or not rec[0][0].go_backwards):
+        raise ValueError("from_keras: time_reversed=True is for a model whose first "
+                         "recurrent layer has go_backwards=True (outside a Bidirectional); "
+                         "this one has none")
     for k, parts in enumerate(rec):
         for sfx, layer in zip(direction_suffixes(bidirectional), parts):
-            this, arrs, din, h = _convert(keras, layer, allow_dropout, backward=sfx != "")
+            backward = sfx != "" or (k == 0 and bool(time_reversed))
+            this, arrs, din, h = _convert(keras, layer, allow_dropout, backward=backward)
             name = f"from_keras: {type(layer).__name__} {layer.name!r}"
             if cell and this != cell:
                 raise ValueError(f"{name}: activation {_act(keras, layer.cell.activation)!r} "
@@ -248,8 +272,12 @@ def _convert(keras: Any, layer: Any, allow_dropout: bool,
         if backward:
             raise ValueError(f"{name}: a Bidirectional's backward layer must have "
                              f"go_backwards=True")
-        raise ValueError(f"{name}: go_backwards=True is not supported (outside a "
-                         f"Bidirectional's backward layer)")
+        raise ValueError(f"{name}: go_backwards=True reads the window backwards and "
+                         f"returns the outputs in that order, and streamrnn steps forwards: "
+                         f"on the first recurrent layer, pass time_reversed=True to import "
+                         f"the forward network that computes it as net.run(X[::-1]); above "
+                         f"the first layer (the sequence reversed between layers) it is not "
+                         f"supported")
     if (c.dropout or c.recurrent_dropout) and not allow_dropout:
         raise ValueError(f"{name}: dropout={c.dropout}, recurrent_dropout="
                          f"{c.recurrent_dropout}: streamrnn has no dropout (inference is "

@@ -5,7 +5,7 @@ torch is imported only when one of these functions is called (optional extra
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -36,7 +36,8 @@ def _torch_dtype_name(torch: Any, dt: Any) -> Any:
 
 def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = None,
                dtype: Any = None, *, allow_dropout: bool = False,
-               net: Optional[Union["LSTM", "GRU", "RNN"]] = None) -> Union["LSTM", "GRU", "RNN"]:
+               net: Optional[Union["LSTM", "GRU", "RNN"]] = None, h0: Any = None,
+               c0: Any = None) -> Union["LSTM", "GRU", "RNN"]:
     """A streamrnn network with the weights of a PyTorch recurrent module.
 
     The weights are copied unchanged (same layout and gate order), so the network computes
@@ -66,6 +67,11 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         Load into this existing network (same cell, sizes, ``bidirectional`` and, if
         ``dtype`` is given, dtype) instead of creating one. Nothing in it changes when
         anything raises.
+    h0, c0 : tensor or array, optional
+        The initial state the module is called with (a learned ``nn.Parameter`` h0, c0 for
+        an LSTM): ``(num_layers, hidden_size)`` or ``(num_layers, 1, hidden_size)``,
+        becomes the network's initial state (:meth:`~streamrnn.LSTM.set_initial_state`;
+        a module from :func:`to_torch` brings its own). Not for a bidirectional module.
 
     Returns
     -------
@@ -110,9 +116,15 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
                         f"{type(module).__name__}")
     from ._torch_modules import RecurrentWithHead
     if isinstance(module, RecurrentWithHead):
-        if head is not None:
+        if head is not None and module.head is not None:
             raise ValueError("head given twice: the module already has a head")
-        module, head = module.rnn, module.head  # type: ignore[assignment]
+        if module.h0 is not None and (h0 is not None or c0 is not None):
+            raise ValueError("h0/c0 given twice: the module already has an initial state")
+        if module.h0 is not None:
+            h0, c0 = module.h0, module.c0
+        if module.head is not None:
+            head = module.head
+        module = module.rnn
     params: Dict[str, np.ndarray] = {}
     tensors = dict(module.state_dict())
     dtypes = set()
@@ -122,8 +134,11 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         cell = _MODES[module.mode]
         bidirectional = bool(module.bidirectional)
         if getattr(module, "proj_size", 0):
-            raise ValueError(f"proj_size={module.proj_size} (LSTM with projections) is not "
-                             f"supported: streamrnn's h has hidden_size elements")
+            raise ValueError(f"proj_size={module.proj_size} (LSTM with projections, h = "
+                             f"W_hr (o * tanh(c)) of proj_size elements) is not supported: "
+                             f"streamrnn has no projected LSTM cell (its h has hidden_size "
+                             f"elements); train the model without proj_size, or keep this "
+                             f"one in PyTorch")
         if module.dropout and not allow_dropout:
             raise ValueError(f"dropout={module.dropout} between layers: streamrnn has no "
                              f"dropout; inference is unaffected, pass allow_dropout=True")
@@ -191,8 +206,34 @@ def from_torch(module: "_torch.nn.Module", head: Optional["_torch.nn.Linear"] = 
         raise TypeError(f"from_torch: parameters have mixed dtypes {sorted(map(str, dtypes))}; "
                         f"pass dtype='float32' or 'float64'")
     source_dtype = _torch_dtype_name(torch, next(iter(dtypes)))
-    return build_network(cell, D, H, L, O, dtype, source_dtype, params, net=net,
-                         source="from_torch", bidirectional=bidirectional)
+    initial: Optional[List[Optional[np.ndarray]]] = None
+    if h0 is not None or c0 is not None:
+        if bidirectional:
+            raise ValueError("from_torch: h0/c0 for a bidirectional module: a bidirectional "
+                             "streamrnn network runs each window from zero states")
+        if c0 is not None and cell != "lstm":
+            raise ValueError(f"from_torch: c0 is only for an LSTM, the module is {cell}")
+        initial = []
+        for name, v in (("h0", h0), ("c0", c0)):
+            if v is None:
+                initial.append(None)
+                continue
+            if isinstance(v, torch.Tensor):
+                v = _to_numpy(torch, v)
+            a = np.asarray(v)
+            if a.shape not in ((L, H), (L, 1, H)):
+                raise ValueError(f"from_torch: {name} must have shape ({L}, {H}) or ({L}, 1, "
+                                 f"{H}) (num_layers, [1,] hidden_size), got {a.shape}")
+            initial.append(a.reshape(L, H))
+        # checked like set_initial_state does, before the weights are loaded
+        from ..network import LSTM as _L, GRU as _G, RNN as _R
+        cls = {"lstm": _L, "gru": _G}.get(cell, _R)
+        probe = cls(D, H, L, dtype="float64")
+        probe.set_initial_state(*initial)
+    out = build_network(cell, D, H, L, O, dtype, source_dtype, params, net=net,
+                        source="from_torch", bidirectional=bidirectional)
+    out.set_initial_state(*(initial or (None, None)))
+    return out
 
 
 def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
@@ -209,13 +250,15 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     Returns
     -------
     torch.nn.Module
-        Without a head: a ``torch.nn.LSTM``/``GRU``/``RNN`` (``batch_first=False``,
-        ``bidirectional`` as the network) with the network's sizes, dtype and a copy of its
-        weights. With a head: a
-        ``RecurrentWithHead`` module holding ``rnn`` (as above) and ``head``
-        (``torch.nn.Linear``) whose ``forward(x, hx=None)`` returns
-        ``(head(output), h_n)``. Both are in training mode like any new module (there is no
-        dropout, so modes do not matter). ``from_torch`` reads either back.
+        Without a head or initial state: a ``torch.nn.LSTM``/``GRU``/``RNN``
+        (``batch_first=False``, ``bidirectional`` as the network) with the network's sizes,
+        dtype and a copy of its weights. With a head or an initial state
+        (:meth:`~streamrnn.LSTM.set_initial_state`): a ``RecurrentWithHead`` module holding
+        ``rnn`` (as above), ``head`` (``torch.nn.Linear`` or None) and the parameters
+        ``h0``/``c0`` ``(num_layers, 1, H)`` (or None), whose ``forward(x, hx=None)``
+        returns ``(head(output), h_n)``, starting from ``h0``/``c0`` when ``hx`` is None.
+        Both are in training mode like any new module (there is no dropout, so modes do
+        not matter). ``from_torch`` reads either back.
 
     Raises
     ------
@@ -255,13 +298,21 @@ def to_torch(net: Union["LSTM", "GRU", "RNN"]) -> "_torch.nn.Module":
     else:
         rnn = torch.nn.RNN(net.input_size, net.hidden_size, nonlinearity=net.cell[4:], **kw)
     sd = net.state_dict()
+    initial = net.initial_state
     rnn.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()
                          if not k.startswith("head.")})
-    if net.output_size is None:
+    if net.output_size is None and initial is None:
         return rnn
     from ._torch_modules import RecurrentWithHead
-    width = (2 if net.bidirectional else 1) * net.hidden_size
-    head = torch.nn.Linear(width, net.output_size, dtype=tdt)
-    head.load_state_dict({"weight": torch.from_numpy(sd["head.weight"]),
-                          "bias": torch.from_numpy(sd["head.bias"])})
-    return RecurrentWithHead(rnn, head)
+    head = None
+    if net.output_size is not None:
+        width = (2 if net.bidirectional else 1) * net.hidden_size
+        head = torch.nn.Linear(width, net.output_size, dtype=tdt)
+        head.load_state_dict({"weight": torch.from_numpy(sd["head.weight"]),
+                              "bias": torch.from_numpy(sd["head.bias"])})
+    h0 = c0 = None
+    if initial is not None:  # (L, H) -> (L, 1, H), expanded to the batch in forward
+        h0 = torch.from_numpy(initial[0].copy()).unsqueeze(1)
+        if initial[1] is not None:
+            c0 = torch.from_numpy(initial[1].copy()).unsqueeze(1)
+    return RecurrentWithHead(rnn, head, h0, c0)
