@@ -288,7 +288,9 @@ def _rebuild_seq(net: _Recurrent, kwargs: Dict[str, Any], snap: Dict[str, Any]
 class SequenceTrainer(_WindowTrainerBase):
     """Train a network on whole windows with full backpropagation through time.
 
-    Each window runs from zero states. Works for unidirectional and bidirectional networks
+    Each window runs from the network's initial state: zeros, or the constant that
+    ``net.set_initial_state`` (or an import) set, as ``net.new_state()`` starts. Works for
+    unidirectional and bidirectional networks
     (for a bidirectional network the gradient flows through both directions of every layer).
 
     Parameters
@@ -396,8 +398,17 @@ class SequenceTrainer(_WindowTrainerBase):
             self._check(X, Y, f"windows[{i}]", f"targets[{i}]")
 
     # ------------------------------------------------------------------------ training
+    def _start(self) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """The network's initial state as the window's (h0, c0), each (L, 1, H), or None
+        (zeros): windows start where ``net.new_state()`` starts."""
+        initial = self.net.initial_state
+        if initial is None:
+            return None, None
+        h, c = initial
+        return h[:, None, :], (c[:, None, :] if c is not None else None)
+
     def _grad_of(self, Xa: np.ndarray, tgt: np.ndarray, m2o: bool, scale: float) -> float:
-        Y = self._work.forward(Xa, many_to_one=m2o)
+        Y = self._work.forward(Xa, *self._start(), many_to_one=m2o)
         value, dY = _loss_grad(self.loss, Y, tgt, m2o, scale)
         if not math.isnan(value):
             self._work.backward(dY, self._upd.grad)
@@ -527,7 +538,8 @@ class SequenceTrainer(_WindowTrainerBase):
                          callback)
 
     def predict(self, X: Any, many_to_one: bool = False) -> np.ndarray:
-        """The outputs for a window from zero states, changing nothing.
+        """The outputs for a window from the network's initial state (zeros unless
+        ``net.set_initial_state`` set one), changing nothing.
 
         Parameters
         ----------
@@ -556,7 +568,7 @@ class SequenceTrainer(_WindowTrainerBase):
             raise TypeError(f"many_to_one must be True or False, got "
                             f"{type(many_to_one).__name__}")
         with _Locked([self.net]):
-            return self._work.forward(Xa, many_to_one=bool(many_to_one))
+            return self._work.forward(Xa, *self._start(), many_to_one=bool(many_to_one))
 
 
 # ------------------------------------------------------------------------------- Seq2Seq
@@ -747,8 +759,19 @@ class Seq2Seq(_WindowTrainerBase):
             c = cT.sum(axis=1) if cT.shape[1] == 2 else cT[:, 0].copy()
         return h, c
 
+    def _no_initial_state(self) -> None:
+        """Seq2Seq runs both networks from zero states (or the decoder from the context):
+        a network carrying an initial state is refused, not silently run from zeros."""
+        for name in ("encoder", "decoder"):
+            if getattr(self, name).initial_state is not None:
+                raise ValueError(f"Seq2Seq runs the {name} from zero states, but this {name} "
+                                 f"carries an initial state (set_initial_state or an "
+                                 f"import): clear it with {name}.set_initial_state(None) or "
+                                 f"train the network alone with SequenceTrainer")
+
     def _check(self, X: Any, Y: Any, xname: str, yname: str
                ) -> Tuple[np.ndarray, np.ndarray]:
+        self._no_initial_state()
         Xs = _as_window(X, xname, self.encoder)
         if Y is None or isinstance(Y, (str, bytes)):
             raise TypeError(f"{yname} must be an array of targets, got {type(Y).__name__}")
@@ -964,6 +987,7 @@ class Seq2Seq(_WindowTrainerBase):
         elif stop is not None and not callable(stop):
             raise TypeError(f"stop must be None or a callable y -> bool for mse, got "
                             f"{type(stop).__name__}")
+        self._no_initial_state()
         Xs = _as_window(X_src, "X_src", self.encoder)
         dec, O = self.decoder, self.out_size
         with _Locked([self.encoder]):

@@ -326,3 +326,49 @@ def test_docstring_examples_run():
     for mod in (sequence, network):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.attempted > 0 and res.failed == 0, mod.__name__
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_windows_start_from_the_networks_initial_state(cell):
+    # a network carrying an initial state (set_initial_state, or an ONNX/torch import of a
+    # learned h0): SequenceTrainer's windows start where net.new_state() starts, not from
+    # zeros. Forward against the streaming path, gradient against the reference's window
+    # backward from that h0/c0.
+    net = make_net(cell, 2, 3, num_layers=2, output_size=1, dtype="float64", seed=4)
+    rng = np.random.default_rng(9)
+    h0 = rng.standard_normal((2, 3)) * 0.5
+    c0 = rng.standard_normal((2, 3)) * 0.5 if cell.startswith("lstm") else None
+    net.set_initial_state(h0, c0)
+    X = rng.standard_normal((5, 2))
+    Y = rng.standard_normal((5, 1))
+    tr = sr.SequenceTrainer(net, "mse", sr.SGD(lr=0.1))
+    assert_close(tr.predict(X), net.run(X), np.float64, "predict vs streaming run")
+    rn = window_ref(net)
+    Yr, _, _, cache = ref.window_forward(rn, X, h0[:, None, :],
+                                         None if c0 is None else c0[:, None, :])
+    value, dY = ref.sequence_loss("mse", Yr, Y, False)
+    grad = ref.window_backward(rn, cache, dY)[0]
+    before = net.parameters().copy()
+    assert_close(tr.learn_sequence(X, Y), value, np.float64, "loss")
+    assert_close(net.parameters(), before - 0.1 * grad, np.float64, "weights after SGD")
+    # zeros again: the window starts from zeros
+    net.set_initial_state(None)
+    Yz = ref.window_forward(window_ref(net), X)[0]
+    assert_close(tr.predict(X), Yz, np.float64, "predict from zeros")
+
+
+def test_seq2seq_refuses_networks_with_an_initial_state():
+    enc = sr.GRU(2, 3, dtype="float64", seed=0)
+    dec = sr.GRU(1, 3, output_size=1, dtype="float64", seed=1)
+    s2s = sr.Seq2Seq(enc, dec, optimizer=sr.SGD(lr=0.1))
+    X, Y = np.ones((4, 2)), np.ones((3, 1))
+    for net, name in ((enc, "encoder"), (dec, "decoder")):
+        net.set_initial_state(np.full((1, 3), 0.5))
+        before = snapshot(enc, dec)
+        with pytest.raises(ValueError, match=f"{name} carries an initial state"):
+            s2s.learn(X, Y)
+        with pytest.raises(ValueError, match=f"{name} carries an initial state"):
+            s2s.generate(X, 3)
+        assert_unchanged(before, enc, dec)
+        net.set_initial_state(None)
+    s2s.learn(X, Y)
