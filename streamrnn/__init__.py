@@ -23,15 +23,14 @@ except ModuleNotFoundError as _e:  # pragma: no cover - exercised in a subproces
     raise ImportError(f"streamrnn's compiled core (streamrnn._core) is missing from {_here}: "
                       f"reinstall streamrnn (pip install --force-reinstall streamrnn)"
                       ) from None
+import typing as _typing
+
 from .network import GRU, LSTM, RNN, Head, Layer
 from .optim import SGD, Adam, RMSprop
 from .trainer import OnlineTrainer
-from .sequence import Seq2Seq, SequenceTrainer
-from .forecast import Forecaster
+# Eager: `evaluate` names both a submodule and a function; importing the submodule later
+# would rebind `streamrnn.evaluate` to the module, so it is imported (cheaply) here.
 from .evaluate import Evaluation, evaluate
-from .io import FileFormatError, dumps, load, loads, save
-# lazy: these import torch/onnx/keras only when called
-from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 
 __version__ = "0.1.0"
 
@@ -40,3 +39,38 @@ __all__ = ["LSTM", "GRU", "RNN", "State", "StateBatch", "Layer", "Head", "Online
            "SGD", "Adam", "RMSprop", "Forecaster", "evaluate", "Evaluation", "save", "load", "dumps", "loads", "FileFormatError",
            "from_torch", "to_torch", "to_onnx", "from_onnx", "from_keras",
            "__version__"]
+
+# Loaded on first use (PEP 562), to keep `import streamrnn` cheap: public name -> submodule.
+# Type checkers see the same names through the TYPE_CHECKING imports below; pickles name the
+# defining module (e.g. streamrnn.forecast), which unpickling imports anyway.
+_LAZY: _typing.Dict[str, str] = {
+    "Seq2Seq": "sequence", "SequenceTrainer": "sequence",
+    "Forecaster": "forecast",
+    "FileFormatError": "io", "dumps": "io", "load": "io", "loads": "io", "save": "io",
+    # interop imports torch/onnx/keras only when its functions are called
+    "from_keras": "interop", "from_onnx": "interop", "from_torch": "interop",
+    "to_onnx": "interop", "to_torch": "interop",
+}
+_LAZY_MODULES: _typing.Tuple[str, ...] = ("sequence", "forecast", "io", "interop")
+
+if _typing.TYPE_CHECKING:
+    from . import forecast, interop, io, sequence
+    from .forecast import Forecaster
+    from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
+    from .io import FileFormatError, dumps, load, loads, save
+    from .sequence import Seq2Seq, SequenceTrainer
+else:
+    def __getattr__(name: str) -> _typing.Any:
+        import importlib
+
+        module = _LAZY.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module("." + module, __name__), name)
+            globals()[name] = value
+            return value
+        if name in _LAZY_MODULES:   # `streamrnn.io` etc. without importing it first
+            return importlib.import_module("." + name, __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> _typing.List[str]:
+        return sorted(set(globals()) | set(__all__) | set(_LAZY_MODULES))
