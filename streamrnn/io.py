@@ -136,6 +136,12 @@ def _format_version(meta: Any) -> int:
     return 1
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_name(name: str) -> str:
+    """``name`` as a JSON string, as json.dumps writes it (array names: a bounded set)."""
+    return json.dumps(name)
+
+
 def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
             ) -> Tuple[bytes, List[Tuple[int, np.ndarray]]]:
     """The prefix + header bytes and the (offset, little-endian array) list of the data."""
@@ -163,7 +169,7 @@ def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
         shape = le.shape
         le = np.frombuffer(raw, dtype=le.dtype).reshape(shape)
         off = (off + _ALIGN - 1) // _ALIGN * _ALIGN
-        table.append(f'{json.dumps(name)}:{{"dtype":"{code}","shape":['
+        table.append(f'{_json_name(name)}:{{"dtype":"{code}","shape":['
                      f'{",".join(map(str, shape))}],"offset":{off},"nbytes":{len(raw)},'
                      f'"sha256":"{hashlib.sha256(raw).hexdigest()}"}}')
         blobs.append((off, le))
@@ -697,7 +703,7 @@ def _join(head: bytes, blobs: List[Tuple[int, np.ndarray]]) -> bytes:
     for off, a in blobs:
         if off > pos:
             parts.append(b"\0" * (off - pos))
-        parts.append(a.tobytes())
+        parts.append(a.data if a.size else b"")    # (a private buffer of _encode)
         pos = off + a.nbytes
     return b"".join(parts)
 
@@ -1165,9 +1171,10 @@ def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.
             continue
         ref = probe[name]
         out[name] = r.array("streams." + name, ref.dtype, (n,) + ref.shape)
-    if np.isinf(out["ses"]).any() or (np.abs(np.nan_to_num(out["ses"])) > MAX_ABS).any():
+    # (NaN is allowed: |NaN| > MAX_ABS is False, as |nan_to_num(NaN)| = 0 is not > MAX_ABS)
+    if np.isinf(out["ses"]).any() or (np.abs(out["ses"]) > MAX_ABS).any():
         raise r.error("stream smoothing levels out of range")
-    if np.isinf(out["hist"]).any() or (np.abs(np.nan_to_num(out["hist"])) > MAX_ABS).any():
+    if np.isinf(out["hist"]).any() or (np.abs(out["hist"]) > MAX_ABS).any():
         raise r.error("stream season history out of range")
     for name in ("agg_r", "agg_s", "scores", "alpha", "hw", "hw_season"):
         if not np.isfinite(out[name]).all():
