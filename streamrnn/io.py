@@ -1273,7 +1273,8 @@ def _load_forecaster(r: _Reader, shared_net: Optional[_Recurrent] = None) -> For
     extra = _forecast_state(r, f, n)
     for i, key in enumerate(keys):
         if pk is not None:
-            net = _build_net(r, meta.get("net"), pk[i])
+            # (the first stream's network was built, fresh and unshared, for the sizes above)
+            net = dims_net if i == 0 else _build_net(r, meta.get("net"), pk[i])
             if net.input_size != D or net.hidden_size != f.hidden_size:
                 raise r.error("a per-key network does not match the forecaster's settings")
             tr = OnlineTrainer(net, loss="mse", optimizer=f.optimizer, k1=f.k1, k2=f.k2,
