@@ -698,7 +698,7 @@ def dumps(obj: Any, *, metadata: Optional[Dict[str, Any]] = None) -> bytes:
 
 def _join(head: bytes, blobs: List[Tuple[int, np.ndarray]]) -> bytes:
     """The bytes of an encoded object (head, then the blobs at their offsets)."""
-    parts = [head]
+    parts: List[Any] = [head]
     pos = 0
     for off, a in blobs:
         if off > pos:
