@@ -50,6 +50,7 @@ checksum, dtypes, shapes and the type's own invariants. Any problem raises
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io as _io
 import json
@@ -81,6 +82,9 @@ _PREFIX = struct.Struct("<8sIIQ32s")     # magic, version, reserved, header leng
 _ALIGN = 64
 _MAX_HEADER = 1 << 30
 _DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
+_LE_DTYPES = {code: np.dtype(code) for code in _DTYPES}          # as written
+_NATIVE = {code: np.dtype(t) for code, t in _DTYPES.items()}     # as read (native order)
+_ITEMSIZE = {code: np.dtype(t).itemsize for code, t in _DTYPES.items()}
 # The order of the counters in a file's "counters"/"fcounters" arrays: a fact of the file
 # format (files of every version are read with it), not of the C core, whose names
 # (_core.TRAINER_COUNTERS, _core.UPDATER_COUNTERS) these must cover exactly (tests/test_layout.py).
@@ -132,12 +136,21 @@ def _format_version(meta: Any) -> int:
     return 1
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_name(name: str) -> str:
+    """``name`` as a JSON string, as json.dumps writes it (array names: a bounded set)."""
+    return json.dumps(name)
+
+
 def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
             ) -> Tuple[bytes, List[Tuple[int, np.ndarray]]]:
     """The prefix + header bytes and the (offset, little-endian array) list of the data."""
     from . import __version__
 
-    table: Dict[str, Any] = {}
+    # the header's "arrays" table is written as JSON text directly (each entry exactly as
+    # json.dumps(..., separators=(",", ":")) writes it: the array names JSON-quoted, the rest
+    # ASCII numbers and codes), the rest of the header by json.dumps (byte-identical output)
+    table: List[str] = []
     blobs: List[Tuple[int, np.ndarray]] = []
     off = 0
     for name, a in arrays.items():
@@ -150,19 +163,22 @@ def _encode(type_name: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]
             code = "<i8"
         else:  # pragma: no cover - internal misuse
             raise TypeError(f"cannot save an array of dtype {a.dtype}")
-        le = np.ascontiguousarray(a, dtype=np.dtype(code))
+        le = np.ascontiguousarray(a, dtype=_LE_DTYPES[code])
         # the bytes hashed are the bytes written: a private copy (the array may be live)
         raw = le.tobytes()
-        le = np.frombuffer(raw, dtype=le.dtype).reshape(le.shape)
-        off = _align(off)
-        table[name] = {"dtype": code, "shape": list(le.shape), "offset": off,
-                       "nbytes": le.nbytes, "sha256": hashlib.sha256(raw).hexdigest()}
+        shape = le.shape
+        le = np.frombuffer(raw, dtype=le.dtype).reshape(shape)
+        off = (off + _ALIGN - 1) // _ALIGN * _ALIGN
+        table.append(f'{_json_name(name)}:{{"dtype":"{code}","shape":['
+                     f'{",".join(map(str, shape))}],"offset":{off},"nbytes":{len(raw)},'
+                     f'"sha256":"{hashlib.sha256(raw).hexdigest()}"}}')
         blobs.append((off, le))
-        off += le.nbytes
+        off += len(raw)
     version = _format_version(meta)
     header = {"format": "streamrnn", "version": version, "streamrnn": __version__,
-              "type": type_name, "meta": meta, "data_size": off, "arrays": table}
-    hbytes = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
+              "type": type_name, "meta": meta, "data_size": off}
+    htext = json.dumps(header, allow_nan=False, separators=(",", ":"))
+    hbytes = (htext[:-1] + ',"arrays":{' + ",".join(table) + "}}").encode("utf-8")
     prefix = _PREFIX.pack(MAGIC, version, 0, len(hbytes), hashlib.sha256(hbytes).digest())
     head = prefix + hbytes
     head += b"\0" * (_align(len(head)) - len(head))
@@ -374,9 +390,13 @@ def _ring_v1_fields(dims: _Dims) -> Tuple[int, Tuple[Tuple[str, int, int, int, i
                          ("hn", b + 3 * H + G * H, L, H, per))
 
 
+@functools.lru_cache(maxsize=1024)
 def _field_index(off: int, count: int, length: int, stride: int) -> np.ndarray:
-    """Slot indices (count, length) of a field: block k is [off + k*stride, + length)."""
-    return off + stride * np.arange(count)[:, None] + np.arange(length)[None, :]
+    """Slot indices (count, length) of a field: block k is [off + k*stride, + length).
+    Cached per field (read-only: shared by every call)."""
+    idx = off + stride * np.arange(count)[:, None] + np.arange(length)[None, :]
+    idx.setflags(write=False)
+    return idx
 
 
 def _split_ring(ring: np.ndarray, fields: Any) -> Dict[str, np.ndarray]:
@@ -464,7 +484,9 @@ def _forecaster_payload(f: Forecaster, only: Any = None
         snaps = [s.trainer._snapshot() for s in streams]
         per = [_trainer_arrays(sn, _net_dims(s.trainer.net)) for sn, s in zip(snaps, streams)]
         for name in per[0]:
-            arrays["streams." + name] = np.stack([p[name] for p in per])
+            # one stream (export_stream): a view with a leading axis of 1, copied by _encode
+            arrays["streams." + name] = (per[0][name][None] if len(per) == 1
+                                         else np.stack([p[name] for p in per]))
         if f.weights == "per_key":
             meta["net"] = _net_meta(streams[0].trainer.net)
             arrays["streams.parameters"] = np.stack([s.trainer.net.parameters()
@@ -482,7 +504,9 @@ def _forecaster_payload(f: Forecaster, only: Any = None
         # season history, smoothing level, kept forecasts, combination and conformal state
         arrays["streams.ses"] = np.array([s.ses for s in streams], dtype=np.float64)
         for name in _FORECAST_ARRAYS:
-            arrays["streams." + name] = np.stack([getattr(s, name) for s in streams])
+            arrays["streams." + name] = (np.asarray(getattr(streams[0], name))[None]
+                                         if len(streams) == 1 else
+                                         np.stack([getattr(s, name) for s in streams]))
     return meta, arrays
 
 
@@ -674,12 +698,12 @@ def dumps(obj: Any, *, metadata: Optional[Dict[str, Any]] = None) -> bytes:
 
 def _join(head: bytes, blobs: List[Tuple[int, np.ndarray]]) -> bytes:
     """The bytes of an encoded object (head, then the blobs at their offsets)."""
-    parts = [head]
+    parts: List[Any] = [head]
     pos = 0
     for off, a in blobs:
         if off > pos:
             parts.append(b"\0" * (off - pos))
-        parts.append(a.tobytes())
+        parts.append(a.data if a.size else b"")    # (a private buffer of _encode)
         pos = off + a.nbytes
     return b"".join(parts)
 
@@ -713,9 +737,11 @@ class _Reader:
 
     def __init__(self, path: "os.PathLike[str] | str", data: Optional[bytes] = None
                  ) -> None:
+        self.buf: Optional[memoryview] = None
         if data is not None:
             self.path = "<bytes>"
             self.f: Any = _io.BytesIO(data)
+            self.buf = memoryview(data)
             self.size = len(data)
         else:
             self.path = os.fspath(path)
@@ -792,16 +818,23 @@ class _Reader:
         nbytes = spec.get("nbytes")
         if not isinstance(code, str) or code not in _DTYPES:
             raise self.error(f"array {name!r} has unsupported dtype {code!r}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                  and s >= 0 for s in shape) or len(shape) > 8:
+        # (JSON numbers parse to int, float or bool only: "type(s) is int" is "an int, not a
+        # bool")
+        shape_ok = False
+        count = 1
+        if type(shape) is list and len(shape) <= 8:
+            for s in shape:
+                if type(s) is not int or s < 0:
+                    break
+                count *= s
+            else:
+                shape_ok = True
+        if not shape_ok:
             raise self.error(f"corrupted: array {name!r} has an invalid shape {shape!r}")
         if not isinstance(off, int) or not isinstance(nbytes, int) or off < 0 \
                 or off % _ALIGN:
             raise self.error(f"corrupted: array {name!r} has an invalid offset")
-        count = 1
-        for s in shape:
-            count *= s
-        if nbytes != count * np.dtype(_DTYPES[code]).itemsize:
+        if nbytes != count * _ITEMSIZE[code]:
             raise self.error(f"corrupted: array {name!r} of shape {shape} cannot have "
                              f"{nbytes} bytes")
         if off + nbytes > self.data_size:
@@ -818,19 +851,25 @@ class _Reader:
         spec = self.header["arrays"].get(name)
         if spec is None:
             raise self.error(f"array {name!r} is missing")
-        dt = np.dtype(_DTYPES[spec["dtype"]])
+        dt = _NATIVE[spec["dtype"]]
         if dtype is not None and dt != np.dtype(dtype):
             raise self.error(f"array {name!r} has dtype {dt}, expected {np.dtype(dtype)}")
         if shape is not None and tuple(spec["shape"]) != tuple(shape):
             raise self.error(f"array {name!r} has shape {tuple(spec['shape'])}, expected "
                              f"{tuple(shape)}")
-        self.f.seek(self.data_start + spec["offset"])
-        raw = self.f.read(spec["nbytes"])
-        if len(raw) != spec["nbytes"]:
+        start, nbytes = self.data_start + spec["offset"], spec["nbytes"]
+        if self.buf is not None:      # bytes: a view of them (no copy until the result)
+            raw: Any = self.buf[start:start + nbytes]
+        else:
+            self.f.seek(start)
+            raw = self.f.read(nbytes)
+        if len(raw) != nbytes:
             raise self.error(f"truncated while reading array {name!r}")
         if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
             raise self.error(f"corrupted: checksum mismatch in array {name!r}")
-        return np.frombuffer(raw, dtype=dt).reshape(spec["shape"]).astype(dt.newbyteorder("="))
+        # a private, writable, native-order copy (astype copies)
+        return np.frombuffer(raw, dtype=_LE_DTYPES[spec["dtype"]]).reshape(
+            spec["shape"]).astype(dt)
 
     def shape(self, name: str) -> Tuple[int, ...]:
         spec = self.header["arrays"].get(name)
@@ -839,6 +878,7 @@ class _Reader:
         return tuple(spec["shape"])
 
     def close(self) -> None:
+        self.buf = None
         self.f.close()
 
 
@@ -1131,9 +1171,10 @@ def _forecast_state(r: _Reader, f: Forecaster, n: int) -> Optional[Dict[str, np.
             continue
         ref = probe[name]
         out[name] = r.array("streams." + name, ref.dtype, (n,) + ref.shape)
-    if np.isinf(out["ses"]).any() or (np.abs(np.nan_to_num(out["ses"])) > MAX_ABS).any():
+    # (NaN is allowed: |NaN| > MAX_ABS is False, as |nan_to_num(NaN)| = 0 is not > MAX_ABS)
+    if np.isinf(out["ses"]).any() or (np.abs(out["ses"]) > MAX_ABS).any():
         raise r.error("stream smoothing levels out of range")
-    if np.isinf(out["hist"]).any() or (np.abs(np.nan_to_num(out["hist"])) > MAX_ABS).any():
+    if np.isinf(out["hist"]).any() or (np.abs(out["hist"]) > MAX_ABS).any():
         raise r.error("stream season history out of range")
     for name in ("agg_r", "agg_s", "scores", "alpha", "hw", "hw_season"):
         if not np.isfinite(out[name]).all():
@@ -1232,7 +1273,8 @@ def _load_forecaster(r: _Reader, shared_net: Optional[_Recurrent] = None) -> For
     extra = _forecast_state(r, f, n)
     for i, key in enumerate(keys):
         if pk is not None:
-            net = _build_net(r, meta.get("net"), pk[i])
+            # (the first stream's network was built, fresh and unshared, for the sizes above)
+            net = dims_net if i == 0 else _build_net(r, meta.get("net"), pk[i])
             if net.input_size != D or net.hidden_size != f.hidden_size:
                 raise r.error("a per-key network does not match the forecaster's settings")
             tr = OnlineTrainer(net, loss="mse", optimizer=f.optimizer, k1=f.k1, k2=f.k2,

@@ -138,3 +138,25 @@ def test_export_unknown_key_and_nonfinite_state():
     f.trainer("a").state.h[...] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         f.export_stream("a")
+
+
+@pytest.mark.parametrize("weights", ["shared", "per_key"])
+def test_written_header_is_the_canonical_json_of_its_content(weights):
+    # the encoder writes the header's arrays table as text (io._encode): it must be exactly
+    # json.dumps(header, separators=(",", ":")), the header files were written with before,
+    # for the stream bytes and for a whole forecaster, trainer and network
+    import json
+    import struct
+
+    f = sr.Forecaster(**_settings(weights, 4))
+    _feed(f, range(9), 2, [])
+    blobs = [f.export_stream(k) for k in KEYS] + [sr.dumps(f)]
+    net = sr.GRU(2, 3, seed=1)
+    blobs += [sr.dumps(net, metadata={"é\"x": [1, 2.5]}),
+              sr.dumps(sr.OnlineTrainer(net, k1=2, k2=3))]
+    for raw in blobs:
+        (hlen,) = struct.unpack_from("<Q", raw, 16)
+        text = raw[56:56 + hlen]
+        header = json.loads(text.decode("utf-8"))
+        assert len(header["arrays"]) > 0
+        assert text == json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
