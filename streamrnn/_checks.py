@@ -55,6 +55,30 @@ def check_clip(value: Any, name: str) -> Optional[float]:
     return v
 
 
+def float_array(value: Any, name: str) -> np.ndarray:
+    """value as an array of a real floating dtype (TypeError naming ``name`` otherwise)."""
+    try:
+        a = np.asarray(value)
+    except Exception:
+        raise TypeError(f"{name} must be an array, got {type(value).__name__}") from None
+    if a.dtype.kind != "f":
+        raise TypeError(f"{name} must be a real floating array, got dtype {a.dtype}")
+    return a
+
+
+def fitted(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
+    """A finite floating array converted to dtype (a new array); ValueError naming ``name``
+    for NaN/inf, or for values that overflow dtype."""
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    with np.errstate(over="ignore"):
+        conv = a.astype(dtype)
+    if not np.all(np.isfinite(conv)):
+        raise ValueError(f"{name} holds values too large for {np.dtype(dtype).name} "
+                         f"(max {np.finfo(dtype).max:.3g})")
+    return conv
+
+
 def check_trainer_settings(loss: Any, optimizer: Any, k1: Any, k2: Any, clip_value: Any,
                            clip_norm: Any, out_size: int
                            ) -> Tuple[str, Any, int, int, Optional[float], Optional[float]]:

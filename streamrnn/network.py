@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import ReadOnlySettings, check_dtype, check_int
+from ._checks import ReadOnlySettings, check_dtype, check_int, fitted, float_array
 
 __all__ = ["LSTM", "GRU", "RNN", "Layer", "Head"]
 
@@ -352,27 +352,14 @@ class _Recurrent(ReadOnlySettings, _core._Network):
                             lstm else None)
                 continue
             v = _torch_to_numpy(v)
-            try:
-                a = np.asarray(v)
-            except Exception:
-                raise TypeError(f"set_initial_state: {name} must be an array, got "
-                                f"{type(v).__name__}") from None
-            if a.dtype.kind != "f":
-                raise TypeError(f"set_initial_state: {name} must be a real floating array, "
-                                f"got dtype {a.dtype}")
+            label = f"set_initial_state: {name}"
+            a = float_array(v, label)
             if a.shape == (L, 1, H):
                 a = a.reshape(L, H)
             if a.shape != (L, H):
-                raise ValueError(f"set_initial_state: {name} must have shape ({L}, {H}) or "
-                                 f"({L}, 1, {H}) (num_layers, hidden_size), got {a.shape}")
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"set_initial_state: {name} must be finite, got NaN or inf")
-            with np.errstate(over="ignore"):
-                conv = a.astype(self.dtype)
-            if not np.all(np.isfinite(conv)):
-                raise ValueError(f"set_initial_state: {name} holds values too large for "
-                                 f"{self.dtype.name}")
-            arrs.append(conv)
+                raise ValueError(f"{label} must have shape ({L}, {H}) or ({L}, 1, {H}) "
+                                 f"(num_layers, hidden_size), got {a.shape}")
+            arrs.append(fitted(a, label, self.dtype))
         if lstm and arrs[1] is None:
             arrs[1] = np.zeros((L, H), self.dtype)
         for arr in arrs:
@@ -548,25 +535,11 @@ class _Recurrent(ReadOnlySettings, _core._Network):
         staged = {}
         for key, view in self._views.items():
             value = _torch_to_numpy(state_dict[key])
-            try:
-                arr = np.asarray(value)
-            except Exception:
-                raise TypeError(f"state_dict[{key!r}] must be an array, got "
-                                f"{type(value).__name__}") from None
-            if arr.dtype.kind != "f":
-                raise TypeError(f"state_dict[{key!r}] must be a real floating array, got dtype "
-                                f"{arr.dtype}")
+            label = f"state_dict[{key!r}]"
+            arr = float_array(value, label)
             if arr.shape != view.shape:
-                raise ValueError(f"state_dict[{key!r}] must have shape {view.shape}, got "
-                                 f"{arr.shape}")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"state_dict[{key!r}] must be finite, got NaN or inf")
-            with np.errstate(over="ignore"):
-                converted = arr.astype(self.dtype)
-            if not np.all(np.isfinite(converted)):
-                raise ValueError(f"state_dict[{key!r}] holds values too large for "
-                                 f"{self.dtype.name} (max {np.finfo(self.dtype).max:.3g})")
-            staged[key] = converted
+                raise ValueError(f"{label} must have shape {view.shape}, got {arr.shape}")
+            staged[key] = fitted(arr, label, self.dtype)
         self._begin_write()
         try:
             for key, arr in staged.items():
