@@ -403,22 +403,45 @@ class _Stream:
                 (sx.n.copy(), sx.mean.copy(), sx.var.copy()) if sx.n.shape[0] else None,
                 self.u.copy(), self.o, self.last_y, self.n_seen, self.n_obs,
                 self.n_missing, self.hist.copy() if self.hist.shape[0] else None,
-                self.ses, self.agg_r.copy(), self.agg_s.copy(), self.scores.copy(),
-                self.nscores.copy(), self.alpha.copy(), self.pend.copy(), self.porig.copy(),
+                self.ses, self.agg_r.copy(), self.agg_s.copy(), self.nscores.copy(),
+                self.alpha.copy(), self.porig.copy(), self._save_written(),
                 (self.hw.copy(), self.hw_season.copy()) if self.hw_season.shape[1] else None)
+
+    def _save_written(self) -> Tuple[Any, ...]:
+        """The parts of the kept forecasts and conformal scores that a learn_one may write:
+        the slots of pend scored (t % H: its network forecast replaced with features) and
+        issued ((t + 1) % H), t = n_seen before the call, and in each horizon's score ring
+        the position nscores % W (copying all of pend, (H, H, E + 2), and scores, (H, W),
+        would cost more than the learn_one itself with a long season)."""
+        H, W = self.scores.shape
+        t = self.n_seen
+        a, b = t % H, (t + 1) % H
+        if H == 1:
+            k = int(self.nscores[0]) % W
+            return (a, self.pend[a].copy(), b, None, k, float(self.scores[0, k]))
+        ks = self.nscores % W
+        rows = np.arange(H)
+        return (a, self.pend[a].copy(), b, self.pend[b].copy(), (rows, ks),
+                self.scores[rows, ks])
 
     def restore(self, saved: Tuple[Any, ...]) -> None:
         (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
-         self.n_missing, hist, self.ses, agg_r, agg_s, scores, nscores, alpha, pend, porig,
+         self.n_missing, hist, self.ses, agg_r, agg_s, nscores, alpha, porig, written,
          hw) = saved
         if hist is not None:
             self.hist[...] = hist
         self.agg_r[...] = agg_r
         self.agg_s[...] = agg_s
-        self.scores[...] = scores
+        a, pa, b, pb, at, sc = written
+        if pb is not None:
+            self.pend[b] = pb
+        self.pend[a] = pa
+        if isinstance(at, int):
+            self.scores[0, at] = sc
+        else:
+            self.scores[at] = sc
         self.nscores[...] = nscores
         self.alpha[...] = alpha
-        self.pend[...] = pend
         self.porig[...] = porig
         if hw is not None:
             self.hw[...], self.hw_season[...] = hw

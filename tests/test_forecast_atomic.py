@@ -26,16 +26,22 @@ CONFIGS = {
     "h3_season": dict(max_horizon=3, season=4),
     "h1_per_key": dict(weights="per_key"),
     "h3_season_per_key": dict(max_horizon=3, season=4, weights="per_key"),
+    # with features the network's kept one-step forecast is replaced when scored
+    "h1_feat": dict(n_features=1),
+    "h3_season_feat": dict(max_horizon=3, season=4, n_features=1),
 }
 
 # (module, function, configurations whose tail calls it)
 TAIL = [
-    (_experts, "_score1", ("h1", "h1_season", "h1_per_key")),
-    (_experts, "outside", ("h1", "h1_per_key")),
-    (_experts, "score", ("h3", "h3_season", "h3_season_per_key")),
-    (_experts, "combine", ("h1_season", "h3", "h3_season", "h3_season_per_key")),
-    (_experts, "radii", ("h1_season", "h3", "h3_season", "h3_season_per_key")),
-    (_forecast, "_hw_update", ("h1_season", "h3_season", "h3_season_per_key")),
+    (_experts, "_score1", ("h1", "h1_season", "h1_per_key", "h1_feat")),
+    (_experts, "outside", ("h1", "h1_per_key", "h1_feat")),
+    (_experts, "score", ("h3", "h3_season", "h3_season_per_key", "h3_season_feat")),
+    (_experts, "combine", ("h1_season", "h3", "h3_season", "h3_season_per_key", "h1_feat",
+                           "h3_season_feat")),
+    (_experts, "radii", ("h1_season", "h3", "h3_season", "h3_season_per_key",
+                         "h3_season_feat")),
+    (_forecast, "_hw_update", ("h1_season", "h3_season", "h3_season_per_key",
+                               "h3_season_feat")),
 ]
 
 CASES = [(cfg, mod, name, n, exc)
@@ -47,10 +53,14 @@ def series(i: int) -> float:
     return 10.0 + 3.0 * math.sin(i * math.pi / 2) + 0.1 * i + 0.5 * math.cos(1.7 * i)
 
 
+def feat(cfg: str, i: int):
+    return [series(i + 7)] if "n_features" in CONFIGS[cfg] else None
+
+
 def make(cfg: str) -> sr.Forecaster:
     f = sr.Forecaster(hidden_size=4, k2=4, seed=3, **CONFIGS[cfg])
     for i in range(30):
-        f.learn_one(series(i), key="a")
+        f.learn_one(series(i), feat(cfg, i), key="a")
     return f
 
 
@@ -75,9 +85,10 @@ def test_learn_one_all_or_nothing(monkeypatch, cfg, mod, name, n, exc, many):
         before = sr.dumps(f)
         try:
             if many:
-                f.learn_many([series(i)], key="a")
+                x = feat(cfg, i)
+                f.learn_many([series(i)], None if x is None else [x], key="a")
             else:
-                f.learn_one(series(i), key="a")
+                f.learn_one(series(i), feat(cfg, i), key="a")
         except exc:
             raised = i
             break
@@ -88,9 +99,10 @@ def test_learn_one_all_or_nothing(monkeypatch, cfg, mod, name, n, exc, many):
     # the next value is learned as on an untouched copy
     g = sr.loads(before, sr.Forecaster)
     y = series(raised)
-    f.learn_one(y, key="a")
-    g.learn_one(y, key="a")
+    f.learn_one(y, feat(cfg, raised), key="a")
+    g.learn_one(y, feat(cfg, raised), key="a")
     assert sr.dumps(f) == sr.dumps(g)
     H = CONFIGS[cfg].get("max_horizon", 1)
-    assert f.forecast(H, key="a") == g.forecast(H, key="a")
-    assert f.forecast_interval(H, key="a") == g.forecast_interval(H, key="a")
+    xs = None if feat(cfg, 0) is None else [feat(cfg, raised + 1 + j) for j in range(H)]
+    assert f.forecast(H, xs, key="a") == g.forecast(H, xs, key="a")
+    assert f.forecast_interval(H, xs=xs, key="a") == g.forecast_interval(H, xs=xs, key="a")
