@@ -387,9 +387,11 @@ class _Stream:
         self.n_missing = 0        # missing values (NaN/None)
 
     def save(self) -> Tuple[Any, ...]:
-        """Everything a learn_one may change before its last network call (for
-        :meth:`restore` after an error; the smoothing, Holt-Winters, combination and
-        conformal state change only after it)."""
+        """Everything a learn_one may change (for :meth:`restore` after an error): the
+        trainer, scalers, history and counters, and the state that changes after its last
+        network call (smoothing, Holt-Winters, combination, conformal state, kept
+        forecasts), which a MemoryError or a KeyboardInterrupt raised by a program's own
+        SIGINT handler may still interrupt half-way."""
         tr = self.trainer
         if isinstance(tr, OnlineTrainer):
             snap: Any = tr._snapshot()
@@ -400,13 +402,49 @@ class _Stream:
         return (snap, params, self.sy.pack(), self.sd.pack(),
                 (sx.n.copy(), sx.mean.copy(), sx.var.copy()) if sx.n.shape[0] else None,
                 self.u.copy(), self.o, self.last_y, self.n_seen, self.n_obs,
-                self.n_missing, self.hist.copy() if self.hist.shape[0] else None)
+                self.n_missing, self.hist.copy() if self.hist.shape[0] else None,
+                self.ses, self.agg_r.copy(), self.agg_s.copy(), self.nscores.copy(),
+                self.alpha.copy(), self.porig.copy(), self._save_written(),
+                (self.hw.copy(), self.hw_season.copy()) if self.hw_season.shape[1] else None)
+
+    def _save_written(self) -> Tuple[Any, ...]:
+        """The parts of the kept forecasts and conformal scores that a learn_one may write:
+        the slots of pend scored (t % H: its network forecast replaced with features) and
+        issued ((t + 1) % H), t = n_seen before the call, and in each horizon's score ring
+        the position nscores % W (copying all of pend, (H, H, E + 2), and scores, (H, W),
+        would cost more than the learn_one itself with a long season)."""
+        H, W = self.scores.shape
+        t = self.n_seen
+        a, b = t % H, (t + 1) % H
+        if H == 1:
+            k = int(self.nscores[0]) % W
+            return (a, self.pend[a].copy(), b, None, k, float(self.scores[0, k]))
+        ks = self.nscores % W
+        rows = np.arange(H)
+        return (a, self.pend[a].copy(), b, self.pend[b].copy(), (rows, ks),
+                self.scores[rows, ks])
 
     def restore(self, saved: Tuple[Any, ...]) -> None:
         (snap, params, sy, sd, sx, u, self.o, self.last_y, self.n_seen, self.n_obs,
-         self.n_missing, hist) = saved
+         self.n_missing, hist, self.ses, agg_r, agg_s, nscores, alpha, porig, written,
+         hw) = saved
         if hist is not None:
             self.hist[...] = hist
+        self.agg_r[...] = agg_r
+        self.agg_s[...] = agg_s
+        a, pa, b, pb, at, sc = written
+        if pb is not None:
+            self.pend[b] = pb
+        self.pend[a] = pa
+        if isinstance(at, int):
+            self.scores[0, at] = sc
+        else:
+            self.scores[at] = sc
+        self.nscores[...] = nscores
+        self.alpha[...] = alpha
+        self.porig[...] = porig
+        if hw is not None:
+            self.hw[...], self.hw_season[...] = hw
         tr = self.trainer
         if params is not None:
             p, updates, skipped = params
@@ -1060,8 +1098,9 @@ class Forecaster:
         # the network's forecasts to keep (steps on a copy: may still be refused)
         H = self._max_horizon
         path = self._net_path(s, H, [None] * H)
-        # from here on nothing can fail: the combination, smoothing and conformal state
-        # change only after every network call succeeded
+        # the combination, smoothing and conformal state change only after every network
+        # call succeeded (an error from here on, e.g. MemoryError or a KeyboardInterrupt
+        # from a program's own SIGINT handler, is undone by _Stream.restore as well)
         if not missing and prev == prev:
             self._score(s, yv, net1)
         s.ses = yv if s.ses != s.ses else s.ses + SES_ALPHA * (yv - s.ses)
