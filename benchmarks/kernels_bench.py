@@ -24,7 +24,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import numpy as np
 
@@ -32,19 +32,7 @@ import streamrnn as sr
 
 from threadpoolctl import ThreadpoolController
 
-
-def uptime() -> str:
-    with open("/proc/loadavg") as f:
-        return "load average " + ", ".join(f.read().split()[:3])
-
-
-def calibrate(fn: Callable[[], object], budget: float = 0.02) -> int:
-    t0 = time.perf_counter()
-    n = 0
-    while time.perf_counter() - t0 < 0.005:
-        fn()
-        n += 1
-    return int(max(3, min(20000, budget * n / (time.perf_counter() - t0))))
+from threads_bench import calibrate, uptime  # the same timing helpers (benchmarks/)
 
 
 def ops(H: int, dtype: str):
