@@ -1,6 +1,6 @@
 """A workload to run under a profiler (perf record, valgrind --tool=callgrind, py-spy).
 
-    PYTHONPATH=. perf record -o /tmp/srnn.data python benchmarks/profile.py run
+    PYTHONPATH=. perf record -o /tmp/srnn.data python benchmarks/profile_workloads.py run
     perf report -i /tmp/srnn.data --stdio | head -30
 
 Workloads (LSTM float32, seed 0; each runs for --seconds of CPU time and prints its cost):
