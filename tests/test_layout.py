@@ -215,7 +215,7 @@ def test_old_files_have_one_raw_ring_array():
         assert [k for k in arrays if "ring" in k] in (["trainer.ring"], ["streams.ring"])
 
 
-def test_old_trainer_files_resume_bit_for_bit():
+def test_old_trainer_files_resume_to_the_old_numbers():
     # expected numbers: computed by the code that wrote the fixtures, right after writing
     exp = np.load(DATA / "v1_resume_expected.npz")
     tr = sr.load(DATA / "v1_trainer_lstm.srnn", sr.OnlineTrainer)
@@ -233,19 +233,20 @@ def test_old_trainer_files_resume_bit_for_bit():
     close_to_old(tr.state.h, exp["gru_h"])
 
 
-def test_old_forecaster_file_resumes_bit_for_bit():
+def test_old_forecaster_file_resumes_to_the_old_numbers():
     # v1_forecaster.srnn was written by the last released streamrnn (650a877: raw ring, no
     # season, combination or intervals); the expected numbers are what that code computed
-    # after loading it and learning the same values. Its networks resume bit for bit (the
-    # combination and the intervals, which the file does not hold, start afresh).
+    # after loading it and learning the same values. Its networks resume to those numbers
+    # within the dtype's rounding (close_to_old: the kernels and Adam's arithmetic changed
+    # since); the combination and the intervals, which the file does not hold, start afresh.
     exp = np.load(DATA / "v1_resume_expected.npz")
     f = sr.load(DATA / "v1_forecaster.srnn", sr.Forecaster)
     for a, b in exp["fc_values"]:
         f.learn_one(float(a), key="a")
         f.learn_one(float(b), key="b")
-    assert f.net.parameters().tobytes() == exp["fc_params"].tobytes()
-    assert f.trainer("a").state.h.tobytes() == exp["fc_h_a"].tobytes()
-    assert f.trainer("b").state.h.tobytes() == exp["fc_h_b"].tobytes()
+    close_to_old(f.net.parameters(), exp["fc_params"])
+    close_to_old(f.trainer("a").state.h, exp["fc_h_a"])
+    close_to_old(f.trainer("b").state.h, exp["fc_h_b"])
     assert [f.stats(k)["steps"] for k in "ab"] == exp["fc_steps"].tolist()
     assert all(np.isfinite(f.forecast(3, key=k)).all() for k in "ab")
 

@@ -135,7 +135,7 @@ def test_old_seasonal_file_loads_with_every_field(w):
 
 
 @pytest.mark.parametrize("w", list(WEIGHTS))
-def test_old_seasonal_file_resumes_bit_for_bit(w):
+def test_old_seasonal_file_resumes_to_the_old_numbers(w):
     f = sr.load(_file(w), sr.Forecaster)
     for a, b in EXP[f"{w}_values"]:
         f.learn_one(float(a), key="a")
