@@ -285,6 +285,7 @@ def test_onnx_default_gru_imports_exactly(attrs, dtype):
     """ONNX's default GRU (linear_before_reset absent or 0), built by hand, against onnx's
     ReferenceEvaluator (float64 <= 1e-12, float32 <= 1e-5 relative) and against the
     operator's equations written here in NumPy."""
+    pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
     D, H, T = 3, 4, 9
     W, R, B = _weights(1, D, H, seed=1)
@@ -310,6 +311,7 @@ def test_onnx_default_gru_imports_exactly(attrs, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_onnx_default_bidirectional_gru_imports_exactly(dtype):
+    pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
     D, H, T = 2, 3, 7
     W, R, B = _weights(2, D, H, seed=5)
@@ -327,6 +329,7 @@ def test_onnx_default_bidirectional_gru_imports_exactly(dtype):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_to_onnx_writes_linear_before_reset_0(dtype, bidirectional):
     onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
     net = sr.GRU(3, 4, num_layers=2, output_size=2, dtype=dtype, seed=7, reset_after=False,
                  bidirectional=bidirectional)
@@ -587,6 +590,7 @@ def _lstm_weights(nd, D, H, seed):
 def test_onnx_lstm_with_peepholes_imports_exactly(dtype):
     """A hand-built ONNX LSTM with P against onnx's ReferenceEvaluator (float64 <= 1e-12,
     float32 <= 1e-5) and against the operator's equations written here."""
+    pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
     D, H, T = 3, 4, 10
     W, R, B, P = _lstm_weights(1, D, H, seed=11)
@@ -609,6 +613,7 @@ def test_onnx_lstm_with_peepholes_imports_exactly(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_onnx_bidirectional_lstm_with_peepholes(dtype):
+    pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
     D, H, T = 2, 3, 8
     W, R, B, P = _lstm_weights(2, D, H, seed=13)
@@ -625,6 +630,7 @@ def test_onnx_bidirectional_lstm_with_peepholes(dtype):
 def test_to_onnx_writes_p(dtype):
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
+    pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
     net = sr.LSTM(3, 4, num_layers=2, output_size=2, dtype=dtype, seed=5, peepholes=True)
     for layer in net.layers:

@@ -356,6 +356,7 @@ def test_initial_states_streamrnn_cannot_hold_are_refused():
 
 
 def test_from_onnx_into_net_replaces_the_initial_state_or_changes_nothing():
+    pytest.importorskip("onnx")
     net, h, c = net_with_initial(sr.LSTM, dtype="float32")
     model = sr.to_onnx(net)
     other = sr.LSTM(3, 4, 2, 2, dtype="float32", seed=9)
@@ -377,6 +378,7 @@ def test_from_onnx_into_net_replaces_the_initial_state_or_changes_nothing():
 
 
 def test_a_bad_constant_initial_state_changes_nothing():
+    pytest.importorskip("onnx")
     from onnx import numpy_helper
     src = sr.LSTM(3, 4, 2, 2, dtype="float32", seed=0)
     src.set_initial_state(np.ones((2, 4)))
@@ -404,6 +406,7 @@ def test_computed_initial_states_are_bounded():
     """A hostile model cannot make the import allocate without limit or run loops: computed
     initial states are evaluated with bounded ConstantOfShape/Expand and a fixed set of
     operators."""
+    pytest.importorskip("onnx")
     from onnx import helper, numpy_helper
     model = sr.to_onnx(sr.GRU(2, 3, seed=0))
     model.graph.initializer.extend([
