@@ -932,7 +932,12 @@ def test_seasonal_drift_takes_the_weight_on_a_trend_plus_season():
     assert w["seasonal_drift"] > 0.99, w
     assert w["seasonal_naive"] + w["seasonal_naive_2"] + w["persistence"] < 1e-9, w
     future = [0.7 * t + pat[t % m] for t in range(400, 400 + 2 * m)]
-    assert f.forecast(2 * m) == pytest.approx(future, abs=1e-9)
+    # exact experts (seasonal drift, additive Holt-Winters) make up the forecast; the
+    # network may keep a weight of order 1e-5 at short horizons (its regret depends on its
+    # own rounding: AVX-512, AVX2 or the sanitizer build's plain kernels), a network forecast
+    # ~0.4 off then moves the combination by ~1e-5; a lagging expert with a real weight
+    # moves it by ~0.7 * weight per season of lag
+    assert f.forecast(2 * m) == pytest.approx(future, abs=1e-3)
 
 
 def test_seasonal_naive_best_finds_a_longer_cycle():
